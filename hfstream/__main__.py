@@ -1,0 +1,5 @@
+import sys
+
+from hfstream.cli import main
+
+sys.exit(main())

@@ -1,0 +1,91 @@
+"""What the codec produces and what the decoder accepts: an image as coded patches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from hfstream.codec.schedules import GRID, Schedule, kept_mask
+
+PATCH = 256
+TOKENS = GRID * GRID
+MISSING = -1  # an index the decoder does not have (withheld or lost)
+
+
+@dataclass(frozen=True)
+class EncodedPatch:
+    """One 256x256 patch: its tier-0 strings, its schedule and its 16x16 indices.
+
+    ``indices`` holds 256 words in raster order, ``MISSING`` where unknown; a freshly
+    encoded patch knows all 256 (kept and withheld), a received one what arrived.
+    """
+
+    continuous: tuple[bytes, bytes] | None  # (y string, z string); None if not received
+    schedule: Schedule
+    indices: np.ndarray = field(repr=False)  # (256,) int64
+
+    def __post_init__(self) -> None:
+        if self.indices.shape != (TOKENS,):
+            raise ValueError(f"patch indices must have shape ({TOKENS},), got {self.indices.shape}")
+
+    @property
+    def continuous_bytes(self) -> int:
+        return 0 if self.continuous is None else len(self.continuous[0]) + len(self.continuous[1])
+
+    @property
+    def known(self) -> np.ndarray:
+        return self.indices != MISSING
+
+    def kept_only(self) -> EncodedPatch:
+        """The patch as sent under its schedule: withheld indices removed."""
+        keep = kept_mask(self.schedule).ravel()
+        return replace(self, indices=np.where(keep, self.indices, MISSING))
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    height: int  # of the original image; the patch grid covers it, padded
+    width: int
+    codebook_size: int  # 1024, or the size of the reduced codebook the indices refer to
+    model_id: int
+    patches: tuple[EncodedPatch, ...]
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(rows, cols) of 256x256 patches."""
+        return (-(-self.height // PATCH), -(-self.width // PATCH))
+
+    def __post_init__(self) -> None:
+        rows, cols = self.grid
+        if len(self.patches) != rows * cols:
+            raise ValueError(
+                f"{self.height}x{self.width} needs {rows * cols} patches, got {len(self.patches)}"
+            )
+
+    def kept_only(self) -> EncodedImage:
+        return replace(self, patches=tuple(p.kept_only() for p in self.patches))
+
+    def without_indices(self) -> EncodedImage:
+        """Tier 0 alone: every index missing."""
+        empty = np.full(TOKENS, MISSING, dtype=np.int64)
+        return replace(self, patches=tuple(replace(p, indices=empty.copy()) for p in self.patches))
+
+    def drop_indices(self, lost: np.ndarray) -> EncodedImage:
+        """Remove the indices where ``lost`` (P, 256) bool is True (a network loss)."""
+        assert lost.shape == (len(self.patches), TOKENS), lost.shape
+        return replace(
+            self,
+            patches=tuple(
+                replace(p, indices=np.where(lost[i], MISSING, p.indices))
+                for i, p in enumerate(self.patches)
+            ),
+        )
+
+    @property
+    def continuous_bytes(self) -> int:
+        return sum(p.continuous_bytes for p in self.patches)
+
+    @property
+    def pixels(self) -> int:
+        return self.height * self.width

@@ -1,0 +1,298 @@
+"""``HybridCodec``: the dual-stream codec behind one API.
+
+>>> codec = HybridCodec.from_pretrained()
+>>> enc = codec.encode(image, schedule="auto")        # any HxWx3 uint8 image
+>>> preview = codec.decode(enc.without_indices())      # tier 0 only
+>>> picture = codec.decode(enc.kept_only())            # what the schedule sends
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from hfstream.codec import index_coding
+from hfstream.codec.complexity import ComplexityModel
+from hfstream.codec.continuous import ContinuousCodec, ContinuousConfig
+from hfstream.codec.correction import CorrectionDecoder
+from hfstream.codec.encoded import MISSING, PATCH, TOKENS, EncodedImage, EncodedPatch
+from hfstream.codec.model_io import DEFAULT_MODEL_DIR, ModelBundle, load_model, split_prefix
+from hfstream.codec.predictor import MaskedTokenPredictor, PredictorConfig
+from hfstream.codec.schedules import GRID, Schedule
+from hfstream.codec.tokenizer import Tokenizer, TokenizerConfig
+
+DecodeMode = Literal["continuous", "vq", "hybrid"]
+FillMethod = Literal["predictor", "nearest"]
+MAX_SIDE = 16384  # larger images are refused rather than allowed to exhaust memory
+BATCH = 8  # patches per forward pass
+
+
+@dataclass(frozen=True)
+class ReducedCodebook:
+    """A K-means reduction of the codebook: word -> group, group centroids, representatives."""
+
+    groups: torch.Tensor  # (1024,) int64, the reduced word of every full word
+    centroids: torch.Tensor  # (K, D) unit vectors, what the decoder embeds for a reduced word
+    representatives: torch.Tensor  # (K,) int64, the full word nearest to each centroid
+
+    @property
+    def size(self) -> int:
+        return int(self.centroids.shape[0])
+
+
+def to_uint8_image(image: np.ndarray | Image.Image | str | Path) -> np.ndarray:
+    """Accept an array, a PIL image or a path; return a contiguous HxWx3 uint8 array."""
+    if isinstance(image, (str, Path)):
+        with Image.open(image) as im:
+            image = np.asarray(im.convert("RGB"))
+    elif isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"image must be HxWx3, got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        raise ValueError(f"image must be uint8, got {arr.dtype}")
+    h, w = arr.shape[:2]
+    if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+        raise ValueError(f"image size {w}x{h} is outside 1..{MAX_SIDE} per side")
+    return np.ascontiguousarray(arr)
+
+
+def split_patches(arr: np.ndarray) -> np.ndarray:
+    """HxWx3 -> (P, 256, 256, 3), edge-padded to whole patches, row-major."""
+    h, w = arr.shape[:2]
+    rows, cols = -(-h // PATCH), -(-w // PATCH)
+    padded = np.pad(arr, ((0, rows * PATCH - h), (0, cols * PATCH - w), (0, 0)), mode="edge")
+    return (
+        padded.reshape(rows, PATCH, cols, PATCH, 3).transpose(0, 2, 1, 3, 4).reshape(-1, PATCH, PATCH, 3)
+    )
+
+
+def merge_patches(patches: np.ndarray, height: int, width: int) -> np.ndarray:
+    rows, cols = -(-height // PATCH), -(-width // PATCH)
+    full = patches.reshape(rows, cols, PATCH, PATCH, 3).transpose(0, 2, 1, 3, 4)
+    return np.ascontiguousarray(full.reshape(rows * PATCH, cols * PATCH, 3)[:height, :width])
+
+
+def nearest_fill(indices: np.ndarray) -> np.ndarray:
+    """Naive fill: each missing index copies its nearest known neighbour (raster tie-break)."""
+    known = np.flatnonzero(indices != MISSING)
+    if known.size == 0 or known.size == TOKENS:
+        return indices.copy()
+    rr, cc = np.divmod(np.arange(TOKENS), GRID)
+    d = (rr[:, None] - rr[known][None, :]) ** 2 + (cc[:, None] - cc[known][None, :]) ** 2
+    return np.where(indices == MISSING, indices[known][d.argmin(axis=1)], indices)
+
+
+def _to_tensor(patches: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(patches).permute(0, 3, 1, 2).float().div(255.0)
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    return (x.clamp(0, 1) * 255.0).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+class HybridCodec:
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        continuous: ContinuousCodec,
+        predictor: MaskedTokenPredictor,
+        correction: CorrectionDecoder,
+        complexity: ComplexityModel,
+        reductions: dict[int, ReducedCodebook],
+        model_id: int,
+        name: str = "custom",
+    ) -> None:
+        self.tokenizer = tokenizer.eval()
+        self.continuous = continuous.eval()
+        self.predictor = predictor.eval()
+        self.correction = correction.eval()
+        self.complexity = complexity
+        self.reductions = reductions
+        self.model_id = model_id
+        self.name = name
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None) -> HybridCodec:
+        """Load a shipped model folder (default: the model inside the package)."""
+        return cls.from_bundle(load_model(path or DEFAULT_MODEL_DIR))
+
+    @classmethod
+    def from_bundle(cls, bundle: ModelBundle) -> HybridCodec:
+        cfg, t = bundle.config, bundle.tensors
+        tokenizer = Tokenizer(TokenizerConfig(**_tuples(cfg["tokenizer"])))
+        tokenizer.load_state_dict(split_prefix(t, "tokenizer"))
+        continuous = ContinuousCodec(ContinuousConfig(**cfg["continuous"]))
+        continuous.load_state_dict(split_prefix(t, "continuous"))
+        predictor = MaskedTokenPredictor(PredictorConfig(**cfg["predictor"]))
+        predictor.load_state_dict(split_prefix(t, "predictor"))
+        correction = CorrectionDecoder(tokenizer.decoder, continuous.config.m)
+        correction.load_state_dict(split_prefix(t, "correction"))
+        reductions = {}
+        for k in cfg.get("codebook_reductions", []):
+            r = split_prefix(t, f"reduction.{k}")
+            reductions[int(k)] = ReducedCodebook(r["groups"].long(), r["centroids"], r["representatives"].long())
+        complexity = ComplexityModel.from_dict(cfg["complexity"])
+        return cls(
+            tokenizer, continuous, predictor, correction, complexity, reductions,
+            bundle.model_id, cfg.get("name", "custom"),
+        )
+
+    @property
+    def codebook_sizes(self) -> list[int]:
+        return [self.tokenizer.config.codebook_size, *sorted(self.reductions, reverse=True)]
+
+    def _reduction(self, codebook_size: int) -> ReducedCodebook | None:
+        if codebook_size == self.tokenizer.config.codebook_size:
+            return None
+        if codebook_size not in self.reductions:
+            raise ValueError(
+                f'Invalid codebook size "{codebook_size}", should be one of {self.codebook_sizes}'
+            )
+        return self.reductions[codebook_size]
+
+    # ------------------------------------------------------------------ encoding
+    @torch.inference_mode()
+    def encode(
+        self,
+        image: np.ndarray | Image.Image | str | Path,
+        schedule: str | Schedule = "auto",
+        codebook_size: int | None = None,
+    ) -> EncodedImage:
+        """Code an image. ``schedule`` is a label (``1_4``...) or ``auto`` (complexity-aware)."""
+        arr = to_uint8_image(image)
+        k = codebook_size or self.tokenizer.config.codebook_size
+        reduction = self._reduction(k)
+        fixed = None if schedule == "auto" else Schedule.parse(schedule)
+        patches = split_patches(arr)
+        out: list[EncodedPatch] = []
+        for s in range(0, len(patches), BATCH):
+            chunk = patches[s : s + BATCH]
+            x = _to_tensor(chunk)
+            strings = self.continuous.compress_latent(ContinuousCodec.downsample(x))
+            z = F.normalize(self.tokenizer.encoder(x), dim=1)
+            if reduction is None:
+                idx = self.tokenizer.codebook.lookup(z)
+            else:
+                idx = torch.einsum("bdhw,kd->bkhw", z, reduction.centroids).argmax(dim=1)
+            for j, p in enumerate(chunk):
+                sched = fixed or self.complexity.schedule_for(self.complexity.score(p))
+                out.append(EncodedPatch(strings[j], sched, idx[j].flatten().long().numpy()))
+        return EncodedImage(arr.shape[0], arr.shape[1], k, self.model_id, tuple(out))
+
+    # ------------------------------------------------------------------ decoding
+    @torch.inference_mode()
+    def latents(self, patches: list[EncodedPatch]) -> torch.Tensor:
+        """ŷc of patches whose tier 0 is present, (B, M, 4, 4)."""
+        strings = [p.continuous for p in patches]
+        assert all(s is not None for s in strings), "every patch needs its continuous strings"
+        out = [self.continuous.decompress_latent(strings[i : i + BATCH]) for i in range(0, len(strings), BATCH)]  # type: ignore[arg-type]
+        return torch.cat(out)
+
+    @torch.inference_mode()
+    def decode(
+        self,
+        enc: EncodedImage,
+        mode: DecodeMode = "hybrid",
+        fill: FillMethod = "predictor",
+        steps: int = 1,
+    ) -> np.ndarray:
+        """Rebuild the image from whatever ``enc`` holds; returns HxWx3 uint8.
+
+        A patch without tier 0 falls back to its indices (nearest fill), and one with
+        neither is mid-grey. ``steps > 1`` switches the predictor to iterative decoding.
+        """
+        if mode not in ("continuous", "vq", "hybrid"):
+            raise ValueError(f'Invalid mode "{mode}", should be continuous, vq or hybrid')
+        if fill not in ("predictor", "nearest"):
+            raise ValueError(f'Invalid fill "{fill}", should be predictor or nearest')
+        if enc.model_id != self.model_id:
+            raise ValueError(
+                f"encoded with model {enc.model_id:08x}, this codec is model {self.model_id:08x}"
+            )
+        reduction = self._reduction(enc.codebook_size)
+        pics = []
+        for s in range(0, len(enc.patches), BATCH):
+            pics.append(self._decode_batch(list(enc.patches[s : s + BATCH]), reduction, mode, fill, steps))
+        return merge_patches(np.concatenate(pics), enc.height, enc.width)
+
+    def _decode_batch(
+        self,
+        patches: list[EncodedPatch],
+        reduction: ReducedCodebook | None,
+        mode: DecodeMode,
+        fill: FillMethod,
+        steps: int,
+    ) -> np.ndarray:
+        n = len(patches)
+        out = torch.full((n, 3, PATCH, PATCH), 0.5)
+        has_c = [i for i, p in enumerate(patches) if p.continuous is not None]
+        y_hat = low = None
+        if has_c:
+            y_hat = self.latents([patches[i] for i in has_c])
+            low = self.continuous.synthesize(y_hat)
+        if mode == "continuous":
+            if has_c:
+                out[has_c] = F.interpolate(low, size=(PATCH, PATCH), mode="bicubic", align_corners=False)
+            return _to_uint8(out)
+        limit = self.tokenizer.config.codebook_size if reduction is None else reduction.size
+        for i, p in enumerate(patches):
+            if int(p.indices.max()) >= limit or int(p.indices.min()) < MISSING:
+                raise ValueError(f"patch {i} has an index outside the {limit}-word codebook")
+        # Known words as full-codebook ids (the predictor's vocabulary) and as code vectors.
+        words = np.stack([p.indices for p in patches])
+        known = words != MISSING
+        full = words.copy()
+        if reduction is not None:
+            full[known] = reduction.representatives.numpy()[words[known]]
+        full_t = torch.from_numpy(np.where(known, full, 0))
+        known_t = torch.from_numpy(known)
+        filled = full_t.clone()
+        pos = {i: j for j, i in enumerate(has_c)}
+        if fill == "predictor" and has_c:
+            sel = torch.tensor(has_c)
+            filled[sel] = self.predictor.fill(full_t[sel], known_t[sel], y_hat, steps=steps)
+        for i, p in enumerate(patches):
+            if fill == "nearest" or i not in pos:
+                filled[i] = torch.from_numpy(nearest_fill(np.where(known[i], full[i], MISSING)))
+        q = self.tokenizer.codebook.embed(filled.clamp(min=0).reshape(n, GRID, GRID))
+        if reduction is not None:  # known reduced words decode to their centroid
+            cent = reduction.centroids[torch.from_numpy(np.where(known, words, 0))]  # (n, 256, D)
+            q_flat = q.flatten(2).transpose(1, 2)
+            q = torch.where(known_t[..., None], cent, q_flat).transpose(1, 2).reshape(q.shape)
+        blank = [i for i, p in enumerate(patches) if not known[i].any() and i not in pos]
+        feats = None
+        if mode == "hybrid" and has_c:
+            feats = self.correction(y_hat, low)
+        pic = self.tokenizer.decoder(q, None)
+        if feats is not None:
+            sel = torch.tensor(has_c)
+            pic[sel] = self.tokenizer.decoder(q[sel], feats)
+        out = pic
+        if blank:
+            out[torch.tensor(blank)] = 0.5
+        return _to_uint8(out)
+
+    # ------------------------------------------------------------------ index coding
+    @torch.inference_mode()
+    def index_probabilities(self, y_hat: torch.Tensor, codebook_size: int) -> np.ndarray:
+        """(B, 256, K) float64 prior of every position given ŷc alone, reproducibly rounded."""
+        reduction = self._reduction(codebook_size)
+        groups = None if reduction is None else reduction.groups.numpy()
+        out = []
+        for b in range(y_hat.shape[0]):  # one patch at a time: batch-independent logits
+            logits = self.predictor.prior_logits(y_hat[b : b + 1])[0].float().numpy()
+            out.append(index_coding.probabilities_from_logits(logits, groups))
+        return np.stack(out)
+
+
+def _tuples(d: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}

@@ -1,0 +1,99 @@
+"""Mask schedules: which of a patch's 16x16 indices are sent (kept) and which withheld.
+
+Structured lattices, so that every withheld position has a kept neighbour close by:
+
+========  ==================================================  ==========
+schedule  kept positions on the 16x16 map                     kept
+========  ==================================================  ==========
+``1_1``   all                                                 256 (100 %)
+``1_2``   checkerboard, (row + col) even                      128 (50 %)
+``1_4``   one per 2x2 cell, rows and cols 0, 2, ..., 14       64 (25 %)
+``1_9``   one per 3x3 cell, rows and cols 0, 3, ..., 15       36 (14.1 %)
+``1_16``  one per 4x4 cell, rows and cols 1, 5, 9, 13         16 (6.25 %)
+``0``     none: the continuous stream alone                   0
+========  ==================================================  ==========
+
+16 is not a multiple of 3, so ``1_9`` keeps a 6x6 lattice (the last row and column at 15)
+rather than exactly a ninth. Wire ids are fixed here, never derived from list order.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from functools import cache
+
+import numpy as np
+
+GRID = 16
+
+
+class Schedule(IntEnum):
+    """Wire id of each schedule (one byte)."""
+
+    NONE = 0
+    ALL = 1
+    HALF = 2
+    QUARTER = 4
+    NINTH = 9
+    SIXTEENTH = 16
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+    @classmethod
+    def parse(cls, text: str | int | Schedule) -> Schedule:
+        if isinstance(text, Schedule):
+            return text
+        for s, label in _LABELS.items():
+            if str(text) == label:
+                return s
+        raise ValueError(
+            f'Invalid schedule "{text}", should be one of {", ".join(_LABELS.values())}'
+        )
+
+
+_LABELS = {
+    Schedule.NONE: "0",
+    Schedule.ALL: "1_1",
+    Schedule.HALF: "1_2",
+    Schedule.QUARTER: "1_4",
+    Schedule.NINTH: "1_9",
+    Schedule.SIXTEENTH: "1_16",
+}
+
+
+@cache
+def _mask(schedule: Schedule) -> np.ndarray:
+    r, c = np.mgrid[0:GRID, 0:GRID]
+    if schedule == Schedule.NONE:
+        m = np.zeros((GRID, GRID), bool)
+    elif schedule == Schedule.ALL:
+        m = np.ones((GRID, GRID), bool)
+    elif schedule == Schedule.HALF:
+        m = (r + c) % 2 == 0
+    elif schedule == Schedule.QUARTER:
+        m = (r % 2 == 0) & (c % 2 == 0)
+    elif schedule == Schedule.NINTH:
+        m = (r % 3 == 0) & (c % 3 == 0)
+    elif schedule == Schedule.SIXTEENTH:
+        m = (r % 4 == 1) & (c % 4 == 1)
+    else:  # pragma: no cover - IntEnum is closed
+        raise ValueError(f"Unknown schedule {schedule!r}")
+    m.setflags(write=False)
+    return m
+
+
+def kept_mask(schedule: Schedule) -> np.ndarray:
+    """(16, 16) read-only bool array, True where the index is sent in tier 1."""
+    return _mask(Schedule.parse(schedule))
+
+
+def kept_positions(schedule: Schedule) -> np.ndarray:
+    """Flat positions (row * 16 + col) of the kept indices, in raster order."""
+    return np.flatnonzero(kept_mask(schedule).ravel())
+
+
+def withheld_positions(schedule: Schedule) -> np.ndarray:
+    """Flat positions of the withheld indices (tier 2), in raster order."""
+    return np.flatnonzero(~kept_mask(schedule).ravel())

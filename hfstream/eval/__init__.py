@@ -1,0 +1,1 @@
+"""Evaluation: quality metrics, classic-codec baselines and the codec benchmark."""

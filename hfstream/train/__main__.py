@@ -1,0 +1,44 @@
+"""``python -m hfstream.train STAGE --data DIR``: train one stage of the default model.
+
+Stages, in order: ``continuous`` and ``tokenizer`` (independent), ``correction`` (needs
+both), ``predictor`` (needs both), then ``export`` writes the shipped model folder.
+Every stage resumes from ``OUT/STAGE.ckpt`` when it exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+STAGES = {
+    "continuous": "hfstream.train.stage_continuous",
+    "tokenizer": "hfstream.train.stage_tokenizer",
+    "correction": "hfstream.train.stage_correction",
+    "predictor": "hfstream.train.stage_predictor",
+    "export": "hfstream.train.export",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hfstream.train", description=__doc__)
+    sub = parser.add_subparsers(dest="stage", required=True)
+    modules = {}
+    for name, modname in STAGES.items():
+        mod = importlib.import_module(modname)
+        modules[name] = mod
+        p = sub.add_parser(name, help=(mod.__doc__ or "").strip().splitlines()[0])
+        p.add_argument("--data", help="folder of training photos")
+        p.add_argument("--out", default="runs/default", help="checkpoint folder")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
+        mod.add_arguments(p)
+    args = parser.parse_args(argv)
+    if args.stage != "export" and not args.data:
+        parser.error(f"stage {args.stage} needs --data DIR")
+    modules[args.stage].run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

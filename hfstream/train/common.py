@@ -1,0 +1,95 @@
+"""What every training stage shares: device and DDP set-up, resumable checkpoints, logging."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class Runtime:
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_runtime(seed: int, device: str | None = None) -> Runtime:
+    """CPU by default, CUDA when present; DDP when launched by ``torchrun``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if world > 1:
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        dist.init_process_group(backend)
+        if device.startswith("cuda"):
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local)
+            device = f"cuda:{local}"
+    seed_everything(seed + rank)
+    return Runtime(rank=rank, world=world, device=torch.device(device))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def wrap_ddp(module: torch.nn.Module, rt: Runtime) -> torch.nn.Module:
+    if rt.world == 1:
+        return module
+    ids = [rt.device.index] if rt.device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+
+class Checkpoint:
+    """A resumable checkpoint: state dicts, the step reached and the stage's arguments.
+
+    Loaded with ``weights_only=True``: a checkpoint is tensors and plain containers only.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def save(self, step: int, states: dict[str, Any], args: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        torch.save({"step": step, "states": states, "args": args}, tmp)
+        os.replace(tmp, self.path)  # a crash mid-save never corrupts the last checkpoint
+
+    def load(self) -> dict[str, Any]:
+        return torch.load(self.path, map_location="cpu", weights_only=True)
+
+
+class JsonLog:
+    """Appends one JSON object per line: the training curve of a stage."""
+
+    def __init__(self, path: Path, enabled: bool) -> None:
+        self.path = path
+        self.enabled = enabled
+        self.t0 = time.time()
+        if enabled:
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, **record: Any) -> None:
+        if self.enabled:
+            record["elapsed_s"] = round(time.time() - self.t0, 1)
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")

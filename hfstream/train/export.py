@@ -1,0 +1,104 @@
+"""Stage ``export``: gather the trained stages into a shipped model folder.
+
+Also fits what ships beside the weights: the complexity normalisers and schedule
+thresholds (on training crops, ``--data``) and the K-means reductions of the codebook.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.cluster.vq import kmeans2
+from tqdm import tqdm
+
+from hfstream.codec.complexity import fit_complexity, patch_features
+from hfstream.codec.correction import CorrectionDecoder
+from hfstream.codec.model_io import DEFAULT_MODEL_DIR, save_model
+from hfstream.codec.predictor import MaskedTokenPredictor, PredictorConfig
+from hfstream.train.common import Checkpoint
+from hfstream.train.data import PhotoCrops
+from hfstream.train.frozen import load_continuous, load_tokenizer
+
+REDUCTIONS = (512, 256, 128, 64)
+# Thresholds are fitted so that, on training patches, the simplest 51.4 % get 1_9 and the
+# busiest 10 % get 1_2: on average 0.514*36 + 0.386*64 + 0.1*128 = 56 kept indices, 12.5 %
+# fewer than uniform 1_4 (64).
+SHARE_NINTH = 0.514
+SHARE_HALF = 0.10
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model-dir", default=str(DEFAULT_MODEL_DIR), help="where to write the model")
+    p.add_argument("--name", default="hybridflow-default")
+    p.add_argument("--version", type=int, default=1)
+    p.add_argument("--complexity-samples", type=int, default=2000)
+
+
+def _half(sd: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {
+        f"{prefix}.{k}": (v.half() if v.is_floating_point() else v) for k, v in sd.items()
+    }
+
+
+def reduce_codebook(codebook: torch.Tensor, k: int, seed: int) -> dict[str, torch.Tensor]:
+    """K-means on the unit code vectors: groups, unit centroids, nearest full word to each."""
+    data = codebook.double().numpy()
+    centroids, groups = kmeans2(data, k, minit="++", seed=seed, iter=50)
+    # kmeans2 can leave a cluster empty: give it the word farthest from its centroid.
+    for j in range(k):
+        if not (groups == j).any():
+            d = ((data - centroids[groups]) ** 2).sum(1)
+            far = int(d.argmax())
+            groups[far] = j
+            centroids[j] = data[far]
+    cent = F.normalize(torch.from_numpy(centroids).float(), dim=1)
+    reps = (cent @ codebook.T).argmax(dim=1)
+    return {"groups": torch.from_numpy(groups).long(), "centroids": cent, "representatives": reps}
+
+
+def run(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    tokenizer = load_tokenizer(out)
+    continuous = load_continuous(out)
+    pstate = Checkpoint(out / "predictor.ckpt").load()
+    predictor = MaskedTokenPredictor(PredictorConfig(**pstate["args"]["config"]))
+    predictor.load_state_dict(pstate["states"]["model"])
+    correction = CorrectionDecoder(tokenizer.decoder, continuous.config.m)
+    correction.load_state_dict(Checkpoint(out / "correction.ckpt").load()["states"]["model"])
+
+    if not args.data:
+        raise SystemExit("export needs --data DIR to fit the complexity thresholds")
+    crops = PhotoCrops(args.data, 256, seed=args.seed + 99)
+    feats = np.stack(
+        [patch_features(crops.sample()) for _ in tqdm(range(args.complexity_samples), desc="complexity")]
+    )
+    complexity = fit_complexity(feats, SHARE_NINTH, SHARE_HALF)
+
+    tensors = {}
+    tensors.update(_half(tokenizer.state_dict(), "tokenizer"))
+    tensors.update({f"continuous.{k}": v for k, v in continuous.state_dict().items()})
+    tensors.update(_half(predictor.state_dict(), "predictor"))
+    tensors.update(_half(correction.state_dict(), "correction"))
+    codebook = tokenizer.codebook.normalized().detach()
+    for k in REDUCTIONS:
+        for name, t in reduce_codebook(codebook, k, args.seed).items():
+            tensors[f"reduction.{k}.{name}"] = t
+    tok_cfg = asdict(tokenizer.config)
+    config = {
+        "name": args.name,
+        "version": args.version,
+        "patch": 256,
+        "tokenizer": {k: list(v) if isinstance(v, tuple) else v for k, v in tok_cfg.items()},
+        "continuous": asdict(continuous.config),
+        "predictor": asdict(predictor.config),
+        "complexity": complexity.to_dict(),
+        "codebook_reductions": list(REDUCTIONS),
+    }
+    model_id = save_model(Path(args.model_dir), config, tensors)
+    size = sum(p.stat().st_size for p in Path(args.model_dir).iterdir())
+    print(f"wrote {args.model_dir}: model id {model_id:08x}, {size / 1e6:.1f} MB")

@@ -1,0 +1,1 @@
+"""hfstream's network simulator: link models and loss sweeps. Depends on hfstream."""

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hfstream.codec.hybrid import HybridCodec
+from hfstream.demo import bundled_image
+
+
+@pytest.fixture(scope="session")
+def codec() -> HybridCodec:
+    """The real shipped model."""
+    return HybridCodec.from_pretrained()
+
+
+@pytest.fixture(scope="session")
+def small_image() -> np.ndarray:
+    """A 240x300 crop of the bundled photo: two patches, padded on both axes."""
+    return bundled_image()[100:340, 100:400].copy()
