@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("output")
     e.add_argument("--schedule", default="auto", help="auto, 1_1, 1_2, 1_4, 1_9, 1_16 or 0")
     e.add_argument("--codebook", type=int, default=None, help="1024 or a reduced size")
-    e.add_argument("--fixed", action="store_true", help="fixed-length indices instead of the learned prior")
+    e.add_argument(
+        "--fixed", action="store_true", help="fixed-length indices instead of the learned prior"
+    )
     e.add_argument("--withheld", action="store_true", help="also store the withheld indices")
     e.add_argument("--model", default=None, help="model folder (default: the shipped model)")
     e.set_defaults(func=cmd_encode)

@@ -108,7 +108,9 @@ def _read(data: bytes, codec: HybridCodec) -> EncodedImage:
         raise ContainerError("not an hfstream file (bad magic)")
     version = buf.pull_uint8("version")
     if version != VERSION:
-        raise ContainerError(f"unsupported container version {version}, this hfstream reads {VERSION}")
+        raise ContainerError(
+            f"unsupported container version {version}, this hfstream reads {VERSION}"
+        )
     coding_id = buf.pull_uint8("index coding")
     if coding_id not in IndexCoding._value2member_map_:
         raise ContainerError(f"unknown index coding {coding_id}")
@@ -130,7 +132,9 @@ def _read(data: bytes, codec: HybridCodec) -> EncodedImage:
     n = (-(-height // 256)) * (-(-width // 256))
     # Every patch needs at least 7 bytes: refuse a header that promises more than the file holds.
     if n * 7 > buf.remaining:
-        raise ContainerError(f"file declares {n} patches but holds only {buf.remaining} bytes of them")
+        raise ContainerError(
+            f"file declares {n} patches but holds only {buf.remaining} bytes of them"
+        )
     raw = []
     for i in range(n):
         sid = buf.pull_uint8(f"patch {i} schedule")
@@ -140,7 +144,11 @@ def _read(data: bytes, codec: HybridCodec) -> EncodedImage:
         z = buf.pull_bytes(buf.pull_uint16(f"patch {i} z length"), f"patch {i} z string")
         blobs = [buf.pull_bytes(buf.pull_uint16(f"patch {i} index length"), f"patch {i} indices")]
         if tiers == 2:
-            blobs.append(buf.pull_bytes(buf.pull_uint16(f"patch {i} withheld length"), f"patch {i} withheld indices"))
+            blobs.append(
+                buf.pull_bytes(
+                    buf.pull_uint16(f"patch {i} withheld length"), f"patch {i} withheld indices"
+                )
+            )
         raw.append((Schedule(sid), (y, z), blobs))
     if not buf.eof():
         raise ContainerError(f"{buf.remaining} unexpected bytes after the last patch")
@@ -155,7 +163,9 @@ def _read(data: bytes, codec: HybridCodec) -> EncodedImage:
     out = []
     for i, (sched, cont, blobs) in enumerate(raw):
         idx = np.full(TOKENS, MISSING, np.int64)
-        for pos, blob in zip((kept_positions(sched), withheld_positions(sched)), blobs, strict=False):
+        for pos, blob in zip(
+            (kept_positions(sched), withheld_positions(sched)), blobs, strict=False
+        ):
             try:
                 if probs is None:
                     values = unpack_fixed(blob, bits, len(pos))

@@ -33,7 +33,10 @@ def run_demo(out: Path) -> int:
     Image.fromarray(img).save(out / "original.png")
     h, w = img.shape[:2]
     print(f"image {w}x{h}, {len(codec.encode(img, '1_1').patches)} patches of 256x256")
-    print(f"{'decode':34s} {'bytes':>7s} {'bpp':>7s} {'PSNR':>6s} {'MS-SSIM':>8s} {'HaarPSI':>8s} {'ms':>6s}")
+    print(
+        f"{'decode':34s} {'bytes':>7s} {'bpp':>7s} {'PSNR':>6s} "
+        f"{'MS-SSIM':>8s} {'HaarPSI':>8s} {'ms':>6s}"
+    )
     cases = [
         ("preview (tier 0 only)", "0", "hybrid", "preview.png"),
         ("continuous only", "0", "continuous", "continuous.png"),

@@ -10,7 +10,12 @@ def test_round_trip():
     b.push_uint32(123456789)
     b.push_bytes(b"xyz")
     r = Buffer(b.data())
-    assert (r.pull_uint8(), r.pull_uint16(), r.pull_uint32(), r.pull_bytes(3)) == (7, 65535, 123456789, b"xyz")
+    assert (r.pull_uint8(), r.pull_uint16(), r.pull_uint32(), r.pull_bytes(3)) == (
+        7,
+        65535,
+        123456789,
+        b"xyz",
+    )
     assert r.eof()
 
 

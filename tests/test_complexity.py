@@ -27,7 +27,12 @@ def test_fitted_thresholds_split_the_training_set_as_asked():
     rng = np.random.default_rng(1)
     feats = rng.random((5000, 4)) * [8, 80, 9, 40]
     model = fit_complexity(feats, share_ninth=0.5, share_half=0.1)
-    scores = np.array([np.mean(np.clip((f - model.low) / (np.array(model.high) - model.low), 0, 1)) for f in feats])
+    scores = np.array(
+        [
+            np.mean(np.clip((f - model.low) / (np.array(model.high) - model.low), 0, 1))
+            for f in feats
+        ]
+    )
     sched = [model.schedule_for(s) for s in scores]
     assert sched.count(Schedule.NINTH) / len(sched) == pytest.approx(0.5, abs=0.01)
     assert sched.count(Schedule.HALF) / len(sched) == pytest.approx(0.1, abs=0.01)

@@ -13,7 +13,11 @@ from hfstream.codec.index_coding import (
 )
 
 
-@given(st.integers(1, 10).flatmap(lambda b: st.tuples(st.just(b), st.lists(st.integers(0, (1 << b) - 1), max_size=300))))
+@given(
+    st.integers(1, 10).flatmap(
+        lambda b: st.tuples(st.just(b), st.lists(st.integers(0, (1 << b) - 1), max_size=300))
+    )
+)
 def test_fixed_length_round_trip(case):
     bits, values = case
     data = pack_fixed(np.array(values, dtype=np.int64), bits)

@@ -71,16 +71,16 @@ def patch_features(patch: np.ndarray) -> np.ndarray:
     ent = _entropy(np.bincount(np.clip(luma, 0, 255).astype(np.int64).ravel(), minlength=256))
     contrast = float(luma.std())
     q = patch.astype(np.int64) >> 5  # 8 levels per channel
-    colour = _entropy(np.bincount((q[..., 0] * 64 + q[..., 1] * 8 + q[..., 2]).ravel(), minlength=512))
+    colour = _entropy(
+        np.bincount((q[..., 0] * 64 + q[..., 1] * 8 + q[..., 2]).ravel(), minlength=512)
+    )
     rf = np.diff(luma, axis=1)
     cf = np.diff(luma, axis=0)
     sf = float(np.sqrt(np.mean(rf**2) + np.mean(cf**2)))
     return np.array([ent, contrast, colour, sf])
 
 
-def fit_complexity(
-    features: np.ndarray, share_ninth: float, share_half: float
-) -> ComplexityModel:
+def fit_complexity(features: np.ndarray, share_ninth: float, share_half: float) -> ComplexityModel:
     """Fit normalisers and thresholds on (N, 4) training-patch features.
 
     The thresholds are score quantiles: the simplest ``share_ninth`` of the patches get

@@ -70,7 +70,9 @@ def split_patches(arr: np.ndarray) -> np.ndarray:
     rows, cols = -(-h // PATCH), -(-w // PATCH)
     padded = np.pad(arr, ((0, rows * PATCH - h), (0, cols * PATCH - w), (0, 0)), mode="edge")
     return (
-        padded.reshape(rows, PATCH, cols, PATCH, 3).transpose(0, 2, 1, 3, 4).reshape(-1, PATCH, PATCH, 3)
+        padded.reshape(rows, PATCH, cols, PATCH, 3)
+        .transpose(0, 2, 1, 3, 4)
+        .reshape(-1, PATCH, PATCH, 3)
     )
 
 
@@ -139,11 +141,19 @@ class HybridCodec:
         reductions = {}
         for k in cfg.get("codebook_reductions", []):
             r = split_prefix(t, f"reduction.{k}")
-            reductions[int(k)] = ReducedCodebook(r["groups"].long(), r["centroids"], r["representatives"].long())
+            reductions[int(k)] = ReducedCodebook(
+                r["groups"].long(), r["centroids"], r["representatives"].long()
+            )
         complexity = ComplexityModel.from_dict(cfg["complexity"])
         return cls(
-            tokenizer, continuous, predictor, correction, complexity, reductions,
-            bundle.model_id, cfg.get("name", "custom"),
+            tokenizer,
+            continuous,
+            predictor,
+            correction,
+            complexity,
+            reductions,
+            bundle.model_id,
+            cfg.get("name", "custom"),
         )
 
     @property
@@ -194,7 +204,10 @@ class HybridCodec:
         """ŷc of patches whose tier 0 is present, (B, M, 4, 4)."""
         strings = [p.continuous for p in patches]
         assert all(s is not None for s in strings), "every patch needs its continuous strings"
-        out = [self.continuous.decompress_latent(strings[i : i + BATCH]) for i in range(0, len(strings), BATCH)]  # type: ignore[arg-type]
+        out = [
+            self.continuous.decompress_latent(strings[i : i + BATCH])
+            for i in range(0, len(strings), BATCH)
+        ]  # type: ignore[arg-type]
         return torch.cat(out)
 
     @torch.inference_mode()
@@ -221,7 +234,9 @@ class HybridCodec:
         reduction = self._reduction(enc.codebook_size)
         pics = []
         for s in range(0, len(enc.patches), BATCH):
-            pics.append(self._decode_batch(list(enc.patches[s : s + BATCH]), reduction, mode, fill, steps))
+            pics.append(
+                self._decode_batch(list(enc.patches[s : s + BATCH]), reduction, mode, fill, steps)
+            )
         return merge_patches(np.concatenate(pics), enc.height, enc.width)
 
     def _decode_batch(
@@ -241,7 +256,9 @@ class HybridCodec:
             low = self.continuous.synthesize(y_hat)
         if mode == "continuous":
             if has_c:
-                out[has_c] = F.interpolate(low, size=(PATCH, PATCH), mode="bicubic", align_corners=False)
+                out[has_c] = F.interpolate(
+                    low, size=(PATCH, PATCH), mode="bicubic", align_corners=False
+                )
             return _to_uint8(out)
         limit = self.tokenizer.config.codebook_size if reduction is None else reduction.size
         for i, p in enumerate(patches):
@@ -260,7 +277,7 @@ class HybridCodec:
         if fill == "predictor" and has_c:
             sel = torch.tensor(has_c)
             filled[sel] = self.predictor.fill(full_t[sel], known_t[sel], y_hat, steps=steps)
-        for i, p in enumerate(patches):
+        for i in range(n):
             if fill == "nearest" or i not in pos:
                 filled[i] = torch.from_numpy(nearest_fill(np.where(known[i], full[i], MISSING)))
         q = self.tokenizer.codebook.embed(filled.clamp(min=0).reshape(n, GRID, GRID))

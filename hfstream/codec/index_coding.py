@@ -91,7 +91,9 @@ def decode_with_prior(data: bytes, probs: np.ndarray) -> np.ndarray:
             raise ValueError("index data present but no position to decode")
         return np.zeros(0, dtype=np.int64)
     if len(data) == 0 or len(data) % 4:
-        raise ValueError(f"prior-coded index data must be a non-empty multiple of 4 bytes, got {len(data)}")
+        raise ValueError(
+            f"prior-coded index data must be a non-empty multiple of 4 bytes, got {len(data)}"
+        )
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
     try:
         coder = constriction.stream.stack.AnsCoder(words)

@@ -69,7 +69,7 @@ def load_model(folder: str | Path) -> ModelBundle:
         raise ModelFileError(f"{cfg_path} is not an hfstream model config")
     if config.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(
-            f'{cfg_path} has format_version {config.get("format_version")!r}, '
+            f"{cfg_path} has format_version {config.get('format_version')!r}, "
             f"this hfstream reads {FORMAT_VERSION}"
         )
     size = w_path.stat().st_size

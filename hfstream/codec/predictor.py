@@ -58,7 +58,7 @@ class MaskedTokenPredictor(nn.Module):
         self.head = nn.Linear(d, c.vocab)
 
     def forward(self, idx: torch.Tensor, y_hat: torch.Tensor) -> torch.Tensor:
-        """idx (B, 256) with ``mask_id`` where unknown; y_hat (B, M, 4, 4) -> logits (B, 256, vocab)."""
+        """idx (B, 256), ``mask_id`` where unknown; y_hat (B, M, 4, 4) -> logits (B, 256, V)."""
         c = self.config
         b = idx.shape[0]
         pos = (self.row_emb[:, None, :] + self.col_emb[None, :, :]).reshape(c.grid**2, -1)

@@ -92,9 +92,7 @@ class Decoder(nn.Module):
         """Channels of the stem output and of each up-sampling layer's output."""
         return [self.stem.out_channels] + [up[0].conv.out_channels for up in self.ups]
 
-    def forward(
-        self, q: torch.Tensor, features: list[torch.Tensor] | None = None
-    ) -> torch.Tensor:
+    def forward(self, q: torch.Tensor, features: list[torch.Tensor] | None = None) -> torch.Tensor:
         h = self.stem(q)
         if features is not None:
             h = h + features[0]

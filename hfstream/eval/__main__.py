@@ -57,14 +57,23 @@ def plot(summary: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 5))
     for ax, metric in zip(axes, ("psnr", "haarpsi"), strict=True):
         groups = {
-            "hybrid schedules": [s for s in summary if s["method"] in ("hybrid 1_16", "hybrid 1_9", "hybrid 1_4", "hybrid 1_2", "hybrid (all indices)")],
-            "codebook ladder (1_4)": [s for s in summary if "codebook" in s["method"]] ,
+            "hybrid schedules": [
+                s
+                for s in summary
+                if s["method"]
+                in ("hybrid 1_16", "hybrid 1_9", "hybrid 1_4", "hybrid 1_2", "hybrid (all indices)")
+            ],
+            "codebook ladder (1_4)": [s for s in summary if "codebook" in s["method"]],
         }
         for label, pts in groups.items():
             pts = sorted((p for p in pts if "bpp" in p), key=lambda p: p["bpp"])
             ax.plot([p["bpp"] for p in pts], [p[metric] for p in pts], "o-", label=label)
         for s in summary:
-            if s["method"] in ("continuous", "vq (all indices)", "hybrid auto", "jpeg", "webp", "avif") and metric in s:
+            if (
+                s["method"]
+                in ("continuous", "vq (all indices)", "hybrid auto", "jpeg", "webp", "avif")
+                and metric in s
+            ):
                 ax.plot(s["bpp"], s[metric], "s", label=s["method"])
         ax.set_xlabel("bits per pixel")
         ax.set_ylabel(metric.upper() if metric == "psnr" else "HaarPSI")
@@ -89,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for f in tqdm(files, desc="images"):
-        for r in evaluate_image(codec, to_uint8_image(f), args.iterative_steps, not args.no_classic):
+        for r in evaluate_image(
+            codec, to_uint8_image(f), args.iterative_steps, not args.no_classic
+        ):
             rows.append({"image": f.name, **r})
     summary = summarize(rows)
     write_csv(out / "per_image.csv", rows)
@@ -105,8 +116,14 @@ def main(argv: list[str] | None = None) -> int:
         if "bpp" not in s:
             print(f"{s['method']:40s} does not fit the budget")
             continue
-        print(f"{s['method']:40s} {s['bytes']:8.0f} {s['bpp']:7.4f} {s['psnr']:7.2f} {s['ms_ssim']:8.4f} {s['haarpsi']:8.4f}")
-    print(f"encode {enc_ms:.0f} ms/patch, {img_enc:.0f} ms/image; decode (hybrid 1_4) {dec_ms:.0f} ms/patch, {img_dec:.0f} ms/image")
+        print(
+            f"{s['method']:40s} {s['bytes']:8.0f} {s['bpp']:7.4f} {s['psnr']:7.2f} "
+            f"{s['ms_ssim']:8.4f} {s['haarpsi']:8.4f}"
+        )
+    print(
+        f"encode {enc_ms:.0f} ms/patch, {img_enc:.0f} ms/image; "
+        f"decode (hybrid 1_4) {dec_ms:.0f} ms/patch, {img_dec:.0f} ms/image"
+    )
     print(f"wrote {out}/per_image.csv, summary.csv, rd.png")
     return 0
 

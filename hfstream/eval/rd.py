@@ -21,7 +21,10 @@ SCHEDULES = (Schedule.HALF, Schedule.QUARTER, Schedule.NINTH, Schedule.SIXTEENTH
 
 
 def with_schedule(enc: EncodedImage, schedules: list[Schedule]) -> EncodedImage:
-    return replace(enc, patches=tuple(replace(p, schedule=s) for p, s in zip(enc.patches, schedules, strict=True)))
+    return replace(
+        enc,
+        patches=tuple(replace(p, schedule=s) for p, s in zip(enc.patches, schedules, strict=True)),
+    )
 
 
 class IndexBytes:
@@ -58,12 +61,28 @@ def evaluate_image(
     all_pos = [np.arange(256)] * n
 
     def add(method: str, nbytes: int, img: np.ndarray, **extra: object) -> None:
-        rows.append({"method": method, "bytes": nbytes, "bpp": 8 * nbytes / pixels, **all_metrics(ref, img), **extra})
+        rows.append(
+            {
+                "method": method,
+                "bytes": nbytes,
+                "bpp": 8 * nbytes / pixels,
+                **all_metrics(ref, img),
+                **extra,
+            }
+        )
 
     add("continuous", base + tier0, codec.decode(full.without_indices(), mode="continuous"))
     add("preview (tier 0, predicted indices)", base + tier0, codec.decode(full.without_indices()))
-    add("vq (all indices)", base + n * BLOB_HEADER + ib.fixed(all_pos), codec.decode(full, mode="vq"))
-    add("hybrid (all indices)", base + tier0 + n * BLOB_HEADER + ib.prior(all_pos), codec.decode(full))
+    add(
+        "vq (all indices)",
+        base + n * BLOB_HEADER + ib.fixed(all_pos),
+        codec.decode(full, mode="vq"),
+    )
+    add(
+        "hybrid (all indices)",
+        base + tier0 + n * BLOB_HEADER + ib.prior(all_pos),
+        codec.decode(full),
+    )
     t0 = time.perf_counter()
     for sched in SCHEDULES:
         enc = with_schedule(full, [sched] * n).kept_only()
@@ -74,32 +93,63 @@ def evaluate_image(
         img = codec.decode(enc)
         if sched == Schedule.QUARTER:
             decode_s = time.perf_counter() - t1
-        add(f"hybrid {sched.label}", size, img, bytes_fixed=size_fixed, index_bits_prior=8 * ib.prior(pos) / (len(pos[0]) * n))
+        add(
+            f"hybrid {sched.label}",
+            size,
+            img,
+            bytes_fixed=size_fixed,
+            index_bits_prior=8 * ib.prior(pos) / (len(pos[0]) * n),
+        )
         if sched in (Schedule.QUARTER, Schedule.NINTH):
             add(f"hybrid {sched.label} nearest fill", size, codec.decode(enc, fill="nearest"))
-            add(f"hybrid {sched.label} iterative {iterative_steps}", size, codec.decode(enc, steps=iterative_steps))
+            add(
+                f"hybrid {sched.label} iterative {iterative_steps}",
+                size,
+                codec.decode(enc, steps=iterative_steps),
+            )
             add(f"vq {sched.label} predictor fill", size, codec.decode(enc, mode="vq"))
-            add(f"vq {sched.label} nearest fill", size, codec.decode(enc, mode="vq", fill="nearest"))
+            add(
+                f"vq {sched.label} nearest fill", size, codec.decode(enc, mode="vq", fill="nearest")
+            )
     # Complexity-aware schedule.
     auto = [codec.complexity.schedule_for(codec.complexity.score(p)) for p in _patches_of(ref)]
     enc = with_schedule(full, auto).kept_only()
     pos = [kept_positions(s) for s in auto]
-    add("hybrid auto", base + tier0 + n * BLOB_HEADER + ib.prior(pos), codec.decode(enc),
-        kept_share=float(np.mean([len(p) for p in pos]) / 256))
+    add(
+        "hybrid auto",
+        base + tier0 + n * BLOB_HEADER + ib.prior(pos),
+        codec.decode(enc),
+        kept_share=float(np.mean([len(p) for p in pos]) / 256),
+    )
     # Reduced codebooks at 1_4.
     for k in sorted(codec.reductions, reverse=True):
-        red = with_schedule(codec.encode(ref, schedule="1_1", codebook_size=k), [Schedule.QUARTER] * n)
+        red = with_schedule(
+            codec.encode(ref, schedule="1_1", codebook_size=k), [Schedule.QUARTER] * n
+        )
         rb = IndexBytes(codec, red)
         pos = [kept_positions(Schedule.QUARTER)] * n
-        add(f"hybrid 1_4 codebook {k}", base + tier0 + n * BLOB_HEADER + rb.prior(pos), codec.decode(red.kept_only()),
-            bytes_fixed=base + tier0 + n * BLOB_HEADER + rb.fixed(pos))
+        add(
+            f"hybrid 1_4 codebook {k}",
+            base + tier0 + n * BLOB_HEADER + rb.prior(pos),
+            codec.decode(red.kept_only()),
+            bytes_fixed=base + tier0 + n * BLOB_HEADER + rb.fixed(pos),
+        )
     # Classic codecs at the byte budget of hybrid 1_4.
     budget = next(r["bytes"] for r in rows if r["method"] == "hybrid 1_4")
     if classic:
         for name in CODECS:
             res = fit_budget(ref, name, budget)
             if res is None:
-                rows.append({"method": name, "bytes": None, "bpp": None, "psnr": None, "ms_ssim": None, "haarpsi": None})
+                rows.append(
+                    {
+                        "method": name,
+                        "bytes": None,
+                        "bpp": None,
+                        "psnr": None,
+                        "ms_ssim": None,
+                        "haarpsi": None,
+                    }
+                )
             else:
                 add(name, res.bytes, res.image, factor=res.factor, quality=res.quality)
     for r in rows:

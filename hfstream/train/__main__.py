@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--data", help="folder of training photos")
         p.add_argument("--out", default="runs/default", help="checkpoint folder")
         p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
+        p.add_argument(
+            "--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)"
+        )
         mod.add_arguments(p)
     args = parser.parse_args(argv)
     if args.stage != "export" and not args.data:

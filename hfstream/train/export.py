@@ -39,10 +39,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--complexity-samples", type=int, default=2000)
 
 
-def _half(sd: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+def _half(module: torch.nn.Module, prefix: str) -> dict[str, torch.Tensor]:
+    """Parameters as float16 (halves the package), buffers (CDF tables...) as they are."""
+    params = {n for n, _ in module.named_parameters()}
     return {
-        f"{prefix}.{k}": (v.half() if v.is_floating_point() else v) for k, v in sd.items()
+        f"{prefix}.{k}": (v.half() if k in params and v.is_floating_point() else v)
+        for k, v in module.state_dict().items()
     }
+
+
+@torch.no_grad()
+def round_to_half(module: torch.nn.Module) -> None:
+    """Make the in-memory weights exactly what float16 storage will give back."""
+    for p in module.parameters():
+        p.copy_(p.half().float())
 
 
 def reduce_codebook(codebook: torch.Tensor, k: int, seed: int) -> dict[str, torch.Tensor]:
@@ -75,15 +85,22 @@ def run(args: argparse.Namespace) -> None:
         raise SystemExit("export needs --data DIR to fit the complexity thresholds")
     crops = PhotoCrops(args.data, 256, seed=args.seed + 99)
     feats = np.stack(
-        [patch_features(crops.sample()) for _ in tqdm(range(args.complexity_samples), desc="complexity")]
+        [
+            patch_features(crops.sample())
+            for _ in tqdm(range(args.complexity_samples), desc="complexity")
+        ]
     )
     complexity = fit_complexity(feats, SHARE_NINTH, SHARE_HALF)
 
+    for module in (tokenizer, continuous, predictor, correction):
+        round_to_half(module)
+    # The entropy coder's tables must come from the weights the receiver will load.
+    continuous.update(force=True)
     tensors = {}
-    tensors.update(_half(tokenizer.state_dict(), "tokenizer"))
-    tensors.update({f"continuous.{k}": v for k, v in continuous.state_dict().items()})
-    tensors.update(_half(predictor.state_dict(), "predictor"))
-    tensors.update(_half(correction.state_dict(), "correction"))
+    tensors.update(_half(tokenizer, "tokenizer"))
+    tensors.update(_half(continuous, "continuous"))
+    tensors.update(_half(predictor, "predictor"))
+    tensors.update(_half(correction, "correction"))
     codebook = tokenizer.codebook.normalized().detach()
     for k in REDUCTIONS:
         for name, t in reduce_codebook(codebook, k, args.seed).items():

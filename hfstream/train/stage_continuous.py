@@ -74,7 +74,11 @@ def run(args: argparse.Namespace) -> None:
         if rt.is_main and (step % 500 == 0 or step == args.steps):
             ckpt.save(
                 step,
-                {"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict()},
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "aux_opt": aux_opt.state_dict(),
+                },
                 {"n": args.n, "m": args.m, "lmbda": args.lmbda},
             )
     bar.close()

@@ -1,0 +1,31 @@
+import numpy as np
+from PIL import Image
+
+from hfstream.cli import main
+
+
+def test_encode_decode_round_trip(tmp_path, small_image, capsys):
+    src, hfs, out = tmp_path / "in.png", tmp_path / "x.hfs", tmp_path / "out.png"
+    Image.fromarray(small_image).save(src)
+    assert main(["encode", str(src), str(hfs), "--schedule", "1_4"]) == 0
+    assert "bpp" in capsys.readouterr().out
+    assert main(["decode", str(hfs), str(out), "--steps", "2"]) == 0
+    assert np.asarray(Image.open(out)).shape == small_image.shape
+
+
+def test_bad_files_exit_2_with_one_line(tmp_path, small_image, capsys):
+    src, hfs = tmp_path / "in.png", tmp_path / "x.hfs"
+    Image.fromarray(small_image).save(src)
+    main(["encode", str(src), str(hfs)])
+    capsys.readouterr()
+    hfs.write_bytes(hfs.read_bytes()[:40])
+    assert main(["decode", str(hfs), str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "truncated" in err and "Traceback" not in err
+    assert main(["decode", str(tmp_path / "missing.hfs"), str(tmp_path / "o.png")]) == 2
+    assert "No such file" in capsys.readouterr().err
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    assert main(["encode", str(tmp_path / "junk.png"), str(hfs)]) == 2
+    assert "error" in capsys.readouterr().err
+    assert main(["encode", str(src), str(hfs), "--schedule", "1_3"]) == 2
+    assert 'Invalid schedule "1_3"' in capsys.readouterr().err

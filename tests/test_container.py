@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hfstream import container
+from hfstream.container import ContainerError, IndexCoding
+
+
+@pytest.fixture(scope="module")
+def encoded(codec, small_image):
+    return codec.encode(small_image, schedule="auto")
+
+
+@pytest.fixture(scope="module")
+def blob(codec, encoded):
+    return container.write(encoded, codec, IndexCoding.PRIOR)
+
+
+@pytest.mark.parametrize("coding", list(IndexCoding))
+@pytest.mark.parametrize("withheld", [False, True])
+def test_round_trip_is_exact(codec, encoded, coding, withheld):
+    data = container.write(encoded, codec, coding, include_withheld=withheld)
+    back = container.read(data, codec)
+    expected = encoded if withheld else encoded.kept_only()
+    assert (back.height, back.width, back.codebook_size) == (encoded.height, encoded.width, 1024)
+    for a, b in zip(back.patches, expected.patches, strict=True):
+        assert a.schedule == b.schedule and a.continuous == b.continuous
+        assert np.array_equal(a.indices, b.indices)
+
+
+def test_prior_coding_is_smaller_than_fixed(codec, encoded):
+    fixed = container.write(encoded, codec, IndexCoding.FIXED, include_withheld=True)
+    prior = container.write(encoded, codec, IndexCoding.PRIOR, include_withheld=True)
+    assert len(prior) < len(fixed)
+
+
+def test_reduced_codebook_round_trip(codec, small_image):
+    enc = codec.encode(small_image, schedule="1_4", codebook_size=128)
+    back = container.read(container.write(enc, codec), codec)
+    assert back.codebook_size == 128
+    assert all(
+        np.array_equal(a.indices, b.indices)
+        for a, b in zip(back.patches, enc.kept_only().patches, strict=True)
+    )
+
+
+def test_every_truncation_is_a_container_error(codec, blob):
+    for n in range(len(blob)):
+        with pytest.raises(ContainerError):
+            container.read(blob[:n], codec)
+
+
+def test_specific_errors(codec, blob):
+    with pytest.raises(ContainerError, match="bad magic"):
+        container.read(b"PNG\0" + blob[4:], codec)
+    with pytest.raises(ContainerError, match="unsupported container version 7"):
+        container.read(blob[:4] + b"\x07" + blob[5:], codec)
+    foreign = bytearray(blob)
+    foreign[6] ^= 0xFF
+    with pytest.raises(ContainerError, match="encoded with model"):
+        container.read(bytes(foreign), codec)
+    huge = bytearray(blob)
+    huge[10:14] = (16384).to_bytes(4, "big")
+    huge[14:18] = (16384).to_bytes(4, "big")
+    with pytest.raises(ContainerError, match="declares 4096 patches"):
+        container.read(bytes(huge), codec)
+    absurd = bytearray(blob)
+    absurd[10:14] = (1 << 31).to_bytes(4, "big")
+    with pytest.raises(ContainerError, match="outside 1..16384"):
+        container.read(bytes(absurd), codec)
+    with pytest.raises(ContainerError, match="unexpected bytes"):
+        container.read(blob + b"\0", codec)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.data())
+def test_corrupted_bytes_never_crash(codec, blob, data):
+    """Flip bytes anywhere after the header: either a ContainerError or a picture."""
+    buf = bytearray(blob)
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(22, len(buf) - 1))
+        buf[i] = data.draw(st.integers(0, 255))
+    try:
+        enc = container.read(bytes(buf), codec)
+    except ContainerError:
+        return
+    assert codec.decode(enc).shape == (enc.height, enc.width, 3)
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.binary(max_size=300))
+def test_random_bytes_are_refused(codec, data):
+    with pytest.raises(ContainerError):
+        container.read(data, codec)

@@ -1,0 +1,52 @@
+import json
+import shutil
+
+import pytest
+
+from hfstream.codec.hybrid import HybridCodec
+from hfstream.codec.model_io import DEFAULT_MODEL_DIR, ModelFileError, load_model, model_id_of
+
+
+@pytest.fixture()
+def model_copy(tmp_path):
+    dst = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, dst)
+    return dst
+
+
+def test_shipped_model_is_within_budget_and_named():
+    size = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir())
+    assert size < 40e6
+    cfg = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
+    assert cfg["name"] and cfg["version"] >= 1
+
+
+def test_model_id_follows_the_config(model_copy, codec):
+    bundle = load_model(model_copy)
+    assert bundle.model_id == codec.model_id
+    changed = dict(bundle.config, version=bundle.config["version"] + 1)
+    assert model_id_of(changed) != bundle.model_id
+
+
+def test_tampered_weights_are_refused(model_copy):
+    w = model_copy / "weights.safetensors"
+    data = bytearray(w.read_bytes())
+    data[-1] ^= 0xFF
+    w.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="does not match the SHA-256"):
+        HybridCodec.from_pretrained(model_copy)
+
+
+def test_missing_and_foreign_configs(model_copy, tmp_path):
+    with pytest.raises(ModelFileError, match="No config.json"):
+        load_model(tmp_path)
+    cfg = model_copy / "config.json"
+    cfg.write_text("{not json")
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        load_model(model_copy)
+    cfg.write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(ModelFileError, match="not an hfstream model config"):
+        load_model(model_copy)
+    cfg.write_text(json.dumps({"format": "hfstream-model", "format_version": 99}))
+    with pytest.raises(ModelFileError, match="format_version 99"):
+        load_model(model_copy)
