@@ -53,7 +53,10 @@ def wrap_ddp(module: torch.nn.Module, rt: Runtime) -> torch.nn.Module:
     if rt.world == 1:
         return module
     ids = [rt.device.index] if rt.device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
+    # Some parameters only get gradients from auxiliary losses (compressai's quantiles).
+    return torch.nn.parallel.DistributedDataParallel(
+        module, device_ids=ids, find_unused_parameters=True
+    )
 
 
 class Checkpoint:

@@ -63,7 +63,11 @@ def run(args: argparse.Namespace) -> None:
         usage += torch.bincount(idx.flatten(), minlength=config.codebook_size)
         step += 1
         if step % args.restart_every == 0:
+            if rt.world > 1:  # every rank must restart the same words the same way
+                torch.distributed.all_reduce(usage)
             restart_dead_codes(model, x, usage)
+            if rt.world > 1:
+                torch.distributed.broadcast(model.codebook.weight.data, 0)
             used = int((usage > 0).sum())
             usage.zero_()
         else:

@@ -1,0 +1,261 @@
+"""The packet format: a fixed 24-byte header and a msgpack payload.
+
+Header (big-endian)::
+
+    magic       2  b"HF"
+    version     1  1
+    type        1  PacketType
+    model id    4  the codec model; a receiver drops packets for any other model
+    stream id   2
+    frame id    4
+    height      2  frame geometry, 1..16384: any packet can open the frame's state
+    width       2
+    codebook    1  log2 of the codebook size the indices refer to (6..10)
+    flags       1  bit 0: indices are prior-coded (else fixed-length)
+    seq         2  packet number within (frame, type)
+    count       2  packets of this (frame, type), 1..4096
+
+The payload is the rest of the datagram (UDP and data-channel messages keep their
+boundaries, so no length field is needed). It is msgpack, unpacked with strict limits
+and then checked field by field; see the ``*Entry`` classes for each type's layout.
+Every error is a ``WireError`` (a ``ValueError``) whose message names what is wrong,
+so the receiver can count drops by reason.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+import msgpack
+
+from hfstream.codec.hybrid import MAX_SIDE
+from hfstream.codec.schedules import Schedule
+
+MAGIC = b"HF"
+VERSION = 1
+HEADER = struct.Struct("!2sBBIHIHHBBHH")
+HEADER_SIZE = HEADER.size  # 24
+DEFAULT_MTU = 1200
+MAX_COUNT = 4096
+MAX_PATCHES = (-(-MAX_SIDE // 256)) ** 2
+FLAG_PRIOR = 0x01
+
+
+class WireError(ValueError):
+    """A malformed packet. ``reason`` is a short, stable key for counting drops."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class PacketType(IntEnum):
+    """Wire ids of the packet types (fixed, never derived from order)."""
+
+    TIER0 = 0  # continuous strings + schedule of some patches
+    TIER1 = 1  # kept indices
+    TIER2 = 2  # withheld indices (refinement)
+    PARITY = 3  # erasure-code parity over the frame's tier-0 packets
+    FEEDBACK = 4  # receiver report
+
+
+@dataclass(frozen=True)
+class PacketHeader:
+    type: PacketType
+    model_id: int
+    stream_id: int
+    frame_id: int
+    height: int  #: of the frame in pixels
+    width: int
+    codebook_bits: int  #: log2 of the codebook size
+    flags: int
+    seq: int  #: number of this packet among the (frame, type) packets
+    count: int  #: how many (frame, type) packets there are
+
+    @property
+    def codebook_size(self) -> int:
+        return 1 << self.codebook_bits
+
+    @property
+    def patches(self) -> int:
+        return (-(-self.height // 256)) * (-(-self.width // 256))
+
+
+@dataclass(frozen=True)
+class Packet:
+    header: PacketHeader
+    payload: bytes
+
+    def serialize(self) -> bytes:
+        h = self.header
+        return (
+            HEADER.pack(
+                MAGIC,
+                VERSION,
+                int(h.type),
+                h.model_id,
+                h.stream_id,
+                h.frame_id,
+                h.height,
+                h.width,
+                h.codebook_bits,
+                h.flags,
+                h.seq,
+                h.count,
+            )
+            + self.payload
+        )
+
+
+def parse_header(data: bytes, model_id: int | None = None) -> tuple[PacketHeader, bytes]:
+    """Split a datagram into its checked header and its raw payload."""
+    if len(data) < HEADER_SIZE:
+        raise WireError(
+            "truncated", f"packet has {len(data)} bytes, the header needs {HEADER_SIZE}"
+        )
+    magic, version, ptype, mid, sid, fid, height, width, cb, flags, seq, count = HEADER.unpack_from(
+        data
+    )
+    if magic != MAGIC:
+        raise WireError("magic", "not an hfstream packet (bad magic)")
+    if version != VERSION:
+        raise WireError("version", f"unsupported packet version {version}, expected {VERSION}")
+    if ptype not in PacketType._value2member_map_:
+        raise WireError("type", f"unknown packet type {ptype}")
+    if model_id is not None and mid != model_id:
+        raise WireError(
+            "model", f"packet for model {mid:08x}, this receiver decodes {model_id:08x}"
+        )
+    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
+        raise WireError(
+            "geometry", f"frame size {width}x{height} is outside 1..{MAX_SIDE} per side"
+        )
+    if not 6 <= cb <= 10:
+        raise WireError("codebook", f"codebook of 2**{cb} words is outside 2**6..2**10")
+    if not 1 <= count <= MAX_COUNT:
+        raise WireError("count", f"packet count {count} is outside 1..{MAX_COUNT}")
+    if seq >= count:
+        raise WireError("seq", f"packet number {seq} is not below the count {count}")
+    header = PacketHeader(PacketType(ptype), mid, sid, fid, height, width, cb, flags, seq, count)
+    return header, data[HEADER_SIZE:]
+
+
+def unpack_payload(payload: bytes, mtu: int = DEFAULT_MTU) -> list:
+    """msgpack -> a list, with every size bounded by the MTU."""
+    if len(payload) > mtu:
+        raise WireError("size", f"payload of {len(payload)} bytes exceeds the MTU of {mtu}")
+    try:
+        obj = msgpack.unpackb(
+            payload,
+            raw=False,
+            max_bin_len=mtu,
+            max_str_len=0,
+            max_array_len=mtu,
+            max_map_len=0,
+            max_ext_len=0,
+            strict_map_key=True,
+            use_list=True,
+        )
+    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as e:
+        raise WireError("payload", f"payload is not valid msgpack: {e}") from None
+    if not isinstance(obj, list):
+        raise WireError("payload", f"payload must be an array, got {type(obj).__name__}")
+    return obj
+
+
+def pack_payload(obj: list) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def _int(v: object, lo: int, hi: int, what: str) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise WireError("field", f"{what} must be an integer in {lo}..{hi}, got {v!r}")
+    return v
+
+
+def _bin(v: object, lo: int, hi: int, what: str) -> bytes:
+    if not isinstance(v, bytes) or not lo <= len(v) <= hi:
+        n = len(v) if isinstance(v, bytes) else type(v).__name__
+        raise WireError("field", f"{what} must be {lo}..{hi} bytes, got {n}")
+    return v
+
+
+def _entries(payload: list, width: int, what: str) -> list[list]:
+    if not payload:
+        raise WireError("field", f"{what} packet carries no entry")
+    for e in payload:
+        if not isinstance(e, list) or len(e) != width:
+            raise WireError("field", f"{what} entry must be an array of {width}")
+    return payload
+
+
+@dataclass(frozen=True)
+class Tier0Entry:
+    """``[patch, schedule, y, z]``: one patch's continuous strings and its schedule."""
+
+    patch: int
+    schedule: Schedule
+    y: bytes
+    z: bytes
+
+    def to_list(self) -> list:
+        return [self.patch, int(self.schedule), self.y, self.z]
+
+    @classmethod
+    def from_list(cls, e: list, patches: int) -> Tier0Entry:
+        patch = _int(e[0], 0, patches - 1, "patch index")
+        sid = _int(e[1], 0, 255, "schedule")
+        if sid not in Schedule._value2member_map_:
+            raise WireError("field", f"unknown schedule id {sid}")
+        return cls(
+            patch, Schedule(sid), _bin(e[2], 1, 4096, "y string"), _bin(e[3], 1, 1024, "z string")
+        )
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """``[patch, schedule, group, groups, data, check]``: one interleave group of a patch's
+    kept (tier 1) or withheld (tier 2) positions: ``positions[group::groups]``.
+
+    ``check`` is a 16-bit checksum of the decoded indices: a receiver whose prior differs
+    from the sender's (another machine's float rounding) detects it and drops the entry.
+    """
+
+    patch: int
+    schedule: Schedule
+    group: int
+    groups: int
+    data: bytes
+    check: int
+
+    def to_list(self) -> list:
+        return [self.patch, int(self.schedule), self.group, self.groups, self.data, self.check]
+
+    @classmethod
+    def from_list(cls, e: list, patches: int) -> IndexEntry:
+        patch = _int(e[0], 0, patches - 1, "patch index")
+        sid = _int(e[1], 0, 255, "schedule")
+        if sid not in Schedule._value2member_map_:
+            raise WireError("field", f"unknown schedule id {sid}")
+        groups = _int(e[3], 1, 256, "group count")
+        group = _int(e[2], 0, groups - 1, "group")
+        return cls(
+            patch,
+            Schedule(sid),
+            group,
+            groups,
+            _bin(e[4], 0, 1024, "index data"),
+            _int(e[5], 0, 0xFFFF, "check"),
+        )
+
+
+def parse_entries(header: PacketHeader, payload: bytes, mtu: int = DEFAULT_MTU) -> list:
+    """The typed entries of a TIER0, TIER1 or TIER2 packet."""
+    obj = unpack_payload(payload, mtu)
+    if header.type == PacketType.TIER0:
+        return [Tier0Entry.from_list(e, header.patches) for e in _entries(obj, 4, "tier-0")]
+    if header.type in (PacketType.TIER1, PacketType.TIER2):
+        return [IndexEntry.from_list(e, header.patches) for e in _entries(obj, 6, "index")]
+    raise WireError("type", f"{header.type.name} packets carry no patch entries")

@@ -1,0 +1,142 @@
+import msgpack
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hfstream.codec.schedules import Schedule
+from hfstream.wire import (
+    HEADER_SIZE,
+    IndexEntry,
+    Packet,
+    PacketHeader,
+    PacketType,
+    Tier0Entry,
+    WireError,
+    pack_payload,
+    parse_entries,
+    parse_header,
+)
+
+MODEL = 0x1234ABCD
+
+
+def header(ptype=PacketType.TIER0, **kw):
+    base = dict(
+        type=ptype,
+        model_id=MODEL,
+        stream_id=3,
+        frame_id=70000,
+        height=512,
+        width=768,
+        codebook_bits=10,
+        flags=1,
+        seq=1,
+        count=2,
+    )
+    base.update(kw)
+    return PacketHeader(**base)
+
+
+def tier0_packet():
+    entries = [Tier0Entry(5, Schedule.QUARTER, b"y" * 150, b"z" * 9).to_list()]
+    return Packet(header(), pack_payload(entries)).serialize()
+
+
+def test_header_round_trip():
+    data = tier0_packet()
+    h, payload = parse_header(data, MODEL)
+    assert h == header()
+    assert Packet(h, payload).serialize() == data
+    assert h.patches == 6 and h.codebook_size == 1024
+    assert HEADER_SIZE == 24
+
+
+def test_entries_round_trip():
+    data = tier0_packet()
+    h, payload = parse_header(data)
+    (e,) = parse_entries(h, payload)
+    assert e == Tier0Entry(5, Schedule.QUARTER, b"y" * 150, b"z" * 9)
+    ie = IndexEntry(2, Schedule.NINTH, 1, 3, b"\x01\x02\x03\x04", 0xBEEF)
+    h1 = header(PacketType.TIER1)
+    assert parse_entries(h1, pack_payload([ie.to_list()])) == [ie]
+
+
+def test_every_truncation_of_the_header_names_it():
+    data = tier0_packet()
+    for n in range(HEADER_SIZE):
+        with pytest.raises(WireError, match=f"packet has {n} bytes, the header needs 24"):
+            parse_header(data[:n])
+
+
+def test_every_truncation_of_the_payload_is_refused():
+    data = tier0_packet()
+    for n in range(HEADER_SIZE, len(data)):
+        h, payload = parse_header(data[:n])
+        with pytest.raises(WireError) as err:
+            parse_entries(h, payload)
+        assert err.value.reason in ("payload", "field")
+
+
+@pytest.mark.parametrize(
+    "patch,reason,message",
+    [
+        (lambda d: b"XX" + d[2:], "magic", "bad magic"),
+        (lambda d: d[:2] + b"\x09" + d[3:], "version", "unsupported packet version 9"),
+        (lambda d: d[:3] + b"\x77" + d[4:], "type", "unknown packet type 119"),
+        (lambda d: d[:14] + b"\x00\x00" + d[16:], "geometry", "frame size 768x0"),
+        (lambda d: d[:14] + b"\xff\xff" + d[16:], "geometry", "outside 1..16384"),
+        (lambda d: d[:18] + b"\x0b" + d[19:], "codebook", "2\\*\\*11 words"),
+        (lambda d: d[:22] + b"\x00\x00" + d[24:], "count", "packet count 0"),
+        (
+            lambda d: d[:20] + b"\x00\x05" + d[22:],
+            "seq",
+            "packet number 5 is not below the count 2",
+        ),
+    ],
+)
+def test_forged_headers(patch, reason, message):
+    with pytest.raises(WireError, match=message) as err:
+        parse_header(patch(tier0_packet()))
+    assert err.value.reason == reason
+
+
+def test_foreign_model_is_refused():
+    with pytest.raises(
+        WireError, match="packet for model 1234abcd, this receiver decodes 00000001"
+    ):
+        parse_header(tier0_packet(), model_id=1)
+
+
+@pytest.mark.parametrize(
+    "payload,message",
+    [
+        (msgpack.packb({"a": 1}), "must be an array|valid msgpack"),
+        (msgpack.packb([]), "carries no entry"),
+        (msgpack.packb([[99, 4, b"y", b"z"]]), "patch index must be an integer in 0..5"),
+        (msgpack.packb([[1, 3, b"y", b"z"]]), "unknown schedule id 3"),
+        (msgpack.packb([[1, 4, b"", b"z"]]), "y string must be 1..4096 bytes, got 0"),
+        (msgpack.packb([[1, 4, "text", b"z"]]), "valid msgpack|y string"),
+        (msgpack.packb([[1, 4, b"y"]]), "array of 4"),
+        (msgpack.packb([[True, 4, b"y", b"z"]]), "patch index must be an integer"),
+        (msgpack.packb([[1, 4, b"y", b"z"]]) + b"\x00", "valid msgpack"),
+        (b"\xdd\xff\xff\xff\xff", "valid msgpack"),  # an array that claims 4 G entries
+        (b"\xc6\x7f\xff\xff\xff", "valid msgpack"),  # a 2 GB binary
+    ],
+)
+def test_forged_payloads(payload, message):
+    with pytest.raises(WireError, match=message):
+        parse_entries(header(), payload)
+
+
+def test_oversized_payload():
+    with pytest.raises(WireError, match="exceeds the MTU of 1200"):
+        parse_entries(header(), b"\x90" * 1201)
+
+
+@given(st.binary(max_size=200))
+def test_random_bytes_are_refused_or_parsed(data):
+    try:
+        h, payload = parse_header(data)
+        parse_entries(h, payload)
+    except WireError:
+        pass
