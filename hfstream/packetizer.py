@@ -1,0 +1,167 @@
+"""Packetizer (sans-I/O): a frame's tier entries -> MTU-sized packets, with tier-0 FEC.
+
+- Entries are packed greedily into packets whose serialized size never exceeds the MTU.
+  Index entries arrive ordered by interleave group, so one packet holds the same group
+  of several patches: losing it removes scattered positions from each.
+- Tier-0 packets are protected by a systematic Reed-Solomon erasure code (``zfec``) in
+  blocks of at most ``fec_block`` packets: any ``k`` of a block's ``k + m`` packets
+  rebuild all ``k``. Parity payload: ``[first, k, index, lengths, data]``.
+- Every packet is useful on its own: none of tier >= 1 needs another of tier >= 1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import msgpack
+import zfec
+
+from hfstream.wire import (
+    FLAG_PRIOR,
+    HEADER_SIZE,
+    IndexEntry,
+    Packet,
+    PacketHeader,
+    PacketType,
+    Tier0Entry,
+)
+
+PARITY_OVERHEAD = 64  # room kept in tier-0 packets for the parity payload's own fields
+
+
+@dataclass(frozen=True)
+class PacketizerConfig:
+    mtu: int = 1200  # bytes per packet, header included
+    fec_block: int = 16  # tier-0 packets per erasure-code block (<= 32)
+    parity_ratio: float = 0.5  # parity packets per tier-0 packet in a block, rounded up
+    index_groups: int = 4  # interleave groups per patch, tiers 1 and 2
+    send_withheld: bool = True  # send tier 2 at all
+
+    def __post_init__(self) -> None:
+        assert 256 <= self.mtu <= 65507, f"mtu must be in 256..65507, got {self.mtu}"
+        assert 1 <= self.fec_block <= 32, f"fec_block must be in 1..32, got {self.fec_block}"
+        assert 0 <= self.parity_ratio <= 4, f"parity_ratio must be in 0..4, got {self.parity_ratio}"
+        assert 1 <= self.index_groups <= 64, (
+            f"index_groups must be in 1..64, got {self.index_groups}"
+        )
+
+
+@dataclass
+class FramePackets:
+    """A frame's packets by tier, serialized; ``in_priority_order`` is how to send them."""
+
+    frame_id: int
+    tier0: list[bytes] = field(default_factory=list)
+    parity: list[bytes] = field(default_factory=list)
+    tier1: list[bytes] = field(default_factory=list)
+    tier2: list[bytes] = field(default_factory=list)
+
+    def in_priority_order(self) -> list[tuple[int, bytes]]:
+        """(tier, packet) pairs: tier 0 and its parity, then tier 1, then tier 2."""
+        return (
+            [(0, p) for p in self.tier0 + self.parity]
+            + [(1, p) for p in self.tier1]
+            + [(2, p) for p in self.tier2]
+        )
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(len(p) for _, p in self.in_priority_order())
+
+
+def _bins(entries: list[list], limit: int) -> list[bytes]:
+    """Greedy packing of msgpack entries into payloads of at most ``limit`` bytes."""
+    payloads: list[bytes] = []
+    cur: list[bytes] = []
+    size = 0
+    for e in entries:
+        b = msgpack.packb(e, use_bin_type=True)
+        if len(b) + 3 > limit:
+            raise ValueError(f"an entry of {len(b)} bytes does not fit a {limit}-byte payload")
+        if cur and size + len(b) + (1 if len(cur) + 1 < 16 else 3) > limit:
+            payloads.append(_array(cur))
+            cur, size = [], 0
+        cur.append(b)
+        size += len(b)
+    if cur:
+        payloads.append(_array(cur))
+    return payloads
+
+
+def _array(items: list[bytes]) -> bytes:
+    n = len(items)
+    head = bytes([0x90 | n]) if n < 16 else b"\xdc" + n.to_bytes(2, "big")
+    return head + b"".join(items)
+
+
+class Packetizer:
+    def __init__(self, model_id: int, stream_id: int = 0, config: PacketizerConfig | None = None):
+        self.model_id = model_id
+        self.stream_id = stream_id
+        self.config = config or PacketizerConfig()
+
+    def packetize(
+        self,
+        frame_id: int,
+        height: int,
+        width: int,
+        codebook_size: int,
+        prior_coded: bool,
+        tier0: list[Tier0Entry],
+        tier1: list[IndexEntry],
+        tier2: list[IndexEntry],
+    ) -> FramePackets:
+        cfg = self.config
+        bits = codebook_size.bit_length() - 1
+        assert 1 << bits == codebook_size, (
+            f"codebook size must be a power of two, got {codebook_size}"
+        )
+        flags = FLAG_PRIOR if prior_coded else 0
+
+        def build(ptype: PacketType, payloads: list[bytes]) -> list[bytes]:
+            return [
+                Packet(
+                    PacketHeader(
+                        ptype,
+                        self.model_id,
+                        self.stream_id,
+                        frame_id,
+                        height,
+                        width,
+                        bits,
+                        flags,
+                        seq,
+                        len(payloads),
+                    ),
+                    payload,
+                ).serialize()
+                for seq, payload in enumerate(payloads)
+            ]
+
+        room = cfg.mtu - HEADER_SIZE
+        t0_payloads = _bins([e.to_list() for e in tier0], room - PARITY_OVERHEAD)
+        out = FramePackets(frame_id)
+        out.tier0 = build(PacketType.TIER0, t0_payloads)
+        out.parity = build(PacketType.PARITY, self._parity(t0_payloads))
+        out.tier1 = build(PacketType.TIER1, _bins([e.to_list() for e in tier1], room))
+        if cfg.send_withheld and tier2:
+            out.tier2 = build(PacketType.TIER2, _bins([e.to_list() for e in tier2], room))
+        return out
+
+    def _parity(self, payloads: list[bytes]) -> list[bytes]:
+        cfg = self.config
+        if cfg.parity_ratio == 0 or not payloads:
+            return []
+        out = []
+        for start in range(0, len(payloads), cfg.fec_block):
+            data = payloads[start : start + cfg.fec_block]
+            k = len(data)
+            m = max(1, math.ceil(k * cfg.parity_ratio))
+            width = max(len(d) for d in data)
+            padded = [d.ljust(width, b"\0") for d in data]
+            blocks = zfec.Encoder(k, k + m).encode(padded)[k:]
+            lengths = [len(d) for d in data]
+            for j, parity in enumerate(blocks):
+                out.append(msgpack.packb([start, k, k + j, lengths, parity], use_bin_type=True))
+        return out

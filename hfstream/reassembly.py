@@ -1,0 +1,333 @@
+"""Reassembler (sans-I/O): packets in, per-frame state and events out.
+
+Packets may come in any order, twice, or late. Memory is bounded: at most
+``max_frames`` frames are open (the oldest is evicted, with a ``FrameExpired`` event),
+each holds at most ``max_frame_bytes``, and the ids of closed frames are remembered in
+a bounded window so their late packets are dropped. Time enters only as ``now``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import zfec
+
+from hfstream.wire import (
+    DEFAULT_MTU,
+    FLAG_PRIOR,
+    IndexEntry,
+    PacketHeader,
+    PacketType,
+    Tier0Entry,
+    WireError,
+    parse_entries,
+    parse_header,
+    unpack_payload,
+)
+
+
+# ---------------------------------------------------------------- events
+@dataclass(frozen=True)
+class PacketDropped:
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class FrameOpened:
+    frame_id: int
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class PatchesUpdated:
+    """New data for some patches of a frame (tier 0, or indices of tier 1 or 2)."""
+
+    frame_id: int
+    tier: int
+    patches: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class FrameComplete:
+    """Every packet of every tier the sender announced has arrived (or was rebuilt)."""
+
+    frame_id: int
+
+
+@dataclass(frozen=True)
+class FrameExpired:
+    frame_id: int
+    reason: str  # "timeout" or "evicted"
+
+
+Event = PacketDropped | FrameOpened | PatchesUpdated | FrameComplete | FrameExpired
+
+
+# ---------------------------------------------------------------- state
+@dataclass
+class FrameState:
+    frame_id: int
+    height: int
+    width: int
+    codebook_size: int
+    prior_coded: bool
+    opened_at: float
+    updated_at: float
+    bytes: int = 0
+    tier0: dict[int, Tier0Entry] = field(default_factory=dict)  # patch -> entry
+    indices: dict[tuple[int, int, int, int], IndexEntry] = field(default_factory=dict)
+    # (tier, patch, group, groups) -> entry
+    seen: dict[PacketType, set[int]] = field(default_factory=dict)  # type -> seqs received
+    expected: dict[PacketType, int] = field(default_factory=dict)  # type -> count announced
+    tier0_payloads: dict[int, bytes] = field(default_factory=dict)  # seq -> payload, for FEC
+    parity: dict[int, dict[int, tuple[int, list[int], bytes]]] = field(default_factory=dict)
+    complete: bool = False
+    recovered: int = 0  # tier-0 packets rebuilt by the erasure code
+
+    @property
+    def patches(self) -> int:
+        return (-(-self.height // 256)) * (-(-self.width // 256))
+
+    def received_share(self, ptype: PacketType) -> float:
+        n = self.expected.get(ptype)
+        return 0.0 if not n else len(self.seen.get(ptype, ())) / n
+
+    def matches(self, h: PacketHeader) -> bool:
+        return (h.height, h.width, h.codebook_size, bool(h.flags & FLAG_PRIOR)) == (
+            self.height,
+            self.width,
+            self.codebook_size,
+            self.prior_coded,
+        )
+
+
+@dataclass(frozen=True)
+class ReassemblerConfig:
+    model_id: int
+    mtu: int = DEFAULT_MTU
+    max_frames: int = 8  # frames open at once
+    max_frame_bytes: int = 4 * 1024 * 1024  # per frame, all tiers
+    frame_timeout: float = 2.0  # seconds without a packet before a frame expires
+    closed_window: int = 1024  # closed frame ids remembered to drop late packets
+
+
+class Reassembler:
+    def __init__(self, config: ReassemblerConfig) -> None:
+        self.config = config
+        self.frames: OrderedDict[int, FrameState] = OrderedDict()
+        self._closed: deque[int] = deque(maxlen=config.closed_window)
+        self._closed_set: set[int] = set()
+        self.drops: dict[str, int] = {}
+        self.packets = 0
+
+    # -------------------------------------------------------------- timers
+    def get_timer(self) -> float | None:
+        if not self.frames:
+            return None
+        return min(f.updated_at for f in self.frames.values()) + self.config.frame_timeout
+
+    def handle_timer(self, now: float) -> list[Event]:
+        events: list[Event] = []
+        for fid in [
+            f.frame_id
+            for f in self.frames.values()
+            if now >= f.updated_at + self.config.frame_timeout
+        ]:
+            events.append(self.close(fid, "timeout"))
+        return events
+
+    def close(self, frame_id: int, reason: str = "closed") -> FrameExpired:
+        """Forget a frame (its decoder is done with it); later packets for it are dropped."""
+        self.frames.pop(frame_id, None)
+        if len(self._closed) == self._closed.maxlen:
+            self._closed_set.discard(self._closed[0])
+        self._closed.append(frame_id)
+        self._closed_set.add(frame_id)
+        return FrameExpired(frame_id, reason)
+
+    # -------------------------------------------------------------- input
+    def receive(self, data: bytes, now: float) -> list[Event]:
+        self.packets += 1
+        try:
+            return self._receive(data, now)
+        except WireError as e:
+            return [self._drop(e.reason, str(e))]
+
+    def _drop(self, reason: str, message: str) -> PacketDropped:
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+        return PacketDropped(reason, message)
+
+    def _receive(self, data: bytes, now: float) -> list[Event]:
+        cfg = self.config
+        if len(data) > cfg.mtu:
+            raise WireError("size", f"packet of {len(data)} bytes exceeds the MTU of {cfg.mtu}")
+        h, payload = parse_header(data, cfg.model_id)
+        if h.type == PacketType.FEEDBACK:
+            raise WireError("type", "feedback packets go to the sender")
+        if h.frame_id in self._closed_set:
+            raise WireError("late", f"frame {h.frame_id} is already closed")
+        events: list[Event] = []
+        frame = self.frames.get(h.frame_id)
+        if frame is None:
+            # Parse before opening, so garbage never costs a frame slot.
+            parsed = self._parse(h, payload)
+            if len(self.frames) >= cfg.max_frames:
+                oldest = next(iter(self.frames))
+                events.append(self.close(oldest, "evicted"))
+            frame = FrameState(
+                h.frame_id, h.height, h.width, h.codebook_size, bool(h.flags & FLAG_PRIOR), now, now
+            )
+            self.frames[h.frame_id] = frame
+            events.append(FrameOpened(h.frame_id, h.height, h.width))
+        else:
+            if not frame.matches(h):
+                raise WireError(
+                    "inconsistent", f"packet disagrees with frame {h.frame_id}'s geometry"
+                )
+            parsed = self._parse(h, payload)
+        if h.seq in frame.seen.get(h.type, ()):
+            raise WireError(
+                "duplicate", f"{h.type.name} packet {h.seq} of frame {h.frame_id} seen before"
+            )
+        if frame.expected.get(h.type, h.count) != h.count:
+            raise WireError(
+                "inconsistent", f"{h.type.name} count changed within frame {h.frame_id}"
+            )
+        if frame.bytes + len(data) > cfg.max_frame_bytes:
+            raise WireError("frame-size", f"frame {h.frame_id} exceeds {cfg.max_frame_bytes} bytes")
+        frame.bytes += len(data)
+        frame.updated_at = now
+        frame.expected[h.type] = h.count
+        frame.seen.setdefault(h.type, set()).add(h.seq)
+        if h.type == PacketType.TIER0:
+            frame.tier0_payloads[h.seq] = payload
+            events += self._add_tier0(frame, parsed)
+            events += self._try_fec(frame)
+        elif h.type == PacketType.PARITY:
+            first, k, index, lengths, blob = parsed
+            frame.parity.setdefault(first, {})[index] = (k, lengths, blob)
+            events += self._try_fec(frame)
+        else:
+            tier = int(h.type)
+            new = []
+            for e in parsed:
+                key = (tier, e.patch, e.group, e.groups)
+                if key not in frame.indices:
+                    frame.indices[key] = e
+                    new.append(e.patch)
+            if new:
+                events.append(PatchesUpdated(frame.frame_id, tier, tuple(sorted(set(new)))))
+        if not frame.complete and self._is_complete(frame):
+            frame.complete = True
+            events.append(FrameComplete(frame.frame_id))
+        return events
+
+    def _parse(self, h: PacketHeader, payload: bytes) -> list | tuple:
+        if h.type == PacketType.PARITY:
+            return _parse_parity(payload, self.config.mtu)
+        return parse_entries(h, payload, self.config.mtu)
+
+    def _add_tier0(self, frame: FrameState, entries: list[Tier0Entry]) -> list[Event]:
+        new = []
+        for e in entries:
+            if e.patch not in frame.tier0:
+                frame.tier0[e.patch] = e
+                new.append(e.patch)
+        return [PatchesUpdated(frame.frame_id, 0, tuple(sorted(new)))] if new else []
+
+    def _try_fec(self, frame: FrameState) -> list[Event]:
+        """Rebuild the missing tier-0 payloads of every block that now has enough packets."""
+        events: list[Event] = []
+        for first, parities in frame.parity.items():
+            k, lengths, blob = next(iter(parities.values()))
+            width = len(blob)
+            have = {
+                i: frame.tier0_payloads[first + i]
+                for i in range(k)
+                if first + i in frame.tier0_payloads
+            }
+            if len(have) == k or len(have) + len(parities) < k:
+                continue
+            # Shares must be distinct and of one width, or zfec may fail (or worse, spin).
+            shares = [(i, p.ljust(width, b"\0")) for i, p in have.items() if len(p) <= width]
+            shares += [(i, b) for i, (kk, _, b) in parities.items() if kk == k and len(b) == width]
+            shares = shares[:k]
+            if len(shares) < k:
+                events.append(
+                    self._drop(
+                        "fec", f"frame {frame.frame_id}: parity block at {first} is inconsistent"
+                    )
+                )
+                continue
+            try:
+                rebuilt = zfec.Decoder(k, 256).decode(
+                    [b for _, b in shares], [i for i, _ in shares]
+                )
+            except Exception as e:  # zfec raises its own error type on bad input
+                events.append(self._drop("fec", f"erasure decoding failed: {e}"))
+                continue
+            header = _tier0_header(frame)
+            for i in range(k):
+                seq = first + i
+                if seq in frame.tier0_payloads or seq >= frame.expected.get(PacketType.TIER0, 0):
+                    continue
+                payload = rebuilt[i][: lengths[i]]
+                frame.tier0_payloads[seq] = payload
+                frame.seen.setdefault(PacketType.TIER0, set()).add(seq)
+                frame.recovered += 1
+                try:
+                    events += self._add_tier0(
+                        frame, parse_entries(header, payload, self.config.mtu)
+                    )
+                except WireError as e:
+                    events.append(self._drop("fec", f"rebuilt tier-0 payload is bad: {e}"))
+        return events
+
+    def _is_complete(self, frame: FrameState) -> bool:
+        if PacketType.TIER0 not in frame.expected:
+            return False
+        return all(
+            len(frame.seen.get(t, ())) >= n
+            for t, n in frame.expected.items()
+            if t != PacketType.PARITY
+        )
+
+    def __iter__(self) -> Iterator[FrameState]:
+        return iter(self.frames.values())
+
+
+def _tier0_header(frame: FrameState) -> PacketHeader:
+    bits = frame.codebook_size.bit_length() - 1
+    flags = FLAG_PRIOR if frame.prior_coded else 0
+    return PacketHeader(
+        PacketType.TIER0, 0, 0, frame.frame_id, frame.height, frame.width, bits, flags, 0, 1
+    )
+
+
+def _parse_parity(payload: bytes, mtu: int) -> tuple[int, int, int, list[int], bytes]:
+    """``[first, k, index, lengths, data]``: parity share ``index`` (>= k) of the block of
+    ``k`` tier-0 packets starting at packet number ``first``."""
+    obj = unpack_payload(payload, mtu)
+    if len(obj) != 5:
+        raise WireError("field", "parity payload must be an array of 5")
+    first, k, index, lengths, blob = obj
+    for v, what, hi in ((first, "first", 4095), (k, "k", 32), (index, "parity index", 255)):
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= hi:
+            raise WireError("field", f"{what} must be an integer in 0..{hi}, got {v!r}")
+    if k < 1 or index < k:
+        raise WireError("field", f"parity index {index} must be at least k = {k} >= 1")
+    if not isinstance(blob, bytes) or not blob:
+        raise WireError("field", "parity data must be non-empty bytes")
+    if (
+        not isinstance(lengths, list)
+        or len(lengths) != k
+        or not all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 < n <= len(blob) for n in lengths
+        )
+    ):
+        raise WireError("field", f"parity lengths must be {k} integers in 1..{len(blob)}")
+    return first, k, index, lengths, blob
