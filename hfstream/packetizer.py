@@ -5,7 +5,7 @@
   of several patches: losing it removes scattered positions from each.
 - Tier-0 packets are protected by a systematic Reed-Solomon erasure code (``zfec``) in
   blocks of at most ``fec_block`` packets: any ``k`` of a block's ``k + m`` packets
-  rebuild all ``k``. Parity payload: ``[first, k, index, lengths, data]``.
+  rebuild all ``k``. Parity payload: ``[first, k, index, lengths, data, total]``.
 - Every packet is useful on its own: none of tier >= 1 needs another of tier >= 1.
 """
 
@@ -163,5 +163,6 @@ class Packetizer:
             blocks = zfec.Encoder(k, k + m).encode(padded)[k:]
             lengths = [len(d) for d in data]
             for j, parity in enumerate(blocks):
-                out.append(msgpack.packb([start, k, k + j, lengths, parity], use_bin_type=True))
+                record = [start, k, k + j, lengths, parity, len(payloads)]
+                out.append(msgpack.packb(record, use_bin_type=True))
         return out

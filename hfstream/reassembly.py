@@ -208,7 +208,11 @@ class Reassembler:
             events += self._add_tier0(frame, parsed)
             events += self._try_fec(frame)
         elif h.type == PacketType.PARITY:
-            first, k, index, lengths, blob = parsed
+            first, k, index, lengths, blob, total = parsed
+            if frame.expected.setdefault(PacketType.TIER0, total) != total or first + k > total:
+                raise WireError(
+                    "inconsistent", f"parity disagrees with frame {h.frame_id}'s tier 0"
+                )
             frame.parity.setdefault(first, {})[index] = (k, lengths, blob)
             events += self._try_fec(frame)
         else:
@@ -273,7 +277,7 @@ class Reassembler:
             header = _tier0_header(frame)
             for i in range(k):
                 seq = first + i
-                if seq in frame.tier0_payloads or seq >= frame.expected.get(PacketType.TIER0, 0):
+                if seq in frame.tier0_payloads:
                     continue
                 payload = rebuilt[i][: lengths[i]]
                 frame.tier0_payloads[seq] = payload
@@ -308,14 +312,19 @@ def _tier0_header(frame: FrameState) -> PacketHeader:
     )
 
 
-def _parse_parity(payload: bytes, mtu: int) -> tuple[int, int, int, list[int], bytes]:
-    """``[first, k, index, lengths, data]``: parity share ``index`` (>= k) of the block of
-    ``k`` tier-0 packets starting at packet number ``first``."""
+def _parse_parity(payload: bytes, mtu: int) -> tuple[int, int, int, list[int], bytes, int]:
+    """``[first, k, index, lengths, data, total]``: parity share ``index`` (>= k) of the
+    block of ``k`` tier-0 packets starting at packet number ``first``, of ``total``."""
     obj = unpack_payload(payload, mtu)
-    if len(obj) != 5:
-        raise WireError("field", "parity payload must be an array of 5")
-    first, k, index, lengths, blob = obj
-    for v, what, hi in ((first, "first", 4095), (k, "k", 32), (index, "parity index", 255)):
+    if len(obj) != 6:
+        raise WireError("field", "parity payload must be an array of 6")
+    first, k, index, lengths, blob, total = obj
+    for v, what, hi in (
+        (first, "first", 4095),
+        (k, "k", 32),
+        (index, "parity index", 255),
+        (total, "total", 4096),
+    ):
         if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= hi:
             raise WireError("field", f"{what} must be an integer in 0..{hi}, got {v!r}")
     if k < 1 or index < k:
@@ -330,4 +339,4 @@ def _parse_parity(payload: bytes, mtu: int) -> tuple[int, int, int, list[int], b
         )
     ):
         raise WireError("field", f"parity lengths must be {k} integers in 1..{len(blob)}")
-    return first, k, index, lengths, blob
+    return first, k, index, lengths, blob, total

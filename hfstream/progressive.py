@@ -1,0 +1,96 @@
+"""Progressive decoding: what the receiver holds for a frame -> the best picture now.
+
+Stages of a frame, in order:
+
+- ``PREVIEW``: tier 0 only; every index is predicted from the continuous latent;
+- ``PARTIAL``: some indices arrived;
+- ``FULL``: every kept index (all of tier 1) arrived;
+- ``REFINED``: the withheld indices (tier 2) arrived as well.
+
+A withheld index and a lost one are the same to the decoder: both are filled by the
+predictor. Index entries are decoded under the prior of their patch, which needs that
+patch's tier 0; an entry whose checksum fails is dropped and counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+from hfstream.codec.encoded import EncodedImage, EncodedPatch
+from hfstream.codec.hybrid import HybridCodec
+from hfstream.codec.schedules import Schedule
+from hfstream.frame_coding import decode_index_entry, empty_patch
+from hfstream.reassembly import FrameState
+from hfstream.wire import PacketType, WireError
+
+
+class Stage(IntEnum):
+    NONE = 0
+    PREVIEW = 1
+    PARTIAL = 2
+    FULL = 3
+    REFINED = 4
+
+
+@dataclass
+class FrameDecodeState:
+    """Receiver-side cache for one frame: decoded indices and each patch's prior."""
+
+    probs: dict[int, np.ndarray | None] = field(default_factory=dict)
+    decoded: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict
+    )
+    bad_entries: int = 0
+
+
+def stage_of(frame: FrameState) -> Stage:
+    if not frame.tier0:
+        return Stage.NONE
+    t1 = frame.expected.get(PacketType.TIER1)
+    t2 = frame.expected.get(PacketType.TIER2)
+    n1 = len(frame.seen.get(PacketType.TIER1, ()))
+    n2 = len(frame.seen.get(PacketType.TIER2, ()))
+    all_t0 = len(frame.tier0) == frame.patches
+    if all_t0 and t1 is not None and n1 >= t1:
+        return Stage.REFINED if t2 is not None and n2 >= t2 else Stage.FULL
+    return Stage.PARTIAL if n1 or n2 else Stage.PREVIEW
+
+
+def build_encoded(codec: HybridCodec, frame: FrameState, cache: FrameDecodeState) -> EncodedImage:
+    """Assemble everything usable of ``frame`` into an ``EncodedImage`` (CPU-heavy)."""
+    patches: list[EncodedPatch] = []
+    for i in range(frame.patches):
+        e = frame.tier0.get(i)
+        patches.append(
+            empty_patch(e.schedule, (e.y, e.z)) if e else empty_patch(Schedule.NONE, None)
+        )
+    need = [i for i in frame.tier0 if i not in cache.probs]
+    if need and frame.prior_coded:
+        y_hat = codec.latents([patches[i] for i in need])
+        probs = codec.index_probabilities(y_hat, frame.codebook_size)
+        for j, i in enumerate(need):
+            cache.probs[i] = probs[j]
+    for key, entry in frame.indices.items():
+        if key in cache.decoded:
+            continue
+        tier, patch = key[0], key[1]
+        if frame.prior_coded and patch not in cache.probs:
+            continue  # its tier 0 has not arrived: the prior is unknown
+        try:
+            cache.decoded[key] = decode_index_entry(
+                entry,
+                tier,
+                frame.codebook_size,
+                cache.probs.get(patch) if frame.prior_coded else None,
+            )
+        except WireError:
+            cache.bad_entries += 1
+            cache.decoded[key] = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    for (_, patch, _, _), (pos, values) in cache.decoded.items():
+        patches[patch].indices[pos] = values
+    return EncodedImage(
+        frame.height, frame.width, frame.codebook_size, codec.model_id, tuple(patches)
+    )

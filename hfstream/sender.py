@@ -1,0 +1,144 @@
+"""The asyncio sender: encode off the event loop, packetize, pace, send.
+
+sender = Sender(transport, codec)
+await sender.send_image(image)          # returns once its packets are queued
+await sender.flush()                    # ...or once they have left
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hfstream.codec.encoded import EncodedImage
+from hfstream.codec.hybrid import HybridCodec
+from hfstream.frame_coding import index_entries, tier0_entries
+from hfstream.pacer import Pacer
+from hfstream.packetizer import FramePackets, Packetizer, PacketizerConfig
+from hfstream.transports.base import DatagramTransport
+
+
+@dataclass(frozen=True)
+class SenderConfig:
+    rate_bytes_per_s: float = 250_000.0  # pacing rate (2 Mbit/s)
+    burst_bytes: int = 2400
+    schedule: str = "auto"  # or 1_2, 1_4, 1_9, 1_16, 1_1
+    codebook_size: int | None = None  # None: the full codebook
+    prior_coding: bool = True  # learned-prior index coding (else fixed-length)
+    deadline_s: float = 1.0  # default time for a frame's packets to leave
+    stream_id: int = 0
+    packetizer: PacketizerConfig = field(default_factory=PacketizerConfig)
+
+
+@dataclass(frozen=True)
+class FrameSent:
+    frame_id: int
+    packets: dict[int, int]  # tier -> packets queued
+    bytes: dict[int, int]  # tier -> bytes queued (headers included)
+    encode_s: float
+
+
+class Sender:
+    def __init__(
+        self, transport: DatagramTransport, codec: HybridCodec, config: SenderConfig | None = None
+    ) -> None:
+        self.transport = transport
+        self.codec = codec
+        self.config = config or SenderConfig()
+        self.packetizer = Packetizer(codec.model_id, self.config.stream_id, self.config.packetizer)
+        self.pacer = Pacer(self.config.rate_bytes_per_s, self.config.burst_bytes)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hfstream-encode")
+        self._next_frame = 0
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._pump_task: asyncio.Task | None = None
+        self.packets_sent = 0
+
+    def _prepare(self, image: np.ndarray, frame_id: int) -> tuple[FramePackets, float]:
+        cfg = self.config
+        t0 = time.perf_counter()
+        enc: EncodedImage = self.codec.encode(image, cfg.schedule, cfg.codebook_size)
+        probs = None
+        if cfg.prior_coding:
+            probs = self.codec.index_probabilities(
+                self.codec.latents(list(enc.patches)), enc.codebook_size
+            )
+        groups = cfg.packetizer.index_groups
+        packets = self.packetizer.packetize(
+            frame_id,
+            enc.height,
+            enc.width,
+            enc.codebook_size,
+            cfg.prior_coding,
+            tier0_entries(enc),
+            index_entries(enc, 1, groups, probs),
+            index_entries(enc, 2, groups, probs) if cfg.packetizer.send_withheld else [],
+        )
+        return packets, time.perf_counter() - t0
+
+    async def send_image(self, image: np.ndarray, deadline_s: float | None = None) -> FrameSent:
+        """Encode (in a worker thread) and queue one frame; its packets expire after
+        ``deadline_s`` (default ``config.deadline_s``) from now."""
+        loop = asyncio.get_running_loop()
+        frame_id = self._next_frame
+        self._next_frame = (self._next_frame + 1) & 0xFFFFFFFF
+        packets, encode_s = await loop.run_in_executor(
+            self._executor, self._prepare, image, frame_id
+        )
+        expires = loop.time() + (deadline_s if deadline_s is not None else self.config.deadline_s)
+        counts: dict[int, int] = {}
+        sizes: dict[int, int] = {}
+        for tier, p in packets.in_priority_order():
+            self.pacer.push(p, tier, expires)
+            counts[tier] = counts.get(tier, 0) + 1
+            sizes[tier] = sizes.get(tier, 0) + len(p)
+        self._idle.clear()
+        self._ensure_pump()
+        self._wake.set()
+        return FrameSent(frame_id, counts, sizes, encode_s)
+
+    async def send_frames(self, frames, fps: float) -> list[FrameSent]:
+        """Send an iterable of frames at ``fps``, each with a deadline of one frame time."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        out = []
+        for i, frame in enumerate(frames):
+            await asyncio.sleep(max(0.0, start + i / fps - loop.time()))
+            out.append(await self.send_image(frame, deadline_s=1.0 / fps))
+        return out
+
+    def _ensure_pump(self) -> None:
+        if self._pump_task is None or self._pump_task.done():
+            self._pump_task = asyncio.get_running_loop().create_task(self._pump())
+
+    async def _pump(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            for p in self.pacer.pop(now):
+                await self.transport.send(p)
+                self.packets_sent += 1
+            nxt = self.pacer.next_time(loop.time())
+            if nxt is None:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+            else:
+                await asyncio.sleep(max(0.0, nxt - loop.time()))
+
+    async def flush(self) -> None:
+        """Wait until every queued packet has been sent or dropped as late."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump_task
+        self._executor.shutdown(wait=False, cancel_futures=True)
