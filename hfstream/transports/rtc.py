@@ -1,0 +1,130 @@
+"""WebRTC data channels (aiortc) as a datagram transport.
+
+Two pre-negotiated channels (ids 0 and 1, created identically on both peers, so no
+in-band channel set-up is needed):
+
+- ``hf-tier0``: unordered, partially reliable; a lost message is retransmitted until
+  ``tier0_lifetime_ms`` (the frame deadline) has passed. Carries tier 0, its parity and
+  feedback. (aiortc reads ``maxPacketLifeTime=0`` as "no limit", so at least 1 ms.)
+- ``hf-index``: unordered, ``maxRetransmits=0``: plain datagrams for tiers 1 and 2.
+
+Signalling: ``rtc_pair`` joins two peers in one process (tests, examples);
+``rtc_connect`` joins two processes through aiortc's TCP signalling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.signaling import TcpSocketSignaling
+
+from hfstream.transports.base import TransportClosed
+from hfstream.wire import PacketType
+
+_CLOSE = object()
+_RELIABLE_TYPES = {PacketType.TIER0, PacketType.PARITY, PacketType.FEEDBACK}
+
+
+class RtcTransport:
+    def __init__(self, pc: RTCPeerConnection, tier0_lifetime_ms: int = 1000, max_queue: int = 4096):
+        assert tier0_lifetime_ms >= 1, "tier0_lifetime_ms must be at least 1 (0 means no limit)"
+        self.pc = pc
+        self._queue: asyncio.Queue = asyncio.Queue(max_queue)
+        self.overflow = 0
+        self.tier0 = pc.createDataChannel(
+            "hf-tier0", ordered=False, maxPacketLifeTime=tier0_lifetime_ms, negotiated=True, id=0
+        )
+        self.index = pc.createDataChannel(
+            "hf-index", ordered=False, maxRetransmits=0, negotiated=True, id=1
+        )
+        for ch in (self.tier0, self.index):
+            ch.on("message", self._on_message)
+        self._opened = asyncio.get_running_loop().create_future()
+        self._n_open = 0
+        for ch in (self.tier0, self.index):
+            ch.on("open", self._on_open)
+
+    def _on_open(self) -> None:
+        self._n_open += 1
+        if self._n_open == 2 and not self._opened.done():
+            self._opened.set_result(None)
+
+    def _on_message(self, message: bytes | str) -> None:
+        if isinstance(message, str):
+            return  # hfstream speaks bytes only
+        try:
+            self._queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.overflow += 1
+
+    async def wait_open(self, timeout: float = 20.0) -> None:
+        await asyncio.wait_for(asyncio.shield(self._opened), timeout)
+
+    @property
+    def buffered_bytes(self) -> int:
+        return self.tier0.bufferedAmount + self.index.bufferedAmount
+
+    async def send(self, data: bytes) -> None:
+        ch = self.tier0 if len(data) > 3 and data[3] in _RELIABLE_TYPES else self.index
+        if ch.readyState != "open":
+            raise TransportClosed(f"data channel {ch.label} is {ch.readyState}")
+        ch.send(data)
+
+    async def recv(self) -> bytes:
+        item = await self._queue.get()
+        if item is _CLOSE:
+            self._queue.put_nowait(_CLOSE)
+            raise TransportClosed("transport is closed")
+        return item
+
+    async def close(self) -> None:
+        await self.pc.close()
+        while True:
+            try:
+                self._queue.put_nowait(_CLOSE)
+                break
+            except asyncio.QueueFull:
+                self._queue.get_nowait()
+
+
+async def rtc_pair(tier0_lifetime_ms: int = 1000) -> tuple[RtcTransport, RtcTransport]:
+    """Two connected peers in this process (ICE over this machine's host candidates)."""
+    pc_a, pc_b = RTCPeerConnection(), RTCPeerConnection()
+    a, b = RtcTransport(pc_a, tier0_lifetime_ms), RtcTransport(pc_b, tier0_lifetime_ms)
+    await pc_a.setLocalDescription(await pc_a.createOffer())
+    await pc_b.setRemoteDescription(pc_a.localDescription)
+    await pc_b.setLocalDescription(await pc_b.createAnswer())
+    await pc_a.setRemoteDescription(pc_b.localDescription)
+    await asyncio.gather(a.wait_open(), b.wait_open())
+    return a, b
+
+
+async def rtc_connect(
+    role: str, host: str = "127.0.0.1", port: int = 9999, tier0_lifetime_ms: int = 1000
+) -> RtcTransport:
+    """Join a peer in another process; ``role`` is ``offer`` (listens for signalling) or
+    ``answer``. Signalling runs over TCP on ``host:port``; media over ICE."""
+    if role not in ("offer", "answer"):
+        raise ValueError(f'Invalid role "{role}", should be offer or answer')
+    signaling = TcpSocketSignaling(host, port)
+    pc = RTCPeerConnection()
+    transport = RtcTransport(pc, tier0_lifetime_ms)
+    await signaling.connect()
+    if role == "offer":
+        await pc.setLocalDescription(await pc.createOffer())
+        await signaling.send(pc.localDescription)
+        answer = await signaling.receive()
+        if not isinstance(answer, RTCSessionDescription):
+            raise ValueError("signalling peer did not answer with a session description")
+        await pc.setRemoteDescription(answer)
+    else:
+        offer = await signaling.receive()
+        if not isinstance(offer, RTCSessionDescription):
+            raise ValueError("signalling peer did not send a session description")
+        await pc.setRemoteDescription(offer)
+        await pc.setLocalDescription(await pc.createAnswer())
+        await signaling.send(pc.localDescription)
+    await transport.wait_open()
+    await signaling.close()
+    return transport

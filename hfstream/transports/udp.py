@@ -1,0 +1,91 @@
+"""UDP transport on an asyncio datagram endpoint.
+
+The receiving queue is bounded: when the application falls behind, datagrams are
+dropped (and counted) as the kernel would drop them, instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from hfstream.transports.base import TransportClosed
+
+_CLOSE = object()
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, owner: UdpTransport) -> None:
+        self.owner = owner
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        o = self.owner
+        if o.remote is None:
+            o.remote = addr  # a receiver answers (feedback) to whoever spoke first
+        elif addr != o.remote and o.connected:
+            o.foreign += 1
+            return
+        try:
+            o._queue.put_nowait(data)
+        except asyncio.QueueFull:
+            o.overflow += 1
+
+    def error_received(self, exc: Exception) -> None:
+        self.owner.errors += 1
+
+
+class UdpTransport:
+    def __init__(self, max_queue: int = 4096) -> None:
+        self._queue: asyncio.Queue = asyncio.Queue(max_queue)
+        self._transport: asyncio.DatagramTransport | None = None
+        self.remote: tuple | None = None
+        self.connected = False
+        self.overflow = 0
+        self.foreign = 0
+        self.errors = 0
+
+    @classmethod
+    async def open(
+        cls,
+        local: tuple[str, int] = ("127.0.0.1", 0),
+        remote: tuple[str, int] | None = None,
+        max_queue: int = 4096,
+    ) -> UdpTransport:
+        """Bind ``local``; with ``remote``, send there and accept datagrams only from it."""
+        self = cls(max_queue)
+        loop = asyncio.get_running_loop()
+        self._transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Protocol(self), local_addr=local
+        )
+        if remote is not None:
+            self.remote = remote
+            self.connected = True
+        return self
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        assert self._transport is not None, "transport is not open"
+        return self._transport.get_extra_info("sockname")[:2]
+
+    async def send(self, data: bytes) -> None:
+        if self._transport is None or self._transport.is_closing():
+            raise TransportClosed("transport is closed")
+        if self.remote is None:
+            raise TransportClosed("no peer address yet")
+        self._transport.sendto(data, self.remote)
+
+    async def recv(self) -> bytes:
+        item = await self._queue.get()
+        if item is _CLOSE:
+            self._queue.put_nowait(_CLOSE)
+            raise TransportClosed("transport is closed")
+        return item
+
+    async def close(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()
+        while True:
+            try:
+                self._queue.put_nowait(_CLOSE)
+                break
+            except asyncio.QueueFull:
+                self._queue.get_nowait()
