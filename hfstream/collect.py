@@ -1,0 +1,58 @@
+"""Receiver-side bookkeeping for sequences: the best picture of each frame, in order."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import numpy as np
+
+from hfstream.progressive import Stage
+from hfstream.receiver import FrameUpdate, Receiver
+
+
+@dataclass
+class FrameRecord:
+    frame_id: int
+    stage: Stage
+    latency_s: float  # first packet -> this frame's best picture
+    first_picture_s: float  # first packet -> its first picture (the preview)
+    updates: int
+    image: np.ndarray | None
+
+
+async def collect_frames(
+    receiver: Receiver, frames: int, idle_timeout_s: float = 3.0
+) -> dict[int, FrameRecord]:
+    """Consume updates until ``frames`` frames are final or nothing came for a while."""
+    best: dict[int, FrameRecord] = {}
+    finals = 0
+    while finals < frames:
+        try:
+            u: FrameUpdate = await asyncio.wait_for(receiver.__anext__(), idle_timeout_s)
+        except (asyncio.TimeoutError, StopAsyncIteration):
+            break
+        rec = best.get(u.frame_id)
+        if rec is None:
+            rec = best[u.frame_id] = FrameRecord(
+                u.frame_id, u.stage, u.latency_s, u.latency_s, 0, None
+            )
+        rec.updates += 1
+        if u.stage >= rec.stage or rec.image is None:
+            rec.stage, rec.latency_s, rec.image = u.stage, u.latency_s, u.image
+        finals += u.final
+    return best
+
+
+def in_order(
+    records: dict[int, FrameRecord], frames: int, shape: tuple[int, ...]
+) -> list[np.ndarray]:
+    """Frames 0..frames-1; a frame that never arrived repeats the previous (a freeze)."""
+    out = []
+    last = np.full(shape, 128, np.uint8)
+    for i in range(frames):
+        rec = records.get(i)
+        if rec is not None and rec.image is not None:
+            last = rec.image
+        out.append(last)
+    return out

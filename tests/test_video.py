@@ -1,0 +1,55 @@
+"""30 video frames end to end, and the PyAV reader and writer."""
+
+import asyncio
+
+import numpy as np
+
+from hfstream.collect import collect_frames, in_order
+from hfstream.receiver import Receiver, ReceiverConfig
+from hfstream.sender import Sender, SenderConfig
+from hfstream.transports.memory import memory_pair
+from hfstream.video import VideoWriter, pattern_frames, read_frames
+
+
+def test_pattern_frames_differ():
+    frames = list(pattern_frames(3, 64, 96))
+    assert frames[0].shape == (64, 96, 3) and frames[0].dtype == np.uint8
+    assert not np.array_equal(frames[0], frames[1])
+
+
+def test_thirty_frames_end_to_end(codec, tmp_path):
+    frames = list(pattern_frames(30, 256, 256))
+
+    async def main():
+        tx, rx = memory_pair()
+        sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=1e6, schedule="1_4"))
+        receiver = Receiver(rx, codec, ReceiverConfig(max_frames=32))
+        async with receiver:
+            collector = asyncio.create_task(collect_frames(receiver, 30, idle_timeout_s=20))
+            sent = await sender.send_frames(frames, fps=15)
+            await sender.flush()
+            records = await collector
+        await sender.close()
+        return sent, records
+
+    sent, records = asyncio.run(main())
+    assert len(sent) == 30
+    assert sorted(records) == list(range(30))
+    assert all(r.image is not None and r.image.shape == (256, 256, 3) for r in records.values())
+    out = tmp_path / "received.mp4"
+    with VideoWriter(out, fps=15) as w:
+        for img in in_order(records, 30, (256, 256, 3)):
+            w.write(img)
+    back = list(read_frames(out))
+    assert len(back) == 30 and back[0].shape == (256, 256, 3)
+
+
+def test_bad_video_file(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    try:
+        list(read_frames(bad))
+    except ValueError as e:
+        assert "cannot open video" in str(e)
+    else:
+        raise AssertionError("expected ValueError")
