@@ -60,8 +60,12 @@ class FrameComplete:
 
 @dataclass(frozen=True)
 class FrameExpired:
+    """A frame was closed: by the application ("closed"), "timeout" or "evicted"."""
+
     frame_id: int
-    reason: str  # "timeout" or "evicted"
+    reason: str
+    expected: tuple[int, int, int] = (0, 0, 0)  # packets announced per tier (parity in 0)
+    received: tuple[int, int, int] = (0, 0, 0)  # packets that arrived (not rebuilt ones)
 
 
 Event = PacketDropped | FrameOpened | PatchesUpdated | FrameComplete | FrameExpired
@@ -95,6 +99,22 @@ class FrameState:
     def received_share(self, ptype: PacketType) -> float:
         n = self.expected.get(ptype)
         return 0.0 if not n else len(self.seen.get(ptype, ())) / n
+
+    def packet_counts(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        """(announced, arrived) packets per tier; parity counts in tier 0."""
+        e = self.expected
+        s = {t: len(v) for t, v in self.seen.items()}
+        expected = (
+            e.get(PacketType.TIER0, 0) + e.get(PacketType.PARITY, 0),
+            e.get(PacketType.TIER1, 0),
+            e.get(PacketType.TIER2, 0),
+        )
+        received = (
+            s.get(PacketType.TIER0, 0) - self.recovered + s.get(PacketType.PARITY, 0),
+            s.get(PacketType.TIER1, 0),
+            s.get(PacketType.TIER2, 0),
+        )
+        return expected, received  # type: ignore[return-value]
 
     def matches(self, h: PacketHeader) -> bool:
         return (h.height, h.width, h.codebook_size, bool(h.flags & FLAG_PRIOR)) == (
@@ -142,12 +162,15 @@ class Reassembler:
 
     def close(self, frame_id: int, reason: str = "closed") -> FrameExpired:
         """Forget a frame (its decoder is done with it); later packets for it are dropped."""
-        self.frames.pop(frame_id, None)
+        frame = self.frames.pop(frame_id, None)
+        expected = received = (0, 0, 0)
+        if frame is not None:
+            expected, received = frame.packet_counts()
         if len(self._closed) == self._closed.maxlen:
             self._closed_set.discard(self._closed[0])
         self._closed.append(frame_id)
         self._closed_set.add(frame_id)
-        return FrameExpired(frame_id, reason)
+        return FrameExpired(frame_id, reason, expected, received)
 
     # -------------------------------------------------------------- input
     def receive(self, data: bytes, now: float) -> list[Event]:

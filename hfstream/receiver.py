@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from hfstream.codec.hybrid import HybridCodec
+from hfstream.feedback import ReportBuilder
 from hfstream.progressive import FrameDecodeState, Stage, build_encoded, stage_of
 from hfstream.reassembly import (
     FrameExpired,
@@ -47,6 +48,7 @@ class ReceiverConfig:
     max_frames: int = 8
     max_frame_bytes: int = 4 * 1024 * 1024
     decode_steps: int = 1  # predictor passes
+    feedback_interval_s: float | None = 0.25  # None: send no reports
 
 
 class Receiver:
@@ -75,6 +77,9 @@ class Receiver:
         self._timer: asyncio.TimerHandle | None = None
         self._done = False
         self.frames_expired = 0
+        self.reports = ReportBuilder()
+        self.reports_sent = 0
+        self._late_seen = 0
 
     # ------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Receiver:
@@ -86,7 +91,10 @@ class Receiver:
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self.reports.started = loop.time()
         self._tasks = [loop.create_task(self._recv_loop())]
+        if self.config.feedback_interval_s:
+            self._tasks.append(loop.create_task(self._feedback_loop()))
 
     async def close(self) -> None:
         self._done = True
@@ -124,6 +132,7 @@ class Receiver:
         try:
             while True:
                 data = await self.transport.recv()
+                self.reports.bytes += len(data)
                 self._handle(self.reassembler.receive(data, loop.time()))
         except TransportClosed:
             await self._drain()
@@ -136,6 +145,7 @@ class Receiver:
                 self._kick(ev.frame_id)
             elif isinstance(ev, FrameExpired):
                 self.frames_expired += ev.reason != "closed"
+                self.reports.frame_done(ev.expected, ev.received)
                 self._dirty.discard(ev.frame_id)
                 if ev.frame_id not in self._busy:
                     self._caches.pop(ev.frame_id, None)
@@ -190,11 +200,30 @@ class Receiver:
             FrameUpdate(frame_id, stage, image, received, loop.time() - frame.opened_at, last)
         )
         if last:
-            self.reassembler.close(frame_id)
+            self._handle([self.reassembler.close(frame_id)])
             self._caches.pop(frame_id, None)
             self._dirty.discard(frame_id)
         else:
             self._kick(frame_id)
+
+    async def _feedback_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.config.feedback_interval_s
+        assert interval is not None
+        while True:
+            await asyncio.sleep(interval)
+            late = self.reassembler.drops.get("late", 0)
+            self.reports.late += late - self._late_seen
+            self._late_seen = late
+            report = self.reports.report(loop.time())
+            if report is None:
+                continue
+            packet = report.to_packet(self.codec.model_id, 0, self.reports_sent & 0xFFFFFFFF)
+            try:
+                await self.transport.send(packet)
+                self.reports_sent += 1
+            except TransportClosed:
+                return
 
     async def _drain(self) -> None:
         """On close of the transport: finish the decodes in flight and pending ones."""

@@ -17,10 +17,12 @@ import numpy as np
 
 from hfstream.codec.encoded import EncodedImage
 from hfstream.codec.hybrid import HybridCodec
+from hfstream.feedback import RateController, Report, trim_to_allowance
 from hfstream.frame_coding import index_entries, tier0_entries
 from hfstream.pacer import Pacer
 from hfstream.packetizer import FramePackets, Packetizer, PacketizerConfig
-from hfstream.transports.base import DatagramTransport
+from hfstream.transports.base import DatagramTransport, TransportClosed
+from hfstream.wire import PacketType, WireError, parse_header
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,10 @@ class SenderConfig:
     deadline_s: float = 1.0  # default time for a frame's packets to leave
     stream_id: int = 0
     packetizer: PacketizerConfig = field(default_factory=PacketizerConfig)
+    # Rate control: with a target, the schedule, the tier-2 share and the pacing rate
+    # follow the receiver's reports so that the stream stays within the target.
+    target_bytes_per_s: float | None = None
+    fps: float = 10.0  # frame rate the target is spread over
 
 
 @dataclass(frozen=True)
@@ -58,12 +64,21 @@ class Sender:
         self._idle = asyncio.Event()
         self._idle.set()
         self._pump_task: asyncio.Task | None = None
+        self._feedback_task: asyncio.Task | None = None
         self.packets_sent = 0
+        self.bytes_sent = 0
+        self.reports: list[Report] = []
+        self.controller: RateController | None = None
+        if self.config.target_bytes_per_s:
+            self.controller = RateController(self.config.target_bytes_per_s, self.config.fps)
+            self.pacer.set_rate(self.controller.rate, 0.0)
 
-    def _prepare(self, image: np.ndarray, frame_id: int) -> tuple[FramePackets, float]:
+    def _prepare(
+        self, image: np.ndarray, frame_id: int, schedule: str
+    ) -> tuple[FramePackets, float]:
         cfg = self.config
         t0 = time.perf_counter()
-        enc: EncodedImage = self.codec.encode(image, cfg.schedule, cfg.codebook_size)
+        enc: EncodedImage = self.codec.encode(image, schedule, cfg.codebook_size)
         probs = None
         if cfg.prior_coding:
             probs = self.codec.index_probabilities(
@@ -88,9 +103,15 @@ class Sender:
         loop = asyncio.get_running_loop()
         frame_id = self._next_frame
         self._next_frame = (self._next_frame + 1) & 0xFFFFFFFF
+        ctl = self.controller
+        schedule = ctl.schedule if ctl is not None else self.config.schedule
         packets, encode_s = await loop.run_in_executor(
-            self._executor, self._prepare, image, frame_id
+            self._executor, self._prepare, image, frame_id, schedule
         )
+        if ctl is not None:
+            base = sum(len(p) for p in packets.tier0 + packets.parity + packets.tier1)
+            packets.tier2 = trim_to_allowance(packets.tier2, ctl.tier2_allowance(base))
+            ctl.after_frame(base)
         expires = loop.time() + (deadline_s if deadline_s is not None else self.config.deadline_s)
         counts: dict[int, int] = {}
         sizes: dict[int, int] = {}
@@ -114,8 +135,31 @@ class Sender:
         return out
 
     def _ensure_pump(self) -> None:
+        loop = asyncio.get_running_loop()
         if self._pump_task is None or self._pump_task.done():
-            self._pump_task = asyncio.get_running_loop().create_task(self._pump())
+            self._pump_task = loop.create_task(self._pump())
+        if self._feedback_task is None or self._feedback_task.done():
+            self._feedback_task = loop.create_task(self._feedback())
+
+    async def _feedback(self) -> None:
+        """Read the receiver's reports (anything else coming back is ignored)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                data = await self.transport.recv()
+            except TransportClosed:
+                return
+            try:
+                header, payload = parse_header(data, self.codec.model_id)
+                if header.type != PacketType.FEEDBACK:
+                    continue
+                report = Report.from_payload(payload)
+            except WireError:
+                continue
+            self.reports.append(report)
+            if self.controller is not None:
+                self.controller.on_report(report)
+                self.pacer.set_rate(self.controller.rate, loop.time())
 
     async def _pump(self) -> None:
         loop = asyncio.get_running_loop()
@@ -124,6 +168,7 @@ class Sender:
             for p in self.pacer.pop(now):
                 await self.transport.send(p)
                 self.packets_sent += 1
+                self.bytes_sent += len(p)
             nxt = self.pacer.next_time(loop.time())
             if nxt is None:
                 self._idle.set()
@@ -137,8 +182,9 @@ class Sender:
         await self._idle.wait()
 
     async def close(self) -> None:
-        if self._pump_task is not None:
-            self._pump_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump_task
+        for task in (self._pump_task, self._feedback_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._executor.shutdown(wait=False, cancel_futures=True)

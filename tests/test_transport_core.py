@@ -138,7 +138,7 @@ def test_timeout_expires_and_late_packets_are_dropped():
     r.receive(fp.tier0[0], now=10.0)
     assert r.get_timer() == 10.5
     assert r.handle_timer(10.4) == []
-    assert r.handle_timer(10.5) == [FrameExpired(1, "timeout")]
+    assert r.handle_timer(10.5) == [FrameExpired(1, "timeout", (5, 0, 0), (1, 0, 0))]
     assert r.get_timer() is None
     (ev,) = r.receive(fp.tier0[1], now=10.6)
     assert isinstance(ev, PacketDropped) and ev.reason == "late"

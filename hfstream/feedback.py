@@ -1,0 +1,176 @@
+"""Receiver reports and the sender's rate controller (both sans-I/O).
+
+A report (``FEEDBACK`` packet; the header's frame id is the report number) says, for the
+frames the receiver finished since the last report, how many packets of each tier were
+announced and how many arrived, how many came late, and how many bytes arrived in how
+long. Payload: ``[interval_ms, expected[3], received[3], late, bytes]``.
+
+The controller turns the target bitrate into a per-frame budget and picks, frame by
+frame, the densest schedule whose tiers 0 and 1 fit it, spends what is left on tier 2,
+and lowers its working rate when reports show loss with throughput below it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hfstream.wire import (
+    HEADER_SIZE,
+    Packet,
+    PacketHeader,
+    PacketType,
+    WireError,
+    pack_payload,
+    unpack_payload,
+)
+
+LADDER = ("1_16", "1_9", "1_4", "1_2")  # sparse to dense
+
+
+@dataclass(frozen=True)
+class Report:
+    interval_s: float
+    expected: tuple[int, int, int]  # packets announced per tier (0 includes parity)
+    received: tuple[int, int, int]
+    late: int
+    bytes: int
+
+    @property
+    def loss(self) -> tuple[float, float, float]:
+        return tuple(
+            1 - r / e if e else 0.0 for e, r in zip(self.expected, self.received, strict=True)
+        )  # type: ignore[return-value]
+
+    @property
+    def throughput(self) -> float:
+        return self.bytes / self.interval_s if self.interval_s > 0 else 0.0
+
+    def to_packet(self, model_id: int, stream_id: int, number: int) -> bytes:
+        payload = pack_payload(
+            [
+                round(self.interval_s * 1000),
+                list(self.expected),
+                list(self.received),
+                self.late,
+                self.bytes,
+            ]
+        )
+        header = PacketHeader(PacketType.FEEDBACK, model_id, stream_id, number, 1, 1, 10, 0, 0, 1)
+        return Packet(header, payload).serialize()
+
+    @classmethod
+    def from_payload(cls, payload: bytes) -> Report:
+        obj = unpack_payload(payload)
+        if len(obj) != 5:
+            raise WireError("field", "feedback payload must be an array of 5")
+        interval, expected, received, late, nbytes = obj
+        for v in (interval, late, nbytes):
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**40:
+                raise WireError(
+                    "field", f"feedback field must be a non-negative integer, got {v!r}"
+                )
+        for triple in (expected, received):
+            if not (
+                isinstance(triple, list)
+                and len(triple) == 3
+                and all(
+                    isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**32
+                    for x in triple
+                )
+            ):
+                raise WireError("field", "feedback counts must be three non-negative integers")
+        return cls(interval / 1000, tuple(expected), tuple(received), late, nbytes)  # type: ignore[arg-type]
+
+
+@dataclass
+class ReportBuilder:
+    """Accumulates what the receiver saw between reports."""
+
+    started: float = 0.0
+    expected: list[int] = field(default_factory=lambda: [0, 0, 0])
+    received: list[int] = field(default_factory=lambda: [0, 0, 0])
+    late: int = 0
+    bytes: int = 0
+
+    def frame_done(self, expected: tuple[int, int, int], received: tuple[int, int, int]) -> None:
+        for t in range(3):
+            self.expected[t] += expected[t]
+            self.received[t] += min(received[t], expected[t])
+
+    def report(self, now: float) -> Report | None:
+        if not any(self.expected) and not self.bytes:
+            return None
+        r = Report(
+            now - self.started, tuple(self.expected), tuple(self.received), self.late, self.bytes
+        )  # type: ignore[arg-type]
+        self.started, self.expected, self.received, self.late, self.bytes = (
+            now,
+            [0, 0, 0],
+            [0, 0, 0],
+            0,
+            0,
+        )
+        return r
+
+
+@dataclass
+class RateController:
+    target_bytes_per_s: float
+    fps: float
+    rate: float = 0.0  # working rate, at most the target
+    level: int = 2  # index into LADDER
+    reports: int = 0
+
+    def __post_init__(self) -> None:
+        assert self.target_bytes_per_s > 0 and self.fps > 0, "target and fps must be positive"
+        self.rate = self.target_bytes_per_s
+
+    @property
+    def frame_budget(self) -> float:
+        return self.rate / self.fps
+
+    @property
+    def schedule(self) -> str:
+        return LADDER[self.level]
+
+    def after_frame(self, base_bytes: int) -> None:
+        """``base_bytes``: what tiers 0 and 1 (with parity and headers) of the last frame
+        cost. Step the schedule down when they overran the budget, up when far below."""
+        budget = self.frame_budget
+        if base_bytes > 0.9 * budget and self.level > 0:
+            self.level -= 1
+        elif base_bytes < 0.5 * budget and self.level < len(LADDER) - 1:
+            self.level += 1
+
+    def tier2_allowance(self, base_bytes: int) -> int:
+        return max(0, int(self.frame_budget - base_bytes))
+
+    def on_report(self, report: Report) -> None:
+        self.reports += 1
+        loss = max(report.loss[1], report.loss[2])
+        if loss > 0.05 and 0 < report.throughput < self.rate:
+            self.rate = max(0.25 * self.target_bytes_per_s, 0.9 * report.throughput)
+        elif loss < 0.02:
+            self.rate = min(self.target_bytes_per_s, self.rate * 1.1)
+
+
+def trim_to_allowance(packets: list[bytes], allowance: int) -> list[bytes]:
+    """The leading packets whose total size fits ``allowance`` (tier 2 is interleaved, so
+    any prefix is a spread of positions over the patches)."""
+    out, used = [], 0
+    for p in packets:
+        if used + len(p) > allowance:
+            break
+        out.append(p)
+        used += len(p)
+    return out
+
+
+__all__ = [
+    "HEADER_SIZE",
+    "LADDER",
+    "RateController",
+    "Report",
+    "ReportBuilder",
+    "trim_to_allowance",
+]

@@ -1,0 +1,91 @@
+"""Feedback reports and the rate controller."""
+
+import asyncio
+
+import pytest
+
+from hfstream.collect import collect_frames
+from hfstream.feedback import LADDER, RateController, Report, ReportBuilder, trim_to_allowance
+from hfstream.receiver import Receiver, ReceiverConfig
+from hfstream.sender import Sender, SenderConfig
+from hfstream.transports.memory import memory_pair
+from hfstream.video import pattern_frames
+from hfstream.wire import WireError, parse_header
+
+
+def test_report_round_trip_and_loss():
+    r = Report(0.25, (10, 8, 4), (10, 6, 1), 2, 9000)
+    h, payload = parse_header(r.to_packet(7, 0, 3), model_id=7)
+    back = Report.from_payload(payload)
+    assert back == r and h.frame_id == 3
+    assert back.loss == (0.0, 0.25, 0.75) and back.throughput == 36000
+
+
+def test_forged_reports_are_refused():
+    from hfstream.wire import pack_payload
+
+    for bad in (
+        [1, 2, 3],
+        [250, [1, 2], [1, 2, 3], 0, 0],
+        [250, [1, 2, 3], [1, 2, 3], -1, 0],
+        [True, [0] * 3, [0] * 3, 0, 0],
+    ):
+        with pytest.raises(WireError):
+            Report.from_payload(pack_payload(bad))
+
+
+def test_report_builder_intervals():
+    b = ReportBuilder(started=1.0)
+    assert b.report(1.5) is None
+    b.frame_done((4, 4, 4), (4, 3, 5))
+    b.bytes = 1000
+    r = b.report(2.0)
+    assert r.expected == (4, 4, 4) and r.received == (4, 3, 4) and r.interval_s == 1.0
+    assert b.report(2.5) is None
+
+
+def test_controller_steps_schedules_and_rate():
+    c = RateController(10_000, fps=10)  # 1000 B per frame
+    assert c.schedule == "1_4"
+    c.after_frame(950)
+    assert c.schedule == "1_9"
+    c.after_frame(300)
+    assert c.schedule == "1_4"
+    assert c.tier2_allowance(600) == 400 and c.tier2_allowance(5000) == 0
+    c.on_report(Report(1.0, (10, 10, 10), (10, 5, 5), 0, 6000))  # heavy loss, 6 kB/s got through
+    assert c.rate == pytest.approx(5400)
+    for _ in range(20):
+        c.on_report(Report(1.0, (10, 10, 10), (10, 10, 10), 0, 10_000))
+    assert c.rate == 10_000
+    assert LADDER[0] == "1_16" and LADDER[-1] == "1_2"
+
+
+def test_trim_to_allowance():
+    assert trim_to_allowance([b"a" * 10, b"b" * 10, b"c" * 10], 25) == [b"a" * 10, b"b" * 10]
+
+
+def test_sender_stays_within_its_target_rate(codec):
+    """30 frames at 10 fps with a budget below what every tier would need."""
+    frames = list(pattern_frames(30, 256, 256))
+    target = 5000.0
+
+    async def main():
+        tx, rx = memory_pair()
+        cfg = SenderConfig(target_bytes_per_s=target, fps=10, rate_bytes_per_s=target)
+        sender = Sender(tx, codec, cfg)
+        receiver = Receiver(rx, codec, ReceiverConfig(max_frames=32, feedback_interval_s=0.2))
+        loop = asyncio.get_running_loop()
+        async with receiver:
+            collector = asyncio.create_task(collect_frames(receiver, 30, idle_timeout_s=20))
+            t0 = loop.time()
+            await sender.send_frames(frames, fps=10)
+            await sender.flush()
+            duration = loop.time() - t0
+            await collector
+        await sender.close()
+        return sender, duration
+
+    sender, duration = asyncio.run(main())
+    achieved = sender.bytes_sent / duration
+    assert sender.reports, "the receiver's reports reached the sender"
+    assert 0.5 * target < achieved < 1.1 * target
