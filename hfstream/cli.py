@@ -2,7 +2,9 @@
 
     hfstream encode IN.png OUT.hfs [--schedule auto|1_2|1_4|1_9|1_16|1_1] [--codebook 1024]
     hfstream decode IN.hfs OUT.png [--mode hybrid|vq|continuous] [--steps 1]
-    hfstream demo [--out out/demo]
+    hfstream send IMAGE|VIDEO|pattern [--to HOST:PORT] [--rtc] [--fps F] [--target BYTES/S]
+    hfstream recv [--listen HOST:PORT] [--rtc] [--out DIR] [--frames N]
+    hfstream demo [--out out/demo] [--loss 0.2]
 
 Bad input (a truncated, corrupt or foreign file, a missing model) prints one line naming
 the problem and exits with status 2.
@@ -55,10 +57,26 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_send(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from hfstream.stream_cli import run_send
+
+    return asyncio.run(run_send(args))
+
+
+def cmd_recv(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from hfstream.stream_cli import run_recv
+
+    return asyncio.run(run_recv(args))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from hfstream.demo import run_demo
 
-    return run_demo(Path(args.out))
+    return run_demo(Path(args.out), args.loss)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,8 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--steps", type=int, default=1, help="predictor passes (1 = single pass)")
     d.add_argument("--model", default=None)
     d.set_defaults(func=cmd_decode)
-    m = sub.add_parser("demo", help="code the bundled image in every mode and report")
+    s = sub.add_parser("send", help="stream an image or a video (UDP or --rtc)")
+    r = sub.add_parser("recv", help="receive a stream, saving pictures as they improve")
+    from hfstream.stream_cli import add_arguments
+
+    add_arguments(s, r)
+    s.set_defaults(func=cmd_send)
+    r.set_defaults(func=cmd_recv)
+    m = sub.add_parser("demo", help="stream the bundled photo over a lossy in-process link")
     m.add_argument("--out", default="out/demo")
+    m.add_argument("--loss", type=float, default=0.2, help="share of packets the link drops")
     m.set_defaults(func=cmd_demo)
     return p
 

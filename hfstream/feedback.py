@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hfstream.wire import (
-    HEADER_SIZE,
     Packet,
     PacketHeader,
     PacketType,
@@ -142,9 +141,6 @@ class RateController:
         elif base_bytes < 0.5 * budget and self.level < len(LADDER) - 1:
             self.level += 1
 
-    def tier2_allowance(self, base_bytes: int) -> int:
-        return max(0, int(self.frame_budget - base_bytes))
-
     def on_report(self, report: Report) -> None:
         self.reports += 1
         loss = max(report.loss[1], report.loss[2])
@@ -154,23 +150,4 @@ class RateController:
             self.rate = min(self.target_bytes_per_s, self.rate * 1.1)
 
 
-def trim_to_allowance(packets: list[bytes], allowance: int) -> list[bytes]:
-    """The leading packets whose total size fits ``allowance`` (tier 2 is interleaved, so
-    any prefix is a spread of positions over the patches)."""
-    out, used = [], 0
-    for p in packets:
-        if used + len(p) > allowance:
-            break
-        out.append(p)
-        used += len(p)
-    return out
-
-
-__all__ = [
-    "HEADER_SIZE",
-    "LADDER",
-    "RateController",
-    "Report",
-    "ReportBuilder",
-    "trim_to_allowance",
-]
+__all__ = ["LADDER", "RateController", "Report", "ReportBuilder"]

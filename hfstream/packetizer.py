@@ -19,6 +19,7 @@ import zfec
 
 from hfstream.wire import (
     FLAG_PRIOR,
+    FLAG_TIER2,
     HEADER_SIZE,
     IndexEntry,
     Packet,
@@ -111,13 +112,32 @@ class Packetizer:
         tier0: list[Tier0Entry],
         tier1: list[IndexEntry],
         tier2: list[IndexEntry],
+        frame_budget: float | None = None,
     ) -> FramePackets:
+        """All packets of one frame. With ``frame_budget`` (bytes), tier 2 is cut to what
+        tiers 0 and 1 leave of it (a prefix of interleaved groups: still spread out)."""
         cfg = self.config
         bits = codebook_size.bit_length() - 1
         assert 1 << bits == codebook_size, (
             f"codebook size must be a power of two, got {codebook_size}"
         )
-        flags = FLAG_PRIOR if prior_coded else 0
+        room = cfg.mtu - HEADER_SIZE
+        t0_payloads = _bins([e.to_list() for e in tier0], room - PARITY_OVERHEAD)
+        parity_payloads = self._parity(t0_payloads)
+        t1_payloads = _bins([e.to_list() for e in tier1], room)
+        t2_payloads = _bins([e.to_list() for e in tier2], room) if cfg.send_withheld else []
+        if frame_budget is not None:
+            left = frame_budget - sum(
+                len(p) + HEADER_SIZE for p in t0_payloads + parity_payloads + t1_payloads
+            )
+            kept = []
+            for p in t2_payloads:
+                if len(p) + HEADER_SIZE > left:
+                    break
+                kept.append(p)
+                left -= len(p) + HEADER_SIZE
+            t2_payloads = kept
+        flags = (FLAG_PRIOR if prior_coded else 0) | (FLAG_TIER2 if t2_payloads else 0)
 
         def build(ptype: PacketType, payloads: list[bytes]) -> list[bytes]:
             return [
@@ -139,14 +159,11 @@ class Packetizer:
                 for seq, payload in enumerate(payloads)
             ]
 
-        room = cfg.mtu - HEADER_SIZE
-        t0_payloads = _bins([e.to_list() for e in tier0], room - PARITY_OVERHEAD)
         out = FramePackets(frame_id)
         out.tier0 = build(PacketType.TIER0, t0_payloads)
-        out.parity = build(PacketType.PARITY, self._parity(t0_payloads))
-        out.tier1 = build(PacketType.TIER1, _bins([e.to_list() for e in tier1], room))
-        if cfg.send_withheld and tier2:
-            out.tier2 = build(PacketType.TIER2, _bins([e.to_list() for e in tier2], room))
+        out.parity = build(PacketType.PARITY, parity_payloads)
+        out.tier1 = build(PacketType.TIER1, t1_payloads)
+        out.tier2 = build(PacketType.TIER2, t2_payloads)
         return out
 
     def _parity(self, payloads: list[bytes]) -> list[bytes]:

@@ -17,6 +17,7 @@ import zfec
 from hfstream.wire import (
     DEFAULT_MTU,
     FLAG_PRIOR,
+    FLAG_TIER2,
     IndexEntry,
     PacketHeader,
     PacketType,
@@ -66,6 +67,7 @@ class FrameExpired:
     reason: str
     expected: tuple[int, int, int] = (0, 0, 0)  # packets announced per tier (parity in 0)
     received: tuple[int, int, int] = (0, 0, 0)  # packets that arrived (not rebuilt ones)
+    state: FrameState | None = field(default=None, repr=False, compare=False)  # as it ended
 
 
 Event = PacketDropped | FrameOpened | PatchesUpdated | FrameComplete | FrameExpired
@@ -79,6 +81,7 @@ class FrameState:
     width: int
     codebook_size: int
     prior_coded: bool
+    has_tier2: bool
     opened_at: float
     updated_at: float
     bytes: int = 0
@@ -116,13 +119,13 @@ class FrameState:
         )
         return expected, received  # type: ignore[return-value]
 
+    @property
+    def flags(self) -> int:
+        return (FLAG_PRIOR if self.prior_coded else 0) | (FLAG_TIER2 if self.has_tier2 else 0)
+
     def matches(self, h: PacketHeader) -> bool:
-        return (h.height, h.width, h.codebook_size, bool(h.flags & FLAG_PRIOR)) == (
-            self.height,
-            self.width,
-            self.codebook_size,
-            self.prior_coded,
-        )
+        own = (self.height, self.width, self.codebook_size, self.flags)
+        return (h.height, h.width, h.codebook_size, h.flags & (FLAG_PRIOR | FLAG_TIER2)) == own
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,7 @@ class Reassembler:
             self._closed_set.discard(self._closed[0])
         self._closed.append(frame_id)
         self._closed_set.add(frame_id)
-        return FrameExpired(frame_id, reason, expected, received)
+        return FrameExpired(frame_id, reason, expected, received, frame)
 
     # -------------------------------------------------------------- input
     def receive(self, data: bytes, now: float) -> list[Event]:
@@ -202,7 +205,14 @@ class Reassembler:
                 oldest = next(iter(self.frames))
                 events.append(self.close(oldest, "evicted"))
             frame = FrameState(
-                h.frame_id, h.height, h.width, h.codebook_size, bool(h.flags & FLAG_PRIOR), now, now
+                h.frame_id,
+                h.height,
+                h.width,
+                h.codebook_size,
+                bool(h.flags & FLAG_PRIOR),
+                bool(h.flags & FLAG_TIER2),
+                now,
+                now,
             )
             self.frames[h.frame_id] = frame
             events.append(FrameOpened(h.frame_id, h.height, h.width))
@@ -315,12 +325,11 @@ class Reassembler:
         return events
 
     def _is_complete(self, frame: FrameState) -> bool:
-        if PacketType.TIER0 not in frame.expected:
-            return False
+        needed = [PacketType.TIER0, PacketType.TIER1]
+        if frame.has_tier2:
+            needed.append(PacketType.TIER2)
         return all(
-            len(frame.seen.get(t, ())) >= n
-            for t, n in frame.expected.items()
-            if t != PacketType.PARITY
+            t in frame.expected and len(frame.seen.get(t, ())) >= frame.expected[t] for t in needed
         )
 
     def __iter__(self) -> Iterator[FrameState]:
@@ -329,9 +338,8 @@ class Reassembler:
 
 def _tier0_header(frame: FrameState) -> PacketHeader:
     bits = frame.codebook_size.bit_length() - 1
-    flags = FLAG_PRIOR if frame.prior_coded else 0
     return PacketHeader(
-        PacketType.TIER0, 0, 0, frame.frame_id, frame.height, frame.width, bits, flags, 0, 1
+        PacketType.TIER0, 0, 0, frame.frame_id, frame.height, frame.width, bits, frame.flags, 0, 1
     )
 
 

@@ -24,6 +24,7 @@ from hfstream.feedback import ReportBuilder
 from hfstream.progressive import FrameDecodeState, Stage, build_encoded, stage_of
 from hfstream.reassembly import (
     FrameExpired,
+    FrameState,
     PatchesUpdated,
     Reassembler,
     ReassemblerConfig,
@@ -72,7 +73,7 @@ class Receiver:
         self._caches: dict[int, FrameDecodeState] = {}
         self._dirty: set[int] = set()
         self._busy: set[int] = set()
-        self._last_stage: dict[int, Stage] = {}
+        self._orphans: dict[int, FrameState] = {}  # expired with a decode still due
         self._tasks: list[asyncio.Task] = []
         self._timer: asyncio.TimerHandle | None = None
         self._done = False
@@ -116,6 +117,11 @@ class Receiver:
             out["index-entry"] = bad
         return out
 
+    @property
+    def idle(self) -> bool:
+        """No decode running or waiting: no better picture is coming until more data."""
+        return not self._busy and not self._dirty
+
     def __aiter__(self) -> Receiver:
         return self
 
@@ -146,8 +152,13 @@ class Receiver:
             elif isinstance(ev, FrameExpired):
                 self.frames_expired += ev.reason != "closed"
                 self.reports.frame_done(ev.expected, ev.received)
-                self._dirty.discard(ev.frame_id)
-                if ev.frame_id not in self._busy:
+                pending = ev.frame_id in self._dirty or ev.frame_id in self._busy
+                if ev.reason != "closed" and pending and ev.state is not None:
+                    # Its last data is still to be shown: decode it once more, as final.
+                    self._orphans[ev.frame_id] = ev.state
+                    self._dirty.add(ev.frame_id)
+                    self._kick(ev.frame_id)
+                elif ev.frame_id not in self._busy:
                     self._caches.pop(ev.frame_id, None)
         self._arm_timer()
 
@@ -165,7 +176,7 @@ class Receiver:
     def _kick(self, frame_id: int) -> None:
         if frame_id in self._busy or frame_id not in self._dirty:
             return
-        frame = self.reassembler.frames.get(frame_id)
+        frame = self.reassembler.frames.get(frame_id) or self._orphans.get(frame_id)
         if frame is None or not frame.tier0:
             return  # nothing to show before some tier 0 arrives
         self._dirty.discard(frame_id)
@@ -174,7 +185,8 @@ class Receiver:
 
     async def _decode(self, frame_id: int) -> None:
         loop = asyncio.get_running_loop()
-        frame = self.reassembler.frames[frame_id]
+        orphan = frame_id not in self.reassembler.frames
+        frame = self._orphans[frame_id] if orphan else self.reassembler.frames[frame_id]
         cache = self._caches.setdefault(frame_id, FrameDecodeState())
         stage = stage_of(frame)
         received = {
@@ -193,14 +205,15 @@ class Receiver:
             image = await loop.run_in_executor(self._executor, work)
         finally:
             self._busy.discard(frame_id)
-        last = stage == Stage.REFINED or (
-            stage == Stage.FULL and PacketType.TIER2 not in frame.expected and frame.complete
-        )
+        last = orphan or stage == Stage.REFINED or (stage == Stage.FULL and not frame.has_tier2)
         self._updates.put_nowait(
             FrameUpdate(frame_id, stage, image, received, loop.time() - frame.opened_at, last)
         )
         if last:
-            self._handle([self.reassembler.close(frame_id)])
+            if orphan:
+                self._orphans.pop(frame_id, None)
+            else:
+                self._handle([self.reassembler.close(frame_id)])
             self._caches.pop(frame_id, None)
             self._dirty.discard(frame_id)
         else:

@@ -17,7 +17,7 @@ import numpy as np
 
 from hfstream.codec.encoded import EncodedImage
 from hfstream.codec.hybrid import HybridCodec
-from hfstream.feedback import RateController, Report, trim_to_allowance
+from hfstream.feedback import RateController, Report
 from hfstream.frame_coding import index_entries, tier0_entries
 from hfstream.pacer import Pacer
 from hfstream.packetizer import FramePackets, Packetizer, PacketizerConfig
@@ -74,7 +74,7 @@ class Sender:
             self.pacer.set_rate(self.controller.rate, 0.0)
 
     def _prepare(
-        self, image: np.ndarray, frame_id: int, schedule: str
+        self, image: np.ndarray, frame_id: int, schedule: str, budget: float | None
     ) -> tuple[FramePackets, float]:
         cfg = self.config
         t0 = time.perf_counter()
@@ -94,6 +94,7 @@ class Sender:
             tier0_entries(enc),
             index_entries(enc, 1, groups, probs),
             index_entries(enc, 2, groups, probs) if cfg.packetizer.send_withheld else [],
+            frame_budget=budget,
         )
         return packets, time.perf_counter() - t0
 
@@ -105,13 +106,12 @@ class Sender:
         self._next_frame = (self._next_frame + 1) & 0xFFFFFFFF
         ctl = self.controller
         schedule = ctl.schedule if ctl is not None else self.config.schedule
+        budget = ctl.frame_budget if ctl is not None else None
         packets, encode_s = await loop.run_in_executor(
-            self._executor, self._prepare, image, frame_id, schedule
+            self._executor, self._prepare, image, frame_id, schedule, budget
         )
         if ctl is not None:
-            base = sum(len(p) for p in packets.tier0 + packets.parity + packets.tier1)
-            packets.tier2 = trim_to_allowance(packets.tier2, ctl.tier2_allowance(base))
-            ctl.after_frame(base)
+            ctl.after_frame(sum(len(p) for p in packets.tier0 + packets.parity + packets.tier1))
         expires = loop.time() + (deadline_s if deadline_s is not None else self.config.deadline_s)
         counts: dict[int, int] = {}
         sizes: dict[int, int] = {}

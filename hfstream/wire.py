@@ -11,7 +11,8 @@ Header (big-endian)::
     height      2  frame geometry, 1..16384: any packet can open the frame's state
     width       2
     codebook    1  log2 of the codebook size the indices refer to (6..10)
-    flags       1  bit 0: indices are prior-coded (else fixed-length)
+    flags       1  bit 0: indices are prior-coded (else fixed-length);
+                   bit 1: the frame has tier-2 packets
     seq         2  packet number within (frame, type)
     count       2  packets of this (frame, type), 1..4096
 
@@ -41,6 +42,7 @@ DEFAULT_MTU = 1200
 MAX_COUNT = 4096
 MAX_PATCHES = (-(-MAX_SIDE // 256)) ** 2
 FLAG_PRIOR = 0x01
+FLAG_TIER2 = 0x02  # the frame has tier-2 packets (so "complete" waits for them)
 
 
 class WireError(ValueError):

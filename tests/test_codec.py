@@ -154,3 +154,9 @@ def test_nearest_fill():
     keep = kept_mask(Schedule.QUARTER).ravel()
     src = np.arange(256)
     assert (nearest_fill(np.where(keep, src, MISSING))[keep] == src[keep]).all()
+
+
+def test_schedule_zero_sends_no_index(codec, small_image):
+    enc = codec.encode(small_image, schedule="0")
+    assert all(p.schedule is Schedule.NONE for p in enc.patches)
+    assert not enc.kept_only().patches[0].known.any()

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from hfstream.collect import collect_frames
-from hfstream.feedback import LADDER, RateController, Report, ReportBuilder, trim_to_allowance
+from hfstream.feedback import LADDER, RateController, Report, ReportBuilder
 from hfstream.receiver import Receiver, ReceiverConfig
 from hfstream.sender import Sender, SenderConfig
 from hfstream.transports.memory import memory_pair
@@ -51,17 +51,12 @@ def test_controller_steps_schedules_and_rate():
     assert c.schedule == "1_9"
     c.after_frame(300)
     assert c.schedule == "1_4"
-    assert c.tier2_allowance(600) == 400 and c.tier2_allowance(5000) == 0
     c.on_report(Report(1.0, (10, 10, 10), (10, 5, 5), 0, 6000))  # heavy loss, 6 kB/s got through
     assert c.rate == pytest.approx(5400)
     for _ in range(20):
         c.on_report(Report(1.0, (10, 10, 10), (10, 10, 10), 0, 10_000))
     assert c.rate == 10_000
     assert LADDER[0] == "1_16" and LADDER[-1] == "1_2"
-
-
-def test_trim_to_allowance():
-    assert trim_to_allowance([b"a" * 10, b"b" * 10, b"c" * 10], 25) == [b"a" * 10, b"b" * 10]
 
 
 def test_sender_stays_within_its_target_rate(codec):

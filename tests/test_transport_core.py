@@ -179,3 +179,17 @@ def test_events_name_the_updated_patches():
     upd = [e for e in events if isinstance(e, PatchesUpdated)]
     assert upd[0].tier == 0 and upd[0].patches == (0, 1, 2)
     assert next(iter(r)).received_share(PacketType.TIER0) == 1.0
+
+
+def test_frame_budget_cuts_tier2_to_what_is_left():
+    t0, t1, t2 = frame_entries(8)
+    p = Packetizer(MODEL)
+    full = p.packetize(1, 512, 1024, 1024, True, t0, t1, t2)
+    base = sum(map(len, full.tier0 + full.parity + full.tier1))
+    cut = p.packetize(1, 512, 1024, 1024, True, t0, t1, t2, frame_budget=base + len(full.tier2[0]))
+    assert len(cut.tier2) == 1 and cut.tier1 == full.tier1
+    none = p.packetize(1, 512, 1024, 1024, True, t0, t1, t2, frame_budget=base)
+    assert none.tier2 == []
+    h, _ = parse_header(none.tier0[0])
+    assert not h.flags & 0x02  # no tier 2 announced
+    assert parse_header(full.tier0[0])[0].flags & 0x02

@@ -194,7 +194,11 @@ class HybridCodec:
             else:
                 idx = torch.einsum("bdhw,kd->bkhw", z, reduction.centroids).argmax(dim=1)
             for j, p in enumerate(chunk):
-                sched = fixed or self.complexity.schedule_for(self.complexity.score(p))
+                sched = (
+                    fixed
+                    if fixed is not None
+                    else self.complexity.schedule_for(self.complexity.score(p))
+                )
                 out.append(EncodedPatch(strings[j], sched, idx[j].flatten().long().numpy()))
         return EncodedImage(arr.shape[0], arr.shape[1], k, self.model_id, tuple(out))
 

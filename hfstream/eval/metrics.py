@@ -15,7 +15,7 @@ import torch
 
 
 def _t(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0
+    return torch.from_numpy(np.array(img, copy=True)).permute(2, 0, 1)[None].float() / 255.0
 
 
 def psnr(ref: np.ndarray, test: np.ndarray) -> float:
