@@ -80,6 +80,7 @@ async def _open(args: argparse.Namespace, sending: bool) -> DatagramTransport:
 
 
 async def run_send(args: argparse.Namespace) -> int:
+    parse_address(args.to)  # a bad address fails before any work
     codec = HybridCodec.from_pretrained(args.model)
     frames, fps = _frames(args)
     transport = await _open(args, sending=True)
@@ -103,6 +104,7 @@ async def run_send(args: argparse.Namespace) -> int:
 
 
 async def run_recv(args: argparse.Namespace) -> int:
+    parse_address(args.listen)
     codec = HybridCodec.from_pretrained(args.model)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

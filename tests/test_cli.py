@@ -29,3 +29,51 @@ def test_bad_files_exit_2_with_one_line(tmp_path, small_image, capsys):
     assert "error" in capsys.readouterr().err
     assert main(["encode", str(src), str(hfs), "--schedule", "1_3"]) == 2
     assert 'Invalid schedule "1_3"' in capsys.readouterr().err
+
+
+def test_send_and_recv_over_udp(tmp_path, capsys):
+    """The two commands in two threads (each runs its own event loop), UDP on loopback."""
+    import socket
+    import threading
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "recv"
+    result = {}
+
+    def receive():
+        result["rc"] = main(
+            [
+                "recv",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--frames",
+                "2",
+                "--fps",
+                "5",
+                "--timeout",
+                "20",
+                "--out",
+                str(out),
+            ]
+        )
+
+    t = threading.Thread(target=receive)
+    t.start()
+    import time
+
+    time.sleep(1.0)
+    assert (
+        main(["send", "pattern", "--frames", "2", "--fps", "5", "--to", f"127.0.0.1:{port}"]) == 0
+    )
+    t.join(60)
+    assert result["rc"] == 0
+    assert (out / "received.mp4").exists()
+    rows = (out / "frames.csv").read_text().splitlines()
+    assert rows[0].startswith("frame,stage") and len(rows) == 3
+
+
+def test_bad_address(capsys):
+    assert main(["send", "pattern", "--to", "nowhere"]) == 2
+    assert 'Invalid address "nowhere"' in capsys.readouterr().err
