@@ -1,0 +1,211 @@
+"""One image through a lossy channel, packet by packet, in simulated time (no sockets).
+
+Each method turns the image into packets within a byte budget (headers and FEC
+included), the loss model decides which arrive, and the receiver-side decode gives the
+picture. hfstream methods use the real packetizer, reassembler and progressive decoder;
+the classic codecs are cut into MTU-sized packets with the same 24-byte header cost.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy.stats import binom
+
+from hfstream.codec.encoded import EncodedImage
+from hfstream.codec.hybrid import HybridCodec
+from hfstream.eval.classic import CODECS, fit_budget
+from hfstream.frame_coding import index_entries, tier0_entries
+from hfstream.packetizer import Packetizer, PacketizerConfig
+from hfstream.progressive import FrameDecodeState, build_encoded
+from hfstream.reassembly import Reassembler, ReassemblerConfig
+from hfstream.wire import HEADER_SIZE
+from sim.loss import LossModel
+
+FALLBACK_GREY = 128  # an undecodable picture is scored as a mid-grey frame
+DENSE_TO_SPARSE = ("1_1", "1_2", "1_4", "1_9", "1_16", "0")
+FEC_RATIOS = (0.0, 0.25, 0.5, 1.0, 2.0)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    image: np.ndarray
+    decodable: bool
+    bytes_sent: int
+    packets_sent: int
+    packets_lost: int
+    detail: str  # the setting the method chose (schedule, factor, FEC ratio...)
+
+
+def _apply_loss(packets: list[bytes], loss: LossModel) -> list[bytes]:
+    return [p for p in packets if not loss.lost()]
+
+
+# ---------------------------------------------------------------- hfstream
+def hfstream_packets(
+    codec: HybridCodec, full: EncodedImage, budget: int, mode: str, fec: bool
+) -> tuple[list[bytes], str]:
+    """Densest schedule whose tiers 0 and 1 fit ``budget``; tier 2 fills what is left."""
+    from dataclasses import replace
+
+    from hfstream.codec.schedules import Schedule
+
+    parity = 0.5 if fec else 0.0
+    p = Packetizer(codec.model_id, config=PacketizerConfig(parity_ratio=parity))
+    probs = codec.index_probabilities(codec.latents(list(full.patches)), full.codebook_size)
+    if mode == "vq":  # indices only, fixed-length, no tier 0: every position in tier 1
+        enc = replace(full, patches=tuple(replace(q, schedule=Schedule.ALL) for q in full.patches))
+        fp = p.packetize(
+            0,
+            enc.height,
+            enc.width,
+            enc.codebook_size,
+            False,
+            [],
+            index_entries(enc, 1, 4, None),
+            [],
+            frame_budget=budget,
+        )
+        return [d for _, d in fp.in_priority_order()], "1_1 fixed"
+    choices = ("0",) if mode == "continuous" else DENSE_TO_SPARSE
+    last = None
+    for label in choices:
+        sched = Schedule.parse(label)
+        enc = replace(full, patches=tuple(replace(q, schedule=sched) for q in full.patches))
+        t2 = index_entries(enc, 2, 4, probs) if mode == "hybrid" else []
+        fp = p.packetize(
+            0,
+            enc.height,
+            enc.width,
+            enc.codebook_size,
+            True,
+            tier0_entries(enc),
+            index_entries(enc, 1, 4, probs),
+            t2,
+            frame_budget=budget,
+        )
+        base = sum(map(len, fp.tier0 + fp.parity + fp.tier1))
+        last = ([d for _, d in fp.in_priority_order()], label)
+        if base <= budget:
+            return last
+    assert last is not None
+    return last
+
+
+def hfstream_deliver(
+    codec: HybridCodec, ref: np.ndarray, budget: int, mode: str, fec: bool, loss: LossModel
+) -> Delivery:
+    full = codec.encode(ref, "1_1")
+    packets, detail = hfstream_packets(codec, full, budget, mode, fec)
+    arrived = _apply_loss(packets, loss)
+    r = Reassembler(ReassemblerConfig(codec.model_id, max_frame_bytes=1 << 26))
+    for d in arrived:
+        r.receive(d, 0.0)
+    frames = list(r)
+    if not frames:
+        img = np.full_like(ref, FALLBACK_GREY)
+        ok = False
+    else:
+        enc = build_encoded(codec, frames[0], FrameDecodeState())
+        decode_mode = "vq" if mode == "vq" else ("continuous" if mode == "continuous" else "hybrid")
+        fill = "nearest" if mode == "vq" else "predictor"
+        img = codec.decode(enc, mode=decode_mode, fill=fill)
+        ok = any(p.continuous is not None or p.known.any() for p in enc.patches)
+    return Delivery(
+        img, ok, sum(map(len, packets)), len(packets), len(packets) - len(arrived), detail
+    )
+
+
+# ---------------------------------------------------------------- classic codecs
+def _chunks(data: bytes, mtu: int) -> list[bytes]:
+    size = mtu - HEADER_SIZE
+    return [data[i : i + size] for i in range(0, len(data), size)] or [b""]
+
+
+def _decode_classic(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB").resize((shape[1], shape[0]), Image.Resampling.BICUBIC))
+
+
+def fec_ratio_for(k: int, p: float, target: float = 0.95) -> float:
+    """Smallest ratio in ``FEC_RATIOS`` whose block of k + ceil(k r) survives loss ``p``
+    with probability >= target (Bernoulli), else the largest: the sender knows the rate."""
+    for r in FEC_RATIOS:
+        m = math.ceil(k * r)
+        if binom.cdf(m, k + m, p) >= target:
+            return r
+    return FEC_RATIOS[-1]
+
+
+def classic_deliver(
+    ref: np.ndarray,
+    codec: str,
+    protection: str,
+    budget: int,
+    loss: LossModel,
+    expected_loss: float,
+    mtu: int = 1200,
+    rounds: int = 4,
+) -> Delivery:
+    """``protection``: ``none``, ``fec`` (Reed-Solomon sized for the expected loss) or
+    ``arq`` (lost packets resent for up to ``rounds`` round trips, within the budget)."""
+    assert codec in CODECS and protection in ("none", "fec", "arq"), (codec, protection)
+    per_packet = mtu - HEADER_SIZE
+    if protection == "fec":
+        # Shrink the source until source + parity (and headers) fit the budget.
+        ratio, source = 0.0, budget
+        for _ in range(8):
+            k = max(1, math.ceil(source / per_packet))
+            ratio = fec_ratio_for(k, expected_loss)
+            packets_total = k + math.ceil(k * ratio)
+            if packets_total * mtu <= budget or source < 200:
+                break
+            source = int(budget / (1 + ratio)) - HEADER_SIZE * math.ceil(k * (1 + ratio))
+    elif protection == "arq":
+        source = int(budget * (1 - expected_loss)) - HEADER_SIZE * math.ceil(budget / mtu)
+    else:
+        source = budget - HEADER_SIZE * math.ceil(budget / per_packet)
+    fit = fit_budget(ref, codec, max(source, 1))
+    grey = np.full_like(ref, FALLBACK_GREY)
+    if fit is None:
+        return Delivery(grey, False, 0, 0, 0, "does not fit")
+    data = _encode_again(ref, fit)
+    chunks = _chunks(data, mtu)
+    k = len(chunks)
+    mean_packet = len(data) / k + HEADER_SIZE
+    detail = f"x{fit.factor} q{fit.quality}"
+    if protection == "none":
+        sent = k
+        ok = sum(loss.lost() for _ in range(k)) == 0
+    elif protection == "fec":
+        # Reed-Solomon is MDS: any k of the k + m packets rebuild the file.
+        m = math.ceil(k * fec_ratio_for(k, expected_loss))
+        sent = k + m
+        ok = sum(not loss.lost() for _ in range(sent)) >= k
+        detail += f" rs({k},{k + m})"
+    else:
+        missing, sent = k, 0
+        for _ in range(rounds):
+            if not missing or (sent + missing) * mean_packet > budget:
+                break
+            sent += missing
+            missing = sum(loss.lost() for _ in range(missing))
+        ok = missing == 0
+        detail += f" arq x{sent / k:.2f}"
+    img = _decode_classic(data, ref.shape) if ok else grey
+    return Delivery(img, ok, round(sent * mean_packet), sent, 0, detail)
+
+
+def _encode_again(ref: np.ndarray, fit) -> bytes:
+    """The bytes of the classic file ``fit_budget`` chose (it returns only the picture)."""
+    from hfstream.eval.classic import _encode
+
+    h, w = ref.shape[:2]
+    small = Image.fromarray(ref).resize(
+        (max(1, round(w / fit.factor)), max(1, round(h / fit.factor))), Image.Resampling.LANCZOS
+    )
+    return _encode(small, CODECS[fit.codec], fit.quality)

@@ -1,0 +1,267 @@
+"""``python -m sim.sweep DIR``: hfstream against classic codecs over lossy channels.
+
+Every (image, method, loss model, loss rate, seed) case runs at the same total byte
+budget (``--bpp``, headers and FEC included). Results go to ``OUT/results.jsonl`` (one
+line per case, with its full configuration and seed; an interrupted sweep resumes where
+it stopped), ``OUT/summary.csv`` (means per method, loss model and rate) and plots of
+quality and decodable rate against loss.
+
+Methods: ``hfstream`` (hybrid, tier-0 FEC), ``hfstream-nofec``, ``continuous``, ``vq``,
+and ``jpeg|webp|avif`` × ``none|fec|arq``. An undecodable picture is scored as a
+mid-grey frame.
+
+Cases run in a local process pool (``--workers``) or on Ray (``--executor ray``,
+``--address`` for a cluster; without one Ray starts locally).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import sys
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+HF_METHODS = ("hfstream", "hfstream-nofec", "continuous", "vq")
+CLASSIC_METHODS = tuple(
+    f"{c}-{p}" for c in ("jpeg", "webp", "avif") for p in ("none", "fec", "arq")
+)
+METHODS = HF_METHODS + CLASSIC_METHODS
+
+
+@dataclass(frozen=True)
+class Case:
+    image: str
+    method: str
+    loss_model: str  # "bernoulli" or "gilbert"
+    loss_rate: float
+    seed: int
+    bpp: float = 0.05
+    burst: float = 3.0  # mean loss burst (gilbert)
+    mtu: int = 1200
+    model: str | None = None  # model folder, None = shipped
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+_CODEC = None
+
+
+def _codec(model: str | None):
+    global _CODEC
+    if _CODEC is None:
+        import torch
+
+        torch.set_num_threads(1)  # one case per worker process; workers use the cores
+        from hfstream.codec.hybrid import HybridCodec
+
+        _CODEC = HybridCodec.from_pretrained(model)
+    return _CODEC
+
+
+def make_loss(case: Case):
+    from sim.loss import Bernoulli, GilbertElliott, NoLoss
+
+    rng = np.random.default_rng(case.seed)
+    if case.loss_rate == 0:
+        return NoLoss()
+    if case.loss_model == "bernoulli":
+        return Bernoulli(case.loss_rate, rng)
+    if case.loss_model == "gilbert":
+        return GilbertElliott.from_rate(case.loss_rate, case.burst, rng)
+    raise ValueError(f'Invalid loss model "{case.loss_model}", should be bernoulli or gilbert')
+
+
+def run_case(case: Case) -> dict:
+    from hfstream.codec.hybrid import to_uint8_image
+    from hfstream.eval.metrics import all_metrics
+    from sim.channel import classic_deliver, hfstream_deliver
+
+    ref = to_uint8_image(case.image)
+    budget = int(case.bpp * ref.shape[0] * ref.shape[1] / 8)
+    loss = make_loss(case)
+    if case.method in HF_METHODS:
+        mode = {"hfstream": "hybrid", "hfstream-nofec": "hybrid"}.get(case.method, case.method)
+        d = hfstream_deliver(
+            _codec(case.model), ref, budget, mode, case.method != "hfstream-nofec", loss
+        )
+    else:
+        codec, protection = case.method.split("-")
+        d = classic_deliver(ref, codec, protection, budget, loss, case.loss_rate, case.mtu)
+    row = {
+        **asdict(case),
+        "key": case.key,
+        "budget": budget,
+        "bytes_sent": d.bytes_sent,
+        "packets": d.packets_sent,
+        "decodable": d.decodable,
+        "detail": d.detail,
+    }
+    row.update(all_metrics(ref, d.image))
+    return row
+
+
+def _ray_map(cases: list[Case], address: str | None):
+    import ray
+
+    ray.init(
+        address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False
+    )
+    remote = ray.remote(run_case)
+    pending = {remote.remote(c): c for c in cases}
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            pending.pop(ref)
+            yield ray.get(ref)
+
+
+def run_sweep(
+    cases: list[Case],
+    out: Path,
+    executor: str = "process",
+    workers: int = 2,
+    address: str | None = None,
+) -> list[dict]:
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.jsonl"
+    done: dict[str, dict] = {}
+    if results.exists():
+        for line in results.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                done[row["key"]] = row
+    todo = [c for c in cases if c.key not in done]
+    bar = tqdm(total=len(cases), initial=len(cases) - len(todo), desc="sweep")
+    with results.open("a") as f:
+        if executor == "ray":
+            stream = _ray_map(todo, address)
+        elif workers <= 1:
+            stream = (run_case(c) for c in todo)
+        else:
+            pool = ProcessPoolExecutor(max_workers=workers)
+            stream = (
+                fut.result() for fut in as_completed([pool.submit(run_case, c) for c in todo])
+            )
+        for row in stream:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            done[row["key"]] = row
+            bar.update(1)
+    bar.close()
+    rows = [done[c.key] for c in cases]
+    write_summary(rows, out)
+    return rows
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["method"], r["loss_model"], r["loss_rate"])].append(r)
+    out = []
+    for (method, model, rate), rs in sorted(groups.items()):
+        out.append(
+            {
+                "method": method,
+                "loss_model": model,
+                "loss_rate": rate,
+                "cases": len(rs),
+                "psnr": float(np.mean([r["psnr"] for r in rs])),
+                "ms_ssim": float(np.mean([r["ms_ssim"] for r in rs])),
+                "haarpsi": float(np.mean([r["haarpsi"] for r in rs])),
+                "decodable": float(np.mean([r["decodable"] for r in rs])),
+                "bpp_sent": float(
+                    np.mean([8 * r["bytes_sent"] / (r["budget"] * 8 / r["bpp"]) for r in rs])
+                ),
+            }
+        )
+    return out
+
+
+def write_summary(rows: list[dict], out: Path) -> None:
+    summary = summarize(rows)
+    if not summary:
+        return
+    with (out / "summary.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(summary[0]))
+        w.writeheader()
+        w.writerows(summary)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for model in sorted({s["loss_model"] for s in summary}):
+        fig, axes = plt.subplots(1, 4, figsize=(20, 4.5))
+        for ax, metric in zip(axes, ("psnr", "ms_ssim", "haarpsi", "decodable"), strict=True):
+            for method in METHODS:
+                pts = sorted(
+                    (s["loss_rate"], s[metric])
+                    for s in summary
+                    if s["method"] == method and s["loss_model"] == model
+                )
+                if pts:
+                    style = "o-" if method in HF_METHODS else ".--"
+                    ax.plot([100 * p[0] for p in pts], [p[1] for p in pts], style, label=method)
+            ax.set_xlabel(f"{model} loss (%)")
+            ax.set_title(metric)
+            ax.grid(alpha=0.3)
+        axes[-1].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / f"quality_vs_loss_{model}.png", dpi=100)
+        plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hfstream.train.data import list_images
+
+    p = argparse.ArgumentParser(
+        prog="python -m sim.sweep",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("folder", help="images to send")
+    p.add_argument("--out", default="out/sweep")
+    p.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
+    p.add_argument("--loss-models", nargs="*", default=["bernoulli", "gilbert"])
+    p.add_argument("--rates", nargs="*", type=float, default=[0.0, 0.05, 0.1, 0.2, 0.3, 0.4])
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--bpp", type=float, default=0.05)
+    p.add_argument("--burst", type=float, default=3.0)
+    p.add_argument("--limit", type=int, default=None, help="only the first N images")
+    p.add_argument("--model", default=None)
+    p.add_argument("--executor", choices=["process", "ray"], default="process")
+    p.add_argument("--address", default=None, help="Ray cluster address")
+    p.add_argument("--workers", type=int, default=2)
+    args = p.parse_args(argv)
+    images = [str(f) for f in list_images(args.folder)[: args.limit]]
+    cases = [
+        Case(img, m, lm, rate, seed, args.bpp, args.burst, model=args.model)
+        for img in images
+        for m in args.methods
+        for lm in args.loss_models
+        for rate in args.rates
+        for seed in range(args.seeds)
+        if not (rate == 0 and lm != args.loss_models[0])  # 0 % loss is the same for every model
+    ]
+    rows = run_sweep(cases, Path(args.out), args.executor, args.workers, args.address)
+    for s in summarize(rows):
+        print(
+            f"{s['method']:16s} {s['loss_model']:9s} {100 * s['loss_rate']:4.0f}%  "
+            f"PSNR {s['psnr']:6.2f}  MS-SSIM {s['ms_ssim']:.4f}  HaarPSI {s['haarpsi']:.4f}  "
+            f"decodable {s['decodable']:.0%}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
