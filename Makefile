@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint eval train clean
+.PHONY: demo test test-all lint eval sweep bench train clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ lint: $(STAMP)
 DATA ?= ../shared/data/photos
 eval: $(STAMP)
 	$(PY) -m hfstream.eval $(DATA)/val --out out/eval
+
+# Loss sweep: hfstream against JPEG/WebP/AVIF over Bernoulli and Gilbert-Elliott loss.
+sweep: $(STAMP)
+	$(PY) -m sim.sweep $(DATA)/val --out out/sweep
+
+# Transport numbers: header overhead, preview and frame latency, aiortc delivery, rate control.
+bench: $(STAMP)
+	$(PY) -m hfstream.bench_transport
 
 # The default model, stage by stage (each resumes from runs/default/STAGE.ckpt).
 train: $(STAMP)
