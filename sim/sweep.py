@@ -34,6 +34,7 @@ CLASSIC_METHODS = tuple(
     f"{c}-{p}" for c in ("jpeg", "webp", "avif") for p in ("none", "fec", "arq")
 )
 METHODS = HF_METHODS + CLASSIC_METHODS
+CASE_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,9 @@ def _ray_map(cases: list[Case], address: str | None):
     remote = ray.remote(run_case)
     pending = {remote.remote(c): c for c in cases}
     while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
+        done, _ = ray.wait(list(pending), num_returns=1, timeout=CASE_TIMEOUT_S)
+        if not done:
+            raise TimeoutError(f"no Ray task finished in {CASE_TIMEOUT_S} s")
         for ref in done:
             pending.pop(ref)
             yield ray.get(ref)
