@@ -28,7 +28,7 @@ from hfstream.codec.schedules import GRID, Schedule
 from hfstream.codec.tokenizer import Tokenizer, TokenizerConfig
 
 DecodeMode = Literal["continuous", "vq", "hybrid"]
-FillMethod = Literal["predictor", "nearest"]
+FillMethod = Literal["predictor", "soft", "nearest"]
 MAX_SIDE = 16384  # larger images are refused rather than allowed to exhaust memory
 BATCH = 8  # patches per forward pass
 
@@ -224,13 +224,16 @@ class HybridCodec:
     ) -> np.ndarray:
         """Rebuild the image from whatever ``enc`` holds; returns HxWx3 uint8.
 
-        A patch without tier 0 falls back to its indices (nearest fill), and one with
-        neither is mid-grey. ``steps > 1`` switches the predictor to iterative decoding.
+        ``fill``: ``predictor`` (arg-max of the predictor, one pass unless ``steps > 1``,
+        then MaskGIT-style), ``soft`` (one pass; a missing position gets the expected code
+        vector under the predictor's distribution, the minimum-squared-error guess), or
+        ``nearest`` (the nearest known index). A patch without tier 0 falls back to its
+        indices (nearest fill), and one with neither is mid-grey.
         """
         if mode not in ("continuous", "vq", "hybrid"):
             raise ValueError(f'Invalid mode "{mode}", should be continuous, vq or hybrid')
-        if fill not in ("predictor", "nearest"):
-            raise ValueError(f'Invalid fill "{fill}", should be predictor or nearest')
+        if fill not in ("predictor", "soft", "nearest"):
+            raise ValueError(f'Invalid fill "{fill}", should be predictor, soft or nearest')
         if enc.model_id != self.model_id:
             raise ValueError(
                 f"encoded with model {enc.model_id:08x}, this codec is model {self.model_id:08x}"
@@ -285,6 +288,18 @@ class HybridCodec:
             if fill == "nearest" or i not in pos:
                 filled[i] = torch.from_numpy(nearest_fill(np.where(known[i], full[i], MISSING)))
         q = self.tokenizer.codebook.embed(filled.clamp(min=0).reshape(n, GRID, GRID))
+        if fill == "soft" and has_c:
+            sel = torch.tensor(has_c)
+            probs = torch.softmax(
+                self.predictor(
+                    torch.where(known_t[sel], full_t[sel], self.predictor.mask_id), y_hat
+                ).float(),
+                dim=-1,
+            )  # (b, 256, V)
+            expected = (probs @ self.tokenizer.codebook.normalized()).transpose(1, 2)
+            expected = expected.reshape(len(has_c), -1, GRID, GRID)
+            soft_q = torch.where(known_t[sel].reshape(-1, 1, GRID, GRID), q[sel], expected)
+            q[sel] = soft_q
         if reduction is not None:  # known reduced words decode to their centroid
             cent = reduction.centroids[torch.from_numpy(np.where(known, words, 0))]  # (n, 256, D)
             q_flat = q.flatten(2).transpose(1, 2)

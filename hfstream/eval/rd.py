@@ -102,6 +102,7 @@ def evaluate_image(
         )
         if sched in (Schedule.QUARTER, Schedule.NINTH):
             add(f"hybrid {sched.label} nearest fill", size, codec.decode(enc, fill="nearest"))
+            add(f"hybrid {sched.label} soft fill", size, codec.decode(enc, fill="soft"))
             add(
                 f"hybrid {sched.label} iterative {iterative_steps}",
                 size,
