@@ -18,8 +18,9 @@ def folder(tmp_path_factory, small_image):
 
 
 def _cases(folder, methods=("hfstream", "jpeg-none", "webp-fec"), rates=(0.0, 0.3)):
+    # 0.15 bpp: a single 240x256 patch needs more than 0.05 bpp for tier 0 and its parity.
     return [
-        Case(str(folder / "a.png"), m, "bernoulli", r, seed)
+        Case(str(folder / "a.png"), m, "bernoulli", r, seed, bpp=0.15)
         for m in methods
         for r in rates
         for seed in (0, 1)
@@ -33,7 +34,7 @@ def test_same_seed_same_results_and_resume(folder, tmp_path):
     strip = [{k: v for k, v in r.items()} for r in a]
     assert strip == b
     assert {r["method"] for r in a} == {"hfstream", "jpeg-none", "webp-fec"}
-    assert all(r["bytes_sent"] <= r["budget"] * 1.05 for r in a if r["method"] == "hfstream")
+    assert all(r["bytes_sent"] <= r["budget"] for r in a if r["method"] == "hfstream")
     # Resuming runs nothing new and gives the same rows.
     lines = (tmp_path / "a" / "results.jsonl").read_text().splitlines()
     again = run_sweep(cases, tmp_path / "a", workers=1)
