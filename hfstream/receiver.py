@@ -152,9 +152,9 @@ class Receiver:
             elif isinstance(ev, FrameExpired):
                 self.frames_expired += ev.reason != "closed"
                 self.reports.frame_done(ev.expected, ev.received)
-                pending = ev.frame_id in self._dirty or ev.frame_id in self._busy
-                if ev.reason != "closed" and pending and ev.state is not None:
-                    # Its last data is still to be shown: decode it once more, as final.
+                # Data not yet decoded: decode it once more, as final. (A decode in flight
+                # that already has everything notices the frame is gone and is final.)
+                if ev.reason != "closed" and ev.frame_id in self._dirty and ev.state is not None:
                     self._orphans[ev.frame_id] = ev.state
                     self._dirty.add(ev.frame_id)
                     self._kick(ev.frame_id)
@@ -205,14 +205,20 @@ class Receiver:
             image = await loop.run_in_executor(self._executor, work)
         finally:
             self._busy.discard(frame_id)
-        last = orphan or stage == Stage.REFINED or (stage == Stage.FULL and not frame.has_tier2)
+        gone = frame_id not in self.reassembler.frames and frame_id not in self._orphans
+        last = (
+            orphan
+            or (gone and frame_id not in self._dirty)
+            or stage == Stage.REFINED
+            or (stage == Stage.FULL and not frame.has_tier2)
+        )
         self._updates.put_nowait(
             FrameUpdate(frame_id, stage, image, received, loop.time() - frame.opened_at, last)
         )
         if last:
             if orphan:
                 self._orphans.pop(frame_id, None)
-            else:
+            elif not gone:
                 self._handle([self.reassembler.close(frame_id)])
             self._caches.pop(frame_id, None)
             self._dirty.discard(frame_id)
