@@ -41,3 +41,46 @@ def test_missing_data_and_missing_stage(tmp_path):
         train(["continuous", "--data", str(tmp_path / "nope"), "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="train the tokenizer stage first"):
         train(["correction", "--data", str(tmp_path), "--out", str(tmp_path / "empty")])
+
+
+def test_init_from_shipped_model_then_fine_tune(photos, tmp_path):
+    """``init`` seeds every stage from the shipped weights; a stage then fine-tunes them."""
+    import torch
+
+    from hfstream.train.common import Checkpoint
+
+    out = tmp_path / "ft"
+    train(["init", "--out", str(out)])
+    shipped = HybridCodec.from_pretrained()
+    state = Checkpoint(out / "correction.ckpt").load()
+    assert state["step"] == 0 and set(state["states"]) == {"model"}
+    for k, v in shipped.correction.state_dict().items():
+        assert torch.equal(state["states"]["model"][k], v)
+    train(["init", "--out", str(out)])  # a second init keeps what is there
+    common = ["--data", str(photos), "--out", str(out), "--device", "cpu"]
+    train(["correction", *common, "--steps", "1", "--batch", "4"])
+    after = Checkpoint(out / "correction.ckpt").load()
+    assert after["step"] == 1 and "opt" in after["states"]
+
+
+def test_training_codes_mix_kinds():
+    """Each sample's code map is the truth, a predicted / soft / nearest fill as drawn."""
+    import torch
+
+    from hfstream.train.stage_correction import training_codes
+
+    codec = HybridCodec.from_pretrained()
+    tok, pred = codec.tokenizer, codec.predictor
+    rng = np.random.default_rng(0)
+    idx = torch.from_numpy(rng.integers(0, 1024, (3, 16, 16)))
+    y_hat = torch.zeros(3, 128, 4, 4)
+    truth = tok.codebook.embed(idx)
+    q = training_codes(tok, pred, idx, y_hat, rng, np.array([1.0, 0, 0, 0]))
+    assert torch.equal(q, truth)
+    q = training_codes(tok, pred, idx, y_hat, rng, np.array([0, 1.0, 0, 0]))
+    # Random indices are not what the predictor guesses: most positions change, and every
+    # code vector is still a codebook word (unit length).
+    assert (q != truth).any(dim=1).float().mean() > 0.5
+    assert torch.allclose(q.norm(dim=1), torch.ones(3, 16, 16), atol=1e-4)
+    q = training_codes(tok, pred, idx, y_hat, rng, np.array([0, 0, 1.0, 0]))
+    assert (q.norm(dim=1) < 0.999).float().mean() > 0.5  # expected vectors are shorter

@@ -2,7 +2,8 @@
 
 Stages, in order: ``continuous`` and ``tokenizer`` (independent), ``correction`` (needs
 both), ``predictor`` (needs both), then ``export`` writes the shipped model folder.
-Every stage resumes from ``OUT/STAGE.ckpt`` when it exists.
+Every stage resumes from ``OUT/STAGE.ckpt`` when it exists; ``init`` writes those
+checkpoints from a shipped model, to fine-tune it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ STAGES = {
     "correction": "hfstream.train.stage_correction",
     "predictor": "hfstream.train.stage_predictor",
     "export": "hfstream.train.export",
+    "init": "hfstream.train.stage_init",
 }
+NEEDS_NO_DATA = {"export", "init"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         mod.add_arguments(p)
     args = parser.parse_args(argv)
-    if args.stage != "export" and not args.data:
+    if args.stage not in NEEDS_NO_DATA and not args.data:
         parser.error(f"stage {args.stage} needs --data DIR")
     modules[args.stage].run(args)
     return 0

@@ -80,6 +80,21 @@ class Checkpoint:
     def load(self) -> dict[str, Any]:
         return torch.load(self.path, map_location="cpu", weights_only=True)
 
+    def resume(self, **modules: Any) -> int:
+        """Load every named state (a model, optimisers) that the checkpoint holds; return
+        the step reached, 0 when there is no checkpoint.
+
+        A checkpoint written by ``init`` (weights from a shipped model) holds the model
+        alone: the optimisers then start fresh.
+        """
+        if not self.exists():
+            return 0
+        state = self.load()
+        for name, module in modules.items():
+            if name in state["states"]:
+                module.load_state_dict(state["states"][name])
+        return int(state["step"])
+
 
 class JsonLog:
     """Appends one JSON object per line: the training curve of a stage."""

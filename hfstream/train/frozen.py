@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from hfstream.codec.continuous import ContinuousCodec, ContinuousConfig
+from hfstream.codec.predictor import MaskedTokenPredictor, PredictorConfig
 from hfstream.codec.tokenizer import Tokenizer, TokenizerConfig
 from hfstream.train.common import Checkpoint
 
@@ -38,5 +39,17 @@ def load_continuous(out: Path) -> ContinuousCodec:
     model = ContinuousCodec(ContinuousConfig(n=state["args"]["n"], m=state["args"]["m"]))
     model.load_state_dict(state["states"]["model"])
     model.update(force=True)
+    _freeze(model)
+    return model
+
+
+def load_predictor(out: Path) -> MaskedTokenPredictor | None:
+    """The trained predictor, frozen; None when that stage has not been run."""
+    ckpt = Checkpoint(out / "predictor.ckpt")
+    if not ckpt.exists():
+        return None
+    state = ckpt.load()
+    model = MaskedTokenPredictor(PredictorConfig(**state["args"]["config"]))
+    model.load_state_dict(state["states"]["model"])
     _freeze(model)
     return model

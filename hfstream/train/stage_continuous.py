@@ -36,13 +36,7 @@ def run(args: argparse.Namespace) -> None:
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     opt = torch.optim.Adam(main_params, lr=args.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
-    step = 0
-    if ckpt.exists():
-        state = ckpt.load()
-        model.load_state_dict(state["states"]["model"])
-        opt.load_state_dict(state["states"]["opt"])
-        aux_opt.load_state_dict(state["states"]["aux_opt"])
-        step = state["step"]
+    step = ckpt.resume(model=model, opt=opt, aux_opt=aux_opt)
     net = wrap_ddp(model, rt)
     data = PhotoCrops(args.data, 256, seed=args.seed + 1000 * rt.rank + step)
     log = JsonLog(out / "continuous.jsonl", rt.is_main)

@@ -1,4 +1,16 @@
-"""Stage ``correction``: train the correction decoder with the VQ decoder frozen."""
+"""Stage ``correction``: train the correction decoder with the VQ decoder frozen.
+
+The correction decoder meets, at decode time, index maps that are partly guessed: the
+withheld indices filled by the predictor (or by the naive fill, or as soft expected
+code vectors) and, for a preview, nothing sent at all. It is trained on the same mix, so
+that it learns how far to trust the indices and when to lean on ŷc instead:
+
+- ``truth``: every index as the tokenizer gives it;
+- ``predicted``: a structured schedule (or nothing) kept, a few kept indices lost too,
+  the rest filled by the frozen predictor's arg-max — what ``decode()`` does by default;
+- ``soft``: the same, the withheld positions given the predictor's expected code vector;
+- ``nearest``: the same, filled with the nearest kept index.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +27,15 @@ from tqdm import tqdm
 from hfstream.codec.continuous import ContinuousCodec
 from hfstream.codec.correction import CorrectionDecoder
 from hfstream.codec.hybrid import nearest_fill
+from hfstream.codec.predictor import MaskedTokenPredictor
 from hfstream.codec.schedules import Schedule, kept_mask
+from hfstream.codec.tokenizer import Tokenizer
 from hfstream.train.common import Checkpoint, JsonLog, setup_runtime, wrap_ddp
 from hfstream.train.data import PhotoCrops
-from hfstream.train.frozen import load_continuous, load_tokenizer
+from hfstream.train.frozen import load_continuous, load_predictor, load_tokenizer
 
-FILL_SCHEDULES = (Schedule.HALF, Schedule.QUARTER, Schedule.NINTH)
+FILL_SCHEDULES = (Schedule.HALF, Schedule.QUARTER, Schedule.NINTH, Schedule.SIXTEENTH, None)
+FILL_KINDS = ("truth", "predicted", "soft", "nearest")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,10 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--msssim-weight", type=float, default=0.5)
     p.add_argument(
-        "--filled-share",
+        "--fill-mix",
         type=float,
-        default=0.3,
-        help="share of samples whose withheld indices are replaced by a naive fill",
+        nargs=4,
+        default=(0.25, 0.45, 0.15, 0.15),
+        metavar=("TRUTH", "PREDICTED", "SOFT", "NEAREST"),
+        help="shares of samples coded with each kind of index map (see the module doc)",
     )
 
 
@@ -41,15 +58,19 @@ def run(args: argparse.Namespace) -> None:
     out = Path(args.out)
     tokenizer = load_tokenizer(out).to(rt.device)
     continuous = load_continuous(out).to(rt.device)
+    predictor = load_predictor(out)
+    if predictor is None:
+        print("no predictor checkpoint: predicted and soft fills fall back to the nearest fill")
+    else:
+        predictor = predictor.to(rt.device)
+    mix = np.asarray(args.fill_mix, float)
+    if mix.min() < 0 or mix.sum() <= 0:
+        raise SystemExit(f"--fill-mix needs non-negative shares, got {args.fill_mix}")
+    mix = mix / mix.sum()
     model = CorrectionDecoder(tokenizer.decoder, continuous.config.m).to(rt.device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     ckpt = Checkpoint(out / "correction.ckpt")
-    step = 0
-    if ckpt.exists():
-        state = ckpt.load()
-        model.load_state_dict(state["states"]["model"])
-        opt.load_state_dict(state["states"]["opt"])
-        step = state["step"]
+    step = ckpt.resume(model=model, opt=opt)
     net = wrap_ddp(model, rt)
     data = PhotoCrops(args.data, 256, seed=args.seed + 1000 * rt.rank + step)
     rng = np.random.default_rng(args.seed + step)
@@ -62,11 +83,9 @@ def run(args: argparse.Namespace) -> None:
         x = data.batch(args.batch).to(rt.device)
         with torch.no_grad():
             idx = tokenizer.encode(x)
-            if args.filled_share > 0:
-                idx = _naive_fill_some(idx, rng, args.filled_share)
-            q = tokenizer.codebook.embed(idx)
             low_in = ContinuousCodec.downsample(x)
             y_hat = continuous.quantized_latent(low_in)
+            q = training_codes(tokenizer, predictor, idx, y_hat, rng, mix)
             low = continuous.synthesize(y_hat)
             plain = tokenizer.decoder(q).clamp(0, 1)
         x_hat = tokenizer.decoder(q, net(y_hat, low))
@@ -89,14 +108,50 @@ def run(args: argparse.Namespace) -> None:
     bar.close()
 
 
-def _naive_fill_some(idx: torch.Tensor, rng: np.random.Generator, share: float) -> torch.Tensor:
-    """Replace the withheld indices of some samples by a nearest-neighbour fill, so the
-    correction also learns to repair indices that were guessed rather than sent."""
-    out = idx.clone()
-    for b in range(idx.shape[0]):
-        if rng.random() < share:
+def training_codes(
+    tokenizer: Tokenizer,
+    predictor: MaskedTokenPredictor | None,
+    idx: torch.Tensor,
+    y_hat: torch.Tensor,
+    rng: np.random.Generator,
+    mix: np.ndarray,
+) -> torch.Tensor:
+    """Code vectors (B, D, 16, 16) for a batch, each sample's map made by a kind drawn
+    from ``mix`` (shares of ``FILL_KINDS``)."""
+    b = idx.shape[0]
+    flat = idx.flatten(1)
+    kinds = rng.choice(len(FILL_KINDS), size=b, p=mix)
+    known = torch.ones_like(flat, dtype=torch.bool)
+    for i in range(b):
+        if FILL_KINDS[kinds[i]] != "truth":
             sched = FILL_SCHEDULES[rng.integers(len(FILL_SCHEDULES))]
-            flat = idx[b].flatten().cpu().numpy()
-            kept = np.where(kept_mask(sched).ravel(), flat, -1)
-            out[b] = torch.from_numpy(nearest_fill(kept)).reshape(idx.shape[1:])
-    return out
+            keep = np.zeros(256, bool) if sched is None else kept_mask(sched).ravel().copy()
+            keep &= rng.random(256) >= rng.uniform(0.0, 0.2)  # some kept indices lost too
+            known[i] = torch.from_numpy(keep)
+    filled = flat.clone()
+    probs = None
+    if predictor is not None and (kinds > 0).any():
+        logits = predictor(torch.where(known, flat, predictor.mask_id), y_hat)
+        probs = torch.softmax(logits.float(), dim=-1)
+    for i in range(b):
+        kind = FILL_KINDS[kinds[i]]
+        if kind == "truth":
+            continue
+        if kind == "nearest" or probs is None:
+            kept = np.where(known[i].cpu().numpy(), flat[i].cpu().numpy(), -1)
+            if (kept >= 0).any():
+                filled[i] = torch.from_numpy(nearest_fill(kept)).to(flat.device)
+            elif probs is not None:
+                filled[i] = probs[i].argmax(-1)
+        else:
+            filled[i] = torch.where(known[i], flat[i], probs[i].argmax(-1))
+    q = tokenizer.codebook.embed(filled.reshape(idx.shape))
+    if probs is not None:
+        soft = [i for i in range(b) if FILL_KINDS[kinds[i]] == "soft"]
+        if soft:
+            sel = torch.tensor(soft, device=idx.device)
+            expected = (probs[sel] @ tokenizer.codebook.normalized()).transpose(1, 2)
+            expected = expected.reshape(len(soft), -1, *idx.shape[1:])
+            keep4 = known[sel].reshape(len(soft), 1, *idx.shape[1:])
+            q[sel] = torch.where(keep4, q[sel], expected)
+    return q

@@ -99,12 +99,7 @@ def run(args: argparse.Namespace) -> None:
         betas=(0.9, 0.98),
     )
     ckpt = Checkpoint(out / "predictor.ckpt")
-    step = 0
-    if ckpt.exists():
-        state = ckpt.load()
-        model.load_state_dict(state["states"]["model"])
-        opt.load_state_dict(state["states"]["opt"])
-        step = state["step"]
+    step = ckpt.resume(model=model, opt=opt)
     net = wrap_ddp(model, rt)
     rng = np.random.default_rng(args.seed + 1000 * rt.rank + step)
     n_val = min(256, len(indices) // 10)

@@ -33,12 +33,7 @@ def run(args: argparse.Namespace) -> None:
     config = TokenizerConfig()
     model = Tokenizer(config).to(rt.device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
-    step = 0
-    if ckpt.exists():
-        state = ckpt.load()
-        model.load_state_dict(state["states"]["model"])
-        opt.load_state_dict(state["states"]["opt"])
-        step = state["step"]
+    step = ckpt.resume(model=model, opt=opt)
     net = wrap_ddp(model, rt)
     data = PhotoCrops(args.data, args.crop, seed=args.seed + 1000 * rt.rank + step)
     log = JsonLog(out / "tokenizer.jsonl", rt.is_main)

@@ -1,0 +1,45 @@
+"""Stage ``init``: start a training folder from a shipped model's weights.
+
+Writes one checkpoint per stage (step 0, the model's weights, no optimiser state), so
+that any stage run afterwards fine-tunes the shipped model instead of starting from
+scratch: ``init --model DIR --out runs/ft`` then e.g. ``correction --out runs/ft``.
+Existing checkpoints in ``--out`` are never overwritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+
+from hfstream.codec.hybrid import HybridCodec
+from hfstream.codec.model_io import DEFAULT_MODEL_DIR
+from hfstream.train.common import Checkpoint
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="shipped model folder")
+
+
+def run(args: argparse.Namespace) -> None:
+    codec = HybridCodec.from_pretrained(args.model)
+    out = Path(args.out)
+    tok_cfg = {
+        k: list(v) if isinstance(v, tuple) else v for k, v in asdict(codec.tokenizer.config).items()
+    }
+    stages = {
+        "tokenizer": (codec.tokenizer, {"config": tok_cfg}),
+        "continuous": (
+            codec.continuous,
+            {"n": codec.continuous.config.n, "m": codec.continuous.config.m},
+        ),
+        "predictor": (codec.predictor, {"config": asdict(codec.predictor.config)}),
+        "correction": (codec.correction, {}),
+    }
+    for stage, (module, stage_args) in stages.items():
+        ckpt = Checkpoint(out / f"{stage}.ckpt")
+        if ckpt.exists():
+            print(f"{ckpt.path} exists, kept")
+            continue
+        ckpt.save(0, {"model": module.state_dict()}, stage_args)
+        print(f"wrote {ckpt.path} from model {codec.model_id:08x}")
