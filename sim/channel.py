@@ -96,32 +96,39 @@ def hfstream_packets(
     return last
 
 
+def hfstream_receive(
+    codec: HybridCodec, arrived: list[bytes], shape: tuple[int, ...], mode: str
+) -> tuple[np.ndarray, bool]:
+    """What the receiver shows from the packets that arrived, and whether any of it was
+    decodable (mid-grey when nothing was)."""
+    r = Reassembler(ReassemblerConfig(codec.model_id, max_frame_bytes=1 << 26))
+    for d in arrived:
+        r.receive(d, 0.0)
+    frames = list(r)
+    if not frames:
+        return np.full(shape, FALLBACK_GREY, np.uint8), False
+    enc = build_encoded(codec, frames[0], FrameDecodeState())
+    decode_mode = "vq" if mode == "vq" else ("continuous" if mode == "continuous" else "hybrid")
+    fill = "nearest" if mode == "vq" else "predictor"
+    img = codec.decode(enc, mode=decode_mode, fill=fill)
+    ok = any(p.continuous is not None or p.known.any() for p in enc.patches)
+    return img, ok
+
+
 def hfstream_deliver(
     codec: HybridCodec, ref: np.ndarray, budget: int, mode: str, fec: bool, loss: LossModel
 ) -> Delivery:
     full = codec.encode(ref, "1_1")
     packets, detail = hfstream_packets(codec, full, budget, mode, fec)
     arrived = _apply_loss(packets, loss)
-    r = Reassembler(ReassemblerConfig(codec.model_id, max_frame_bytes=1 << 26))
-    for d in arrived:
-        r.receive(d, 0.0)
-    frames = list(r)
-    if not frames:
-        img = np.full_like(ref, FALLBACK_GREY)
-        ok = False
-    else:
-        enc = build_encoded(codec, frames[0], FrameDecodeState())
-        decode_mode = "vq" if mode == "vq" else ("continuous" if mode == "continuous" else "hybrid")
-        fill = "nearest" if mode == "vq" else "predictor"
-        img = codec.decode(enc, mode=decode_mode, fill=fill)
-        ok = any(p.continuous is not None or p.known.any() for p in enc.patches)
+    img, ok = hfstream_receive(codec, arrived, ref.shape, mode)
     return Delivery(
         img, ok, sum(map(len, packets)), len(packets), len(packets) - len(arrived), detail
     )
 
 
 # ---------------------------------------------------------------- classic codecs
-def _chunks(data: bytes, mtu: int) -> list[bytes]:
+def mtu_chunks(data: bytes, mtu: int) -> list[bytes]:
     size = mtu - HEADER_SIZE
     return [data[i : i + size] for i in range(0, len(data), size)] or [b""]
 
@@ -174,7 +181,7 @@ def classic_deliver(
     if fit is None:
         return Delivery(grey, False, 0, 0, 0, "does not fit")
     data = _encode_again(ref, fit)
-    chunks = _chunks(data, mtu)
+    chunks = mtu_chunks(data, mtu)
     k = len(chunks)
     mean_packet = len(data) / k + HEADER_SIZE
     detail = f"x{fit.factor} q{fit.quality}"

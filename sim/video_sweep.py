@@ -1,0 +1,273 @@
+"""``python -m sim.video_sweep``: a video clip over lossy links, VP8 and H.264 against hfstream.
+
+Every method gets the same bytes for the clip (``--bpp`` per frame, 24-byte packet
+headers included) and the same loss model, rate and seed. Per case it records the mean
+and worst-10 % frame PSNR / MS-SSIM / HaarPSI and the frames with nothing new to show
+(frozen, or grey before the first picture). Results: ``OUT/results.jsonl`` (resumable),
+``OUT/summary.csv`` and ``OUT/video_quality_vs_loss.png``.
+
+The clip is a video file (``--video``, through PyAV) or, by default, a camera pan across
+one photo (``--image``; the bundled photo when neither is given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import sys
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+METHODS = ("hfstream", "vp8", "h264")
+
+
+@dataclass(frozen=True)
+class VideoCase:
+    source: str
+    method: str
+    loss_model: str
+    loss_rate: float
+    seed: int
+    frames: int
+    height: int
+    width: int
+    fps: int
+    gop: int
+    bpp: float
+    burst: float = 3.0
+    mtu: int = 1200
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_clip(video: str | None, image: str | None, frames: int, height: int, width: int):
+    from hfstream.codec.hybrid import to_uint8_image
+    from hfstream.video import read_frames
+    from sim.video_channel import pan_clip
+
+    if video:
+        clip = list(read_frames(video, frames))
+        if not clip:
+            raise SystemExit(f"{video} has no frames")
+        h, w = clip[0].shape[:2]
+        return [f[: h - h % 2, : w - w % 2] for f in clip], video
+    if image is None:
+        from hfstream.demo import bundled_image
+
+        arr, name = bundled_image(), "bundled photo"
+    else:
+        arr, name = to_uint8_image(image), image
+    return pan_clip(arr, frames, height, width), f"pan over {name}"
+
+
+def worst_share(values: list[float], share: float = 0.1) -> float:
+    """Mean of the lowest ``share`` of the values (at least one)."""
+    k = max(1, int(round(share * len(values))))
+    return float(np.mean(sorted(values)[:k]))
+
+
+def score(frames, delivery) -> dict:
+    from hfstream.eval.metrics import all_metrics
+
+    per = [all_metrics(ref, shown) for ref, shown in zip(frames, delivery.shown, strict=True)]
+    row = {}
+    for m in ("psnr", "ms_ssim", "haarpsi"):
+        vals = [p[m] for p in per]
+        row[m] = float(np.mean(vals))
+        row[f"{m}_worst10"] = worst_share(vals)
+    row["frozen"] = int(sum(not f for f in delivery.fresh))
+    row["frame_psnr"] = [round(p["psnr"], 3) for p in per]
+    return row
+
+
+class ClipRunner:
+    """Runs cases on one clip, keeping what does not depend on the loss: the video
+    codecs' coded clips, hfstream's packets and its decoded pictures per arrival set."""
+
+    def __init__(self, frames, fps: int, gop: int, bpp: float, mtu: int) -> None:
+        self.frames, self.fps, self.gop, self.mtu = frames, fps, gop, mtu
+        h, w = frames[0].shape[:2]
+        self.budget = int(bpp * h * w / 8)  # bytes per frame
+        self._coded: dict[str, tuple[list[bytes], int]] = {}
+        self._hf_packets = None
+        self._decoded: dict = {}
+        self._codec = None
+
+    def run(self, case: VideoCase) -> dict:
+        from sim.sweep import make_loss
+        from sim.video_channel import (
+            fit_bitrate,
+            hfstream_clip_deliver,
+            hfstream_clip_packets,
+            video_deliver,
+        )
+
+        loss = make_loss(case)  # type: ignore[arg-type]
+        if case.method == "hfstream":
+            if self._codec is None:
+                from hfstream.codec.hybrid import HybridCodec
+
+                self._codec = HybridCodec.from_pretrained()
+                self._hf_packets = hfstream_clip_packets(self._codec, self.frames, self.budget)
+            d = hfstream_clip_deliver(
+                self._codec, self.frames, self._hf_packets, loss, self._decoded
+            )
+        else:
+            if case.method not in self._coded:
+                self._coded[case.method] = fit_bitrate(
+                    self.frames,
+                    case.method,
+                    self.budget * len(self.frames),
+                    self.fps,
+                    self.gop,
+                    self.mtu,
+                )
+            coded, rate = self._coded[case.method]
+            d = video_deliver(
+                self.frames, case.method, self.budget, loss, self.fps, self.gop, self.mtu, coded
+            )
+            d = type(d)(**{**d.__dict__, "detail": f"{rate / 1000:.1f} kbit/s, gop {self.gop}"})
+        row = {
+            **asdict(case),
+            "key": case.key,
+            "budget_bytes": self.budget * len(self.frames),
+            "bytes_sent": d.bytes_sent,
+            "packets": d.packets_sent,
+            "packets_lost": d.packets_lost,
+            "detail": d.detail,
+        }
+        row.update(score(self.frames, d))
+        return row
+
+
+SUMMARY_FIELDS = ("psnr", "psnr_worst10", "ms_ssim", "haarpsi", "frozen", "bytes_sent")
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["method"], r["loss_model"], r["loss_rate"])].append(r)
+    return [
+        {
+            "method": method,
+            "loss_model": model,
+            "loss_rate": rate,
+            "cases": len(rs),
+            **{f: float(np.mean([r[f] for r in rs])) for f in SUMMARY_FIELDS},
+        }
+        for (method, model, rate), rs in sorted(groups.items())
+    ]
+
+
+def write_outputs(rows: list[dict], out: Path) -> list[dict]:
+    summary = summarize(rows)
+    if not summary:
+        return summary
+    with (out / "summary.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(summary[0]))
+        w.writeheader()
+        w.writerows(summary)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = sorted({s["loss_model"] for s in summary})
+    fig, axes = plt.subplots(len(models), 3, figsize=(15, 4.2 * len(models)), squeeze=False)
+    for row_axes, model in zip(axes, models, strict=True):
+        for ax, metric in zip(row_axes, ("psnr", "psnr_worst10", "frozen"), strict=True):
+            for method in METHODS:
+                pts = sorted(
+                    (s["loss_rate"], s[metric])
+                    for s in summary
+                    if s["method"] == method and s["loss_model"] == model
+                )
+                if pts:
+                    ax.plot([100 * p[0] for p in pts], [p[1] for p in pts], "o-", label=method)
+            ax.set_xlabel(f"{model} loss (%)")
+            ax.set_title(metric)
+            ax.grid(alpha=0.3)
+        row_axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(out / "video_quality_vs_loss.png", dpi=100)
+    plt.close(fig)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m sim.video_sweep",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--video", help="a video file (first --frames frames)")
+    src.add_argument("--image", help="a photo to pan across (default: the bundled photo)")
+    p.add_argument("--out", default="out/video_sweep")
+    p.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
+    p.add_argument("--loss-models", nargs="*", default=["bernoulli", "gilbert"])
+    p.add_argument("--rates", nargs="*", type=float, default=[0.0, 0.05, 0.1, 0.2, 0.3, 0.4])
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--frames", type=int, default=30)
+    p.add_argument("--size", default="256x512", help="HxW of the pan clip")
+    p.add_argument("--fps", type=int, default=10)
+    p.add_argument("--gop", type=int, default=30, help="frames between key frames")
+    p.add_argument("--bpp", type=float, default=0.05)
+    p.add_argument("--burst", type=float, default=3.0)
+    args = p.parse_args(argv)
+    try:
+        height, width = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        p.error(f'--size must be HxW, e.g. 256x512, got "{args.size}"')
+    if not (2 <= height <= 4096 and 2 <= width <= 4096) or height % 2 or width % 2:
+        p.error(f"--size {args.size}: each side must be even and in 2..4096")
+    frames, source = load_clip(args.video, args.image, args.frames, height, width)
+    h, w = frames[0].shape[:2]
+    cases = [
+        VideoCase(
+            source, m, lm, rate, seed, len(frames), h, w, args.fps, args.gop, args.bpp, args.burst
+        )
+        for m in args.methods
+        for lm in args.loss_models
+        for rate in args.rates
+        for seed in range(args.seeds)
+        if not (rate == 0 and lm != args.loss_models[0])
+    ]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.jsonl"
+    done: dict[str, dict] = {}
+    if results.exists():
+        for line in results.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                done[row["key"]] = row
+    runner = ClipRunner(frames, args.fps, args.gop, args.bpp, 1200)
+    todo = [c for c in cases if c.key not in done]
+    with results.open("a") as f:
+        bar = tqdm(todo, desc="video sweep", initial=len(cases) - len(todo), total=len(cases))
+        for case in bar:
+            row = runner.run(case)
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            done[case.key] = row
+    summary = write_outputs([done[c.key] for c in cases], out)
+    for s in summary:
+        print(
+            f"{s['method']:9s} {s['loss_model']:9s} {100 * s['loss_rate']:4.0f}%  "
+            f"PSNR {s['psnr']:6.2f}  worst-10% {s['psnr_worst10']:6.2f}  "
+            f"MS-SSIM {s['ms_ssim']:.4f}  HaarPSI {s['haarpsi']:.4f}  frozen {s['frozen']:.1f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
