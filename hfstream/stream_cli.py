@@ -51,6 +51,11 @@ def add_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentParser) 
     recv.add_argument("--frames", type=int, default=1, help="stop after this many frames")
     recv.add_argument("--timeout", type=float, default=10.0, help="give up after this long idle")
     recv.add_argument("--fps", type=float, default=10.0, help="frame rate of the written video")
+    recv.add_argument(
+        "--save-frames",
+        action="store_true",
+        help="also write the best picture of every frame as frameNNNNN.png (lossless)",
+    )
     recv.add_argument("--model", default=None)
 
 
@@ -150,9 +155,13 @@ async def run_recv(args: argparse.Namespace) -> int:
     if records and args.frames > 1:
         n = max(records) + 1
         shape = next(r.image for r in records.values() if r.image is not None).shape
+        pictures = in_order(records, n, shape)
         with VideoWriter(out / "received.mp4", args.fps) as w:
-            for img in in_order(records, n, shape):
+            for img in pictures:
                 w.write(img)
+        if args.save_frames:
+            for i, img in enumerate(pictures):
+                Image.fromarray(img).save(out / f"frame{i:05d}.png")
     print(
         f"{len(records)} frame(s), {finals} complete; "
         f"drops {receiver.drops or 'none'}; wrote {out}/"
