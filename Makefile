@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint eval sweep bench train clean
+.PHONY: demo test test-all lint eval sweep video-sweep kernel bench train clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,9 +29,19 @@ DATA ?= ../shared/data/photos
 eval: $(STAMP)
 	$(PY) -m hfstream.eval $(DATA)/val --out out/eval
 
-# Loss sweep: hfstream against JPEG/WebP/AVIF over Bernoulli and Gilbert-Elliott loss.
+# Loss sweeps: hfstream against JPEG/WebP/AVIF (photos in IMAGES) and against VP8/H.264
+# (a clip), over Bernoulli and Gilbert-Elliott loss. `make sweep IMAGES=dir` for any folder.
+IMAGES ?= $(DATA)/val
 sweep: $(STAMP)
-	$(PY) -m sim.sweep $(DATA)/val --out out/sweep
+	$(PY) -m sim.sweep $(IMAGES) --out out/sweep
+	$(PY) -m sim.video_sweep --out out/video_sweep
+
+video-sweep: $(STAMP)
+	$(PY) -m sim.video_sweep --out out/video_sweep
+
+# Real kernel loss (network namespaces + nftables; needs root, ip and nft).
+kernel: $(STAMP)
+	$(PY) -m sim.kernel --out out/kernel
 
 # Transport numbers: header overhead, preview and frame latency, aiortc delivery, rate control.
 bench: $(STAMP)
@@ -41,8 +51,8 @@ bench: $(STAMP)
 train: $(STAMP)
 	$(PY) -m hfstream.train continuous --data $(DATA)/train
 	$(PY) -m hfstream.train tokenizer --data $(DATA)/train
-	$(PY) -m hfstream.train correction --data $(DATA)/train
 	$(PY) -m hfstream.train predictor --data $(DATA)/train
+	$(PY) -m hfstream.train correction --data $(DATA)/train
 	$(PY) -m hfstream.train export --data $(DATA)/train
 
 clean:

@@ -85,16 +85,13 @@ def make_loss(case: Case):
 def run_case(case: Case) -> dict:
     from hfstream.codec.hybrid import to_uint8_image
     from hfstream.eval.metrics import all_metrics
-    from sim.channel import classic_deliver, hfstream_deliver
+    from sim.channel import classic_deliver
 
     ref = to_uint8_image(case.image)
     budget = int(case.bpp * ref.shape[0] * ref.shape[1] / 8)
     loss = make_loss(case)
     if case.method in HF_METHODS:
-        mode = {"hfstream": "hybrid", "hfstream-nofec": "hybrid"}.get(case.method, case.method)
-        d = hfstream_deliver(
-            _codec(case.model), ref, budget, mode, case.method != "hfstream-nofec", loss
-        )
+        d = _hfstream_case(case, ref, budget, loss)
     else:
         codec, protection = case.method.split("-")
         d = classic_deliver(ref, codec, protection, budget, loss, case.loss_rate, case.mtu)
@@ -109,6 +106,37 @@ def run_case(case: Case) -> dict:
     }
     row.update(all_metrics(ref, d.image))
     return row
+
+
+_PACKETS: dict[tuple, tuple] = {}  # (image, method, budget) -> (packets, detail)
+_PICTURES: dict[tuple, tuple] = {}  # (image, method, budget, fates) -> (picture, ok)
+_CACHE_MAX = 256
+
+
+def _hfstream_case(case: Case, ref: np.ndarray, budget: int, loss):
+    """hfstream through the channel. What does not depend on the loss (the packets) and
+    the picture of each arrival set are remembered across the cases of a worker: every
+    seed at 0 % loss, and many at low loss, see the same packets arrive."""
+    from sim.channel import Delivery, hfstream_packets, hfstream_receive
+
+    codec = _codec(case.model)
+    mode = {"hfstream": "hybrid", "hfstream-nofec": "hybrid"}.get(case.method, case.method)
+    key = (case.image, case.method, budget, case.model)
+    if key not in _PACKETS:
+        if len(_PACKETS) >= _CACHE_MAX:
+            _PACKETS.clear()
+        full = codec.encode(ref, "1_1")
+        _PACKETS[key] = hfstream_packets(codec, full, budget, mode, case.method != "hfstream-nofec")
+    packets, detail = _PACKETS[key]
+    fates = tuple(loss.lost() for _ in packets)
+    pkey = (*key, fates)
+    if pkey not in _PICTURES:
+        if len(_PICTURES) >= _CACHE_MAX:
+            _PICTURES.clear()
+        arrived = [p for p, lost in zip(packets, fates, strict=True) if not lost]
+        _PICTURES[pkey] = hfstream_receive(codec, arrived, ref.shape, mode)
+    img, ok = _PICTURES[pkey]
+    return Delivery(img, ok, sum(map(len, packets)), len(packets), sum(fates), detail)
 
 
 def _ray_map(cases: list[Case], address: str | None):

@@ -63,3 +63,21 @@ def test_small_sweep_on_ray_local(folder, tmp_path):
     local = run_sweep(_cases(folder, ("hfstream",), (0.1,)), tmp_path / "local", workers=1)
     assert [r["psnr"] for r in rows] == [r["psnr"] for r in local]
     assert np.isfinite([r["psnr"] for r in rows]).all()
+
+
+def test_tier0_parity_dropped_before_the_budget_is_exceeded(codec, small_image):
+    from hfstream.wire import PacketType, parse_header
+    from sim.channel import hfstream_packets
+
+    full = codec.encode(small_image, "1_1")
+    roomy, detail = hfstream_packets(codec, full, 100_000, "hybrid", fec=True)
+    assert detail == "1_1"
+    kinds = [parse_header(p)[0].type for p in roomy]
+    assert PacketType.PARITY in kinds
+    tier0 = sum(len(p) for p, k in zip(roomy, kinds, strict=True) if k == PacketType.TIER0)
+    tight, detail = hfstream_packets(codec, full, tier0 + 10, "hybrid", fec=True)
+    assert detail == "0 no parity"
+    assert sum(map(len, tight)) <= tier0 + 10
+    assert PacketType.PARITY not in [parse_header(p)[0].type for p in tight]
+    over, detail = hfstream_packets(codec, full, tier0 // 2, "hybrid", fec=True)
+    assert detail == "0 no parity over budget"
