@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from sim.results import plot_vs_loss, read_results
+
 HF_METHODS = ("hfstream", "hfstream-nofec", "continuous", "vq")
 CLASSIC_METHODS = tuple(
     f"{c}-{p}" for c in ("jpeg", "webp", "avif") for p in ("none", "fec", "arq")
@@ -165,12 +167,7 @@ def run_sweep(
 ) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
-    done: dict[str, dict] = {}
-    if results.exists():
-        for line in results.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                done[row["key"]] = row
+    done = read_results(results)
     todo = [c for c in cases if c.key not in done]
     bar = tqdm(total=len(cases), initial=len(cases) - len(todo), desc="sweep")
     with results.open("a") as f:
@@ -226,30 +223,14 @@ def write_summary(rows: list[dict], out: Path) -> None:
         w = csv.DictWriter(f, fieldnames=list(summary[0]))
         w.writeheader()
         w.writerows(summary)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     for model in sorted({s["loss_model"] for s in summary}):
-        fig, axes = plt.subplots(1, 4, figsize=(20, 4.5))
-        for ax, metric in zip(axes, ("psnr", "ms_ssim", "haarpsi", "decodable"), strict=True):
-            for method in METHODS:
-                pts = sorted(
-                    (s["loss_rate"], s[metric])
-                    for s in summary
-                    if s["method"] == method and s["loss_model"] == model
-                )
-                if pts:
-                    style = "o-" if method in HF_METHODS else ".--"
-                    ax.plot([100 * p[0] for p in pts], [p[1] for p in pts], style, label=method)
-            ax.set_xlabel(f"{model} loss (%)")
-            ax.set_title(metric)
-            ax.grid(alpha=0.3)
-        axes[-1].legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / f"quality_vs_loss_{model}.png", dpi=100)
-        plt.close(fig)
+        plot_vs_loss(
+            [s for s in summary if s["loss_model"] == model],
+            ("psnr", "ms_ssim", "haarpsi", "decodable"),
+            METHODS,
+            out / f"quality_vs_loss_{model}.png",
+            dashed=CLASSIC_METHODS,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

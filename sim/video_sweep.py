@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from sim.results import plot_vs_loss, read_results
+
 METHODS = ("hfstream", "vp8", "h264")
 
 
@@ -175,30 +177,9 @@ def write_outputs(rows: list[dict], out: Path) -> list[dict]:
         w = csv.DictWriter(f, fieldnames=list(summary[0]))
         w.writeheader()
         w.writerows(summary)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    models = sorted({s["loss_model"] for s in summary})
-    fig, axes = plt.subplots(len(models), 3, figsize=(15, 4.2 * len(models)), squeeze=False)
-    for row_axes, model in zip(axes, models, strict=True):
-        for ax, metric in zip(row_axes, ("psnr", "psnr_worst10", "frozen"), strict=True):
-            for method in METHODS:
-                pts = sorted(
-                    (s["loss_rate"], s[metric])
-                    for s in summary
-                    if s["method"] == method and s["loss_model"] == model
-                )
-                if pts:
-                    ax.plot([100 * p[0] for p in pts], [p[1] for p in pts], "o-", label=method)
-            ax.set_xlabel(f"{model} loss (%)")
-            ax.set_title(metric)
-            ax.grid(alpha=0.3)
-        row_axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(out / "video_quality_vs_loss.png", dpi=100)
-    plt.close(fig)
+    plot_vs_loss(
+        summary, ("psnr", "psnr_worst10", "frozen"), METHODS, out / "video_quality_vs_loss.png"
+    )
     return summary
 
 
@@ -244,12 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
-    done: dict[str, dict] = {}
-    if results.exists():
-        for line in results.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                done[row["key"]] = row
+    done = read_results(results)
     runner = ClipRunner(frames, args.fps, args.gop, args.bpp, 1200)
     todo = [c for c in cases if c.key not in done]
     with results.open("a") as f:
