@@ -52,3 +52,26 @@ def plot_vs_loss(
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def markdown_table(summary: list[dict], metric: str, fmt: str = "{:.2f}") -> str:
+    """One row per (method, loss model), one column per loss rate: ``metric``'s means."""
+    rates = sorted({s["loss_rate"] for s in summary})
+    rows: dict[tuple[str, str], dict[float, float]] = {}
+    for s in summary:
+        rows.setdefault((s["method"], s["loss_model"]), {})[s["loss_rate"]] = s[metric]
+    # 0 % loss is run once (under the first loss model) and holds for every model.
+    zero = {m: r[0.0] for (m, _), r in rows.items() if 0.0 in r}
+    lines = [
+        f"| method | loss model | {' | '.join(f'{100 * r:.0f} %' for r in rates)} |",
+        "|---|---|" + "---:|" * len(rates),
+    ]
+    for (method, model), vals in sorted(rows.items()):
+        if set(vals) == {0.0} and len(rates) > 1:
+            continue  # a 0 %-only row: shown in the other models' rows
+        cells = []
+        for r in rates:
+            v = vals.get(r, zero.get(method) if r == 0.0 else None)
+            cells.append("" if v is None else fmt.format(v))
+        lines.append(f"| {method} | {model} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"

@@ -71,17 +71,21 @@ def _codec(model: str | None):
     return _CODEC
 
 
-def make_loss(case: Case):
+def make_loss(loss_model: str, loss_rate: float, seed: int, burst: float = 3.0, subject: str = ""):
+    """The loss model of a case. ``seed`` and ``subject`` (the image's or clip's name) pick
+    the realization: every method sees the same losses on a subject (a fair comparison),
+    and different subjects see different ones."""
     from sim.loss import Bernoulli, GilbertElliott, NoLoss
 
-    rng = np.random.default_rng(case.seed)
-    if case.loss_rate == 0:
+    salt = int.from_bytes(hashlib.sha256(subject.encode()).digest()[:8], "big")
+    rng = np.random.default_rng([seed, salt])
+    if loss_rate == 0:
         return NoLoss()
-    if case.loss_model == "bernoulli":
-        return Bernoulli(case.loss_rate, rng)
-    if case.loss_model == "gilbert":
-        return GilbertElliott.from_rate(case.loss_rate, case.burst, rng)
-    raise ValueError(f'Invalid loss model "{case.loss_model}", should be bernoulli or gilbert')
+    if loss_model == "bernoulli":
+        return Bernoulli(loss_rate, rng)
+    if loss_model == "gilbert":
+        return GilbertElliott.from_rate(loss_rate, burst, rng)
+    raise ValueError(f'Invalid loss model "{loss_model}", should be bernoulli or gilbert')
 
 
 def run_case(case: Case) -> dict:
@@ -91,7 +95,7 @@ def run_case(case: Case) -> dict:
 
     ref = to_uint8_image(case.image)
     budget = int(case.bpp * ref.shape[0] * ref.shape[1] / 8)
-    loss = make_loss(case)
+    loss = make_loss(case.loss_model, case.loss_rate, case.seed, case.burst, Path(case.image).name)
     if case.method in HF_METHODS:
         d = _hfstream_case(case, ref, budget, loss)
     else:

@@ -112,7 +112,7 @@ class ClipRunner:
             video_deliver,
         )
 
-        loss = make_loss(case)  # type: ignore[arg-type]
+        loss = make_loss(case.loss_model, case.loss_rate, case.seed, case.burst, case.source)
         if case.method == "hfstream":
             if self._codec is None:
                 from hfstream.codec.hybrid import HybridCodec

@@ -81,3 +81,17 @@ def test_tier0_parity_dropped_before_the_budget_is_exceeded(codec, small_image):
     assert PacketType.PARITY not in [parse_header(p)[0].type for p in tight]
     over, detail = hfstream_packets(codec, full, tier0 // 2, "hybrid", fec=True)
     assert detail == "0 no parity over budget"
+
+
+def test_loss_realization_depends_on_seed_and_subject_not_method():
+    from sim.sweep import make_loss
+
+    def fates(seed, subject):
+        loss = make_loss("bernoulli", 0.3, seed, subject=subject)
+        return [loss.lost() for _ in range(200)]
+
+    assert fates(0, "a.png") == fates(0, "a.png")
+    assert fates(0, "a.png") != fates(0, "b.png")
+    assert fates(0, "a.png") != fates(1, "a.png")
+    with pytest.raises(ValueError, match="Invalid loss model"):
+        make_loss("sometimes", 0.3, 0)
