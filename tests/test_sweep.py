@@ -42,6 +42,7 @@ def test_same_seed_same_results_and_resume(folder, tmp_path):
         lines
     )
     assert (tmp_path / "a" / "summary.csv").exists()
+    assert "| hfstream | bernoulli |" in (tmp_path / "a" / "summary.md").read_text()
     assert (tmp_path / "a" / "quality_vs_loss_bernoulli.png").exists()
     assert all(json.loads(line)["key"] for line in lines)
 

@@ -111,6 +111,7 @@ def test_video_sweep_end_to_end_and_resume(small_image, tmp_path):
         if r["loss_rate"] == 0:
             assert r["frozen"] == 0 and r["packets_lost"] == 0
     assert (out / "summary.csv").exists() and (out / "video_quality_vs_loss.png").exists()
+    assert "| hfstream | bernoulli |" in (out / "summary.md").read_text()
     assert video_sweep(argv) == 0  # resumes: nothing new
     assert len((out / "results.jsonl").read_text().splitlines()) == 6
     with pytest.raises(SystemExit):
