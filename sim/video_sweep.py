@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="out/video_sweep")
     p.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
     p.add_argument("--loss-models", nargs="*", default=["bernoulli", "gilbert"])
-    p.add_argument("--rates", nargs="*", type=float, default=[0.0, 0.05, 0.1, 0.2, 0.3, 0.4])
+    p.add_argument("--rates", nargs="*", type=float, default=[0.0, 0.1, 0.2, 0.3, 0.4])
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--frames", type=int, default=30)
     p.add_argument("--size", default="256x512", help="HxW of the pan clip")
