@@ -51,8 +51,9 @@ def hfstream_packets(
     codec: HybridCodec, full: EncodedImage, budget: int, mode: str, fec: bool
 ) -> tuple[list[bytes], str]:
     """Densest schedule whose tiers 0 and 1 (and tier 0's parity) fit ``budget``; tier 2
-    fills what is left. When not even tier 0 with its parity fits, tier 0 goes without
-    parity; when tier 0 alone does not fit, it is sent over the budget (and says so)."""
+    fills what is left. When not even tier 0 with its parity fits, the densest schedule
+    that fits without parity is sent; when tier 0 alone does not fit, it is sent over the
+    budget (and says so)."""
     from dataclasses import replace
 
     from hfstream.codec.schedules import Schedule
@@ -76,7 +77,7 @@ def hfstream_packets(
     labels = ("0",) if mode == "continuous" else DENSE_TO_SPARSE
     tries = [(label, 0.5 if fec else 0.0) for label in labels]
     if fec:
-        tries.append((labels[-1], 0.0))
+        tries += [(label, 0.0) for label in labels]
     last = None
     for label, parity in tries:
         p = Packetizer(codec.model_id, config=PacketizerConfig(parity_ratio=parity))

@@ -15,6 +15,7 @@ reassembler at the same per-frame budget; it never waits for a key frame.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -169,14 +170,16 @@ def video_deliver(
 # ---------------------------------------------------------------- hfstream
 def hfstream_clip_packets(
     codec: HybridCodec, frames: Sequence[np.ndarray], budget_per_frame: int, fec: bool = True
-) -> list[list[bytes]]:
-    """Each frame coded on its own and packetized within the per-frame budget."""
-    out = []
+) -> tuple[list[list[bytes]], str]:
+    """Each frame coded on its own and packetized within the per-frame budget; also the
+    schedules chosen (with how many frames got each)."""
+    out, chosen = [], Counter()
     for f in frames:
         full = codec.encode(f, "1_1")
-        packets, _ = hfstream_packets(codec, full, budget_per_frame, "hybrid", fec)
+        packets, detail = hfstream_packets(codec, full, budget_per_frame, "hybrid", fec)
         out.append(packets)
-    return out
+        chosen[detail] += 1
+    return out, "intra; " + ", ".join(f"{d} x{n}" for d, n in chosen.most_common())
 
 
 def hfstream_clip_deliver(
@@ -186,6 +189,7 @@ def hfstream_clip_deliver(
     loss: LossModel,
     decode_cache: dict | None = None,
     progress: Callable[[], None] | None = None,
+    detail: str = "intra",
 ) -> ClipDelivery:
     """hfstream frame by frame over the channel (``packets`` from
     ``hfstream_clip_packets``). ``decode_cache`` reuses the picture of a frame whose
@@ -209,4 +213,4 @@ def hfstream_clip_deliver(
         if progress is not None:
             progress()
     total = sum(len(p) for fp in packets for p in fp)
-    return ClipDelivery(shown, fresh, total, sent, lost, "intra, tier-0 FEC")
+    return ClipDelivery(shown, fresh, total, sent, lost, detail)

@@ -99,7 +99,8 @@ class ClipRunner:
         h, w = frames[0].shape[:2]
         self.budget = int(bpp * h * w / 8)  # bytes per frame
         self._coded: dict[str, tuple[list[bytes], int]] = {}
-        self._hf_packets = None
+        self._hf_packets: list[list[bytes]] = []
+        self._hf_detail = ""
         self._decoded: dict = {}
         self._codec = None
 
@@ -118,9 +119,16 @@ class ClipRunner:
                 from hfstream.codec.hybrid import HybridCodec
 
                 self._codec = HybridCodec.from_pretrained()
-                self._hf_packets = hfstream_clip_packets(self._codec, self.frames, self.budget)
+                self._hf_packets, self._hf_detail = hfstream_clip_packets(
+                    self._codec, self.frames, self.budget
+                )
             d = hfstream_clip_deliver(
-                self._codec, self.frames, self._hf_packets, loss, self._decoded
+                self._codec,
+                self.frames,
+                self._hf_packets,
+                loss,
+                self._decoded,
+                detail=self._hf_detail,
             )
         else:
             if case.method not in self._coded:

@@ -80,6 +80,9 @@ def test_tier0_parity_dropped_before_the_budget_is_exceeded(codec, small_image):
     assert detail == "0 no parity"
     assert sum(map(len, tight)) <= tier0 + 10
     assert PacketType.PARITY not in [parse_header(p)[0].type for p in tight]
+    denser, detail = hfstream_packets(codec, full, tier0 + 400, "hybrid", fec=True)
+    assert detail.endswith(" no parity") and not detail.startswith("0 ")
+    assert sum(map(len, denser)) <= tier0 + 400
     over, detail = hfstream_packets(codec, full, tier0 // 2, "hybrid", fec=True)
     assert detail == "0 no parity over budget"
 
