@@ -75,3 +75,9 @@ def markdown_table(summary: list[dict], metric: str, fmt: str = "{:.2f}") -> str
             cells.append("" if v is None else fmt.format(v))
         lines.append(f"| {method} | {model} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
+
+
+def write_markdown(summary: list[dict], sections: list[tuple[str, str, str]], path: Path) -> None:
+    """``summary.md``: one table per (metric, title, number format)."""
+    parts = [f"### {title}\n\n" + markdown_table(summary, m, fmt) for m, title, fmt in sections]
+    path.write_text("\n".join(parts))

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sim.results import markdown_table, plot_vs_loss, read_results
+from sim.results import plot_vs_loss, read_results, write_markdown
 
 HF_METHODS = ("hfstream", "hfstream-nofec", "continuous", "vq")
 CLASSIC_METHODS = tuple(
@@ -227,15 +227,16 @@ def write_summary(rows: list[dict], out: Path) -> None:
         w = csv.DictWriter(f, fieldnames=list(summary[0]))
         w.writeheader()
         w.writerows(summary)
-    parts = []
-    for metric, title, fmt in (
-        ("psnr", "PSNR (dB)", "{:.2f}"),
-        ("ms_ssim", "MS-SSIM", "{:.4f}"),
-        ("haarpsi", "HaarPSI", "{:.4f}"),
-        ("decodable", "Decodable pictures", "{:.0%}"),
-    ):
-        parts.append(f"### {title}\n\n" + markdown_table(summary, metric, fmt))
-    (out / "summary.md").write_text("\n".join(parts))
+    write_markdown(
+        summary,
+        [
+            ("psnr", "PSNR (dB)", "{:.2f}"),
+            ("ms_ssim", "MS-SSIM", "{:.4f}"),
+            ("haarpsi", "HaarPSI", "{:.4f}"),
+            ("decodable", "Decodable pictures", "{:.0%}"),
+        ],
+        out / "summary.md",
+    )
     for model in sorted({s["loss_model"] for s in summary}):
         plot_vs_loss(
             [s for s in summary if s["loss_model"] == model],

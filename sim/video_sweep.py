@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sim.results import markdown_table, plot_vs_loss, read_results
+from sim.results import plot_vs_loss, read_results, write_markdown
 
 METHODS = ("hfstream", "vp8", "h264")
 
@@ -188,16 +188,17 @@ def write_outputs(rows: list[dict], out: Path) -> list[dict]:
     plot_vs_loss(
         summary, ("psnr", "psnr_worst10", "frozen"), METHODS, out / "video_quality_vs_loss.png"
     )
-    parts = []
-    for metric, title, fmt in (
-        ("psnr", "Mean frame PSNR (dB)", "{:.2f}"),
-        ("psnr_worst10", "Worst-10 % frame PSNR (dB)", "{:.2f}"),
-        ("ms_ssim", "Mean MS-SSIM", "{:.4f}"),
-        ("haarpsi", "Mean HaarPSI", "{:.4f}"),
-        ("frozen", "Frames with nothing new (frozen or grey), mean per clip", "{:.1f}"),
-    ):
-        parts.append(f"### {title}\n\n" + markdown_table(summary, metric, fmt))
-    (out / "summary.md").write_text("\n".join(parts))
+    write_markdown(
+        summary,
+        [
+            ("psnr", "Mean frame PSNR (dB)", "{:.2f}"),
+            ("psnr_worst10", "Worst-10 % frame PSNR (dB)", "{:.2f}"),
+            ("ms_ssim", "Mean MS-SSIM", "{:.4f}"),
+            ("haarpsi", "Mean HaarPSI", "{:.4f}"),
+            ("frozen", "Frames with nothing new (frozen or grey), mean per clip", "{:.1f}"),
+        ],
+        out / "summary.md",
+    )
     return summary
 
 
