@@ -53,6 +53,7 @@ class FramePackets:
     """A frame's packets by tier, serialized; ``in_priority_order`` is how to send them."""
 
     frame_id: int
+    cut: int = 0  # bytes of tier 1 and parity left out to meet a strict frame budget
     tier0: list[bytes] = field(default_factory=list)
     parity: list[bytes] = field(default_factory=list)
     tier1: list[bytes] = field(default_factory=list)
@@ -113,9 +114,14 @@ class Packetizer:
         tier1: list[IndexEntry],
         tier2: list[IndexEntry],
         frame_budget: float | None = None,
+        strict_budget: bool = False,
     ) -> FramePackets:
         """All packets of one frame. With ``frame_budget`` (bytes), tier 2 is cut to what
-        tiers 0 and 1 leave of it (a prefix of interleaved groups: still spread out)."""
+        tiers 0 and 1 leave of it (a prefix of interleaved groups: still spread out).
+        With ``strict_budget`` too, tier 0 keeps as much of its parity as fits beside it
+        and tier 1 is cut to what is left (a prefix); tier 0 itself is never cut.
+        ``FramePackets.cut`` says how many bytes were left out, so that a rate controller
+        sees what the frame wanted."""
         cfg = self.config
         bits = codebook_size.bit_length() - 1
         assert 1 << bits == codebook_size, (
@@ -126,6 +132,11 @@ class Packetizer:
         parity_payloads = self._parity(t0_payloads)
         t1_payloads = _bins([e.to_list() for e in tier1], room)
         t2_payloads = _bins([e.to_list() for e in tier2], room) if cfg.send_withheld else []
+        cut = 0
+        if frame_budget is not None and strict_budget:
+            t1_payloads, parity_payloads, cut = _fit_strict(
+                t0_payloads, parity_payloads, t1_payloads, frame_budget
+            )
         if frame_budget is not None:
             left = frame_budget - sum(
                 len(p) + HEADER_SIZE for p in t0_payloads + parity_payloads + t1_payloads
@@ -159,7 +170,7 @@ class Packetizer:
                 for seq, payload in enumerate(payloads)
             ]
 
-        out = FramePackets(frame_id)
+        out = FramePackets(frame_id, cut=cut)
         out.tier0 = build(PacketType.TIER0, t0_payloads)
         out.parity = build(PacketType.PARITY, parity_payloads)
         out.tier1 = build(PacketType.TIER1, t1_payloads)
@@ -183,3 +194,23 @@ class Packetizer:
                 record = [start, k, k + j, lengths, parity, len(payloads)]
                 out.append(msgpack.packb(record, use_bin_type=True))
         return out
+
+
+def _fit_strict(
+    tier0: list[bytes], parity: list[bytes], tier1: list[bytes], budget: float
+) -> tuple[list[bytes], list[bytes], int]:
+    """(tier 1, parity, bytes cut): the most parity that fits beside tier 0, then the
+    longest prefix of tier 1 that fits beside both."""
+
+    def cost(ps: list[bytes]) -> int:
+        return sum(len(p) + HEADER_SIZE for p in ps)
+
+    wanted = cost(parity) + cost(tier1)
+    room = budget - cost(tier0)
+    par = list(parity)
+    while par and cost(par) > room:
+        par.pop()
+    t1 = list(tier1)
+    while t1 and cost(par) + cost(t1) > room:
+        t1.pop()
+    return t1, par, wanted - cost(par) - cost(t1)

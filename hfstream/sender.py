@@ -95,6 +95,7 @@ class Sender:
             index_entries(enc, 1, groups, probs),
             index_entries(enc, 2, groups, probs) if cfg.packetizer.send_withheld else [],
             frame_budget=budget,
+            strict_budget=budget is not None,
         )
         return packets, time.perf_counter() - t0
 
@@ -111,7 +112,9 @@ class Sender:
             self._executor, self._prepare, image, frame_id, schedule, budget
         )
         if ctl is not None:
-            ctl.after_frame(sum(len(p) for p in packets.tier0 + packets.parity + packets.tier1))
+            # What tiers 0 and 1 wanted, cut or not: the schedule steps down when too much.
+            sent = sum(len(p) for p in packets.tier0 + packets.parity + packets.tier1)
+            ctl.after_frame(sent + packets.cut)
         expires = loop.time() + (deadline_s if deadline_s is not None else self.config.deadline_s)
         counts: dict[int, int] = {}
         sizes: dict[int, int] = {}

@@ -84,3 +84,29 @@ def test_sender_stays_within_its_target_rate(codec):
     assert sender.reports, "the receiver's reports reached the sender"
     assert max(per_frame[3:]) <= budget  # after the controller found its schedule
     assert sum(per_frame) / len(per_frame) > 0.5 * budget
+
+
+def test_tight_budget_cuts_tier1_and_parity_not_tier0(codec):
+    """800 bytes a frame is less than tier 0, its parity packet and tier 1 of two patches:
+    the sender cuts tier 1 and parity so every frame stays within it (tier 0 is whole)."""
+    frames = list(pattern_frames(8, 256, 384))
+    target, fps = 8_000.0, 10.0
+
+    async def main():
+        tx, rx = memory_pair()
+        cfg = SenderConfig(target_bytes_per_s=target, fps=fps, rate_bytes_per_s=50_000)
+        sender = Sender(tx, codec, cfg)
+        receiver = Receiver(rx, codec, ReceiverConfig(max_frames=16))
+        async with receiver:
+            collector = asyncio.create_task(collect_frames(receiver, 8, idle_timeout_s=20))
+            sent = await sender.send_frames(frames, fps=fps)
+            await sender.flush()
+            records = await collector
+        await sender.close()
+        return sent, records
+
+    sent, records = asyncio.run(main())
+    budget = target / fps
+    for s in sent:
+        assert sum(s.bytes.values()) <= budget or set(s.bytes) == {0}
+    assert len(records) == 8 and all(r.image is not None for r in records.values())

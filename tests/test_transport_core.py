@@ -193,3 +193,40 @@ def test_frame_budget_cuts_tier2_to_what_is_left():
     h, _ = parse_header(none.tier0[0])
     assert not h.flags & 0x02  # no tier 2 announced
     assert parse_header(full.tier0[0])[0].flags & 0x02
+
+
+def test_strict_budget_keeps_parity_then_a_tier1_prefix_never_cuts_tier0():
+    t0, t1, t2 = frame_entries(24)
+    p = Packetizer(MODEL)
+    full = p.packetize(1, 1024, 1536, 1024, True, t0, t1, t2)
+    assert full.cut == 0 and len(full.tier1) >= 2 and full.parity
+    size = lambda ps: sum(map(len, ps))  # noqa: E731
+    body = lambda ps: [q[HEADER_SIZE:] for q in ps]  # noqa: E731  (flags may differ)
+    tier0, parity = size(full.tier0), size(full.parity)
+    # Room for tier 0, its parity and one tier-1 packet: tier 1 is cut to that prefix.
+    budget = tier0 + parity + len(full.tier1[0])
+    one = p.packetize(1, 1024, 1536, 1024, True, t0, t1, t2, budget, strict_budget=True)
+    assert body(one.tier1) == body(full.tier1[:1]) and body(one.parity) == body(full.parity)
+    assert one.tier2 == []
+    assert size(one.tier0 + one.parity + one.tier1) <= budget
+    assert one.cut == size(full.tier1[1:])
+    assert parse_header(one.tier1[0])[0].count == 1  # the receiver expects what is sent
+    # Room for tier 0 alone: no tier 1, no parity, tier 0 whole.
+    bare = p.packetize(1, 1024, 1536, 1024, True, t0, t1, t2, tier0, strict_budget=True)
+    assert body(bare.tier0) == body(full.tier0) and bare.tier1 == [] and bare.parity == []
+    assert bare.cut == size(full.tier1) + parity
+    # Room for tier 0 and one tier-1 packet, not all the parity: parity first (a prefix of
+    # it), tier 1 in what is left, and the cut bytes accounted for.
+    room = tier0 + len(full.tier1[0])
+    part = p.packetize(1, 1024, 1536, 1024, True, t0, t1, t2, room, strict_budget=True)
+    assert 0 < len(part.parity) < len(full.parity)
+    assert body(part.parity) == body(full.parity[: len(part.parity)])
+    assert body(part.tier1) == body(full.tier1[: len(part.tier1)])
+    kept = size(part.tier0 + part.parity + part.tier1)
+    assert kept <= room and kept + part.cut == size(full.tier0 + full.parity + full.tier1)
+    # Less than tier 0: tier 0 still goes whole (over the budget).
+    under = p.packetize(1, 1024, 1536, 1024, True, t0, t1, t2, tier0 // 2, strict_budget=True)
+    assert body(under.tier0) == body(full.tier0)
+    # Without strict_budget only tier 2 is ever cut.
+    loose = p.packetize(1, 1024, 1536, 1024, True, t0, t1, t2, tier0)
+    assert body(loose.tier1) == body(full.tier1) and body(loose.parity) == body(full.parity)
