@@ -78,6 +78,25 @@ def test_predictor_keeps_known_indices(codec, encoded):
         filled = codec.predictor.fill(idx, known, y_hat, steps=steps)
         assert torch.equal(filled[known], idx[known])
         assert filled.min() >= 0 and filled.max() < 1024
+        again, conf = codec.predictor.fill_with_confidence(idx, known, y_hat, steps=steps)
+        assert torch.equal(again, filled)
+        assert bool((conf[known] == 1).all())
+        assert float(conf[~known].min()) > 0 and float(conf[~known].max()) <= 1
+
+
+def test_correction_loads_weights_saved_without_codes_inputs(codec):
+    """A decoder saved before it saw the codes and certainty keeps its behaviour."""
+    from hfstream.codec.correction import CorrectionDecoder
+
+    old = {k: v.clone() for k, v in codec.correction.state_dict().items()}
+    base = codec.correction.base_inputs
+    old["body.stem.weight"] = old["body.stem.weight"][:, :base]
+    fresh = CorrectionDecoder(codec.tokenizer.decoder, codec.continuous.config.m)
+    fresh.load_state_dict(old)
+    w = fresh.body.stem.weight
+    assert w.shape == codec.correction.body.stem.weight.shape
+    assert torch.equal(w[:, :base], old["body.stem.weight"])
+    assert bool((w[:, base:] == 0).all())
 
 
 def test_patch_without_tier0_falls_back_and_empty_patch_is_grey(codec, encoded):

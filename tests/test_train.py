@@ -75,12 +75,18 @@ def test_training_codes_mix_kinds():
     idx = torch.from_numpy(rng.integers(0, 1024, (3, 16, 16)))
     y_hat = torch.zeros(3, 128, 4, 4)
     truth = tok.codebook.embed(idx)
-    q = training_codes(tok, pred, idx, y_hat, rng, np.array([1.0, 0, 0, 0]))
+    q, certainty = training_codes(tok, pred, idx, y_hat, rng, np.array([1.0, 0, 0, 0]))
     assert torch.equal(q, truth)
-    q = training_codes(tok, pred, idx, y_hat, rng, np.array([0, 1.0, 0, 0]))
+    assert certainty.shape == (3, 2, 16, 16) and bool((certainty == 1).all())
+    q, certainty = training_codes(tok, pred, idx, y_hat, rng, np.array([0, 1.0, 0, 0]))
+    received, confidence = certainty[:, 0], certainty[:, 1]
+    assert received.mean() < 0.6  # at most half the indices kept, some of them lost
+    assert bool((confidence[received == 1] == 1).all())
+    guessed = confidence[received == 0]
+    assert float(guessed.min()) > 0 and float(guessed.max()) < 1  # the predictor's belief
     # Random indices are not what the predictor guesses: most positions change, and every
     # code vector is still a codebook word (unit length).
     assert (q != truth).any(dim=1).float().mean() > 0.5
     assert torch.allclose(q.norm(dim=1), torch.ones(3, 16, 16), atol=1e-4)
-    q = training_codes(tok, pred, idx, y_hat, rng, np.array([0, 0, 1.0, 0]))
+    q, _ = training_codes(tok, pred, idx, y_hat, rng, np.array([0, 0, 1.0, 0]))
     assert (q.norm(dim=1) < 0.999).float().mean() > 0.5  # expected vectors are shorter

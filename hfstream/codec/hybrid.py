@@ -20,7 +20,7 @@ from PIL import Image
 from hfstream.codec import index_coding
 from hfstream.codec.complexity import ComplexityModel
 from hfstream.codec.continuous import ContinuousCodec, ContinuousConfig
-from hfstream.codec.correction import CorrectionDecoder
+from hfstream.codec.correction import CorrectionDecoder, certainty_planes
 from hfstream.codec.encoded import MISSING, PATCH, TOKENS, EncodedImage, EncodedPatch
 from hfstream.codec.model_io import DEFAULT_MODEL_DIR, ModelBundle, load_model, split_prefix
 from hfstream.codec.predictor import MaskedTokenPredictor, PredictorConfig
@@ -280,10 +280,13 @@ class HybridCodec:
         full_t = torch.from_numpy(np.where(known, full, 0))
         known_t = torch.from_numpy(known)
         filled = full_t.clone()
+        confidence = torch.zeros(known_t.shape)  # of the predictor, where it filled
         pos = {i: j for j, i in enumerate(has_c)}
         if fill == "predictor" and has_c:
             sel = torch.tensor(has_c)
-            filled[sel] = self.predictor.fill(full_t[sel], known_t[sel], y_hat, steps=steps)
+            filled[sel], confidence[sel] = self.predictor.fill_with_confidence(
+                full_t[sel], known_t[sel], y_hat, steps=steps
+            )
         for i in range(n):
             if fill == "nearest" or i not in pos:
                 filled[i] = torch.from_numpy(nearest_fill(np.where(known[i], full[i], MISSING)))
@@ -296,6 +299,7 @@ class HybridCodec:
                 ).float(),
                 dim=-1,
             )  # (b, 256, V)
+            confidence[sel] = probs.max(dim=-1).values
             expected = (probs @ self.tokenizer.codebook.normalized()).transpose(1, 2)
             expected = expected.reshape(len(has_c), -1, GRID, GRID)
             soft_q = torch.where(known_t[sel].reshape(-1, 1, GRID, GRID), q[sel], expected)
@@ -305,14 +309,16 @@ class HybridCodec:
             q_flat = q.flatten(2).transpose(1, 2)
             q = torch.where(known_t[..., None], cent, q_flat).transpose(1, 2).reshape(q.shape)
         blank = [i for i, p in enumerate(patches) if not known[i].any() and i not in pos]
-        feats = None
-        if mode == "hybrid" and has_c:
-            feats = self.correction(y_hat, low)
-        pic = self.tokenizer.decoder(q, None)
-        if feats is not None:
-            sel = torch.tensor(has_c)
-            pic[sel] = self.tokenizer.decoder(q[sel], feats)
-        out = pic
+        corrected = has_c if mode == "hybrid" else []
+        plain = [i for i in range(n) if i not in set(corrected)]
+        if plain:
+            sel = torch.tensor(plain)
+            out[sel] = self.tokenizer.decoder(q[sel], None)
+        if corrected:
+            sel = torch.tensor(corrected)
+            certainty = certainty_planes(known_t[sel], confidence[sel])
+            feats = self.correction(y_hat, low, q[sel], certainty)
+            out[sel] = self.tokenizer.decoder(q[sel], feats)
         if blank:
             out[torch.tensor(blank)] = 0.5
         return _to_uint8(out)

@@ -74,21 +74,31 @@ class MaskedTokenPredictor(nn.Module):
     def fill(
         self, idx: torch.Tensor, known: torch.Tensor, y_hat: torch.Tensor, steps: int = 1
     ) -> torch.Tensor:
-        """Replace every unknown index by a prediction; known ones are kept as they are.
+        """Replace every unknown index by a prediction; known ones are kept as they are."""
+        return self.fill_with_confidence(idx, known, y_hat, steps)[0]
+
+    @torch.no_grad()
+    def fill_with_confidence(
+        self, idx: torch.Tensor, known: torch.Tensor, y_hat: torch.Tensor, steps: int = 1
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fill every unknown index; also return how sure the predictor was of each.
 
         idx, known: (B, 256) int64 / bool. ``steps == 1`` is one forward pass with arg-max.
         ``steps > 1`` is MaskGIT-style: at each step the most confident predictions are
         fixed (a cosine share of what is missing) and the rest predicted again.
+        Confidence (B, 256) is the probability of the chosen word when it was chosen,
+        1 where the index was known.
         """
         assert steps >= 1, f"steps must be at least 1, got {steps}"
         idx = torch.where(known, idx, torch.full_like(idx, self.mask_id))
         known = known.clone()
+        chosen_conf = torch.ones(idx.shape, dtype=torch.float32, device=idx.device)
         missing0 = (~known).sum(dim=1)
         for s in range(steps):
             logits = self(idx, y_hat)
             conf, pred = F.softmax(logits.float(), dim=-1).max(dim=-1)
             if s == steps - 1:
-                return torch.where(known, idx, pred)
+                return torch.where(known, idx, pred), torch.where(known, chosen_conf, conf)
             # How many positions stay masked after this step (cosine schedule).
             still = torch.floor(missing0 * math.cos(math.pi / 2 * (s + 1) / steps)).long()
             conf = conf.masked_fill(known, -1.0)
@@ -98,8 +108,9 @@ class MaskedTokenPredictor(nn.Module):
             rank.scatter_(1, order, torch.arange(order.shape[1]).expand_as(order))
             fix = (rank < n_fix[:, None]) & ~known
             idx = torch.where(fix, pred, idx)
+            chosen_conf = torch.where(fix, conf, chosen_conf)
             known = known | fix
-        return idx
+        raise AssertionError("unreachable")
 
     @torch.no_grad()
     def prior_logits(self, y_hat: torch.Tensor) -> torch.Tensor:

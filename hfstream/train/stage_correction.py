@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from hfstream.codec.continuous import ContinuousCodec
-from hfstream.codec.correction import CorrectionDecoder
+from hfstream.codec.correction import CorrectionDecoder, certainty_planes
 from hfstream.codec.hybrid import nearest_fill
 from hfstream.codec.predictor import MaskedTokenPredictor
 from hfstream.codec.schedules import Schedule, kept_mask
@@ -85,10 +85,10 @@ def run(args: argparse.Namespace) -> None:
             idx = tokenizer.encode(x)
             low_in = ContinuousCodec.downsample(x)
             y_hat = continuous.quantized_latent(low_in)
-            q = training_codes(tokenizer, predictor, idx, y_hat, rng, mix)
+            q, certainty = training_codes(tokenizer, predictor, idx, y_hat, rng, mix)
             low = continuous.synthesize(y_hat)
             plain = tokenizer.decoder(q).clamp(0, 1)
-        x_hat = tokenizer.decoder(q, net(y_hat, low))
+        x_hat = tokenizer.decoder(q, net(y_hat, low, q, certainty))
         l1 = F.l1_loss(x_hat, x)
         msssim = piq.multi_scale_ssim(x_hat.clamp(0, 1), x, data_range=1.0)
         loss = l1 + args.msssim_weight * (1 - msssim)
@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> None:
     bar.close()
 
 
+@torch.no_grad()
 def training_codes(
     tokenizer: Tokenizer,
     predictor: MaskedTokenPredictor | None,
@@ -115,9 +116,10 @@ def training_codes(
     y_hat: torch.Tensor,
     rng: np.random.Generator,
     mix: np.ndarray,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Code vectors (B, D, 16, 16) for a batch, each sample's map made by a kind drawn
-    from ``mix`` (shares of ``FILL_KINDS``)."""
+    from ``mix`` (shares of ``FILL_KINDS``), and their certainty planes (B, 2, 16, 16)
+    as ``decode()`` computes them."""
     b = idx.shape[0]
     flat = idx.flatten(1)
     kinds = rng.choice(len(FILL_KINDS), size=b, p=mix)
@@ -129,6 +131,7 @@ def training_codes(
             keep &= rng.random(256) >= rng.uniform(0.0, 0.2)  # some kept indices lost too
             known[i] = torch.from_numpy(keep)
     filled = flat.clone()
+    confidence = torch.zeros(flat.shape, device=flat.device)
     probs = None
     if predictor is not None and (kinds > 0).any():
         logits = predictor(torch.where(known, flat, predictor.mask_id), y_hat)
@@ -142,9 +145,10 @@ def training_codes(
             if (kept >= 0).any():
                 filled[i] = torch.from_numpy(nearest_fill(kept)).to(flat.device)
             elif probs is not None:
-                filled[i] = probs[i].argmax(-1)
+                confidence[i], filled[i] = probs[i].max(-1)
         else:
-            filled[i] = torch.where(known[i], flat[i], probs[i].argmax(-1))
+            confidence[i], best = probs[i].max(-1)
+            filled[i] = torch.where(known[i], flat[i], best)
     q = tokenizer.codebook.embed(filled.reshape(idx.shape))
     if probs is not None:
         soft = [i for i in range(b) if FILL_KINDS[kinds[i]] == "soft"]
@@ -154,4 +158,4 @@ def training_codes(
             expected = expected.reshape(len(soft), -1, *idx.shape[1:])
             keep4 = known[sel].reshape(len(soft), 1, *idx.shape[1:])
             q[sel] = torch.where(keep4, q[sel], expected)
-    return q
+    return q, certainty_planes(known, confidence)
