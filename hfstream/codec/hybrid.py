@@ -310,7 +310,7 @@ class HybridCodec:
             q = torch.where(known_t[..., None], cent, q_flat).transpose(1, 2).reshape(q.shape)
         blank = [i for i, p in enumerate(patches) if not known[i].any() and i not in pos]
         corrected = has_c if mode == "hybrid" else []
-        plain = [i for i in range(n) if i not in set(corrected)]
+        plain = sorted(set(range(n)) - set(corrected))
         if plain:
             sel = torch.tensor(plain)
             out[sel] = self.tokenizer.decoder(q[sel], None)
