@@ -32,9 +32,7 @@ async def header_overhead(codec: HybridCodec, image: np.ndarray) -> dict:
     await sender.send_image(image)
     await sender.flush()
     await sender.close()
-    packets = []
-    while not rx._inbox.empty():
-        packets.append(rx._inbox.get_nowait())
+    packets = rx.inbox.drain()
     by_type: dict[str, int] = {}
     for p in packets:
         t = PacketType(parse_header(p)[0].type).name

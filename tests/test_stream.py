@@ -83,10 +83,7 @@ def _frame_packets(codec, image):
         await sender.send_image(image)
         await sender.flush()
         await sender.close()
-        out = []
-        while not rx._inbox.empty():
-            out.append(rx._inbox.get_nowait())
-        return out
+        return rx.inbox.drain()
 
     return asyncio.run(collect())
 

@@ -6,6 +6,7 @@ import json
 import os
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,16 @@ def wrap_ddp(module: torch.nn.Module, rt: Runtime) -> torch.nn.Module:
     return torch.nn.parallel.DistributedDataParallel(
         module, device_ids=ids, find_unused_parameters=True
     )
+
+
+def optimizer_step(
+    opt: torch.optim.Optimizer, loss: torch.Tensor, params: Iterable[torch.nn.Parameter]
+) -> None:
+    """One gradient step with the gradient norm clipped to 1 (every stage's recipe)."""
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
 
 
 class Checkpoint:

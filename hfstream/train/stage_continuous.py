@@ -10,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from hfstream.codec.continuous import ContinuousCodec, ContinuousConfig
-from hfstream.train.common import Checkpoint, JsonLog, setup_runtime, wrap_ddp
+from hfstream.train.common import Checkpoint, JsonLog, optimizer_step, setup_runtime, wrap_ddp
 from hfstream.train.data import PhotoCrops
 
 PATCH_PIXELS = 256 * 256
@@ -51,10 +51,7 @@ def run(args: argparse.Namespace) -> None:
         bpp = bits / (low.shape[0] * PATCH_PIXELS)  # bits per pixel of the full 256x256 patch
         mse = torch.mean((res["x_hat"] - low) ** 2)
         loss = args.lmbda * 255**2 * mse + bpp * (PATCH_PIXELS / low[0, 0].numel())
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
-        opt.step()
+        optimizer_step(opt, loss, main_params)
         aux = model.aux_loss()
         aux_opt.zero_grad()
         aux.backward()

@@ -30,7 +30,7 @@ from hfstream.codec.hybrid import nearest_fill
 from hfstream.codec.predictor import MaskedTokenPredictor
 from hfstream.codec.schedules import Schedule, kept_mask
 from hfstream.codec.tokenizer import Tokenizer
-from hfstream.train.common import Checkpoint, JsonLog, setup_runtime, wrap_ddp
+from hfstream.train.common import Checkpoint, JsonLog, optimizer_step, setup_runtime, wrap_ddp
 from hfstream.train.data import PhotoCrops
 from hfstream.train.frozen import load_continuous, load_predictor, load_tokenizer
 
@@ -92,10 +92,7 @@ def run(args: argparse.Namespace) -> None:
         l1 = F.l1_loss(x_hat, x)
         msssim = piq.multi_scale_ssim(x_hat.clamp(0, 1), x, data_range=1.0)
         loss = l1 + args.msssim_weight * (1 - msssim)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        optimizer_step(opt, loss, model.parameters())
         step += 1
         bar.update(1)
         if step % 25 == 0:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from hfstream.codec.continuous import ContinuousCodec
 from hfstream.codec.predictor import MaskedTokenPredictor, PredictorConfig
 from hfstream.codec.schedules import Schedule, kept_mask
-from hfstream.train.common import Checkpoint, JsonLog, setup_runtime, wrap_ddp
+from hfstream.train.common import Checkpoint, JsonLog, optimizer_step, setup_runtime, wrap_ddp
 from hfstream.train.data import PhotoCrops
 from hfstream.train.frozen import load_continuous, load_tokenizer
 
@@ -119,10 +119,7 @@ def run(args: argparse.Namespace) -> None:
         inp = torch.where(mask, torch.full_like(target, config.vocab), target)
         logits = net(inp, y_hat)
         loss = F.cross_entropy(logits[mask], target[mask])
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        optimizer_step(opt, loss, model.parameters())
         step += 1
         bar.update(1)
         if step % 25 == 0:

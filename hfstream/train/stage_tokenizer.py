@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from hfstream.codec.tokenizer import Tokenizer, TokenizerConfig
-from hfstream.train.common import Checkpoint, JsonLog, setup_runtime, wrap_ddp
+from hfstream.train.common import Checkpoint, JsonLog, optimizer_step, setup_runtime, wrap_ddp
 from hfstream.train.data import PhotoCrops
 
 
@@ -51,10 +51,7 @@ def run(args: argparse.Namespace) -> None:
         l1 = F.l1_loss(x_hat, x)
         ssim = piq.ssim(x_hat_c, x, data_range=1.0)
         loss = l1 + args.ssim_weight * (1 - ssim) + vq_loss
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        optimizer_step(opt, loss, model.parameters())
         usage += torch.bincount(idx.flatten(), minlength=config.codebook_size)
         step += 1
         if step % args.restart_every == 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol, runtime_checkable
 
 
@@ -20,3 +21,52 @@ class DatagramTransport(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+_CLOSED = object()
+
+
+class Inbox:
+    """The received datagrams a transport has not handed out yet.
+
+    Bounded (``max_items``; 0 = unbounded): when the application falls behind, new
+    datagrams are dropped and counted in ``overflow``, as a kernel socket buffer drops
+    them, instead of growing memory. Once closed, every ``get`` raises ``TransportClosed``.
+    """
+
+    def __init__(self, max_items: int = 0) -> None:
+        self._queue: asyncio.Queue = asyncio.Queue(max_items)
+        self.overflow = 0
+
+    def put(self, data: bytes) -> None:
+        try:
+            self._queue.put_nowait(data)
+        except asyncio.QueueFull:
+            self.overflow += 1
+
+    async def get(self) -> bytes:
+        item = await self._queue.get()
+        if item is _CLOSED:
+            self._queue.put_nowait(_CLOSED)  # every later get sees the close too
+            raise TransportClosed("transport is closed")
+        return item
+
+    def drain(self) -> list[bytes]:
+        """Every datagram waiting now, without blocking (the close marker stays)."""
+        out = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is _CLOSED:
+                self._queue.put_nowait(_CLOSED)
+                break
+            out.append(item)
+        return out
+
+    def close(self) -> None:
+        """Queue the close marker, evicting the oldest datagram if the inbox is full."""
+        while True:
+            try:
+                self._queue.put_nowait(_CLOSED)
+                return
+            except asyncio.QueueFull:
+                self._queue.get_nowait()

@@ -6,18 +6,15 @@ endpoint sends, which makes loss tests deterministic.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import Sequence
 
-from hfstream.transports.base import TransportClosed
-
-_CLOSE = object()
+from hfstream.transports.base import Inbox, TransportClosed
 
 
 class MemoryTransport:
     def __init__(self, loss_pattern: Sequence[bool] = ()) -> None:
-        self._inbox: asyncio.Queue = asyncio.Queue()
+        self.inbox = Inbox()
         self.peer: MemoryTransport | None = None
         self._loss = itertools.cycle(loss_pattern) if loss_pattern else None
         self.sent = 0
@@ -32,21 +29,17 @@ class MemoryTransport:
         if self._loss is not None and next(self._loss):
             self.dropped += 1
             return
-        self.peer._inbox.put_nowait(bytes(data))
+        self.peer.inbox.put(bytes(data))
 
     async def recv(self) -> bytes:
-        item = await self._inbox.get()
-        if item is _CLOSE:
-            self._inbox.put_nowait(_CLOSE)  # every later recv sees the close too
-            raise TransportClosed("transport is closed")
-        return item
+        return await self.inbox.get()
 
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._inbox.put_nowait(_CLOSE)
+            self.inbox.close()
             if self.peer is not None:
-                self.peer._inbox.put_nowait(_CLOSE)
+                self.peer.inbox.close()
 
 
 def memory_pair(

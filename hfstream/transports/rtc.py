@@ -19,10 +19,9 @@ import asyncio
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.signaling import TcpSocketSignaling
 
-from hfstream.transports.base import TransportClosed
+from hfstream.transports.base import Inbox, TransportClosed
 from hfstream.wire import PacketType
 
-_CLOSE = object()
 _RELIABLE_TYPES = {PacketType.TIER0, PacketType.PARITY, PacketType.FEEDBACK}
 
 
@@ -30,8 +29,7 @@ class RtcTransport:
     def __init__(self, pc: RTCPeerConnection, tier0_lifetime_ms: int = 1000, max_queue: int = 4096):
         assert tier0_lifetime_ms >= 1, "tier0_lifetime_ms must be at least 1 (0 means no limit)"
         self.pc = pc
-        self._queue: asyncio.Queue = asyncio.Queue(max_queue)
-        self.overflow = 0
+        self.inbox = Inbox(max_queue)
         self.tier0 = pc.createDataChannel(
             "hf-tier0", ordered=False, maxPacketLifeTime=tier0_lifetime_ms, negotiated=True, id=0
         )
@@ -53,10 +51,7 @@ class RtcTransport:
     def _on_message(self, message: bytes | str) -> None:
         if isinstance(message, str):
             return  # hfstream speaks bytes only
-        try:
-            self._queue.put_nowait(message)
-        except asyncio.QueueFull:
-            self.overflow += 1
+        self.inbox.put(message)
 
     async def wait_open(self, timeout: float = 20.0) -> None:
         await asyncio.wait_for(asyncio.shield(self._opened), timeout)
@@ -72,20 +67,11 @@ class RtcTransport:
         ch.send(data)
 
     async def recv(self) -> bytes:
-        item = await self._queue.get()
-        if item is _CLOSE:
-            self._queue.put_nowait(_CLOSE)
-            raise TransportClosed("transport is closed")
-        return item
+        return await self.inbox.get()
 
     async def close(self) -> None:
         await self.pc.close()
-        while True:
-            try:
-                self._queue.put_nowait(_CLOSE)
-                break
-            except asyncio.QueueFull:
-                self._queue.get_nowait()
+        self.inbox.close()
 
 
 async def rtc_pair(tier0_lifetime_ms: int = 1000) -> tuple[RtcTransport, RtcTransport]:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from hfstream.transports.base import TransportClosed
-
-_CLOSE = object()
+from hfstream.transports.base import Inbox, TransportClosed
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -24,10 +22,7 @@ class _Protocol(asyncio.DatagramProtocol):
         elif addr != o.remote and o.connected:
             o.foreign += 1
             return
-        try:
-            o._queue.put_nowait(data)
-        except asyncio.QueueFull:
-            o.overflow += 1
+        o.inbox.put(data)
 
     def error_received(self, exc: Exception) -> None:
         self.owner.errors += 1
@@ -35,11 +30,10 @@ class _Protocol(asyncio.DatagramProtocol):
 
 class UdpTransport:
     def __init__(self, max_queue: int = 4096) -> None:
-        self._queue: asyncio.Queue = asyncio.Queue(max_queue)
+        self.inbox = Inbox(max_queue)
         self._transport: asyncio.DatagramTransport | None = None
         self.remote: tuple | None = None
         self.connected = False
-        self.overflow = 0
         self.foreign = 0
         self.errors = 0
 
@@ -74,18 +68,9 @@ class UdpTransport:
         self._transport.sendto(data, self.remote)
 
     async def recv(self) -> bytes:
-        item = await self._queue.get()
-        if item is _CLOSE:
-            self._queue.put_nowait(_CLOSE)
-            raise TransportClosed("transport is closed")
-        return item
+        return await self.inbox.get()
 
     async def close(self) -> None:
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
-        while True:
-            try:
-                self._queue.put_nowait(_CLOSE)
-                break
-            except asyncio.QueueFull:
-                self._queue.get_nowait()
+        self.inbox.close()
