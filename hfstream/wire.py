@@ -184,6 +184,13 @@ def _bin(v: object, lo: int, hi: int, what: str) -> bytes:
     return v
 
 
+def _schedule(v: object) -> Schedule:
+    sid = _int(v, 0, 255, "schedule")
+    if sid not in Schedule._value2member_map_:
+        raise WireError("field", f"unknown schedule id {sid}")
+    return Schedule(sid)
+
+
 def _entries(payload: list, width: int, what: str) -> list[list]:
     if not payload:
         raise WireError("field", f"{what} packet carries no entry")
@@ -208,11 +215,8 @@ class Tier0Entry:
     @classmethod
     def from_list(cls, e: list, patches: int) -> Tier0Entry:
         patch = _int(e[0], 0, patches - 1, "patch index")
-        sid = _int(e[1], 0, 255, "schedule")
-        if sid not in Schedule._value2member_map_:
-            raise WireError("field", f"unknown schedule id {sid}")
         return cls(
-            patch, Schedule(sid), _bin(e[2], 1, 4096, "y string"), _bin(e[3], 1, 1024, "z string")
+            patch, _schedule(e[1]), _bin(e[2], 1, 4096, "y string"), _bin(e[3], 1, 1024, "z string")
         )
 
 
@@ -238,14 +242,12 @@ class IndexEntry:
     @classmethod
     def from_list(cls, e: list, patches: int) -> IndexEntry:
         patch = _int(e[0], 0, patches - 1, "patch index")
-        sid = _int(e[1], 0, 255, "schedule")
-        if sid not in Schedule._value2member_map_:
-            raise WireError("field", f"unknown schedule id {sid}")
+        schedule = _schedule(e[1])
         groups = _int(e[3], 1, 256, "group count")
         group = _int(e[2], 0, groups - 1, "group")
         return cls(
             patch,
-            Schedule(sid),
+            schedule,
             group,
             groups,
             _bin(e[4], 0, 1024, "index data"),
