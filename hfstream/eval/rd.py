@@ -112,6 +112,7 @@ def evaluate_image(
             add(
                 f"vq {sched.label} nearest fill", size, codec.decode(enc, mode="vq", fill="nearest")
             )
+            add(f"vq {sched.label} soft fill", size, codec.decode(enc, mode="vq", fill="soft"))
     # Complexity-aware schedule.
     auto = [codec.complexity.schedule_for(codec.complexity.score(p)) for p in _patches_of(ref)]
     enc = with_schedule(full, auto).kept_only()
