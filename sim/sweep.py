@@ -53,7 +53,20 @@ class Case:
 
     @property
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        """What identifies a result: the case and, for the learned methods, the model's id,
+        so that a sweep resumed after the model changed runs those cases again."""
+        d = asdict(self)
+        if self.method in HF_METHODS:
+            d["model_id"] = model_id_of_folder(self.model)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def model_id_of_folder(model: str | None) -> str:
+    """The model's id as hex, read from its config each time (the folder may be re-exported
+    while a sweep is resumed)."""
+    from hfstream.codec.model_io import model_id_of_folder as read_id
+
+    return f"{read_id(model):08x}"
 
 
 _CODEC = None
@@ -104,6 +117,7 @@ def run_case(case: Case) -> dict:
     row = {
         **asdict(case),
         "key": case.key,
+        "model_id": model_id_of_folder(case.model) if case.method in HF_METHODS else None,
         "budget": budget,
         "bytes_sent": d.bytes_sent,
         "packets": d.packets_sent,

@@ -25,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sim.results import plot_vs_loss, read_results, write_markdown
+from sim.sweep import model_id_of_folder
 
 METHODS = ("hfstream", "vp8", "h264")
 
@@ -47,7 +48,12 @@ class VideoCase:
 
     @property
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        """The case and, for hfstream, the shipped model's id (a resumed sweep reruns
+        hfstream's cases after the model changed)."""
+        d = asdict(self)
+        if self.method == "hfstream":
+            d["model_id"] = model_id_of_folder(None)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_clip(video: str | None, image: str | None, frames: int, height: int, width: int):

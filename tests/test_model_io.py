@@ -4,7 +4,13 @@ import shutil
 import pytest
 
 from hfstream.codec.hybrid import HybridCodec
-from hfstream.codec.model_io import DEFAULT_MODEL_DIR, ModelFileError, load_model, model_id_of
+from hfstream.codec.model_io import (
+    DEFAULT_MODEL_DIR,
+    ModelFileError,
+    load_model,
+    model_id_of,
+    model_id_of_folder,
+)
 
 
 @pytest.fixture()
@@ -50,3 +56,9 @@ def test_missing_and_foreign_configs(model_copy, tmp_path):
     cfg.write_text(json.dumps({"format": "hfstream-model", "format_version": 99}))
     with pytest.raises(ModelFileError, match="format_version 99"):
         load_model(model_copy)
+
+
+def test_model_id_from_the_config_alone(codec, tmp_path):
+    assert model_id_of_folder() == codec.model_id
+    with pytest.raises(ModelFileError, match="Cannot read the model config"):
+        model_id_of_folder(tmp_path)

@@ -99,3 +99,18 @@ def test_loss_realization_depends_on_seed_and_subject_not_method():
     assert fates(0, "a.png") != fates(1, "a.png")
     with pytest.raises(ValueError, match="Invalid loss model"):
         make_loss("sometimes", 0.3, 0)
+
+
+def test_the_key_of_a_learned_case_names_the_model(tmp_path):
+    """A resumed sweep reruns the learned methods, and only them, after the model changed."""
+    from hfstream.codec.model_io import DEFAULT_MODEL_DIR
+
+    config = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    methods = ("vq", "jpeg-none")
+    cases = [Case("a.png", m, "bernoulli", 0.1, 0, model=str(tmp_path)) for m in methods]
+    before = [c.key for c in cases]
+    config["version"] += 1
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    after = [c.key for c in cases]
+    assert before[0] != after[0] and before[1] == after[1]

@@ -2,10 +2,12 @@
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.train.__main__ import main as train
+from hfstream.train.stage_average import average_states
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,10 @@ def test_all_stages_and_export(photos, tmp_path):
     common = ["--data", str(photos), "--out", out, "--device", "cpu"]
     train(["continuous", *common, "--steps", "2", "--batch", "2"])
     train(["tokenizer", *common, "--steps", "2", "--batch", "2", "--crop", "64"])
-    train(["correction", *common, "--steps", "2", "--batch", "1"])
+    train(["correction", *common, "--steps", "2", "--batch", "1", "--snapshot-every", "1"])
+    snaps = [f"{out}/correction.step{i}.ckpt" for i in (1, 2)]
+    train(["average", "--out", out, *snaps])
+    assert (tmp_path / "run" / "correction.before-average.ckpt").exists()
     train(["predictor", *common, "--steps", "2", "--batch", "2", "--samples", "16"])
     # Resuming a finished stage does nothing and keeps its checkpoint.
     train(["tokenizer", *common, "--steps", "2", "--batch", "2", "--crop", "64"])
@@ -90,3 +95,15 @@ def test_training_codes_mix_kinds():
     assert torch.allclose(q.norm(dim=1), torch.ones(3, 16, 16), atol=1e-4)
     q, _ = training_codes(tok, pred, idx, y_hat, rng, np.array([0, 0, 1.0, 0]))
     assert (q.norm(dim=1) < 0.999).float().mean() > 0.5  # expected vectors are shorter
+
+
+def test_average_states_means_floats_and_keeps_counters():
+    a = {"w": torch.tensor([0.0, 2.0]), "n": torch.tensor(3)}
+    b = {"w": torch.tensor([2.0, 4.0]), "n": torch.tensor(5)}
+    mean = average_states([a, b])
+    assert torch.equal(mean["w"], torch.tensor([1.0, 3.0]))
+    assert mean["n"].item() == 5
+    with pytest.raises(SystemExit, match="different shapes"):
+        average_states([a, {"w": torch.zeros(3), "n": torch.tensor(1)}])
+    with pytest.raises(SystemExit, match="other tensors"):
+        average_states([a, {"w": torch.zeros(2)}])

@@ -42,6 +42,16 @@ def model_id_of(config: dict[str, Any]) -> int:
     return int.from_bytes(hashlib.sha256(canonical).digest()[:4], "big")
 
 
+def model_id_of_folder(folder: str | Path | None = None) -> int:
+    """The id of a model folder (None: the shipped model) from its config alone, without
+    loading the weights."""
+    path = Path(folder or DEFAULT_MODEL_DIR) / CONFIG_NAME
+    try:
+        return model_id_of(json.loads(path.read_text()))
+    except (OSError, ValueError) as e:
+        raise ModelFileError(f"Cannot read the model config {path}: {e}") from e
+
+
 def save_model(folder: Path, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / WEIGHTS_NAME

@@ -3,7 +3,8 @@
 Stages, in order: ``continuous`` and ``tokenizer`` (independent), ``correction`` (needs
 both), ``predictor`` (needs both), then ``export`` writes the shipped model folder.
 Every stage resumes from ``OUT/STAGE.ckpt`` when it exists; ``init`` writes those
-checkpoints from a shipped model, to fine-tune it.
+checkpoints from a shipped model, to fine-tune it; ``average`` replaces a stage's
+checkpoint by the mean of several snapshots.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ STAGES = {
     "predictor": "hfstream.train.stage_predictor",
     "export": "hfstream.train.export",
     "init": "hfstream.train.stage_init",
+    "average": "hfstream.train.stage_average",
 }
-NEEDS_NO_DATA = {"export", "init"}
+NEEDS_NO_DATA = {"export", "init", "average"}
 
 
 def main(argv: list[str] | None = None) -> int:

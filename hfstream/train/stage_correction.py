@@ -42,6 +42,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch", type=int, default=6)
     p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument(
+        "--constant-lr",
+        action="store_true",
+        help="keep --lr instead of the cosine decay (for snapshots to average, see 'average')",
+    )
+    p.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also keep correction.stepN.ckpt every N steps (0: never)",
+    )
     p.add_argument("--msssim-weight", type=float, default=0.5)
     p.add_argument(
         "--fill-mix",
@@ -77,7 +89,9 @@ def run(args: argparse.Namespace) -> None:
     log = JsonLog(out / "correction.jsonl", rt.is_main)
     bar = tqdm(total=args.steps, initial=step, desc="correction", disable=not rt.is_main)
     while step < args.steps:
-        lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
+        lr = args.lr
+        if not args.constant_lr:
+            lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps))
         for g in opt.param_groups:
             g["lr"] = lr
         x = data.batch(args.batch).to(rt.device)
@@ -102,6 +116,10 @@ def run(args: argparse.Namespace) -> None:
             log.write(step=step, psnr=psnr, psnr_vq=psnr_vq, msssim=msssim.item())
         if rt.is_main and (step % 100 == 0 or step == args.steps):
             ckpt.save(step, {"model": model.state_dict(), "opt": opt.state_dict()}, {})
+        if rt.is_main and args.snapshot_every and step % args.snapshot_every == 0:
+            Checkpoint(out / f"correction.step{step}.ckpt").save(
+                step, {"model": model.state_dict()}, {}
+            )
     bar.close()
 
 
