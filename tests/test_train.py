@@ -25,7 +25,7 @@ def photos(tmp_path_factory):
 def test_all_stages_and_export(photos, tmp_path):
     out, model = str(tmp_path / "run"), tmp_path / "model"
     common = ["--data", str(photos), "--out", out, "--device", "cpu"]
-    train(["continuous", *common, "--steps", "2", "--batch", "2"])
+    train(["continuous", *common, "--steps", "2", "--batch", "2", "--crop", "256", "--rungs", "3"])
     train(["tokenizer", *common, "--steps", "2", "--batch", "2", "--crop", "64"])
     train(["correction", *common, "--steps", "2", "--batch", "1", "--snapshot-every", "1"])
     snaps = [f"{out}/correction.step{i}.ckpt" for i in (1, 2)]

@@ -1,25 +1,47 @@
-"""The continuous stream: a compressai mean-scale hyperprior on the 4x-downsampled patch.
+"""The continuous stream: a compressai mean-scale hyperprior on the 4x-downsampled picture.
 
-A 256x256 patch is area-downsampled to 64x64 and coded by ``MeanScaleHyperprior``: the
-latent ``y`` is 4x4xM and the hyper-latent ``z`` is 1x1xN, both entropy coded with
-compressai's rANS coder. The decoded latent ``y_hat`` (written ŷc in the docs) drives the
-predictor and the correction decoder, so the sender and the receiver must obtain the very
-same tensor. Entropy decoding is exact; the float parts that feed it (the hyper-synthesis
-``h_s``) are run one patch at a time, so the result never depends on how patches were
-batched together.
+A 256x256 patch is area-downsampled to 64x64; its latent ``y`` is 4x4xM and its
+hyper-latent ``z`` 1x1xN, both entropy coded with compressai's rANS coder, one string pair
+per patch, so a lost packet costs only its own patch. The decoded latent ``y_hat``
+(written ŷc in the docs) drives the predictor and the correction decoder, so the sender
+and the receiver must obtain the very same tensor: entropy decoding is exact, and the
+float parts that feed it (the hyper-synthesis ``h_s``) run one patch at a time, so the
+result never depends on how patches were batched together.
+
+Two things are frame-wide rather than per patch, because they need no bit-exactness:
+
+- the analysis ``g_a`` runs on the whole (padded) thumbnail, so a patch's ``y`` is made
+  knowing its neighbours;
+- the synthesis ``g_s`` runs on the whole frame's ``y_hat`` map, so the picture has no
+  256-px seams. A patch whose strings were lost gets ``y_hat`` borrowed from its
+  neighbours (``fill_missing_blocks``).
+
+**The rate ladder.** A model with ``rungs > 1`` is one network with a gain vector per
+rung (Cui et al., "Asymmetric gained deep image compression", CVPR 2021): the latent is
+multiplied channel-wise by ``gain[r]`` before quantisation and by ``inverse_gain[r]``
+after it, so a larger gain means finer quantisation and more bytes. The rung travels with
+each patch; ``y_hat`` is always in the same (un-gained) space, so the predictor and the
+correction decoder serve every rung. ``rungs == 1`` is the single-rate stream of models
+before the ladder, with no gains at all.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from compressai.models import MeanScaleHyperprior
+from torch import nn
 
 DOWNSAMPLE = 4
+LATENT_STRIDE = 16  # of g_a, on the thumbnail: a 64x64 patch thumbnail has a 4x4 latent
+BLOCK = 4  # latent rows/cols per 256-px patch
 MAX_Y_BYTES = 4096  # a 256x256 patch needs a few hundred; more is refused as forged
 MAX_Z_BYTES = 1024
+REFERENCE_LMBDA = 0.004  # the rate the single-rate stream was trained at
 
 
 def _padded(string: bytes, limit: int, what: str) -> bytes:
@@ -41,20 +63,164 @@ def _padded(string: bytes, limit: int, what: str) -> bytes:
 class ContinuousConfig:
     n: int = 96  # channels of the transforms and of z
     m: int = 128  # channels of y (the continuous latent the decoder sees)
+    rungs: int = 1  # rungs of the rate ladder (1: a single-rate stream, no gains)
+
+
+def ladder_lmbdas(rungs: int, lowest: float = 0.0016, ratio: float = 2.0) -> list[float]:
+    """The rate-distortion trade-off of every rung, lowest rate first."""
+    return [lowest * ratio**r for r in range(rungs)]
+
+
+def to_blocks(y: torch.Tensor) -> torch.Tensor:
+    """(B, M, 4R, 4C) frame latents -> (B*R*C, M, 4, 4) per-patch blocks, row-major."""
+    b, m, h, w = y.shape
+    r, c = h // BLOCK, w // BLOCK
+    return (
+        y.reshape(b, m, r, BLOCK, c, BLOCK)
+        .permute(0, 2, 4, 1, 3, 5)
+        .reshape(b * r * c, m, BLOCK, BLOCK)
+    )
+
+
+def from_blocks(blocks: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """Inverse of ``to_blocks``: (B*R*C, M, 4, 4) -> (B, M, 4R, 4C)."""
+    n, m = blocks.shape[:2]
+    b = n // (rows * cols)
+    return (
+        blocks.reshape(b, rows, cols, m, BLOCK, BLOCK)
+        .permute(0, 3, 1, 4, 2, 5)
+        .reshape(b, m, rows * BLOCK, cols * BLOCK)
+    )
+
+
+def fill_missing_blocks(blocks: torch.Tensor, present: torch.Tensor, rows: int, cols: int):
+    """Give every absent patch block the mean of its present 8-neighbours' blocks (zeros,
+    the latent's typical value, when none is present). ``blocks`` (R*C, M, 4, 4),
+    ``present`` (R*C,) bool. Returns a new tensor."""
+    out = blocks.clone()
+    if bool(present.all()):
+        return out
+    grid = present.reshape(rows, cols)
+    for k in torch.nonzero(~present).flatten().tolist():
+        r, c = divmod(k, cols)
+        near = [
+            rr * cols + cc
+            for rr in range(max(0, r - 1), min(rows, r + 2))
+            for cc in range(max(0, c - 1), min(cols, c + 2))
+            if bool(grid[rr, cc])
+        ]
+        out[k] = blocks[near].mean(0) if near else 0.0
+    return out
 
 
 class ContinuousCodec(MeanScaleHyperprior):
-    """``MeanScaleHyperprior`` plus latent-level encode/decode helpers."""
+    """``MeanScaleHyperprior`` plus the rate ladder and latent-level encode/decode helpers."""
 
     def __init__(self, config: ContinuousConfig) -> None:
         super().__init__(N=config.n, M=config.m)
+        if config.rungs < 1:
+            raise ValueError(f"Invalid rungs {config.rungs}, should be at least 1")
         self.config = config
+        if config.rungs > 1:
+            init = torch.tensor(
+                [math.sqrt(lm / REFERENCE_LMBDA) for lm in ladder_lmbdas(config.rungs)]
+            )
+            self.gain = nn.Parameter(init[:, None].repeat(1, config.m))
+            self.inverse_gain = nn.Parameter(1.0 / init[:, None].repeat(1, config.m))
+
+    @property
+    def rungs(self) -> int:
+        return self.config.rungs
+
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
+        # Weights of a single-rate stream start a ladder: its rung gains take their
+        # initial values (the reference rung keeps gain 1).
+        if self.config.rungs > 1 and prefix + "gain" not in state_dict:
+            state_dict[prefix + "gain"] = self.gain.detach().clone()
+            state_dict[prefix + "inverse_gain"] = self.inverse_gain.detach().clone()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def check_rung(self, rung: int) -> int:
+        if not 0 <= rung < self.config.rungs:
+            last = self.config.rungs - 1
+            raise ValueError(f"Invalid rung {rung}, this model has rungs 0..{last}")
+        return rung
+
+    def _gains(self, rung: torch.Tensor | int, inverse: bool) -> torch.Tensor | None:
+        """(B, M, 1, 1) gains for a rung per sample, or None for a single-rate stream."""
+        if self.config.rungs == 1:
+            return None
+        table = self.inverse_gain if inverse else self.gain
+        return table[rung].reshape(-1, self.config.m, 1, 1)
 
     @staticmethod
-    def downsample(patches: torch.Tensor) -> torch.Tensor:
-        """(B,3,256,256) in [0,1] -> (B,3,64,64) by box averaging."""
-        return F.avg_pool2d(patches, DOWNSAMPLE)
+    def downsample(pictures: torch.Tensor) -> torch.Tensor:
+        """(B,3,H,W) in [0,1] -> (B,3,H/4,W/4) by box averaging."""
+        return F.avg_pool2d(pictures, DOWNSAMPLE)
 
+    @staticmethod
+    def upsample(low: torch.Tensor) -> torch.Tensor:
+        """The thumbnail back at full size: what a preview shows (and training scores)."""
+        return F.interpolate(low, scale_factor=DOWNSAMPLE, mode="bicubic", align_corners=False)
+
+    # ------------------------------------------------------------------ training
+    def forward(self, x: torch.Tensor, rung: torch.Tensor | None = None) -> dict[str, Any]:
+        """compressai's training pass, or with ``rung`` the ladder's (``forward_ladder``)."""
+        return super().forward(x) if rung is None else self.forward_ladder(x, rung)
+
+    def forward_ladder(self, low: torch.Tensor, rung: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Training pass over whole thumbnails (B,3,H,W), H and W multiples of 64.
+
+        ``rung`` (B,) picks each sample's rung. The rate uses additive uniform noise
+        (a differentiable stand-in for rounding); the synthesis gets the rounded latent
+        with a straight-through gradient, which is what it meets at decode time.
+        Returns ``x_hat`` (B,3,H,W) and ``bits`` (B,), the rate of each sample.
+        """
+        y = self.g_a(low)
+        rows, cols = y.shape[-2] // BLOCK, y.shape[-1] // BLOCK
+        per = rows * cols
+        gains = self._gains(rung, inverse=False)
+        if gains is not None:
+            y = y * gains
+        blocks = to_blocks(y)
+        z = self.h_a(blocks)
+        z_hat, z_lik = self.entropy_bottleneck(z)
+        scales, means = self.h_s(z_hat).chunk(2, 1)
+        _, y_lik = self.gaussian_conditional(blocks, scales, means=means)
+        centred = blocks - means
+        y_hat_blocks = centred + (torch.round(centred) - centred).detach() + means
+        y_hat = from_blocks(y_hat_blocks, rows, cols)
+        inverse = self._gains(rung, inverse=True)
+        if inverse is not None:
+            y_hat = y_hat * inverse
+        bits = -(torch.log2(y_lik).flatten(1).sum(1) + torch.log2(z_lik).flatten(1).sum(1))
+        return {"x_hat": self.g_s(y_hat), "bits": bits.reshape(-1, per).sum(1)}
+
+    def quantized_latent(self, low: torch.Tensor, rung: torch.Tensor | int = 0) -> torch.Tensor:
+        """Per-patch ŷc blocks (B*R*C, M, 4, 4) as coding then decoding gives them, without
+        entropy coding (for training the stages that consume ŷc). ``low`` (B,3,H,W)."""
+        y = self.g_a(low)
+        gains = self._gains(rung, inverse=False)
+        if gains is not None:
+            y = y * gains
+        blocks = to_blocks(y)
+        z = self.h_a(blocks)
+        z_hat = self.entropy_bottleneck.quantize(
+            z, "dequantize", self.entropy_bottleneck._get_medians()
+        )
+        _, means = self.h_s(z_hat).chunk(2, 1)
+        y_hat = self.gaussian_conditional.quantize(blocks, "dequantize", means)
+        inverse = self._gains(rung, inverse=True)
+        if inverse is not None:
+            per = blocks.shape[0] // low.shape[0]
+            if inverse.shape[0] > 1:
+                inverse = inverse.repeat_interleave(per, 0)
+            y_hat = y_hat * inverse
+        return y_hat
+
+    # ------------------------------------------------------------------ coding
     def _latent_params(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # One patch at a time: conv kernels may pick different summation orders for
         # different batch sizes, and a last-bit change in a scale can flip a CDF index.
@@ -65,43 +231,63 @@ class ContinuousCodec(MeanScaleHyperprior):
             means.append(m)
         return torch.cat(scales), torch.cat(means)
 
-    def quantized_latent(self, low: torch.Tensor) -> torch.Tensor:
-        """ŷc as ``compress_latent`` followed by ``decompress_latent`` gives it, without
-        entropy coding (for training the stages that consume ŷc)."""
-        y = self.g_a(low)
-        z = self.h_a(y)
-        z_hat = self.entropy_bottleneck.quantize(
-            z, "dequantize", self.entropy_bottleneck._get_medians()
-        )
-        _, means = self.h_s(z_hat).chunk(2, 1)
-        return self.gaussian_conditional.quantize(y, "dequantize", means)
-
     @torch.inference_mode()
-    def compress_latent(self, low: torch.Tensor) -> list[tuple[bytes, bytes]]:
-        """Code each 64x64 patch; returns one ``(y_string, z_string)`` pair per patch."""
+    def compress_frame(self, low: torch.Tensor, rungs: list[int]) -> list[tuple[bytes, bytes]]:
+        """Code one frame's thumbnail (1,3,64R,64C): one ``(y, z)`` string pair per patch,
+        row-major, patch ``k`` at rung ``rungs[k]``."""
         y = self.g_a(low)
-        z = self.h_a(y)
+        blocks = to_blocks(y)
+        if len(rungs) != blocks.shape[0]:
+            raise ValueError(f"{len(rungs)} rungs given for {blocks.shape[0]} patches")
+        rung_t = torch.tensor([self.check_rung(r) for r in rungs])
+        gains = self._gains(rung_t, inverse=False)
+        if gains is not None:
+            blocks = blocks * gains
+        z = self.h_a(blocks)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
         scales, means = self._latent_params(z_hat)
         indexes = self.gaussian_conditional.build_indexes(scales)
-        y_strings = self.gaussian_conditional.compress(y, indexes, means=means)
+        y_strings = self.gaussian_conditional.compress(blocks, indexes, means=means)
         return list(zip(y_strings, z_strings, strict=True))
 
     @torch.inference_mode()
+    def compress_latent(self, low: torch.Tensor, rung: int = 0) -> list[tuple[bytes, bytes]]:
+        """Code each 64x64 patch thumbnail of (B,3,64,64) on its own, all at one rung."""
+        out: list[tuple[bytes, bytes]] = []
+        for i in range(low.shape[0]):
+            out += self.compress_frame(low[i : i + 1], [rung])
+        return out
+
+    @torch.inference_mode()
     def decompress_latent(
-        self, strings: list[tuple[bytes, bytes]], latent_hw: tuple[int, int] = (4, 4)
+        self, strings: list[tuple[bytes, bytes]], rungs: list[int] | None = None
     ) -> torch.Tensor:
-        """Rebuild ``y_hat`` (B,M,h,w) from the per-patch string pairs."""
-        z_hw = (latent_hw[0] // 4, latent_hw[1] // 4)
+        """Rebuild per-patch ``y_hat`` blocks (B,M,4,4) from their string pairs."""
+        if rungs is None:
+            rungs = [0] * len(strings)
+        if len(rungs) != len(strings):
+            raise ValueError(f"{len(rungs)} rungs given for {len(strings)} patches")
         y_strings = [_padded(s[0], MAX_Y_BYTES, "y") for s in strings]
         z_strings = [_padded(s[1], MAX_Z_BYTES, "z") for s in strings]
-        z_hat = self.entropy_bottleneck.decompress(z_strings, z_hw)
+        rung_t = torch.tensor([self.check_rung(r) for r in rungs])
+        z_hat = self.entropy_bottleneck.decompress(z_strings, (1, 1))
         scales, means = self._latent_params(z_hat)
         indexes = self.gaussian_conditional.build_indexes(scales)
-        return self.gaussian_conditional.decompress(y_strings, indexes, means=means)
+        y_hat = self.gaussian_conditional.decompress(y_strings, indexes, means=means)
+        inverse = self._gains(rung_t, inverse=True)
+        return y_hat if inverse is None else y_hat * inverse
 
     @torch.inference_mode()
     def synthesize(self, y_hat: torch.Tensor) -> torch.Tensor:
-        """ŷc -> the 64x64 low-resolution picture, clamped to [0,1]."""
+        """ŷc (B,M,h,w) -> the low-resolution picture (B,3,16h,16w), clamped to [0,1]."""
         return self.g_s(y_hat).clamp(0, 1)
+
+    @torch.inference_mode()
+    def synthesize_frame(
+        self, blocks: torch.Tensor, present: torch.Tensor, rows: int, cols: int
+    ) -> torch.Tensor:
+        """The whole frame's thumbnail (1,3,64R,64C) from its patch blocks (R*C,M,4,4),
+        absent ones (``present`` False) borrowed from their neighbours."""
+        filled = fill_missing_blocks(blocks, present, rows, cols)
+        return self.synthesize(from_blocks(filled, rows, cols))

@@ -36,7 +36,8 @@ def load_tokenizer(out: Path) -> Tokenizer:
 
 def load_continuous(out: Path) -> ContinuousCodec:
     state = _need(out, "continuous")
-    model = ContinuousCodec(ContinuousConfig(n=state["args"]["n"], m=state["args"]["m"]))
+    a = state["args"]
+    model = ContinuousCodec(ContinuousConfig(n=a["n"], m=a["m"], rungs=a.get("rungs", 1)))
     model.load_state_dict(state["states"]["model"])
     model.update(force=True)
     _freeze(model)

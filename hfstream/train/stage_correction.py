@@ -98,7 +98,8 @@ def run(args: argparse.Namespace) -> None:
         with torch.no_grad():
             idx = tokenizer.encode(x)
             low_in = ContinuousCodec.downsample(x)
-            y_hat = continuous.quantized_latent(low_in)
+            rung = torch.from_numpy(rng.integers(0, continuous.rungs, size=x.shape[0]))
+            y_hat = continuous.quantized_latent(low_in, rung.to(rt.device))
             q, certainty = training_codes(tokenizer, predictor, idx, y_hat, rng, mix)
             low = continuous.synthesize(y_hat)
             plain = tokenizer.decoder(q).clamp(0, 1)

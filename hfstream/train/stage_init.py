@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> None:
         "tokenizer": (codec.tokenizer, {"config": tok_cfg}),
         "continuous": (
             codec.continuous,
-            {"n": codec.continuous.config.n, "m": codec.continuous.config.m},
+            asdict(codec.continuous.config),
         ),
         "predictor": (codec.predictor, {"config": asdict(codec.predictor.config)}),
         "correction": (codec.correction, {}),

@@ -51,7 +51,8 @@ def build_token_cache(args: argparse.Namespace, out: Path, device: torch.device)
     for _ in tqdm(range(0, args.samples, 16), desc="token cache"):
         x = data.batch(16).to(device)
         idx.append(tokenizer.encode(x).flatten(1).short().cpu())
-        lat.append(continuous.quantized_latent(ContinuousCodec.downsample(x)).cpu())
+        rung = torch.randint(0, continuous.rungs, (x.shape[0],), device=device)  # every rung
+        lat.append(continuous.quantized_latent(ContinuousCodec.downsample(x), rung).cpu())
     cache = {"indices": torch.cat(idx), "latents": torch.cat(lat)}
     torch.save(cache, path)
     return cache

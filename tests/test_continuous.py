@@ -1,0 +1,92 @@
+"""The continuous stream's rate ladder, per-patch coding and frame-wide synthesis."""
+
+import pytest
+import torch
+
+from hfstream.codec.continuous import (
+    ContinuousCodec,
+    ContinuousConfig,
+    fill_missing_blocks,
+    from_blocks,
+    ladder_lmbdas,
+    to_blocks,
+)
+from hfstream.codec.hybrid import HybridCodec
+
+
+@pytest.fixture(scope="module")
+def ladder() -> ContinuousCodec:
+    torch.manual_seed(0)
+    model = ContinuousCodec(ContinuousConfig(n=16, m=24, rungs=3)).eval()
+    model.update(force=True)
+    return model
+
+
+def test_blocks_round_trip_row_major():
+    y = torch.arange(2 * 3 * 8 * 12, dtype=torch.float32).reshape(2, 3, 8, 12)
+    blocks = to_blocks(y)
+    assert blocks.shape == (2 * 2 * 3, 3, 4, 4)
+    assert torch.equal(blocks[1], y[0, :, 0:4, 4:8])  # patch (0, 1) of the first frame
+    assert torch.equal(blocks[3], y[0, :, 4:8, 0:4])  # patch (1, 0)
+    assert torch.equal(from_blocks(blocks, 2, 3), y)
+
+
+def test_missing_block_borrows_from_neighbours():
+    blocks = torch.stack([torch.full((2, 4, 4), float(k)) for k in range(6)])  # 2x3 patches
+    present = torch.tensor([True, True, True, True, False, True])
+    filled = fill_missing_blocks(blocks, present, 2, 3)
+    assert torch.allclose(filled[4], torch.full((2, 4, 4), (0 + 1 + 2 + 3 + 5) / 5))
+    assert torch.equal(filled[present], blocks[present])
+    alone = fill_missing_blocks(blocks[:1], torch.tensor([False]), 1, 1)
+    assert torch.equal(alone, torch.zeros(1, 2, 4, 4))
+
+
+def test_frame_coding_matches_the_training_latent(ladder):
+    torch.manual_seed(1)
+    low = torch.rand(1, 3, 64, 128)  # two patches side by side
+    strings = ladder.compress_frame(low, [0, 2])
+    assert len(strings) == 2
+    decoded = ladder.decompress_latent(strings, [0, 2])
+    expected = torch.cat([ladder.quantized_latent(low, 0)[:1], ladder.quantized_latent(low, 2)[1:]])
+    assert torch.allclose(decoded, expected, atol=1e-5)
+    # Each patch decodes on its own, whatever came with it.
+    assert torch.equal(ladder.decompress_latent(strings[1:], [2])[0], decoded[1])
+
+
+def test_higher_rung_spends_more_bytes():
+    shipped = HybridCodec.from_pretrained().continuous
+    ladder = ContinuousCodec(ContinuousConfig(n=shipped.config.n, m=shipped.config.m, rungs=3))
+    ladder.load_state_dict(shipped.state_dict())
+    ladder.eval().update(force=True)
+    torch.manual_seed(2)
+    low = torch.rand(1, 3, 64, 64)
+    sizes = [sum(map(len, ladder.compress_frame(low, [r])[0])) for r in range(3)]
+    assert sizes[0] < sizes[1] < sizes[2]
+
+
+def test_bad_rungs_are_refused(ladder):
+    low = torch.rand(1, 3, 64, 64)
+    with pytest.raises(ValueError, match="Invalid rung 3"):
+        ladder.compress_frame(low, [3])
+    with pytest.raises(ValueError, match="2 rungs given for 1 patches"):
+        ladder.compress_frame(low, [0, 1])
+    with pytest.raises(ValueError, match="Invalid rungs 0"):
+        ContinuousCodec(ContinuousConfig(rungs=0))
+
+
+def test_single_rate_weights_start_a_ladder():
+    single = ContinuousCodec(ContinuousConfig(n=16, m=24))
+    ladder = ContinuousCodec(ContinuousConfig(n=16, m=24, rungs=4))
+    ladder.load_state_dict(single.state_dict())
+    assert torch.equal(ladder.g_a[0].weight, single.g_a[0].weight)
+    lm = ladder_lmbdas(4)
+    assert lm == sorted(lm) and ladder.gain.shape == (4, 24)
+    assert bool((ladder.gain[1:] > ladder.gain[:-1]).all())
+
+
+def test_training_pass_gives_per_sample_bits(ladder):
+    ladder.train()
+    out = ladder(torch.rand(2, 3, 64, 128), torch.tensor([0, 2]))
+    ladder.eval()
+    assert out["x_hat"].shape == (2, 3, 64, 128)
+    assert out["bits"].shape == (2,) and bool((out["bits"] > 0).all())
