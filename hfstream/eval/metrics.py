@@ -40,3 +40,28 @@ def all_metrics(ref: np.ndarray, test: np.ndarray) -> dict[str, float]:
     if ref.shape != test.shape:
         raise ValueError(f"reference is {ref.shape}, test image is {test.shape}")
     return {"psnr": psnr(ref, test), "ms_ssim": ms_ssim(ref, test), "haarpsi": haarpsi(ref, test)}
+
+
+def seam_ratio(image: np.ndarray, patch: int = 256, phase: int = 8) -> float:
+    """Mean absolute step across patch borders over the mean step at the same phase inside.
+
+    Neighbouring pixels differ about as much across a patch border as anywhere in a
+    natural picture (ratio near 1); a codec that codes patches apart shows its seams as a
+    larger ratio. The inside steps are those every ``phase`` pixels in line with the
+    borders (between pixels 8k-1 and 8k), so that the 8-px block grid of a JPEG original
+    weighs on both sides alike. Steps are taken along rows and columns on the grey level;
+    an image without any patch border has ratio 1.
+    """
+    grey = image.astype(np.float64).mean(axis=2)
+    border, inner = [], []
+    for axis in (0, 1):
+        steps = np.abs(np.diff(grey, axis=axis))  # step k lies between pixels k and k+1
+        k = np.arange(steps.shape[axis])
+        at_phase = (k + 1) % phase == 0
+        at_border = (k + 1) % patch == 0
+        border.append(np.compress(at_border, steps, axis=axis).ravel())
+        inner.append(np.compress(at_phase & ~at_border, steps, axis=axis).ravel())
+    b, i = np.concatenate(border), np.concatenate(inner)
+    if b.size == 0 or i.size == 0 or i.mean() == 0:
+        return 1.0
+    return float(b.mean() / i.mean())
