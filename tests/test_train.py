@@ -107,3 +107,38 @@ def test_average_states_means_floats_and_keeps_counters():
         average_states([a, {"w": torch.zeros(3), "n": torch.tensor(1)}])
     with pytest.raises(SystemExit, match="other tensors"):
         average_states([a, {"w": torch.zeros(2)}])
+
+
+def test_pack_unpack_resumes_where_it_stopped(photos, tmp_path):
+    """A packed checkpoint restores weights (to float16 precision), optimiser state and
+    step; unpack keeps a newer checkpoint unless forced."""
+    from hfstream.train.common import Checkpoint
+    from hfstream.train.portable import load_portable
+
+    out, packed = tmp_path / "a", tmp_path / "c.safetensors"
+    common = ["--data", str(photos), "--device", "cpu", "--crop", "256", "--rungs", "2"]
+    train(["continuous", *common, "--out", str(out), "--steps", "2", "--batch", "2"])
+    train(["pack", "--out", str(out), "--to", str(packed)])
+    before = Checkpoint(out / "continuous.ckpt").load()
+    state = load_portable(packed)
+    assert state["step"] == 2 and state["args"]["rungs"] == 2
+    w = before["states"]["model"]["g_a.0.weight"]
+    assert torch.allclose(state["states"]["model"]["g_a.0.weight"], w, atol=1e-3, rtol=1e-3)
+    assert set(state["states"]["opt"]["state"]) == set(before["states"]["opt"]["state"])
+    fresh = tmp_path / "b"
+    train(["unpack", "--out", str(fresh), "--source", str(packed)])
+    train(["continuous", *common, "--out", str(fresh), "--steps", "3", "--batch", "2"])
+    assert Checkpoint(fresh / "continuous.ckpt").load()["step"] == 3
+    train(["unpack", "--out", str(fresh), "--source", str(packed)])  # step 3 > 2: kept
+    assert Checkpoint(fresh / "continuous.ckpt").load()["step"] == 3
+    train(["unpack", "--out", str(fresh), "--source", str(packed), "--force"])
+    assert Checkpoint(fresh / "continuous.ckpt").load()["step"] == 2
+
+
+def test_unpack_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    with pytest.raises(SystemExit, match="not a safetensors file"):
+        train(["unpack", "--out", str(tmp_path), "--source", str(bad)])
+    with pytest.raises(SystemExit, match="does not exist"):
+        train(["unpack", "--out", str(tmp_path), "--source", str(tmp_path / "none")])

@@ -4,7 +4,8 @@ Stages, in order: ``continuous`` and ``tokenizer`` (independent), ``correction``
 both), ``predictor`` (needs both), then ``export`` writes the shipped model folder.
 Every stage resumes from ``OUT/STAGE.ckpt`` when it exists; ``init`` writes those
 checkpoints from a shipped model, to fine-tune it; ``average`` replaces a stage's
-checkpoint by the mean of several snapshots.
+checkpoint by the mean of several snapshots; ``pack`` writes a checkpoint as a portable
+file to commit and ``unpack`` restores it on another machine.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ STAGES = {
     "export": "hfstream.train.export",
     "init": "hfstream.train.stage_init",
     "average": "hfstream.train.stage_average",
+    "pack": "hfstream.train.stage_pack",
+    "unpack": "hfstream.train.stage_unpack",
 }
-NEEDS_NO_DATA = {"export", "init", "average"}
+NEEDS_NO_DATA = {"export", "init", "average", "pack", "unpack"}
 
 
 def main(argv: list[str] | None = None) -> int:
