@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hfstream.codec.tiling import PatchGroupNorm
+
 
 @dataclass(frozen=True)
 class TokenizerConfig:
@@ -28,10 +30,10 @@ class ResBlock(nn.Module):
     def __init__(self, ch: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.GroupNorm(8, ch),
+            PatchGroupNorm(8, ch),
             nn.SiLU(),
             nn.Conv2d(ch, ch, 3, padding=1),
-            nn.GroupNorm(8, ch),
+            PatchGroupNorm(8, ch),
             nn.SiLU(),
             nn.Conv2d(ch, ch, 3, padding=1),
         )
@@ -51,7 +53,7 @@ class Encoder(nn.Module):
                 layers += [ResBlock(w[i]) for _ in range(c.res_blocks_32)]
             if i == len(w) - 1:
                 layers += [ResBlock(w[i]) for _ in range(c.res_blocks_16)]
-        layers += [nn.GroupNorm(8, w[-1]), nn.SiLU(), nn.Conv2d(w[-1], c.code_dim, 1)]
+        layers += [PatchGroupNorm(8, w[-1]), nn.SiLU(), nn.Conv2d(w[-1], c.code_dim, 1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
