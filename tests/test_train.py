@@ -41,6 +41,48 @@ def test_all_stages_and_export(photos, tmp_path):
     assert codec.decode(enc.kept_only()).shape == img.shape
 
 
+def test_correction_on_multi_patch_crops_with_the_vq_decoder(tmp_path):
+    """Crops of 2x2 patches decode frame-wide; the fine-tuned VQ decoder is checkpointed
+    beside the correction decoder and exported with it."""
+    from hfstream.train.common import Checkpoint
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (520, 530, 3), dtype=np.uint8)).save(folder / "a.png")
+    out = tmp_path / "run"
+    train(["init", "--out", str(out)])
+    common = ["--data", str(folder), "--out", str(out), "--device", "cpu"]
+    before = {
+        k: v.clone()
+        for k, v in HybridCodec.from_pretrained().tokenizer.decoder.state_dict().items()
+    }
+    train(
+        [
+            "correction",
+            *common,
+            "--steps",
+            "1",
+            "--batch",
+            "2",
+            "--crop",
+            "512",
+            "--vq-decoder-lr",
+            "1e-3",
+            "--plain-share",
+            "0.5",
+        ]
+    )
+    states = Checkpoint(out / "correction.ckpt").load()["states"]
+    assert set(states) == {"model", "opt", "vq_decoder"}
+    moved = [k for k, v in states["vq_decoder"].items() if not torch.equal(v, before[k])]
+    assert moved  # the VQ decoder was trained
+    train(["export", *common, "--model-dir", str(tmp_path / "m"), "--complexity-samples", "4"])
+    codec = HybridCodec.from_pretrained(tmp_path / "m")
+    w = codec.tokenizer.decoder.state_dict()[moved[0]]
+    assert torch.allclose(w, states["vq_decoder"][moved[0]].half().float())
+
+
 def test_missing_data_and_missing_stage(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         train(["continuous", "--data", str(tmp_path / "nope"), "--out", str(tmp_path)])

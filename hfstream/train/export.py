@@ -78,8 +78,11 @@ def run(args: argparse.Namespace) -> None:
     pstate = Checkpoint(out / "predictor.ckpt").load()
     predictor = MaskedTokenPredictor(PredictorConfig(**pstate["args"]["config"]))
     predictor.load_state_dict(pstate["states"]["model"])
+    cstates = Checkpoint(out / "correction.ckpt").load()["states"]
+    if "vq_decoder" in cstates:  # fine-tuned frame-wide beside the correction decoder
+        tokenizer.decoder.load_state_dict(cstates["vq_decoder"])
     correction = CorrectionDecoder(tokenizer.decoder, continuous.config.m)
-    correction.load_state_dict(Checkpoint(out / "correction.ckpt").load()["states"]["model"])
+    correction.load_state_dict(cstates["model"])
 
     if not args.data:
         raise SystemExit("export needs --data DIR to fit the complexity thresholds")

@@ -10,6 +10,14 @@ that it learns how far to trust the indices and when to lean on ŷc instead:
   the rest filled by the frozen predictor's arg-max — what ``decode()`` does by default;
 - ``soft``: the same, the withheld positions given the predictor's expected code vector;
 - ``nearest``: the same, filled with the nearest kept index.
+
+With ``--crop 512`` (or any multiple of 256) a sample is several patches, coded apart as
+at encode time (indices, ŷc blocks and fills per patch) and decoded frame-wide as
+``decode()`` does: the decoders run over the whole map with per-patch normalisation
+(``hfstream.codec.tiling``), so they learn to join patches without seams.
+``--vq-decoder-lr`` also fine-tunes the VQ decoder on that frame-wide pass; part of each
+batch (``--plain-share``) is then decoded without the correction branch, so the VQ-only
+mode keeps its quality.
 """
 
 from __future__ import annotations
@@ -24,11 +32,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from hfstream.codec.continuous import ContinuousCodec
+from hfstream.codec.continuous import ContinuousCodec, from_blocks
 from hfstream.codec.correction import CorrectionDecoder, certainty_planes
 from hfstream.codec.hybrid import nearest_fill
 from hfstream.codec.predictor import MaskedTokenPredictor
 from hfstream.codec.schedules import Schedule, kept_mask
+from hfstream.codec.tiling import from_tiles, patch_grid, to_tiles
 from hfstream.codec.tokenizer import Tokenizer
 from hfstream.train.common import Checkpoint, JsonLog, optimizer_step, setup_runtime, wrap_ddp
 from hfstream.train.data import PhotoCrops
@@ -53,6 +62,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0,
         metavar="N",
         help="also keep correction.stepN.ckpt every N steps (0: never)",
+    )
+    p.add_argument("--crop", type=int, default=256, help="crop side in px, a multiple of 256")
+    p.add_argument(
+        "--vq-decoder-lr",
+        type=float,
+        default=0.0,
+        help="also fine-tune the VQ decoder at this rate (0: frozen)",
+    )
+    p.add_argument(
+        "--plain-share",
+        type=float,
+        default=0.25,
+        help="with --vq-decoder-lr, the share of samples decoded without the correction",
     )
     p.add_argument("--msssim-weight", type=float, default=0.5)
     p.add_argument(
@@ -79,35 +101,53 @@ def run(args: argparse.Namespace) -> None:
     if mix.min() < 0 or mix.sum() <= 0:
         raise SystemExit(f"--fill-mix needs non-negative shares, got {args.fill_mix}")
     mix = mix / mix.sum()
+    if args.crop % 256 or args.crop <= 0:
+        raise SystemExit(f"--crop must be a positive multiple of 256, got {args.crop}")
+    side = args.crop // 256
     model = CorrectionDecoder(tokenizer.decoder, continuous.config.m).to(rt.device)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    groups = [{"params": list(model.parameters()), "lr": args.lr, "base": args.lr}]
+    vq_decoder = tokenizer.decoder
+    if args.vq_decoder_lr > 0:
+        vq_decoder.train()
+        for prm in vq_decoder.parameters():
+            prm.requires_grad_(True)
+        base = args.vq_decoder_lr
+        groups.append({"params": list(vq_decoder.parameters()), "lr": base, "base": base})
+    opt = torch.optim.Adam(groups)
     ckpt = Checkpoint(out / "correction.ckpt")
-    step = ckpt.resume(model=model, opt=opt)
+    step = ckpt.resume(model=model, opt=opt, vq_decoder=vq_decoder)
     net = wrap_ddp(model, rt)
-    data = PhotoCrops(args.data, 256, seed=args.seed + 1000 * rt.rank + step)
+    data = PhotoCrops(args.data, args.crop, seed=args.seed + 1000 * rt.rank + step)
     rng = np.random.default_rng(args.seed + step)
     log = JsonLog(out / "correction.jsonl", rt.is_main)
     bar = tqdm(total=args.steps, initial=step, desc="correction", disable=not rt.is_main)
+    trained = list(model.parameters()) + (
+        list(vq_decoder.parameters()) if args.vq_decoder_lr > 0 else []
+    )
     while step < args.steps:
-        lr = args.lr
+        scale = 1.0
         if not args.constant_lr:
-            lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps))
+            scale = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps))
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = g["base"] * scale
         x = data.batch(args.batch).to(rt.device)
         with torch.no_grad():
-            idx = tokenizer.encode(x)
-            low_in = ContinuousCodec.downsample(x)
-            rung = torch.from_numpy(rng.integers(0, continuous.rungs, size=x.shape[0]))
-            y_hat = continuous.quantized_latent(low_in, rung.to(rt.device))
-            q, certainty = training_codes(tokenizer, predictor, idx, y_hat, rng, mix)
-            low = continuous.synthesize(y_hat)
-            plain = tokenizer.decoder(q).clamp(0, 1)
-        x_hat = tokenizer.decoder(q, net(y_hat, low, q, certainty))
+            q, certainty, y_hat, low = frame_inputs(tokenizer, continuous, predictor, x, rng, mix)
+        with patch_grid(side, side):
+            if args.vq_decoder_lr > 0:
+                plain_rows = torch.from_numpy(rng.random(x.shape[0]) < args.plain_share)
+            else:
+                plain_rows = torch.zeros(x.shape[0], dtype=torch.bool)
+            feats = net(y_hat, low, q, certainty)
+            keep = (~plain_rows).float().to(rt.device).reshape(-1, 1, 1, 1)
+            feats = [f * keep for f in feats]
+            x_hat = vq_decoder(q, feats)
+            with torch.no_grad():
+                plain = vq_decoder(q).clamp(0, 1)
         l1 = F.l1_loss(x_hat, x)
         msssim = piq.multi_scale_ssim(x_hat.clamp(0, 1), x, data_range=1.0)
         loss = l1 + args.msssim_weight * (1 - msssim)
-        optimizer_step(opt, loss, model.parameters())
+        optimizer_step(opt, loss, trained)
         step += 1
         bar.update(1)
         if step % 25 == 0:
@@ -115,13 +155,38 @@ def run(args: argparse.Namespace) -> None:
             psnr_vq = -10 * math.log10(max(F.mse_loss(plain, x).item(), 1e-10))
             bar.set_postfix(psnr=f"{psnr:.2f}", vq=f"{psnr_vq:.2f}")
             log.write(step=step, psnr=psnr, psnr_vq=psnr_vq, msssim=msssim.item())
+        states = {"model": model.state_dict(), "opt": opt.state_dict()}
+        if args.vq_decoder_lr > 0:
+            states["vq_decoder"] = vq_decoder.state_dict()
         if rt.is_main and (step % 100 == 0 or step == args.steps):
-            ckpt.save(step, {"model": model.state_dict(), "opt": opt.state_dict()}, {})
+            ckpt.save(step, states, {"crop": args.crop})
         if rt.is_main and args.snapshot_every and step % args.snapshot_every == 0:
-            Checkpoint(out / f"correction.step{step}.ckpt").save(
-                step, {"model": model.state_dict()}, {}
-            )
+            snap = {k: v for k, v in states.items() if k != "opt"}
+            Checkpoint(out / f"correction.step{step}.ckpt").save(step, snap, {})
     bar.close()
+
+
+@torch.no_grad()
+def frame_inputs(
+    tokenizer: Tokenizer,
+    continuous: ContinuousCodec,
+    predictor: MaskedTokenPredictor | None,
+    x: torch.Tensor,
+    rng: np.random.Generator,
+    mix: np.ndarray,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The decoder inputs of a batch of crops (B,3,256R,256R), each patch coded apart
+    as at encode time, at a random rung per crop: code vectors (B,D,16R,16R), certainty
+    (B,2,16R,16R), ŷc (B,M,4R,4R) and its frame-wide picture (B,3,64R,64R)."""
+    side = x.shape[-1] // 256
+    patches = to_tiles(x, side, side)  # (B*R*R, 3, 256, 256)
+    idx = tokenizer.encode(patches)
+    rung = torch.from_numpy(rng.integers(0, continuous.rungs, size=x.shape[0]))
+    blocks = continuous.quantized_latent(ContinuousCodec.downsample(x), rung.to(x.device))
+    q, certainty = training_codes(tokenizer, predictor, idx, blocks, rng, mix)
+    y_hat = from_blocks(blocks, side, side)
+    low = continuous.synthesize(y_hat)
+    return from_tiles(q, side, side), from_tiles(certainty, side, side), y_hat, low
 
 
 @torch.no_grad()
