@@ -53,11 +53,18 @@ def test_frame_coding_matches_the_training_latent(ladder):
     assert torch.equal(ladder.decompress_latent(strings[1:], [2])[0], decoded[1])
 
 
-def test_higher_rung_spends_more_bytes():
+@pytest.fixture(scope="module")
+def shipped_ladder() -> ContinuousCodec:
+    """The shipped single-rate weights as a 3-rung ladder (gains at their start values)."""
     shipped = HybridCodec.from_pretrained().continuous
     ladder = ContinuousCodec(ContinuousConfig(n=shipped.config.n, m=shipped.config.m, rungs=3))
     ladder.load_state_dict(shipped.state_dict())
     ladder.eval().update(force=True)
+    return ladder
+
+
+def test_higher_rung_spends_more_bytes(shipped_ladder):
+    ladder = shipped_ladder
     torch.manual_seed(2)
     low = torch.rand(1, 3, 64, 64)
     sizes = [sum(map(len, ladder.compress_frame(low, [r])[0])) for r in range(3)]
@@ -90,3 +97,20 @@ def test_training_pass_gives_per_sample_bits(ladder):
     ladder.eval()
     assert out["x_hat"].shape == (2, 3, 64, 128)
     assert out["bits"].shape == (2,) and bool((out["bits"] > 0).all())
+
+
+def test_ladder_table_predicts_bytes_and_error(shipped_ladder):
+    """The encoder's per-rung table: bits close to what coding spends, error falling."""
+    torch.manual_seed(3)
+    x = torch.rand(1, 3, 64, 64).repeat_interleave(2, 2).repeat_interleave(2, 3)  # smooth
+    low = torch.nn.functional.avg_pool2d(x, 1)[:, :, :64, :128].contiguous()
+    low = torch.cat([low[:, :, :, :64], low[:, :, :, :64] * 0.2], dim=3)  # bright | dark
+    bits, error, signal = shipped_ladder.ladder_table(low)
+    assert bits.shape == error.shape == (2, 3) and signal.shape == (2,)
+    assert bool((bits[:, 1:] > bits[:, :-1]).all())
+    assert bool((error[:, 2] < error[:, 0]).all())
+    assert float(signal[1]) < float(signal[0])
+    for rung in range(3):
+        spent = [8 * (len(y) + len(z)) for y, z in shipped_ladder.compress_frame(low, [rung] * 2)]
+        for k in range(2):
+            assert abs(spent[k] - float(bits[k, rung])) < 0.1 * float(bits[k, rung]) + 64
