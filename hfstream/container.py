@@ -3,7 +3,7 @@
 Layout (big-endian)::
 
     magic        4 B   b"HFS\\x00"
-    version      1 B   1
+    version      1 B   2 (version 1, before the rate ladder, is read too)
     coding       1 B   0 = fixed-length indices, 1 = learned-prior (ANS) indices
     model id     4 B   the id of the model that encoded it (decoding with another fails)
     height       4 B   of the image, 1..16384
@@ -12,6 +12,7 @@ Layout (big-endian)::
     tiers        1 B   1 = kept indices only, 2 = kept and withheld
     then, for every patch (row-major):
       schedule   1 B   wire id of the patch's schedule
+      rung       1 B   rung of its continuous strings (not in version 1, where it is 0)
       y length   2 B, y string;  z length 2 B, z string
       kept       2 B length, the kept indices (raster order)
       withheld   2 B length, the withheld indices (only when tiers == 2)
@@ -38,7 +39,8 @@ from hfstream.codec.index_coding import (
 from hfstream.codec.schedules import Schedule, kept_positions, withheld_positions
 
 MAGIC = b"HFS\x00"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a 16384x16384 image at 1_1 stays well below this
 
 
@@ -75,6 +77,7 @@ def write(
     for i, p in enumerate(enc.patches):
         assert p.continuous is not None, "only a complete encoding can be written"
         buf.push_uint8(int(p.schedule))
+        buf.push_uint8(p.rung)
         for s in p.continuous:
             buf.push_uint16(len(s))
             buf.push_bytes(s)
@@ -107,9 +110,9 @@ def _read(data: bytes, codec: HybridCodec) -> EncodedImage:
     if buf.pull_bytes(4, "magic") != MAGIC:
         raise ContainerError("not an hfstream file (bad magic)")
     version = buf.pull_uint8("version")
-    if version != VERSION:
+    if version not in READABLE_VERSIONS:
         raise ContainerError(
-            f"unsupported container version {version}, this hfstream reads {VERSION}"
+            f"unsupported container version {version}, this hfstream reads {READABLE_VERSIONS}"
         )
     coding_id = buf.pull_uint8("index coding")
     if coding_id not in IndexCoding._value2member_map_:
@@ -130,8 +133,9 @@ def _read(data: bytes, codec: HybridCodec) -> EncodedImage:
     if tiers not in (1, 2):
         raise ContainerError(f"tiers must be 1 or 2, got {tiers}")
     n = (-(-height // 256)) * (-(-width // 256))
-    # Every patch needs at least 7 bytes: refuse a header that promises more than the file holds.
-    if n * 7 > buf.remaining:
+    # Every patch needs at least 7 bytes (8 with its rung): refuse a header that promises
+    # more than the file holds.
+    if n * (7 if version == 1 else 8) > buf.remaining:
         raise ContainerError(
             f"file declares {n} patches but holds only {buf.remaining} bytes of them"
         )
@@ -140,6 +144,11 @@ def _read(data: bytes, codec: HybridCodec) -> EncodedImage:
         sid = buf.pull_uint8(f"patch {i} schedule")
         if sid not in Schedule._value2member_map_:
             raise ContainerError(f"patch {i} has unknown schedule id {sid}")
+        rung = 0 if version == 1 else buf.pull_uint8(f"patch {i} rung")
+        if rung >= codec.continuous.rungs:
+            raise ContainerError(
+                f"patch {i} has rung {rung}, the model has rungs 0..{codec.continuous.rungs - 1}"
+            )
         y = buf.pull_bytes(buf.pull_uint16(f"patch {i} y length"), f"patch {i} y string")
         z = buf.pull_bytes(buf.pull_uint16(f"patch {i} z length"), f"patch {i} z string")
         blobs = [buf.pull_bytes(buf.pull_uint16(f"patch {i} index length"), f"patch {i} indices")]
@@ -149,10 +158,10 @@ def _read(data: bytes, codec: HybridCodec) -> EncodedImage:
                     buf.pull_uint16(f"patch {i} withheld length"), f"patch {i} withheld indices"
                 )
             )
-        raw.append((Schedule(sid), (y, z), blobs))
+        raw.append((Schedule(sid), (y, z), blobs, rung))
     if not buf.eof():
         raise ContainerError(f"{buf.remaining} unexpected bytes after the last patch")
-    patches = [EncodedPatch(c, s, np.full(TOKENS, MISSING, np.int64)) for s, c, _ in raw]
+    patches = [EncodedPatch(c, s, np.full(TOKENS, MISSING, np.int64), r) for s, c, _, r in raw]
     try:
         probs = None
         if coding == IndexCoding.PRIOR:
@@ -161,7 +170,7 @@ def _read(data: bytes, codec: HybridCodec) -> EncodedImage:
         raise ContainerError(f"corrupt continuous stream: {e}") from None
     bits = bits_per_index(k)
     out = []
-    for i, (sched, cont, blobs) in enumerate(raw):
+    for i, (sched, cont, blobs, rung) in enumerate(raw):
         idx = np.full(TOKENS, MISSING, np.int64)
         for pos, blob in zip(
             (kept_positions(sched), withheld_positions(sched)), blobs, strict=False
@@ -176,5 +185,5 @@ def _read(data: bytes, codec: HybridCodec) -> EncodedImage:
             if len(values) and values.max() >= k:
                 raise ContainerError(f"patch {i} has an index outside the {k}-word codebook")
             idx[pos] = values
-        out.append(EncodedPatch(cont, sched, idx))
+        out.append(EncodedPatch(cont, sched, idx, rung))
     return EncodedImage(height, width, k, model_id, tuple(out))

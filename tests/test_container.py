@@ -71,6 +71,32 @@ def test_specific_errors(codec, blob):
         container.read(bytes(absurd), codec)
     with pytest.raises(ContainerError, match="unexpected bytes"):
         container.read(blob + b"\0", codec)
+    header = 21  # magic .. tiers; then the first patch's schedule, then its rung
+    assert blob[4] == container.VERSION == 2 and blob[header + 1] == 0
+    rung = bytearray(blob)
+    rung[header + 1] = codec.continuous.rungs
+    with pytest.raises(ContainerError, match=f"patch 0 has rung {codec.continuous.rungs}"):
+        container.read(bytes(rung), codec)
+
+
+def test_version_1_files_read_at_rung_0(codec, encoded, blob):
+    """Files written before the rate ladder have no rung byte; they read as rung 0."""
+    n = len(encoded.patches)
+    old = bytearray(blob[:21])
+    old[4] = 1
+    rest, pos = bytearray(), 21
+    for _ in range(n):  # drop each patch's rung byte
+        rest += blob[pos : pos + 1]
+        pos += 2
+        for _ in range(3):  # y, z, kept indices: length-prefixed
+            length = int.from_bytes(blob[pos : pos + 2], "big")
+            rest += blob[pos : pos + 2 + length]
+            pos += 2 + length
+    back = container.read(bytes(old + rest), codec)
+    new = container.read(blob, codec)
+    for a, b in zip(back.patches, new.patches, strict=True):
+        assert a.rung == 0 and a.continuous == b.continuous
+        assert np.array_equal(a.indices, b.indices)
 
 
 @settings(

@@ -11,11 +11,12 @@ from hfstream.codec.schedules import GRID, Schedule, kept_mask
 PATCH = 256
 TOKENS = GRID * GRID
 MISSING = -1  # an index the decoder does not have (withheld or lost)
+MAX_RUNG = 15  # rungs travel in 4 bits
 
 
 @dataclass(frozen=True)
 class EncodedPatch:
-    """One 256x256 patch: its tier-0 strings, its schedule and its 16x16 indices.
+    """One 256x256 patch: its tier-0 strings and their rung, its schedule and its indices.
 
     ``indices`` holds 256 words in raster order, ``MISSING`` where unknown; a freshly
     encoded patch knows all 256 (kept and withheld), a received one what arrived.
@@ -24,10 +25,13 @@ class EncodedPatch:
     continuous: tuple[bytes, bytes] | None  # (y string, z string); None if not received
     schedule: Schedule
     indices: np.ndarray = field(repr=False)  # (256,) int64
+    rung: int = 0  # rung of the continuous stream's rate ladder the strings were coded at
 
     def __post_init__(self) -> None:
         if self.indices.shape != (TOKENS,):
             raise ValueError(f"patch indices must have shape ({TOKENS},), got {self.indices.shape}")
+        if not 0 <= self.rung <= MAX_RUNG:
+            raise ValueError(f"Invalid rung {self.rung}, should be in 0..{MAX_RUNG}")
 
     @property
     def continuous_bytes(self) -> int:

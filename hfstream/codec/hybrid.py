@@ -208,8 +208,9 @@ class HybridCodec:
         """ŷc of patches whose tier 0 is present, (B, M, 4, 4)."""
         strings = [p.continuous for p in patches]
         assert all(s is not None for s in strings), "every patch needs its continuous strings"
+        rungs = [p.rung for p in patches]
         out = [
-            self.continuous.decompress_latent(strings[i : i + BATCH])
+            self.continuous.decompress_latent(strings[i : i + BATCH], rungs[i : i + BATCH])
             for i in range(0, len(strings), BATCH)
         ]  # type: ignore[arg-type]
         return torch.cat(out)
