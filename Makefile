@@ -45,7 +45,7 @@ kernel: $(STAMP)
 
 # Transport numbers: header overhead, preview and frame latency, aiortc delivery, rate control.
 bench: $(STAMP)
-	$(PY) -m hfstream.bench_transport
+	$(PY) -m hfstream.apps.bench_transport
 
 # The default model, stage by stage (each resumes from runs/default/STAGE.ckpt).
 train: $(STAMP)

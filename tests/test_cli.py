@@ -1,7 +1,7 @@
 import numpy as np
 from PIL import Image
 
-from hfstream.cli import main
+from hfstream.apps.cli import main
 
 
 def test_encode_decode_round_trip(tmp_path, small_image, capsys):

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from hfstream.collect import collect_frames
+from hfstream.apps.collect import collect_frames
 from hfstream.feedback import LADDER, RateController, Report, ReportBuilder
 from hfstream.receiver import Receiver, ReceiverConfig
 from hfstream.sender import Sender, SenderConfig

@@ -4,7 +4,7 @@ import asyncio
 
 import numpy as np
 
-from hfstream.collect import collect_frames, in_order
+from hfstream.apps.collect import collect_frames, in_order
 from hfstream.receiver import Receiver, ReceiverConfig
 from hfstream.sender import Sender, SenderConfig
 from hfstream.transports.memory import memory_pair

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from hfstream.apps.collect import FrameRecord, in_order
 from hfstream.codec.hybrid import HybridCodec, to_uint8_image
-from hfstream.collect import FrameRecord, in_order
 from hfstream.receiver import Receiver
 from hfstream.sender import Sender, SenderConfig
 from hfstream.transports.base import DatagramTransport

@@ -60,7 +60,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 def cmd_send(args: argparse.Namespace) -> int:
     import asyncio
 
-    from hfstream.stream_cli import run_send
+    from hfstream.apps.stream import run_send
 
     return asyncio.run(run_send(args))
 
@@ -68,13 +68,13 @@ def cmd_send(args: argparse.Namespace) -> int:
 def cmd_recv(args: argparse.Namespace) -> int:
     import asyncio
 
-    from hfstream.stream_cli import run_recv
+    from hfstream.apps.stream import run_recv
 
     return asyncio.run(run_recv(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from hfstream.demo import run_demo
+    from hfstream.apps.demo import run_demo
 
     return run_demo(Path(args.out), args.loss)
 
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_decode)
     s = sub.add_parser("send", help="stream an image or a video (UDP or --rtc)")
     r = sub.add_parser("recv", help="receive a stream, saving pictures as they improve")
-    from hfstream.stream_cli import add_arguments
+    from hfstream.apps.stream import add_arguments
 
     add_arguments(s, r)
     s.set_defaults(func=cmd_send)
