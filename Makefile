@@ -27,8 +27,13 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q -m ''
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check hfstream sim tests examples
-	$(VENV)/bin/ruff format --check hfstream sim tests examples
+	$(VENV)/bin/ruff check hfstream sim tests examples tools
+	$(VENV)/bin/ruff format --check hfstream sim tests examples tools
+
+# The API reference from the docstrings (pdoc) in out/docs/; fails on a pdoc warning or a
+# broken cross-reference.
+docs: $(STAMP)
+	$(PY) -W ignore::FutureWarning tools/api_docs.py --out out/docs
 
 DATA ?= ../shared/data/photos
 eval: $(STAMP)
