@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint eval sweep video-sweep kernel bench train clean
+.PHONY: demo test test-slow test-all docs lint eval sweep video-sweep kernel bench train clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,15 +15,25 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m hfstream demo --out out/demo
 
+# The fast suite (about 2 minutes on 2 cores; still runs the shipped model on small
+# inputs), the tests marked slow, or both.
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ''
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check hfstream sim tests examples
-	$(VENV)/bin/ruff format --check hfstream sim tests examples
+	$(VENV)/bin/ruff check hfstream sim tests examples docs
+	$(VENV)/bin/ruff format --check hfstream sim tests examples docs
+
+# The API reference from the docstrings (pdoc) in out/docs/; fails on a pdoc warning or a
+# broken cross-reference.
+docs: $(STAMP)
+	$(PY) -W ignore::FutureWarning docs/api_docs.py --out out/docs
 
 DATA ?= ../shared/data/photos
 eval: $(STAMP)
@@ -45,7 +55,7 @@ kernel: $(STAMP)
 
 # Transport numbers: header overhead, preview and frame latency, aiortc delivery, rate control.
 bench: $(STAMP)
-	$(PY) -m hfstream.bench_transport
+	$(PY) -m hfstream.apps.bench_transport
 
 # The default model, stage by stage (each resumes from runs/default/STAGE.ckpt).
 train: $(STAMP)

@@ -1,5 +1,5 @@
 import sys
 
-from hfstream.cli import main
+from hfstream.apps.cli import main
 
 sys.exit(main())

@@ -255,8 +255,8 @@ class SimRun:
 
 def run_simulated(loss: float, frames: int, fps: float, seed: int, schedule: str = "1_4") -> SimRun:
     """The same frames, Sender and Receiver over ``sim.link`` with Bernoulli loss."""
+    from hfstream.apps.collect import collect_frames, in_order
     from hfstream.codec.hybrid import HybridCodec
-    from hfstream.collect import collect_frames, in_order
     from hfstream.eval.metrics import psnr
     from hfstream.receiver import Receiver
     from hfstream.sender import Sender, SenderConfig

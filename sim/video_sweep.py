@@ -68,7 +68,7 @@ def load_clip(video: str | None, image: str | None, frames: int, height: int, wi
         h, w = clip[0].shape[:2]
         return [f[: h - h % 2, : w - w % 2] for f in clip], video
     if image is None:
-        from hfstream.demo import bundled_image
+        from hfstream.apps.demo import bundled_image
 
         arr, name = bundled_image(), "bundled photo"
     else:

@@ -1,7 +1,41 @@
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
 import numpy as np
+import pytest
 from PIL import Image
 
-from hfstream.cli import main
+from hfstream.apps import args as cli_args
+from hfstream.apps.cli import main
+from hfstream.apps.images import read_rgb
+from hfstream.codec.schedules import _LABELS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _shared_model(codec, monkeypatch):
+    """Commands get the session's already loaded shipped model instead of reloading it."""
+    from hfstream.codec.hybrid import HybridCodec
+
+    load = HybridCodec.from_pretrained
+    monkeypatch.setattr(
+        HybridCodec,
+        "from_pretrained",
+        classmethod(lambda cls, p=None: codec if p is None else load(p)),
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_encode_decode_round_trip(tmp_path, small_image, capsys):
@@ -28,17 +62,79 @@ def test_bad_files_exit_2_with_one_line(tmp_path, small_image, capsys):
     assert main(["encode", str(tmp_path / "junk.png"), str(hfs)]) == 2
     assert "error" in capsys.readouterr().err
     assert main(["encode", str(src), str(hfs), "--schedule", "1_3"]) == 2
-    assert 'Invalid schedule "1_3"' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert 'Invalid schedule "1_3"' in err and "auto" in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["decode", "IN.hfs", "out.png", "--steps", "0"], "--steps: must be at least 1, got 0"),
+        (["send", "pattern", "--rate", "0"], "--rate: must be a positive number, got 0"),
+        (["send", "pattern", "--fps", "0"], "--fps: must be a positive number, got 0"),
+        (["recv", "--fps", "-1"], "--fps: must be a positive number, got -1"),
+        (["recv", "--frames", "x"], '--frames: "x" is not a whole number'),
+        (["demo", "--loss", "1.5"], "--loss: must be at least 0 and below 1, got 1.5"),
+        (["decode", "IN.hfs", "x.jpgg"], 'cannot write ".jpgg" images, use .png'),
+        (["decode", "IN.hfs", "nodir/x.png"], "no folder"),
+        (["encode", "IN.png", "o.hfs", "--max-megapixels", "0.01"], "0.01 Mpx limit"),
+        (["send", "pattern", "--to", "no-such-host.invalid:5000"], "cannot resolve host"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line_before_any_work(
+    tmp_path, small_image, capsys, monkeypatch, argv, message
+):
+    """Checked before the model loads: an output path that cannot be written fails even
+    though the input would decode (the .hfs here is junk, which would fail later)."""
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(small_image).save("IN.png")
+    Path("IN.hfs").write_bytes(b"junk")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cli_schedules_are_the_codecs_and_auto():
+    assert set(cli_args.SCHEDULES) == {"auto", *_LABELS.values()}
+
+
+def test_help_and_argument_errors_do_not_import_torch():
+    code = (
+        "import sys; from hfstream.apps.cli import main\n"
+        "for argv in (['--help'], ['send', '--help'], ['decode', 'a', 'b', '--steps', '0']):\n"
+        "    assert main(argv) == (0 if argv[-1] == '--help' else 2)\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "usage: hfstream" in r.stdout and "--steps: must be at least 1" in r.stderr
+
+
+def test_alpha_and_gray_inputs_are_converted_with_a_notice(tmp_path, small_image, capsys):
+    Image.fromarray(small_image).convert("RGBA").save(tmp_path / "a.png")
+    Image.fromarray(small_image).convert("L").save(tmp_path / "g.png")
+    Image.fromarray(small_image).save(tmp_path / "c.png")
+    assert read_rgb(tmp_path / "a.png", 16, "x").shape == small_image.shape
+    assert "alpha channel: transparency dropped" in capsys.readouterr().err
+    gray = read_rgb(tmp_path / "g.png", 16, "x")
+    assert (gray[..., 0] == gray[..., 2]).all()
+    assert "grayscale" in capsys.readouterr().err
+    assert (read_rgb(tmp_path / "c.png", 16, "x") == small_image).all()
+    assert capsys.readouterr().err == ""
+
+
+def test_send_without_a_receiver_warns_and_fails(tmp_path, small_image, capsys):
+    src = tmp_path / "in.png"
+    Image.fromarray(small_image).save(src)
+    to = f"127.0.0.1:{_free_port()}"  # nobody listens there
+    assert main(["send", str(src), "--to", to, "--report-wait", "0.3"]) == 1
+    err = capsys.readouterr().err
+    assert "no receiver report within 0.3 s" in err and to in err
 
 
 def test_send_and_recv_over_udp(tmp_path, capsys):
     """The two commands in two threads (each runs its own event loop), UDP on loopback."""
-    import socket
-    import threading
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     out = tmp_path / "recv"
     result = {}
 
@@ -77,3 +173,40 @@ def test_send_and_recv_over_udp(tmp_path, capsys):
 def test_bad_address(capsys):
     assert main(["send", "pattern", "--to", "nowhere"]) == 2
     assert 'Invalid address "nowhere"' in capsys.readouterr().err
+
+
+def test_recv_interrupted_mid_stream_keeps_what_arrived(tmp_path):
+    """Ctrl-C on a real ``hfstream recv`` process that still waits for more frames: one
+    line on stderr, status 130, and frames.csv and the video of what arrived."""
+    port, out = _free_port(), tmp_path / "recv"
+    proc = subprocess.Popen(
+        [sys.executable, "-W", "ignore", "-m", "hfstream", "recv", "--listen",
+         f"127.0.0.1:{port}", "--frames", "5", "--out", str(out)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+
+    def next_line() -> str:
+        return lines.get(timeout=120)  # a safety net for a hung process, not a timing check
+
+    try:
+        assert next_line().startswith(f"waiting for a sender on UDP 127.0.0.1:{port}")
+        assert (
+            main(["send", "pattern", "--frames", "2", "--fps", "5", "--to", f"127.0.0.1:{port}"])
+            == 0
+        )
+        pictured = set()
+        while pictured != {"frame 0", "frame 1"}:  # both frames shown; 3 more are awaited
+            pictured.add(next_line().split(":")[0])
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    err = proc.stderr.read()
+    assert proc.returncode == 130
+    assert err == "hfstream recv: stopped by SIGINT; writing what arrived\n"
+    rows = (out / "frames.csv").read_text().splitlines()
+    assert rows[0].startswith("frame,stage") and len(rows) == 3
+    assert (out / "received.mp4").stat().st_size > 0

@@ -99,11 +99,7 @@ def test_version_1_files_read_at_rung_0(codec, encoded, blob):
         assert np.array_equal(a.indices, b.indices)
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(st.data())
-def test_corrupted_bytes_never_crash(codec, blob, data):
+def _corrupt_then_read(codec, blob, data) -> None:
     """Flip bytes anywhere after the header: either a ContainerError or a picture."""
     buf = bytearray(blob)
     for _ in range(data.draw(st.integers(1, 4))):
@@ -114,6 +110,22 @@ def test_corrupted_bytes_never_crash(codec, blob, data):
     except ContainerError:
         return
     assert codec.decode(enc).shape == (enc.height, enc.width, 3)
+
+
+_CORRUPTION = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@settings(max_examples=8, **_CORRUPTION)
+@given(st.data())
+def test_corrupted_bytes_never_crash(codec, blob, data):
+    _corrupt_then_read(codec, blob, data)
+
+
+@pytest.mark.slow  # each example that survives parsing is a full decode
+@settings(max_examples=60, **_CORRUPTION)
+@given(st.data())
+def test_corrupted_bytes_never_crash_many(codec, blob, data):
+    _corrupt_then_read(codec, blob, data)
 
 
 @settings(

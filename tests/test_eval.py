@@ -4,6 +4,9 @@ import pytest
 
 from hfstream.eval.rd import evaluate_image
 
+# Every method of the benchmark on one image: over a minute on a 2-core CPU.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def rows(codec, small_image):

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from hfstream.collect import collect_frames
+from hfstream.apps.collect import collect_frames
 from hfstream.feedback import LADDER, RateController, Report, ReportBuilder
 from hfstream.receiver import Receiver, ReceiverConfig
 from hfstream.sender import Sender, SenderConfig
@@ -59,6 +59,7 @@ def test_controller_steps_schedules_and_rate():
     assert LADDER[0] == "1_16" and LADDER[-1] == "1_2"
 
 
+@pytest.mark.slow  # 60 frames through the real codec
 def test_sender_stays_within_its_target_rate(codec):
     """30 frames at 10 fps with a budget below what every tier would need. Measured per
     frame (bytes queued against the budget), not against the wall clock."""
@@ -86,6 +87,7 @@ def test_sender_stays_within_its_target_rate(codec):
     assert sum(per_frame) / len(per_frame) > 0.5 * budget
 
 
+@pytest.mark.slow
 def test_tight_budget_cuts_tier1_and_parity_not_tier0(codec):
     """800 bytes a frame is less than tier 0, its parity packet and tier 1 of two patches:
     the sender cuts tier 1 and parity so every frame stays within it (tier 0 is whole)."""

@@ -96,6 +96,7 @@ def _picture(codec, datagrams):
     return codec.decode(build_encoded(codec, frame, FrameDecodeState()))
 
 
+@pytest.mark.slow
 def test_reordered_and_duplicated_delivery_gives_the_same_picture(codec, small_image):
     packets = _frame_packets(codec, small_image)
     rng = np.random.default_rng(7)

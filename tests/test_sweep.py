@@ -58,6 +58,7 @@ def test_fec_ratio_is_tuned_to_the_loss():
     assert fec_ratio_for(4, 0.2) > fec_ratio_for(4, 0.05)
 
 
+@pytest.mark.slow  # starts a local Ray cluster
 def test_small_sweep_on_ray_local(folder, tmp_path):
     pytest.importorskip("ray")
     rows = run_sweep(_cases(folder, ("hfstream",), (0.1,)), tmp_path / "ray", executor="ray")

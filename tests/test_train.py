@@ -83,9 +83,12 @@ def test_correction_on_multi_patch_crops_with_the_vq_decoder(tmp_path):
     assert torch.allclose(w, states["vq_decoder"][moved[0]].half().float())
 
 
-def test_missing_data_and_missing_stage(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        train(["continuous", "--data", str(tmp_path / "nope"), "--out", str(tmp_path)])
+def test_missing_data_and_missing_stage(tmp_path, capsys):
+    assert train(["continuous", "--data", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not exist" in err
+    assert train(["tokenizer", "--data", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert "No images" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="train the tokenizer stage first"):
         train(["correction", "--data", str(tmp_path), "--out", str(tmp_path / "empty")])
 

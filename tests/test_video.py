@@ -3,8 +3,9 @@
 import asyncio
 
 import numpy as np
+import pytest
 
-from hfstream.collect import collect_frames, in_order
+from hfstream.apps.collect import collect_frames, in_order
 from hfstream.receiver import Receiver, ReceiverConfig
 from hfstream.sender import Sender, SenderConfig
 from hfstream.transports.memory import memory_pair
@@ -17,6 +18,7 @@ def test_pattern_frames_differ():
     assert not np.array_equal(frames[0], frames[1])
 
 
+@pytest.mark.slow  # 30 frames encoded and decoded; test_stream covers one in the fast suite
 def test_thirty_frames_end_to_end(codec, tmp_path):
     frames = list(pattern_frames(30, 256, 256))
 

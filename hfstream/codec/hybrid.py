@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -176,8 +177,12 @@ class HybridCodec:
         image: np.ndarray | Image.Image | str | Path,
         schedule: str | Schedule = "auto",
         codebook_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> EncodedImage:
-        """Code an image. ``schedule`` is a label (``1_4``...) or ``auto`` (complexity-aware)."""
+        """Code an image. ``schedule`` is a label (``1_4``...) or ``auto`` (complexity-aware).
+
+        ``progress`` is called with the number of patches just coded (for a progress bar).
+        """
         arr = to_uint8_image(image)
         k = codebook_size or self.tokenizer.config.codebook_size
         reduction = self._reduction(k)
@@ -200,6 +205,8 @@ class HybridCodec:
                     else self.complexity.schedule_for(self.complexity.score(p))
                 )
                 out.append(EncodedPatch(strings[j], sched, idx[j].flatten().long().numpy()))
+            if progress is not None:
+                progress(len(chunk))
         return EncodedImage(arr.shape[0], arr.shape[1], k, self.model_id, tuple(out))
 
     # ------------------------------------------------------------------ decoding
@@ -222,6 +229,7 @@ class HybridCodec:
         mode: DecodeMode = "hybrid",
         fill: FillMethod = "predictor",
         steps: int = 1,
+        progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         """Rebuild the image from whatever ``enc`` holds; returns HxWx3 uint8.
 
@@ -229,7 +237,8 @@ class HybridCodec:
         then MaskGIT-style), ``soft`` (one pass; a missing position gets the expected code
         vector under the predictor's distribution, the minimum-squared-error guess), or
         ``nearest`` (the nearest known index). A patch without tier 0 falls back to its
-        indices (nearest fill), and one with neither is mid-grey.
+        indices (nearest fill), and one with neither is mid-grey. ``progress`` is called
+        with the number of patches just decoded.
         """
         if mode not in ("continuous", "vq", "hybrid"):
             raise ValueError(f'Invalid mode "{mode}", should be continuous, vq or hybrid')
@@ -245,6 +254,8 @@ class HybridCodec:
             pics.append(
                 self._decode_batch(list(enc.patches[s : s + BATCH]), reduction, mode, fill, steps)
             )
+            if progress is not None:
+                progress(len(pics[-1]))
         return merge_patches(np.concatenate(pics), enc.height, enc.width)
 
     def _decode_batch(

@@ -1,7 +1,8 @@
 """``python -m hfstream.train STAGE --data DIR``: train one stage of the default model.
 
-Stages, in order: ``continuous`` and ``tokenizer`` (independent), ``correction`` (needs
-both), ``predictor`` (needs both), then ``export`` writes the shipped model folder.
+Stages, in order: ``continuous`` and ``tokenizer`` (independent), ``predictor`` (needs
+both), ``correction`` (needs both, and learns on the predictor's fills when it is there),
+then ``export`` writes the shipped model folder.
 Every stage resumes from ``OUT/STAGE.ckpt`` when it exists; ``init`` writes those
 checkpoints from a shipped model, to fine-tune it; ``average`` replaces a stage's
 checkpoint by the mean of several snapshots; ``pack`` writes a checkpoint as a portable
@@ -13,12 +14,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 STAGES = {
     "continuous": "hfstream.train.stage_continuous",
     "tokenizer": "hfstream.train.stage_tokenizer",
-    "correction": "hfstream.train.stage_correction",
     "predictor": "hfstream.train.stage_predictor",
+    "correction": "hfstream.train.stage_correction",
     "export": "hfstream.train.export",
     "init": "hfstream.train.stage_init",
     "average": "hfstream.train.stage_average",
@@ -46,7 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.stage not in NEEDS_NO_DATA and not args.data:
         parser.error(f"stage {args.stage} needs --data DIR")
-    modules[args.stage].run(args)
+    try:
+        if args.data and not Path(args.data).is_dir():
+            raise FileNotFoundError(f'Training data folder "{args.data}" does not exist')
+        modules[args.stage].run(args)
+    except FileNotFoundError as e:  # the data folder, or a photo in it: one line, no traceback
+        print(f"{parser.prog} {args.stage}: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

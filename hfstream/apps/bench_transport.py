@@ -1,4 +1,4 @@
-"""``python -m hfstream.bench_transport``: the transport's numbers on this machine.
+"""``python -m hfstream.apps.bench_transport``: the transport's numbers on this machine.
 
 Measures, with the shipped model and the bundled photo (or ``--image``):
 header overhead; time from a patch's tier-0 arrival to its preview; end-to-end frame
@@ -15,9 +15,9 @@ import time
 
 import numpy as np
 
+from hfstream.apps.collect import collect_frames
+from hfstream.apps.demo import bundled_image
 from hfstream.codec.hybrid import HybridCodec, to_uint8_image
-from hfstream.collect import collect_frames
-from hfstream.demo import bundled_image
 from hfstream.progressive import Stage
 from hfstream.receiver import Receiver, ReceiverConfig
 from hfstream.sender import Sender, SenderConfig
@@ -158,7 +158,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hfstream.bench_transport", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m hfstream.apps.bench_transport", description=__doc__)
     p.add_argument("--image", default=None)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--messages", type=int, default=5000)

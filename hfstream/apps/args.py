@@ -1,0 +1,124 @@
+"""Command-line arguments checked before any work starts, without importing torch.
+
+Every check fails with one line (``hfstream decode: error: ...``) and exit status 2, so a
+typo costs a fraction of a second instead of a model load and a decode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+EXIT_BAD_INPUT = 2
+
+# The schedules the command line accepts. Kept here rather than imported from
+# hfstream.codec.schedules, whose package imports torch; tests/test_cli.py checks that the
+# two agree.
+SCHEDULES = ("auto", "1_1", "1_2", "1_4", "1_9", "1_16", "0")
+
+# Encoding costs memory and time in proportion to the pixels (an 8000x8000 picture took
+# 10 minutes and 5.7 GB here), so larger images are refused unless the user raises this.
+DEFAULT_MAX_MEGAPIXELS = 16.0
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line, not the usage block and a line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(text: str, kind: type[int] | type[float]) -> float:
+    try:
+        return kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f'"{text}" is not {what}') from None
+
+
+def positive_int(text: str) -> int:
+    value = int(_number(text, int))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(text, float)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def share(text: str) -> float:
+    """A share of packets, 0 <= x < 1 (a link that drops everything shows nothing)."""
+    value = _number(text, float)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    return value
+
+
+def schedule(text: str) -> str:
+    if text not in SCHEDULES:
+        raise argparse.ArgumentTypeError(
+            f'Invalid schedule "{text}", should be one of {", ".join(SCHEDULES)}'
+        )
+    return text
+
+
+def address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f'Invalid address "{text}", should be HOST:PORT')
+    return host or "127.0.0.1", int(port)
+
+
+def resolvable(addr: tuple[str, int]) -> None:
+    """Refuse a host name that does not resolve now, rather than send into the void."""
+    import socket
+
+    try:
+        socket.getaddrinfo(addr[0], addr[1], type=socket.SOCK_DGRAM)
+    except OSError as e:  # socket.gaierror
+        raise ValueError(f'cannot resolve host "{addr[0]}": {e.strerror or e}') from None
+
+
+def input_file(path: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"No such file: {path}" if not p.exists() else f"{path} is not a file")
+    return p
+
+
+def output_file(path: str) -> Path:
+    """A path that can be written: its folder exists and it is not a folder itself."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{path} is a folder, not a file")
+    if not p.parent.is_dir():
+        raise ValueError(f"no folder {p.parent} to write {p.name} into")
+    return p
+
+
+def output_image(path: str) -> Path:
+    """An image path whose extension Pillow can write (checked before decoding, not after)."""
+    from PIL import Image
+
+    p = output_file(path)
+    Image.init()
+    fmt = Image.registered_extensions().get(p.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        writable = sorted(e for e, f in Image.registered_extensions().items() if f in Image.SAVE)
+        common = [e for e in (".png", ".jpg", ".webp", ".bmp", ".tif") if e in writable]
+        raise ValueError(
+            f'cannot write "{p.suffix or p.name}" images, use {", ".join(common)} '
+            f"(or another of Pillow's {len(writable)} writable extensions)"
+        )
+    return p
+
+
+def fail(prog: str, message: str) -> int:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT

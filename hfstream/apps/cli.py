@@ -1,0 +1,235 @@
+"""``hfstream``: encode and decode ``.hfs`` files, stream pictures, run the demo.
+
+    hfstream encode IN.png OUT.hfs [--schedule auto|1_2|1_4|1_9|1_16|1_1|0] [--codebook 1024]
+    hfstream decode IN.hfs OUT.png [--mode hybrid|vq|continuous] [--steps 1]
+    hfstream recv [--listen HOST:PORT] [--rtc] [--out DIR] [--frames N]
+    hfstream send IMAGE|VIDEO|pattern [--to HOST:PORT] [--rtc] [--fps F] [--target BYTES/S]
+    hfstream demo [--out out/demo] [--loss 0.2]
+
+Every argument is checked before the model loads. Bad input (a bad value, a truncated,
+corrupt or foreign file, a missing model) prints one line naming the problem and exits
+with status 2. Ctrl-C (or SIGTERM) stops ``send`` and ``recv`` cleanly: ``recv`` writes
+what it has received and both exit with 130 (143 for SIGTERM).
+
+This module imports neither torch nor the codec at import time, so ``--help`` and
+argument errors answer at once; each command imports what it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hfstream.apps import args as a
+
+EXIT_BAD_INPUT = a.EXIT_BAD_INPUT
+# A progress bar appears from this many 256x256 patches (about 4 Mpx to encode, 1 Mpx to
+# decode: a few seconds on a 2-core CPU).
+ENCODE_BAR_PATCHES = 64
+DECODE_BAR_PATCHES = 16
+
+
+def _codec(model: str | None):
+    from hfstream.codec.hybrid import HybridCodec
+
+    return HybridCodec.from_pretrained(model)
+
+
+def _bar(total: int, from_patches: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="patch", desc=desc, disable=total < from_patches, leave=False)
+
+
+def _patches(width: int, height: int) -> int:
+    return -(-width // 256) * -(-height // 256)
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from hfstream.apps.images import read_rgb
+
+    src = a.input_file(args.input)
+    out = a.output_file(args.output)
+    img = read_rgb(src, args.max_megapixels, "hfstream encode")  # size checked before decoding
+
+    from hfstream import container
+
+    codec = _codec(args.model)
+    h, w = img.shape[:2]
+    with _bar(_patches(w, h), ENCODE_BAR_PATCHES, "encoding") as bar:
+        enc = codec.encode(img, args.schedule, args.codebook, progress=bar.update)
+    coding = container.IndexCoding.FIXED if args.fixed else container.IndexCoding.PRIOR
+    data = container.write(enc, codec, coding, include_withheld=args.withheld)
+    out.write_bytes(data)
+    bpp = 8 * len(data) / (h * w)
+    print(f"{out}: {len(data)} bytes, {bpp:.4f} bpp, {len(enc.patches)} patches")
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    src = a.input_file(args.input)
+    out = a.output_image(args.output)  # a bad extension fails now, not after the decode
+
+    from PIL import Image
+
+    from hfstream import container
+
+    size = src.stat().st_size
+    if size > container.MAX_FILE_BYTES:
+        raise container.ContainerError(f"{size} bytes is more than an .hfs file may hold")
+    codec = _codec(args.model)
+    enc = container.read(src.read_bytes(), codec)
+    with _bar(len(enc.patches), DECODE_BAR_PATCHES, "decoding") as bar:
+        img = codec.decode(enc, mode=args.mode, steps=args.steps, progress=bar.update)
+    Image.fromarray(img).save(out)
+    print(f"{out}: {img.shape[1]}x{img.shape[0]}")
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from hfstream.apps.stops import run_until_stopped
+    from hfstream.apps.stream import run_send
+
+    return run_until_stopped(run_send, args)
+
+
+def cmd_recv(args: argparse.Namespace) -> int:
+    from hfstream.apps.stops import run_until_stopped
+    from hfstream.apps.stream import run_recv
+
+    return run_until_stopped(run_recv, args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hfstream.apps.demo import run_demo
+
+    return run_demo(Path(args.out), args.loss)
+
+
+def _max_megapixels(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-megapixels",
+        type=a.positive_float,
+        default=a.DEFAULT_MAX_MEGAPIXELS,
+        help="refuse larger images before coding them (default %(default)g, about 4096x4096)",
+    )
+
+
+def _model(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="model folder (default: the shipped model)")
+
+
+def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentParser) -> None:
+    send.add_argument("input", help='an image, a video, or "pattern" for a generated video')
+    send.add_argument(
+        "--to", type=a.address, default="127.0.0.1:5000", help="receiver (or signalling) HOST:PORT"
+    )
+    send.add_argument("--rtc", action="store_true", help="WebRTC data channels instead of UDP")
+    send.add_argument(
+        "--fps", type=a.positive_float, default=None, help="frame rate (default: the video's)"
+    )
+    send.add_argument("--frames", type=a.positive_int, default=None, help="at most this many")
+    send.add_argument("--rate", type=a.positive_float, default=250_000, help="pacing, bytes/s")
+    send.add_argument(
+        "--target", type=a.positive_float, default=None, help="rate-control target, bytes/s"
+    )
+    send.add_argument("--schedule", type=a.schedule, default="auto", help=", ".join(a.SCHEDULES))
+    send.add_argument(
+        "--report-wait",
+        type=a.positive_float,
+        default=5.0,
+        help="after the last packet, wait this long for a receiver report; with none, "
+        "warn and exit 1 (default %(default)g s)",
+    )
+    _max_megapixels(send)
+    _model(send)
+    recv.add_argument(
+        "--listen", type=a.address, default="127.0.0.1:5000", help="HOST:PORT to listen on"
+    )
+    recv.add_argument("--rtc", action="store_true", help="WebRTC data channels instead of UDP")
+    recv.add_argument("--out", default="out/recv", help="folder for previews, video and CSV")
+    recv.add_argument(
+        "--frames", type=a.positive_int, default=1, help="stop after this many frames"
+    )
+    recv.add_argument(
+        "--wait",
+        type=a.positive_float,
+        default=None,
+        help="give up if no picture arrives within this many seconds (default: wait until Ctrl-C)",
+    )
+    recv.add_argument(
+        "--timeout",
+        type=a.positive_float,
+        default=10.0,
+        help="once pictures arrive, stop after this long without one (default %(default)g s)",
+    )
+    recv.add_argument(
+        "--fps", type=a.positive_float, default=10.0, help="frame rate of the written video"
+    )
+    recv.add_argument(
+        "--save-frames",
+        action="store_true",
+        help="also write the best picture of every frame as frameNNNNN.png (lossless)",
+    )
+    _model(recv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = a.OneLineParser(prog="hfstream", description="hfstream dual-stream image codec")
+    sub = p.add_subparsers(dest="command", required=True)
+    e = sub.add_parser("encode", help="image -> .hfs")
+    e.add_argument("input")
+    e.add_argument("output")
+    e.add_argument("--schedule", type=a.schedule, default="auto", help=", ".join(a.SCHEDULES))
+    e.add_argument("--codebook", type=a.positive_int, default=None, help="1024 or a reduced size")
+    e.add_argument(
+        "--fixed", action="store_true", help="fixed-length indices instead of the learned prior"
+    )
+    e.add_argument("--withheld", action="store_true", help="also store the withheld indices")
+    _max_megapixels(e)
+    _model(e)
+    e.set_defaults(func=cmd_encode)
+    d = sub.add_parser("decode", help=".hfs -> image")
+    d.add_argument("input")
+    d.add_argument("output", help="an image path; its extension picks the format")
+    d.add_argument("--mode", default="hybrid", choices=["hybrid", "vq", "continuous"])
+    d.add_argument(
+        "--steps", type=a.positive_int, default=1, help="predictor passes (1 = single pass)"
+    )
+    _model(d)
+    d.set_defaults(func=cmd_decode)
+    r = sub.add_parser("recv", help="receive a stream, saving pictures as they improve")
+    s = sub.add_parser("send", help="stream an image or a video (UDP or --rtc)")
+    add_stream_arguments(s, r)
+    s.set_defaults(func=cmd_send)
+    r.set_defaults(func=cmd_recv)
+    m = sub.add_parser("demo", help="stream the bundled photo over a lossy in-process link")
+    m.add_argument("--out", default="out/demo")
+    m.add_argument(
+        "--loss", type=a.share, default=0.2, help="share of packets the link drops, 0 to <1"
+    )
+    m.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit status (argument errors and --help included)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, or a bad argument already reported in one line
+        return e.code if isinstance(e.code, int) else 0
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C before send/recv set their own handlers, or elsewhere
+        print(f"hfstream {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+        # ContainerError, ModelFileError and bad images are ValueErrors; missing files OSErrors.
+        return a.fail(f"hfstream {args.command}", str(e))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""``hfstream send`` and ``hfstream recv``: stream an image or a video over UDP or WebRTC.
+
+    hfstream recv --listen 127.0.0.1:5000 --out out/recv            # start first
+    hfstream send photo.png --to 127.0.0.1:5000
+    hfstream send video.mp4 --to 127.0.0.1:5000 --fps 10 --target 60000
+    hfstream send pattern --frames 30 --to 127.0.0.1:5000           # generated test video
+
+With ``--rtc`` the address is the TCP signalling address instead: the receiver listens
+there, the sender connects, and the frames go over WebRTC data channels. The arguments
+are defined and checked in ``hfstream.apps.cli``; this module does the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import statistics
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from hfstream.apps import args as a
+from hfstream.apps.collect import FrameRecord, in_order
+from hfstream.apps.images import read_rgb
+from hfstream.apps.stops import Stop
+from hfstream.codec.hybrid import HybridCodec
+from hfstream.progressive import Stage
+from hfstream.receiver import Receiver
+from hfstream.sender import Sender, SenderConfig
+from hfstream.transports.base import DatagramTransport
+from hfstream.video import VideoWriter, pattern_frames, read_frames, video_fps
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+STAGE_WORDS = {
+    Stage.PREVIEW: "tier 0 only",
+    Stage.PARTIAL: "some indices",
+    Stage.FULL: "every kept index",
+    Stage.REFINED: "kept and withheld indices",
+}
+DROP_WORDS = {
+    "late": "arrived after their frame was closed",
+    "fec": "tier-0 parity that could not repair",
+    "index-entry": "index entries that failed to decode",
+}
+
+
+def _frames(args: argparse.Namespace) -> tuple[list, float]:
+    src = args.input
+    if src == "pattern":
+        return list(pattern_frames(args.frames or 30)), args.fps or 10.0
+    path = a.input_file(src)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return [read_rgb(path, args.max_megapixels, "hfstream send")], args.fps or 1.0
+    frames = list(read_frames(path, args.frames))
+    if not frames:
+        raise ValueError(f"{src} holds no video frames")
+    return frames, args.fps or video_fps(path)
+
+
+async def _open(args: argparse.Namespace, sending: bool) -> DatagramTransport:
+    if args.rtc:
+        from hfstream.transports.rtc import rtc_connect
+
+        host, port = args.to if sending else args.listen
+        return await rtc_connect("answer" if sending else "offer", host, port)
+    from hfstream.transports.udp import UdpTransport
+
+    if sending:
+        return await UdpTransport.open(("0.0.0.0", 0), remote=args.to)
+    return await UdpTransport.open(args.listen)
+
+
+async def _await_report(sender: Sender, wait_s: float) -> None:
+    """Give the last datagrams time to leave and, when none came yet, a report to arrive."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + wait_s
+    await asyncio.sleep(0.2)
+    while not sender.reports and loop.time() < end:
+        await asyncio.sleep(0.05)
+
+
+async def run_send(args: argparse.Namespace, stop: Stop) -> int:
+    a.resolvable(args.to)  # every check before the model loads
+    frames, fps = _frames(args)
+    codec = HybridCodec.from_pretrained(args.model)
+    host, port = args.to
+    transport = await _open(args, sending=True)
+    config = SenderConfig(
+        rate_bytes_per_s=args.rate, schedule=args.schedule, target_bytes_per_s=args.target, fps=fps
+    )
+    sender = Sender(transport, codec, config)
+    try:
+        await sender.send_frames(frames, fps)
+        await sender.flush()
+        await _await_report(sender, args.report_wait)
+    except asyncio.CancelledError:
+        if not stop.requested:
+            raise
+        stop.acknowledge()
+    finally:
+        await sender.close()
+        await transport.close()
+    if stop.requested:
+        print(
+            f"hfstream send: stopped by {stop.name} after {sender.packets_sent} packets",
+            file=sys.stderr,
+        )
+        return stop.exit_status
+    print(
+        f"sent {len(frames)} frame(s): {sender.packets_sent} packets, {sender.bytes_sent} bytes "
+        f"(headers and parity included; late packets are dropped unsent); "
+        f"{len(sender.reports)} receiver reports"
+    )
+    if not sender.reports:
+        print(
+            f"hfstream send: warning: no receiver report within {args.report_wait:g} s of the "
+            f"last packet; is `hfstream recv{' --rtc' if args.rtc else ''}` listening on "
+            f"{host}:{port}?",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+async def run_recv(args: argparse.Namespace, stop: Stop) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    codec = HybridCodec.from_pretrained(args.model)
+    host, port = args.listen
+    udp_waiting = (
+        f"waiting for a sender on UDP {host}:{port}, e.g. `hfstream send IMAGE --to "
+        f"{host}:{port}`; Ctrl-C to stop"
+    )
+    if args.rtc:  # connecting blocks until a sender comes, so say so first
+        print(
+            f"waiting for a WebRTC sender to connect to the signalling address {host}:{port} "
+            f"(TCP), e.g. `hfstream send IMAGE --rtc --to {host}:{port}`; Ctrl-C to stop",
+            flush=True,
+        )
+    records: dict[int, FrameRecord] = {}
+    finals = 0
+    receiver: Receiver | None = None
+    transport: DatagramTransport | None = None
+    try:
+        transport = await _open(args, sending=False)
+        # Said once the socket is bound, so a sender started on this line is heard.
+        print("connected; waiting for pictures" if args.rtc else udp_waiting, flush=True)
+        receiver = Receiver(transport, codec)
+        async with receiver:
+            while finals < args.frames:
+                timeout = args.timeout if records else args.wait
+                try:
+                    u = await asyncio.wait_for(receiver.__anext__(), timeout)
+                except asyncio.TimeoutError:
+                    what = "new picture" if records else "picture"
+                    print(f"no {what} for {timeout:g} s; stopping", flush=True)
+                    break
+                except StopAsyncIteration:
+                    break
+                rec = records.setdefault(
+                    u.frame_id, FrameRecord(u.frame_id, u.stage, u.latency_s, u.latency_s, 0, None)
+                )
+                rec.updates += 1
+                rec.stage, rec.latency_s, rec.image = u.stage, u.latency_s, u.image
+                finals += u.final
+                if args.frames == 1:
+                    name = out / f"frame{u.frame_id}_{u.stage.name.lower()}.png"
+                    Image.fromarray(u.image).save(name)
+                print(
+                    f"frame {u.frame_id}: {u.stage.name.lower():8s} after "
+                    f"{1000 * u.latency_s:6.1f} ms (tiers received "
+                    + " / ".join(f"{u.received[t]:.0%}" for t in ("tier0", "tier1", "tier2"))
+                    + ")",
+                    flush=True,
+                )
+    except asyncio.CancelledError:
+        if not stop.requested:
+            raise
+        stop.acknowledge()
+        print(f"hfstream recv: stopped by {stop.name}; writing what arrived", file=sys.stderr)
+    finally:
+        if transport is not None:
+            await transport.close()
+    wrote = _write_results(out, records, args)
+    _summary(records, finals, receiver.drops if receiver else {}, out, wrote)
+    if stop.requested:
+        return stop.exit_status
+    return 0 if records else 1
+
+
+def _write_results(out: Path, records: dict[int, FrameRecord], args: argparse.Namespace) -> list:
+    """frames.csv always; for a sequence also the video (and PNGs); returns the names."""
+    with (out / "frames.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["frame", "stage", "latency_ms", "first_picture_ms", "updates"])
+        for r in sorted(records.values(), key=lambda r: r.frame_id):
+            w.writerow(
+                [
+                    r.frame_id,
+                    r.stage.name.lower(),
+                    f"{1000 * r.latency_s:.1f}",
+                    f"{1000 * r.first_picture_s:.1f}",
+                    r.updates,
+                ]
+            )
+    wrote = ["frames.csv (one row per frame: best stage, when it came, how many updates)"]
+    if records and args.frames > 1:
+        n = max(records) + 1
+        shape = next(r.image for r in records.values() if r.image is not None).shape
+        pictures = in_order(records, n, shape)
+        with VideoWriter(out / "received.mp4", args.fps) as w:
+            for img in pictures:
+                w.write(img)
+        wrote.append(f"received.mp4 ({n} frames at {args.fps:g} fps, a lost frame repeats)")
+        if args.save_frames:
+            for i, img in enumerate(pictures):
+                Image.fromarray(img).save(out / f"frame{i:05d}.png")
+            wrote.append(f"frame00000.png..frame{n - 1:05d}.png")
+    elif records:
+        wrote.append("frameN_STAGE.png (each picture as it improved)")
+    return wrote
+
+
+def _summary(
+    records: dict[int, FrameRecord], finals: int, drops: dict[str, int], out: Path, wrote: list
+) -> None:
+    """The end-of-run numbers, each said in words."""
+    if not records:
+        print(f"no picture arrived; wrote {out}/frames.csv (empty)")
+        return
+    stages = {s: sum(r.stage == s for r in records.values()) for s in STAGE_WORDS}
+    print(
+        f"{len(records)} frame(s) received, {finals} reached their last picture; best stage "
+        "per frame: "
+        + ", ".join(f"{s.name.lower()} ({STAGE_WORDS[s]}) {n}" for s, n in stages.items() if n)
+    )
+    first = statistics.median(r.first_picture_s for r in records.values())
+    best = statistics.median(r.latency_s for r in records.values())
+    print(
+        f"median time from a frame's first packet to its first picture {1000 * first:.0f} ms, "
+        f"to its best picture {1000 * best:.0f} ms"
+    )
+    if drops:
+        print(
+            "packets dropped: "
+            + ", ".join(f"{n} {k} ({DROP_WORDS.get(k, 'malformed')})" for k, n in drops.items())
+        )
+    else:
+        print("packets dropped: none (lost packets never arrive, so they are not counted here)")
+    print(f"wrote {out}/: " + "; ".join(wrote))

@@ -1,0 +1,41 @@
+"""The python blocks of the README and of docs/ run as written, with the shipped model.
+
+Each block runs in a folder holding what the README assumes: ``photo.png`` (a one-patch
+image) and ``my-model/`` (a copy of the shipped model, as ``export --model-dir`` writes).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from hfstream.codec.model_io import DEFAULT_MODEL_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _blocks() -> list:
+    return [
+        pytest.param(code, id=f"{page.name}:{i}")
+        for page in PAGES
+        for i, code in enumerate(BLOCK.findall(page.read_text()))
+    ]
+
+
+def test_the_readme_has_its_examples():
+    assert len(BLOCK.findall((ROOT / "README.md").read_text())) >= 3
+
+
+@pytest.mark.parametrize("code", _blocks())
+def test_python_block_runs(code, tmp_path, monkeypatch, small_image, capsys):
+    Image.fromarray(small_image[:200, :240]).save(tmp_path / "photo.png")  # one patch
+    shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "my-model")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "<block>", "exec"), {"__name__": "__main__"})
+    assert capsys.readouterr().out.strip(), "every example shows its result"
