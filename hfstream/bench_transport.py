@@ -136,7 +136,7 @@ async def rate_control(codec: HybridCodec, target: float, frames: int, fps: floa
         "target": target,
         "achieved": sender.bytes_sent / duration,
         "duration_s": duration,
-        "reports": len(sender.reports),
+        "reports": sender.reports_received,
         "frames_received": len(records),
         "stages": {s: stages.count(s) for s in set(stages)},
     }

@@ -121,7 +121,10 @@ class RateController:
     reports: int = 0
 
     def __post_init__(self) -> None:
-        assert self.target_bytes_per_s > 0 and self.fps > 0, "target and fps must be positive"
+        if not (self.target_bytes_per_s > 0 and self.fps > 0):
+            raise ValueError(
+                f"target and fps must be positive, got {self.target_bytes_per_s} and {self.fps}"
+            )
         self.rate = self.target_bytes_per_s
 
     @property

@@ -18,6 +18,7 @@ from hfstream.wire import (
     DEFAULT_MTU,
     FLAG_PRIOR,
     FLAG_TIER2,
+    HEADER_SIZE,
     IndexEntry,
     PacketHeader,
     PacketType,
@@ -61,7 +62,8 @@ class FrameComplete:
 
 @dataclass(frozen=True)
 class FrameExpired:
-    """A frame was closed: by the application ("closed"), "timeout" or "evicted"."""
+    """A frame was closed: by the application ("closed" when decoded, "ended" when no more
+    data can come), "timeout" or "evicted"."""
 
     frame_id: int
     reason: str
@@ -128,6 +130,11 @@ class FrameState:
         return (h.height, h.width, h.codebook_size, h.flags & (FLAG_PRIOR | FLAG_TIER2)) == own
 
 
+# Decoding cost grows with the pixels (2048 x 2048 takes seconds on two cores): a frame
+# declaring more is refused at its header, before it costs a frame slot or a decode.
+DEFAULT_MAX_FRAME_PIXELS = 2048 * 2048
+
+
 @dataclass(frozen=True)
 class ReassemblerConfig:
     model_id: int
@@ -136,6 +143,16 @@ class ReassemblerConfig:
     max_frame_bytes: int = 4 * 1024 * 1024  # per frame, all tiers
     frame_timeout: float = 2.0  # seconds without a packet before a frame expires
     closed_window: int = 1024  # closed frame ids remembered to drop late packets
+    max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS  # declared height x width, at most
+
+    def __post_init__(self) -> None:
+        if not HEADER_SIZE < self.mtu <= 65507:
+            raise ValueError(f"mtu must be in {HEADER_SIZE + 1}..65507, got {self.mtu}")
+        for name in ("max_frames", "max_frame_bytes", "closed_window", "max_frame_pixels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.frame_timeout > 0:
+            raise ValueError(f"frame_timeout must be positive, got {self.frame_timeout}")
 
 
 class Reassembler:
@@ -192,6 +209,12 @@ class Reassembler:
         if len(data) > cfg.mtu:
             raise WireError("size", f"packet of {len(data)} bytes exceeds the MTU of {cfg.mtu}")
         h, payload = parse_header(data, cfg.model_id)
+        if h.height * h.width > cfg.max_frame_pixels:
+            raise WireError(
+                "geometry",
+                f"frame size {h.width}x{h.height} is more than the {cfg.max_frame_pixels} "
+                "pixels this receiver accepts",
+            )
         if h.type == PacketType.FEEDBACK:
             raise WireError("type", "feedback packets go to the sender")
         if h.frame_id in self._closed_set:

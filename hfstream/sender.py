@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -39,6 +40,16 @@ class SenderConfig:
     # follow the receiver's reports so that the stream stays within the target.
     target_bytes_per_s: float | None = None
     fps: float = 10.0  # frame rate the target is spread over
+    max_reports: int = 64  # the newest receiver reports kept in ``Sender.reports``
+
+    def __post_init__(self) -> None:
+        for name in ("rate_bytes_per_s", "burst_bytes", "deadline_s", "fps", "max_reports"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.target_bytes_per_s is not None and not self.target_bytes_per_s > 0:
+            raise ValueError(
+                f"target_bytes_per_s must be positive or None, got {self.target_bytes_per_s}"
+            )
 
 
 @dataclass(frozen=True)
@@ -67,7 +78,9 @@ class Sender:
         self._feedback_task: asyncio.Task | None = None
         self.packets_sent = 0
         self.bytes_sent = 0
-        self.reports: list[Report] = []
+        # The newest reports only: a long stream must not grow the sender's memory.
+        self.reports: deque[Report] = deque(maxlen=self.config.max_reports)
+        self.reports_received = 0
         self.controller: RateController | None = None
         if self.config.target_bytes_per_s:
             self.controller = RateController(self.config.target_bytes_per_s, self.config.fps)
@@ -137,6 +150,10 @@ class Sender:
             out.append(await self.send_image(frame, deadline_s=1.0 / fps))
         return out
 
+    def start(self) -> None:
+        """Start reading reports now (sending a frame starts it too)."""
+        self._ensure_pump()
+
     def _ensure_pump(self) -> None:
         loop = asyncio.get_running_loop()
         if self._pump_task is None or self._pump_task.done():
@@ -160,6 +177,7 @@ class Sender:
             except WireError:
                 continue
             self.reports.append(report)
+            self.reports_received += 1
             if self.controller is not None:
                 self.controller.on_report(report)
                 self.pacer.set_rate(self.controller.rate, loop.time())

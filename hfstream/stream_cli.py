@@ -103,7 +103,7 @@ async def run_send(args: argparse.Namespace) -> int:
     total = sum(sum(s.bytes.values()) for s in sent)
     print(
         f"sent {len(sent)} frame(s), {sender.packets_sent} packets, {total} bytes queued, "
-        f"{sender.bytes_sent} sent; {len(sender.reports)} receiver reports"
+        f"{sender.bytes_sent} sent; {sender.reports_received} receiver reports"
     )
     return 0
 

@@ -27,7 +27,10 @@ _RELIABLE_TYPES = {PacketType.TIER0, PacketType.PARITY, PacketType.FEEDBACK}
 
 class RtcTransport:
     def __init__(self, pc: RTCPeerConnection, tier0_lifetime_ms: int = 1000, max_queue: int = 4096):
-        assert tier0_lifetime_ms >= 1, "tier0_lifetime_ms must be at least 1 (0 means no limit)"
+        if tier0_lifetime_ms < 1:
+            raise ValueError(
+                f"tier0_lifetime_ms must be at least 1 (0 means no limit), got {tier0_lifetime_ms}"
+            )
         self.pc = pc
         self.inbox = Inbox(max_queue)
         self.tier0 = pc.createDataChannel(
