@@ -19,11 +19,11 @@ from hfstream.codec.hybrid import HybridCodec, to_uint8_image
 from hfstream.collect import collect_frames
 from hfstream.demo import bundled_image
 from hfstream.progressive import Stage
+from hfstream.protocol.wire import HEADER_SIZE, PacketType, parse_header
 from hfstream.receiver import Receiver, ReceiverConfig
 from hfstream.sender import Sender, SenderConfig
 from hfstream.transports.memory import memory_pair
 from hfstream.video import pattern_frames
-from hfstream.wire import HEADER_SIZE, PacketType, parse_header
 
 
 async def header_overhead(codec: HybridCodec, image: np.ndarray) -> dict:
@@ -82,7 +82,7 @@ async def latency(codec: HybridCodec, image: np.ndarray, rtc: bool, runs: int) -
 
 async def rtc_delivery(n: int, rate: float) -> dict:
     """Unreliable channel, paced, 0 % configured loss: share of messages delivered."""
-    from hfstream.pacer import Pacer
+    from hfstream.protocol.pacer import Pacer
     from hfstream.transports.rtc import rtc_pair
 
     tx, rx = await rtc_pair()

@@ -18,16 +18,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from hfstream.codec.hybrid import HybridCodec
-from hfstream.feedback import ReportBuilder
 from hfstream.progressive import FrameDecodeState, Stage, build_encoded, stage_of
-from hfstream.reassembly import (
+from hfstream.protocol.auth import DATA, FEEDBACK, UNKEYED_WARNING, Opener, Sealer
+from hfstream.protocol.feedback import ReportBuilder
+from hfstream.protocol.reassembly import (
     DEFAULT_MAX_FRAME_PIXELS,
     FrameExpired,
     FrameState,
@@ -35,8 +37,8 @@ from hfstream.reassembly import (
     Reassembler,
     ReassemblerConfig,
 )
+from hfstream.protocol.wire import PacketType, WireError
 from hfstream.transports.base import DatagramTransport, TransportClosed
-from hfstream.wire import PacketType
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,11 @@ class ReceiverConfig:
     max_updates: int = 64  # pictures not yet taken by the consumer; the oldest give way
     decode_steps: int = 1  # predictor passes
     feedback_interval_s: float | None = 0.25  # None: send no reports
+    # Pre-shared key (``auth.parse_key``); None: unauthenticated, for experiments only.
+    key: bytes | None = field(default=None, repr=False)
+    # Refuse sessions that started longer ago than this (needs clocks within it); None:
+    # any session newer than the current one is taken.
+    max_session_age_s: float | None = None
 
     def __post_init__(self) -> None:
         if not self.frame_timeout_s > 0:
@@ -95,6 +102,11 @@ class Receiver:
                 max_frame_pixels=c.max_frame_pixels,
             )
         )
+        if c.key is None:
+            log.warning(UNKEYED_WARNING)
+        self.opener = Opener(c.key, DATA, max_session_age_s=c.max_session_age_s)
+        self._feedback_sealer: Sealer | None = None  # for the current session
+        self.auth_drops: dict[str, int] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hfstream-decode")
         self._updates: deque[FrameUpdate | None] = deque()
         self._update_ready = asyncio.Event()
@@ -147,6 +159,8 @@ class Receiver:
     def drops(self) -> dict[str, int]:
         """Packets dropped, by reason (including index entries that failed to decode)."""
         out = dict(self.reassembler.drops)
+        for reason, n in self.auth_drops.items():
+            out[reason] = out.get(reason, 0) + n
         bad = self._bad_entries + sum(c.bad_entries for c in self._caches.values())
         if bad:
             out["index-entry"] = bad
@@ -199,8 +213,21 @@ class Receiver:
         try:
             while True:
                 data = await self.transport.recv()
+                try:
+                    packet = self.opener.open(data, time.time())
+                except WireError as e:
+                    # Before any parsing: a forgery costs one HMAC and a counter.
+                    self.auth_drops[e.reason] = self.auth_drops.get(e.reason, 0) + 1
+                    continue
+                if self._feedback_sealer is None or (
+                    self._feedback_sealer.session_id != self.opener.session_id
+                ):
+                    self._start_session()
+                confirm = getattr(self.transport, "confirm_peer", None)
+                if confirm is not None:
+                    confirm()  # reports go to the peer that proved the key
                 self.reports.bytes += len(data)
-                self._handle(self.reassembler.receive(data, loop.time()))
+                self._handle(self.reassembler.receive(packet, loop.time()))
         except TransportClosed:
             # No more data will come: each open frame's next picture is its last.
             self._transport_closed = True
@@ -208,6 +235,14 @@ class Receiver:
                 [self.reassembler.close(fid, "ended") for fid in list(self.reassembler.frames)]
             )
             self._wake.set()
+
+    def _start_session(self) -> None:
+        session = self.opener.session_id
+        assert session is not None, "a session starts with an authentic packet"
+        if self._feedback_sealer is not None:
+            log.info("stream restarted: session %016x", session)
+            self._handle(self.reassembler.new_session())
+        self._feedback_sealer = Sealer(self.config.key, FEEDBACK, session)
 
     def _handle(self, events: list) -> None:
         for ev in events:
@@ -329,12 +364,16 @@ class Receiver:
             late = self.reassembler.drops.get("late", 0)
             self.reports.late += late - self._late_seen
             self._late_seen = late
+            sealer = self._feedback_sealer
+            if sealer is None:
+                continue  # no authentic peer yet: nobody to report to
             report = self.reports.report(loop.time())
             if report is None:
                 continue
-            packet = report.to_packet(self.codec.model_id, 0, self.reports_sent & 0xFFFFFFFF)
+            number = self.reports_sent & 0xFFFFFFFF
+            packet = report.to_packet(self.codec.model_id, sealer.session_id, number)
             try:
-                await self.transport.send(packet)
+                await self.transport.send(sealer.seal(packet))
                 self.reports_sent += 1
             except TransportClosed:
                 return

@@ -21,10 +21,10 @@ from hfstream.codec.encoded import EncodedImage
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.eval.classic import CODECS, fit_budget
 from hfstream.frame_coding import index_entries, tier0_entries
-from hfstream.packetizer import Packetizer, PacketizerConfig
 from hfstream.progressive import FrameDecodeState, build_encoded
-from hfstream.reassembly import Reassembler, ReassemblerConfig
-from hfstream.wire import HEADER_SIZE
+from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
+from hfstream.protocol.reassembly import Reassembler, ReassemblerConfig
+from hfstream.protocol.wire import HEADER_SIZE
 from sim.loss import LossModel
 
 FALLBACK_GREY = 128  # an undecodable picture is scored as a mid-grey frame

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from hfstream.codec.hybrid import HybridCodec
-from hfstream.wire import HEADER_SIZE
+from hfstream.protocol.wire import HEADER_SIZE
 from sim.channel import FALLBACK_GREY, hfstream_packets, hfstream_receive, mtu_chunks
 from sim.loss import LossModel
 

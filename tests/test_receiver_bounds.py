@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from hfstream.frame_coding import index_entries, tier0_entries
-from hfstream.packetizer import Packetizer, PacketizerConfig
 from hfstream.progressive import Stage
-from hfstream.reassembly import Reassembler, ReassemblerConfig
+from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
+from hfstream.protocol.reassembly import Reassembler, ReassemblerConfig
+from hfstream.protocol.wire import Packet, PacketType, parse_header
 from hfstream.receiver import Receiver, ReceiverConfig
-from hfstream.wire import Packet, PacketType, parse_header
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +159,7 @@ def test_configs_are_checked_with_value_errors(make, message):
 
 
 def test_sender_config_and_pacer_are_checked_with_value_errors():
-    from hfstream.pacer import Pacer
+    from hfstream.protocol.pacer import Pacer
     from hfstream.sender import SenderConfig
 
     with pytest.raises(ValueError, match="rate_bytes_per_s must be positive, got 0"):
@@ -171,7 +171,7 @@ def test_sender_config_and_pacer_are_checked_with_value_errors():
 
 
 def test_sender_keeps_only_the_newest_reports(codec):
-    from hfstream.feedback import Report
+    from hfstream.protocol.feedback import Report
     from hfstream.sender import Sender, SenderConfig
     from hfstream.transports.memory import memory_pair
 

@@ -67,7 +67,7 @@ def test_small_sweep_on_ray_local(folder, tmp_path):
 
 
 def test_tier0_parity_dropped_before_the_budget_is_exceeded(codec, small_image):
-    from hfstream.wire import PacketType, parse_header
+    from hfstream.protocol.wire import PacketType, parse_header
     from sim.channel import hfstream_packets
 
     full = codec.encode(small_image, "1_1")

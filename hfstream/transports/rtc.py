@@ -19,8 +19,8 @@ import asyncio
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.signaling import TcpSocketSignaling
 
+from hfstream.protocol.wire import PacketType
 from hfstream.transports.base import Inbox, TransportClosed
-from hfstream.wire import PacketType
 
 _RELIABLE_TYPES = {PacketType.TIER0, PacketType.PARITY, PacketType.FEEDBACK}
 

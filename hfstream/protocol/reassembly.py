@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import zfec
 
-from hfstream.wire import (
+from hfstream.protocol.geometry import patch_count
+from hfstream.protocol.wire import (
     DEFAULT_MTU,
     FLAG_PRIOR,
     FLAG_TIER2,
@@ -99,7 +100,7 @@ class FrameState:
 
     @property
     def patches(self) -> int:
-        return (-(-self.height // 256)) * (-(-self.width // 256))
+        return patch_count(self.height, self.width)
 
     def received_share(self, ptype: PacketType) -> float:
         n = self.expected.get(ptype)
@@ -191,6 +192,14 @@ class Reassembler:
         self._closed.append(frame_id)
         self._closed_set.add(frame_id)
         return FrameExpired(frame_id, reason, expected, received, frame)
+
+    def new_session(self) -> list[Event]:
+        """The stream restarted (a new authenticated session): its frame ids start over,
+        so every open frame ends and the ids of closed frames are forgotten."""
+        events: list[Event] = [self.close(fid, "ended") for fid in list(self.frames)]
+        self._closed.clear()
+        self._closed_set.clear()
+        return events
 
     # -------------------------------------------------------------- input
     def receive(self, data: bytes, now: float) -> list[Event]:
@@ -362,7 +371,17 @@ class Reassembler:
 def _tier0_header(frame: FrameState) -> PacketHeader:
     bits = frame.codebook_size.bit_length() - 1
     return PacketHeader(
-        PacketType.TIER0, 0, 0, frame.frame_id, frame.height, frame.width, bits, frame.flags, 0, 1
+        PacketType.TIER0,
+        0,
+        0,
+        0,
+        frame.frame_id,
+        frame.height,
+        frame.width,
+        bits,
+        frame.flags,
+        0,
+        1,
     )
 
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import msgpack
 import zfec
 
-from hfstream.wire import (
+from hfstream.protocol.wire import (
     FLAG_PRIOR,
     FLAG_TIER2,
-    HEADER_SIZE,
+    OVERHEAD,
     IndexEntry,
     Packet,
     PacketHeader,
@@ -111,9 +111,9 @@ def _array(items: list[bytes]) -> bytes:
 
 
 class Packetizer:
-    def __init__(self, model_id: int, stream_id: int = 0, config: PacketizerConfig | None = None):
+    def __init__(self, model_id: int, session_id: int = 0, config: PacketizerConfig | None = None):
         self.model_id = model_id
-        self.stream_id = stream_id
+        self.session_id = session_id  # packets are numbered later, when sealed
         self.config = config or PacketizerConfig()
 
     def packetize(
@@ -139,7 +139,7 @@ class Packetizer:
         bits = codebook_size.bit_length() - 1
         if codebook_size < 1 or 1 << bits != codebook_size:
             raise ValueError(f"codebook size must be a power of two, got {codebook_size}")
-        room = cfg.mtu - HEADER_SIZE
+        room = cfg.mtu - OVERHEAD  # the tag is appended when a packet is sealed
         t0_payloads = _bins([e.to_list() for e in tier0], room - PARITY_OVERHEAD)
         parity_payloads = self._parity(t0_payloads)
         t1_payloads = _bins([e.to_list() for e in tier1], room)
@@ -151,14 +151,14 @@ class Packetizer:
             )
         if frame_budget is not None:
             left = frame_budget - sum(
-                len(p) + HEADER_SIZE for p in t0_payloads + parity_payloads + t1_payloads
+                len(p) + OVERHEAD for p in t0_payloads + parity_payloads + t1_payloads
             )
             kept = []
             for p in t2_payloads:
-                if len(p) + HEADER_SIZE > left:
+                if len(p) + OVERHEAD > left:
                     break
                 kept.append(p)
-                left -= len(p) + HEADER_SIZE
+                left -= len(p) + OVERHEAD
             t2_payloads = kept
         flags = (FLAG_PRIOR if prior_coded else 0) | (FLAG_TIER2 if t2_payloads else 0)
 
@@ -168,7 +168,8 @@ class Packetizer:
                     PacketHeader(
                         ptype,
                         self.model_id,
-                        self.stream_id,
+                        self.session_id,
+                        0,
                         frame_id,
                         height,
                         width,
@@ -215,7 +216,7 @@ def _fit_strict(
     longest prefix of tier 1 that fits beside both."""
 
     def cost(ps: list[bytes]) -> int:
-        return sum(len(p) + HEADER_SIZE for p in ps)
+        return sum(len(p) + OVERHEAD for p in ps)
 
     wanted = cost(parity) + cost(tier1)
     room = budget - cost(tier0)
