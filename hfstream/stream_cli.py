@@ -14,13 +14,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import os
 from pathlib import Path
 
 from PIL import Image
 
 from hfstream.codec.hybrid import HybridCodec, to_uint8_image
 from hfstream.collect import FrameRecord, in_order
-from hfstream.receiver import Receiver
+from hfstream.protocol.auth import KEY_ENV, parse_key
+from hfstream.receiver import Receiver, ReceiverConfig
 from hfstream.sender import Sender, SenderConfig
 from hfstream.transports.base import DatagramTransport
 from hfstream.video import VideoWriter, pattern_frames, read_frames, video_fps
@@ -57,6 +59,19 @@ def add_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentParser) 
         help="also write the best picture of every frame as frameNNNNN.png (lossless)",
     )
     recv.add_argument("--model", default=None)
+    for p in (send, recv):
+        p.add_argument(
+            "--key",
+            default=None,
+            help=f"pre-shared key, hex (default: ${KEY_ENV}); without one, nothing is "
+            "authenticated",
+        )
+
+
+def stream_key(args: argparse.Namespace) -> bytes | None:
+    """The pre-shared key from --key or the environment; None: unkeyed."""
+    text = args.key if args.key is not None else os.environ.get(KEY_ENV)
+    return None if text is None else parse_key(text)
 
 
 def _frames(args: argparse.Namespace) -> tuple[list, float]:
@@ -76,7 +91,8 @@ async def _open(args: argparse.Namespace, sending: bool) -> DatagramTransport:
         from hfstream.transports.rtc import rtc_connect
 
         host, port = parse_address(args.to if sending else args.listen)
-        return await rtc_connect("answer" if sending else "offer", host, port)
+        role = "answer" if sending else "offer"
+        return await rtc_connect(role, host, port, key=stream_key(args))
     from hfstream.transports.udp import UdpTransport
 
     if sending:
@@ -85,12 +101,17 @@ async def _open(args: argparse.Namespace, sending: bool) -> DatagramTransport:
 
 
 async def run_send(args: argparse.Namespace) -> int:
-    parse_address(args.to)  # a bad address fails before any work
+    parse_address(args.to)  # a bad address or key fails before any work
+    key = stream_key(args)
     codec = HybridCodec.from_pretrained(args.model)
     frames, fps = _frames(args)
     transport = await _open(args, sending=True)
     config = SenderConfig(
-        rate_bytes_per_s=args.rate, schedule=args.schedule, target_bytes_per_s=args.target, fps=fps
+        rate_bytes_per_s=args.rate,
+        schedule=args.schedule,
+        target_bytes_per_s=args.target,
+        fps=fps,
+        key=key,
     )
     sender = Sender(transport, codec, config)
     try:
@@ -110,11 +131,12 @@ async def run_send(args: argparse.Namespace) -> int:
 
 async def run_recv(args: argparse.Namespace) -> int:
     parse_address(args.listen)
+    key = stream_key(args)
     codec = HybridCodec.from_pretrained(args.model)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     transport = await _open(args, sending=False)
-    receiver = Receiver(transport, codec)
+    receiver = Receiver(transport, codec, ReceiverConfig(key=key))
     records: dict[int, FrameRecord] = {}
     finals = 0
     print(f"listening on {args.listen} ({'WebRTC' if args.rtc else 'UDP'})")

@@ -38,6 +38,7 @@ KEY_ENV = "HFSTREAM_KEY"
 MIN_KEY_BYTES = 16
 DATA = b"data"  # sender -> receiver
 FEEDBACK = b"feedback"  # receiver -> sender
+SIGNAL = b"signal"  # the WebRTC offer and answer
 _UNKEYED = b"hfstream unkeyed: no secret"
 UNKEYED_WARNING = (
     "hfstream: no key set (--key or HFSTREAM_KEY): packets are not authenticated, and "
@@ -61,10 +62,17 @@ def parse_key(text: str) -> bytes:
 
 def direction_key(key: bytes | None, direction: bytes) -> bytes:
     """The MAC key of one direction, derived from the pre-shared key."""
-    if direction not in (DATA, FEEDBACK):
-        raise ValueError(f"direction must be {DATA!r} or {FEEDBACK!r}, got {direction!r}")
+    if direction not in (DATA, FEEDBACK, SIGNAL):
+        raise ValueError(f"direction must be data, feedback or signal, got {direction!r}")
     secret = _UNKEYED if key is None else key
     return hmac.digest(secret, b"hfstream/2 " + direction, hashlib.sha256)
+
+
+def signal_mac(key: bytes | None, *parts: str) -> str:
+    """Hex MAC over signalling fields (each length-prefixed, so none can bleed into the
+    next): the answer's MAC covers the offer's, binding it to that offer."""
+    data = b"".join(len(b).to_bytes(4, "big") + b for b in (p.encode() for p in parts))
+    return hmac.digest(direction_key(key, SIGNAL), data, hashlib.sha256).hex()
 
 
 def new_session_id(wall_time: float, random: bytes | None = None) -> int:
