@@ -19,7 +19,7 @@ from hfstream.codec.hybrid import HybridCodec, to_uint8_image
 from hfstream.collect import collect_frames
 from hfstream.demo import bundled_image
 from hfstream.progressive import Stage
-from hfstream.protocol.wire import HEADER_SIZE, PacketType, parse_header
+from hfstream.protocol.wire import OVERHEAD, PacketType, parse_header
 from hfstream.receiver import Receiver, ReceiverConfig
 from hfstream.sender import Sender, SenderConfig
 from hfstream.transports.memory import memory_pair
@@ -42,8 +42,8 @@ async def header_overhead(codec: HybridCodec, image: np.ndarray) -> dict:
         "packets": len(packets),
         "bytes": total,
         "by_type": by_type,
-        "header_share": len(packets) * HEADER_SIZE / total,
-        "full_packet_share": HEADER_SIZE / 1200,
+        "header_share": len(packets) * OVERHEAD / total,
+        "full_packet_share": OVERHEAD / 1200,
     }
 
 

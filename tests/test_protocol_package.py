@@ -78,3 +78,21 @@ def test_golden_sealed_datagram_and_report():
     h, payload = parse_header(report)
     assert Report.from_payload(payload) == Report(0.25, (4, 2, 1), (4, 1, 1), 3, 900)
     assert (h.frame_id, h.height, h.width, h.count) == (9, 0, 0, 1)
+
+
+def test_public_api_is_lazy_and_complete():
+    code = (
+        "import sys, hfstream\n"
+        "light = 'torch' not in sys.modules\n"
+        "from hfstream import Sender, Receiver, PacketizerConfig, parse_key\n"
+        "assert all(hasattr(hfstream, n) for n in hfstream.__all__)\n"
+        "print(light, Sender.__module__, PacketizerConfig.__module__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "hfstream.sender", "hfstream.protocol.packetizer"]
+
+
+def test_public_names_match_their_table():
+    import hfstream
+
+    assert sorted(hfstream.__all__) == sorted(hfstream._EXPORTS)
