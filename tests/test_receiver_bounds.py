@@ -13,10 +13,13 @@ import pytest
 
 from hfstream.frame_coding import index_entries, tier0_entries
 from hfstream.progressive import Stage
+from hfstream.protocol.auth import DATA, FEEDBACK, Sealer
 from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
 from hfstream.protocol.reassembly import Reassembler, ReassemblerConfig
 from hfstream.protocol.wire import Packet, PacketType, parse_header
 from hfstream.receiver import Receiver, ReceiverConfig
+
+SESSION = 0x65A1B2C3_00000001
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +51,11 @@ async def run_burst(codec, burst: list[bytes], config: ReceiverConfig, timeout: 
 
     tx, rx = memory_pair()
     receiver = Receiver(rx, codec, config)
+    sealer = Sealer(None, DATA, SESSION)  # unkeyed, as the configs here are
     updates = []
     async with receiver:
         for p in burst:
-            rx.inbox.put(p)
+            rx.inbox.put(sealer.seal(p))
         await tx.close()
 
         async def consume():
@@ -111,8 +115,9 @@ def test_unread_updates_are_bounded(codec, one_patch):
 
         tx, rx = memory_pair()
         async with Receiver(rx, codec, config) as receiver:
+            sealer = Sealer(None, DATA, SESSION)
             for p in burst:
-                rx.inbox.put(p)
+                rx.inbox.put(sealer.seal(p))
             while not receiver.idle or not receiver.stats["updates_waiting"]:
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.05)
@@ -179,9 +184,10 @@ def test_sender_keeps_only_the_newest_reports(codec):
         tx, rx = memory_pair()
         sender = Sender(tx, codec, SenderConfig(max_reports=4))
         sender.start()
+        sealer = Sealer(None, FEEDBACK, sender.session_id)
         for n in range(50):
             report = Report(0.25, (n, 0, 0), (n, 0, 0), 0, 100)
-            tx.inbox.put(report.to_packet(codec.model_id, 0, n))
+            tx.inbox.put(sealer.seal(report.to_packet(codec.model_id, 0, n)))
         while sender.reports_received < 50:
             await asyncio.sleep(0.01)
         await sender.close()
