@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from hfstream.codec.hybrid import HybridCodec
-from hfstream.protocol.wire import OVERHEAD
+from hfstream.protocol.wire import OVERHEAD, TAG_SIZE
 from sim.channel import FALLBACK_GREY, hfstream_packets, hfstream_receive, mtu_chunks
 from sim.loss import LossModel
 
@@ -212,5 +212,5 @@ def hfstream_clip_deliver(
         fresh.append(ok)
         if progress is not None:
             progress()
-    total = sum(len(p) for fp in packets for p in fp)
+    total = sum(len(p) + TAG_SIZE for fp in packets for p in fp)  # as sealed
     return ClipDelivery(shown, fresh, total, sent, lost, detail)
