@@ -1,3 +1,74 @@
-"""hfstream: images and video frames over lossy networks with a dual-stream learned codec."""
+"""hfstream: images and video frames over lossy networks with a dual-stream learned codec.
+
+The public API. Names load on first use (module ``__getattr__``), so ``import hfstream``
+stays light and the torch-free protocol never pulls in the codec::
+
+    from hfstream import HybridCodec, Receiver, ReceiverConfig, Sender, SenderConfig
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "HybridCodec": "hfstream.codec.hybrid",
+    "EncodedImage": "hfstream.codec.encoded",
+    "Sender": "hfstream.sender",
+    "SenderConfig": "hfstream.sender",
+    "FrameSent": "hfstream.sender",
+    "Receiver": "hfstream.receiver",
+    "ReceiverConfig": "hfstream.receiver",
+    "FrameUpdate": "hfstream.receiver",
+    "Stage": "hfstream.progressive",
+    "PacketizerConfig": "hfstream.protocol.packetizer",
+    "WireError": "hfstream.protocol.wire",
+    "parse_key": "hfstream.protocol.auth",
+    "MemoryTransport": "hfstream.transports.memory",
+    "memory_pair": "hfstream.transports.memory",
+    "UdpTransport": "hfstream.transports.udp",
+}
+__all__ = [
+    "EncodedImage",
+    "FrameSent",
+    "FrameUpdate",
+    "HybridCodec",
+    "MemoryTransport",
+    "PacketizerConfig",
+    "Receiver",
+    "ReceiverConfig",
+    "Sender",
+    "SenderConfig",
+    "Stage",
+    "UdpTransport",
+    "WireError",
+    "memory_pair",
+    "parse_key",
+]
+
+if TYPE_CHECKING:
+    from hfstream.codec.encoded import EncodedImage
+    from hfstream.codec.hybrid import HybridCodec
+    from hfstream.progressive import Stage
+    from hfstream.protocol.auth import parse_key
+    from hfstream.protocol.packetizer import PacketizerConfig
+    from hfstream.protocol.wire import WireError
+    from hfstream.receiver import FrameUpdate, Receiver, ReceiverConfig
+    from hfstream.sender import FrameSent, Sender, SenderConfig
+    from hfstream.transports.memory import MemoryTransport, memory_pair
+    from hfstream.transports.udp import UdpTransport
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hfstream' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -28,7 +28,7 @@ import numpy as np
 
 from hfstream.buffer import Buffer, BufferReadError
 from hfstream.codec.encoded import MISSING, TOKENS, EncodedImage, EncodedPatch
-from hfstream.codec.hybrid import MAX_SIDE, HybridCodec
+from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.index_coding import (
     bits_per_index,
     decode_with_prior,
@@ -37,6 +37,7 @@ from hfstream.codec.index_coding import (
     unpack_fixed,
 )
 from hfstream.codec.schedules import Schedule, kept_positions, withheld_positions
+from hfstream.protocol.geometry import MAX_SIDE, patch_count
 
 MAGIC = b"HFS\x00"
 VERSION = 2
@@ -132,7 +133,7 @@ def _read(data: bytes, codec: HybridCodec) -> EncodedImage:
     tiers = buf.pull_uint8("tiers")
     if tiers not in (1, 2):
         raise ContainerError(f"tiers must be 1 or 2, got {tiers}")
-    n = (-(-height // 256)) * (-(-width // 256))
+    n = patch_count(height, width)
     # Every patch needs at least 7 bytes (8 with its rung): refuse a header that promises
     # more than the file holds.
     if n * (7 if version == 1 else 8) > buf.remaining:

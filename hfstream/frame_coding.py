@@ -22,7 +22,7 @@ from hfstream.codec.index_coding import (
     unpack_fixed,
 )
 from hfstream.codec.schedules import Schedule, kept_positions, withheld_positions
-from hfstream.wire import IndexEntry, Tier0Entry, WireError
+from hfstream.protocol.wire import IndexEntry, Tier0Entry, WireError
 
 
 def group_positions(schedule: Schedule, tier: int, group: int, groups: int) -> np.ndarray:

@@ -23,8 +23,8 @@ from hfstream.codec.encoded import EncodedImage, EncodedPatch
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.schedules import Schedule
 from hfstream.frame_coding import decode_index_entry, empty_patch
-from hfstream.reassembly import FrameState
-from hfstream.wire import PacketType, WireError
+from hfstream.protocol.reassembly import FrameState
+from hfstream.protocol.wire import PacketType, WireError
 
 
 class Stage(IntEnum):

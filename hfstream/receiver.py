@@ -4,33 +4,43 @@
         async for update in rx:
             show(update.image)            # H x W x 3 uint8, at update.stage
 
-Datagrams go through the sans-I/O ``Reassembler``; decoding runs in one worker thread,
-at most one decode per frame at a time, and data that arrives meanwhile is coalesced
-into the next decode. A frame is closed once its last stage has been decoded (its late
-packets are then dropped) or when it times out.
+Datagrams go through the sans-I/O ``Reassembler``. One decoder task takes frames from a
+bounded queue of frames with undecoded data (oldest first) and decodes them in one worker
+thread; data that arrives during a decode is coalesced into the frame's next decode. When
+the queue is full the oldest waiting frame is skipped, so under overload the newest frames
+win. A frame is closed once its last stage has been decoded (its late packets are then
+dropped) or when it times out. Every container of per-frame state is bounded by the
+config, and ``stats`` counts what each holds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
+from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from hfstream.codec.hybrid import HybridCodec
-from hfstream.feedback import ReportBuilder
 from hfstream.progressive import FrameDecodeState, Stage, build_encoded, stage_of
-from hfstream.reassembly import (
+from hfstream.protocol.auth import DATA, FEEDBACK, UNKEYED_WARNING, Opener, Sealer
+from hfstream.protocol.feedback import ReportBuilder
+from hfstream.protocol.reassembly import (
+    DEFAULT_MAX_FRAME_PIXELS,
     FrameExpired,
     FrameState,
     PatchesUpdated,
     Reassembler,
     ReassemblerConfig,
 )
+from hfstream.protocol.wire import PacketType, WireError
 from hfstream.transports.base import DatagramTransport, TransportClosed
-from hfstream.wire import PacketType
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,10 +56,33 @@ class FrameUpdate:
 @dataclass(frozen=True)
 class ReceiverConfig:
     frame_timeout_s: float = 2.0
-    max_frames: int = 8
+    max_frames: int = 8  # frames being reassembled at once
     max_frame_bytes: int = 4 * 1024 * 1024
+    # Declared geometry above this is refused before any decode: decoding cost grows with
+    # the pixels, and one forged header must not buy minutes of it.
+    max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS
+    decode_queue: int = 32  # frames waiting for a decode; when full the oldest is skipped
+    max_updates: int = 64  # pictures not yet taken by the consumer; the oldest give way
     decode_steps: int = 1  # predictor passes
     feedback_interval_s: float | None = 0.25  # None: send no reports
+    # Pre-shared key (``auth.parse_key``); None: unauthenticated, for experiments only.
+    key: bytes | None = field(default=None, repr=False)
+    # Refuse sessions that started longer ago than this (needs clocks within it); None:
+    # any session newer than the current one is taken.
+    max_session_age_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.frame_timeout_s > 0:
+            raise ValueError(f"frame_timeout_s must be positive, got {self.frame_timeout_s}")
+        for name in ("max_frames", "max_frame_bytes", "decode_queue", "max_updates"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 1 <= self.decode_steps <= 16:
+            raise ValueError(f"decode_steps must be in 1..16, got {self.decode_steps}")
+        if self.feedback_interval_s is not None and not self.feedback_interval_s > 0:
+            raise ValueError(
+                f"feedback_interval_s must be positive or None, got {self.feedback_interval_s}"
+            )
 
 
 class Receiver:
@@ -66,18 +99,32 @@ class Receiver:
                 max_frames=c.max_frames,
                 max_frame_bytes=c.max_frame_bytes,
                 frame_timeout=c.frame_timeout_s,
+                max_frame_pixels=c.max_frame_pixels,
             )
         )
+        if c.key is None:
+            log.warning(UNKEYED_WARNING)
+        self.opener = Opener(c.key, DATA, max_session_age_s=c.max_session_age_s)
+        self._feedback_sealer: Sealer | None = None  # for the current session
+        self.auth_drops: dict[str, int] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hfstream-decode")
-        self._updates: asyncio.Queue = asyncio.Queue()
+        self._updates: deque[FrameUpdate | None] = deque()
+        self._update_ready = asyncio.Event()
         self._caches: dict[int, FrameDecodeState] = {}
-        self._dirty: set[int] = set()
-        self._busy: set[int] = set()
-        self._orphans: dict[int, FrameState] = {}  # expired with a decode still due
+        # Frames with data not decoded yet, oldest first; an expired frame stays here (with
+        # its last state) until its final decode.
+        self._pending: OrderedDict[int, FrameState] = OrderedDict()
+        self._active: int | None = None  # the frame being decoded
+        self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._timer: asyncio.TimerHandle | None = None
         self._done = False
+        self._transport_closed = False
         self.frames_expired = 0
+        self.decodes_skipped = 0  # decodes given up in a full queue (a frame may be twice)
+        self.decode_errors = 0
+        self.updates_dropped = 0  # pictures the consumer did not take in time
+        self._bad_entries = 0
         self.reports = ReportBuilder()
         self.reports_sent = 0
         self._late_seen = 0
@@ -93,7 +140,7 @@ class Receiver:
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.reports.started = loop.time()
-        self._tasks = [loop.create_task(self._recv_loop())]
+        self._tasks = [loop.create_task(self._recv_loop()), loop.create_task(self._decode_loop())]
         if self.config.feedback_interval_s:
             self._tasks.append(loop.create_task(self._feedback_loop()))
 
@@ -106,13 +153,15 @@ class Receiver:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._updates.put_nowait(None)
+        self._emit(None)
 
     @property
     def drops(self) -> dict[str, int]:
         """Packets dropped, by reason (including index entries that failed to decode)."""
         out = dict(self.reassembler.drops)
-        bad = sum(c.bad_entries for c in self._caches.values())
+        for reason, n in self.auth_drops.items():
+            out[reason] = out.get(reason, 0) + n
+        bad = self._bad_entries + sum(c.bad_entries for c in self._caches.values())
         if bad:
             out["index-entry"] = bad
         return out
@@ -120,17 +169,43 @@ class Receiver:
     @property
     def idle(self) -> bool:
         """No decode running or waiting: no better picture is coming until more data."""
-        return not self._busy and not self._dirty
+        return self._active is None and not self._pending
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """How much per-frame state each container holds now (every one is bounded)."""
+        return {
+            "frames_open": len(self.reassembler.frames),
+            "decode_queue": len(self._pending),
+            "decode_caches": len(self._caches),
+            "updates_waiting": len(self._updates),
+            "tasks": len(self._tasks),
+            "decodes_skipped": self.decodes_skipped,
+            "decode_errors": self.decode_errors,
+            "updates_dropped": self.updates_dropped,
+        }
 
     def __aiter__(self) -> Receiver:
         return self
 
     async def __anext__(self) -> FrameUpdate:
-        item = await self._updates.get()
+        while not self._updates:
+            self._update_ready.clear()
+            await self._update_ready.wait()
+        item = self._updates[0]
         if item is None:
-            self._updates.put_nowait(None)
-            raise StopAsyncIteration
+            raise StopAsyncIteration  # the end marker stays for every later call
+        self._updates.popleft()
         return item
+
+    def _emit(self, update: FrameUpdate | None) -> None:
+        if self._updates and self._updates[-1] is None:
+            return  # already ended
+        if update is not None and len(self._updates) >= self.config.max_updates:
+            self._updates.popleft()
+            self.updates_dropped += 1
+        self._updates.append(update)
+        self._update_ready.set()
 
     # ------------------------------------------------------------ network side
     async def _recv_loop(self) -> None:
@@ -138,29 +213,77 @@ class Receiver:
         try:
             while True:
                 data = await self.transport.recv()
+                try:
+                    packet = self.opener.open(data, time.time())
+                except WireError as e:
+                    # Before any parsing: a forgery costs one HMAC and a counter.
+                    self.auth_drops[e.reason] = self.auth_drops.get(e.reason, 0) + 1
+                    continue
+                if self._feedback_sealer is None or (
+                    self._feedback_sealer.session_id != self.opener.session_id
+                ):
+                    self._start_session()
+                confirm = getattr(self.transport, "confirm_peer", None)
+                if confirm is not None:
+                    confirm()  # reports go to the peer that proved the key
                 self.reports.bytes += len(data)
-                self._handle(self.reassembler.receive(data, loop.time()))
+                self._handle(self.reassembler.receive(packet, loop.time()))
         except TransportClosed:
-            await self._drain()
-            self._updates.put_nowait(None)
+            # No more data will come: each open frame's next picture is its last.
+            self._transport_closed = True
+            self._handle(
+                [self.reassembler.close(fid, "ended") for fid in list(self.reassembler.frames)]
+            )
+            self._wake.set()
+
+    def _start_session(self) -> None:
+        session = self.opener.session_id
+        assert session is not None, "a session starts with an authentic packet"
+        if self._feedback_sealer is not None:
+            log.info("stream restarted: session %016x", session)
+            self._handle(self.reassembler.new_session())
+        self._feedback_sealer = Sealer(self.config.key, FEEDBACK, session)
 
     def _handle(self, events: list) -> None:
         for ev in events:
             if isinstance(ev, PatchesUpdated):
-                self._dirty.add(ev.frame_id)
-                self._kick(ev.frame_id)
+                frame = self.reassembler.frames.get(ev.frame_id)
+                if frame is not None and frame.tier0:  # nothing to show before tier 0
+                    self._enqueue(frame)
             elif isinstance(ev, FrameExpired):
-                self.frames_expired += ev.reason != "closed"
+                self.frames_expired += ev.reason in ("timeout", "evicted")
                 self.reports.frame_done(ev.expected, ev.received)
-                # Data not yet decoded: decode it once more, as final. (A decode in flight
-                # that already has everything notices the frame is gone and is final.)
-                if ev.reason != "closed" and ev.frame_id in self._dirty and ev.state is not None:
-                    self._orphans[ev.frame_id] = ev.state
-                    self._dirty.add(ev.frame_id)
-                    self._kick(ev.frame_id)
-                elif ev.frame_id not in self._busy:
-                    self._caches.pop(ev.frame_id, None)
+                # A waiting frame keeps its place for a last decode of what it has; the
+                # state object it holds is the frame as it ended.
+                if ev.reason == "ended" and ev.state is not None and ev.state.tier0:
+                    self._enqueue(ev.state)
+                elif ev.frame_id not in self._pending and ev.frame_id != self._active:
+                    self._forget(ev.frame_id)
         self._arm_timer()
+
+    def _enqueue(self, frame: FrameState) -> None:
+        if frame.frame_id in self._pending:
+            return
+        if len(self._pending) >= self.config.decode_queue:
+            # Full: the oldest frame (by first packet) of the queue and this one gives way.
+            oldest = min(self._pending.values(), key=lambda f: f.opened_at)
+            self.decodes_skipped += 1
+            if frame.opened_at <= oldest.opened_at:
+                self._drop_decode(frame.frame_id)
+                return
+            del self._pending[oldest.frame_id]
+            self._drop_decode(oldest.frame_id)
+        self._pending[frame.frame_id] = frame
+        self._wake.set()
+
+    def _drop_decode(self, frame_id: int) -> None:
+        if frame_id not in self.reassembler.frames and frame_id != self._active:
+            self._forget(frame_id)
+
+    def _forget(self, frame_id: int) -> None:
+        cache = self._caches.pop(frame_id, None)
+        if cache is not None:
+            self._bad_entries += cache.bad_entries
 
     def _arm_timer(self) -> None:
         loop = asyncio.get_running_loop()
@@ -173,27 +296,38 @@ class Receiver:
             )
 
     # ------------------------------------------------------------ decoding
-    def _kick(self, frame_id: int) -> None:
-        if frame_id in self._busy or frame_id not in self._dirty:
-            return
-        frame = self.reassembler.frames.get(frame_id) or self._orphans.get(frame_id)
-        if frame is None or not frame.tier0:
-            return  # nothing to show before some tier 0 arrives
-        self._dirty.discard(frame_id)
-        self._busy.add(frame_id)
-        self._tasks.append(asyncio.get_running_loop().create_task(self._decode(frame_id)))
+    async def _decode_loop(self) -> None:
+        while True:
+            if not self._pending:
+                if self._transport_closed:
+                    self._emit(None)  # every pending decode is done
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            frame_id, frame = self._pending.popitem(last=False)
+            self._active = frame_id
+            try:
+                await self._decode(frame)
+            except Exception:
+                # A frame that parses but does not decode (in unkeyed mode, say) costs its
+                # own picture, never the receiver.
+                self.decode_errors += 1
+                log.exception("decoding frame %d failed", frame_id)
+                self._pending.pop(frame_id, None)
+                self._finish(frame_id)
+            finally:
+                self._active = None
 
-    async def _decode(self, frame_id: int) -> None:
+    async def _decode(self, frame: FrameState) -> None:
         loop = asyncio.get_running_loop()
-        orphan = frame_id not in self.reassembler.frames
-        frame = self._orphans[frame_id] if orphan else self.reassembler.frames[frame_id]
+        frame_id = frame.frame_id
         cache = self._caches.setdefault(frame_id, FrameDecodeState())
         stage = stage_of(frame)
         received = {
             f"tier{t}": frame.received_share(p)
             for t, p in ((0, PacketType.TIER0), (1, PacketType.TIER1), (2, PacketType.TIER2))
         }
-
         # The worker thread gets its own copy: the event loop keeps adding to ``frame``.
         snapshot = replace(frame, tier0=dict(frame.tier0), indices=dict(frame.indices))
 
@@ -201,29 +335,25 @@ class Receiver:
             enc = build_encoded(self.codec, snapshot, cache)
             return self.codec.decode(enc, steps=self.config.decode_steps)
 
-        try:
-            image = await loop.run_in_executor(self._executor, work)
-        finally:
-            self._busy.discard(frame_id)
-        gone = frame_id not in self.reassembler.frames and frame_id not in self._orphans
+        image = await loop.run_in_executor(self._executor, work)
+        open_now = self.reassembler.frames.get(frame_id) is frame
         last = (
-            orphan
-            or (gone and frame_id not in self._dirty)
+            (not open_now and frame_id not in self._pending)
             or stage == Stage.REFINED
             or (stage == Stage.FULL and not frame.has_tier2)
         )
-        self._updates.put_nowait(
+        self._emit(
             FrameUpdate(frame_id, stage, image, received, loop.time() - frame.opened_at, last)
         )
         if last:
-            if orphan:
-                self._orphans.pop(frame_id, None)
-            elif not gone:
-                self._handle([self.reassembler.close(frame_id)])
-            self._caches.pop(frame_id, None)
-            self._dirty.discard(frame_id)
-        else:
-            self._kick(frame_id)
+            self._pending.pop(frame_id, None)
+            self._finish(frame_id)
+
+    def _finish(self, frame_id: int) -> None:
+        """No more pictures of this frame: close it and drop its decode state."""
+        if frame_id in self.reassembler.frames:
+            self._handle([self.reassembler.close(frame_id)])
+        self._forget(frame_id)
 
     async def _feedback_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -234,21 +364,16 @@ class Receiver:
             late = self.reassembler.drops.get("late", 0)
             self.reports.late += late - self._late_seen
             self._late_seen = late
+            sealer = self._feedback_sealer
+            if sealer is None:
+                continue  # no authentic peer yet: nobody to report to
             report = self.reports.report(loop.time())
             if report is None:
                 continue
-            packet = report.to_packet(self.codec.model_id, 0, self.reports_sent & 0xFFFFFFFF)
+            number = self.reports_sent & 0xFFFFFFFF
+            packet = report.to_packet(self.codec.model_id, sealer.session_id, number)
             try:
-                await self.transport.send(packet)
+                await self.transport.send(sealer.seal(packet))
                 self.reports_sent += 1
             except TransportClosed:
                 return
-
-    async def _drain(self) -> None:
-        """On close of the transport: finish the decodes in flight and pending ones."""
-        while self._busy or self._dirty:
-            for fid in list(self._dirty):
-                self._kick(fid)
-                if fid not in self.reassembler.frames:
-                    self._dirty.discard(fid)
-            await asyncio.sleep(0.01)

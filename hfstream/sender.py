@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -17,12 +19,22 @@ import numpy as np
 
 from hfstream.codec.encoded import EncodedImage
 from hfstream.codec.hybrid import HybridCodec
-from hfstream.feedback import RateController, Report
 from hfstream.frame_coding import index_entries, tier0_entries
-from hfstream.pacer import Pacer
-from hfstream.packetizer import FramePackets, Packetizer, PacketizerConfig
+from hfstream.protocol.auth import (
+    DATA,
+    FEEDBACK,
+    UNKEYED_WARNING,
+    Opener,
+    Sealer,
+    new_session_id,
+)
+from hfstream.protocol.feedback import RateController, Report
+from hfstream.protocol.pacer import Pacer
+from hfstream.protocol.packetizer import FramePackets, Packetizer, PacketizerConfig
+from hfstream.protocol.wire import TAG_SIZE, PacketType, WireError, parse_header
 from hfstream.transports.base import DatagramTransport, TransportClosed
-from hfstream.wire import PacketType, WireError, parse_header
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,12 +45,23 @@ class SenderConfig:
     codebook_size: int | None = None  # None: the full codebook
     prior_coding: bool = True  # learned-prior index coding (else fixed-length)
     deadline_s: float = 1.0  # default time for a frame's packets to leave
-    stream_id: int = 0
+    # Pre-shared key (``auth.parse_key``); None: unauthenticated, for experiments only.
+    key: bytes | None = field(default=None, repr=False)
     packetizer: PacketizerConfig = field(default_factory=PacketizerConfig)
     # Rate control: with a target, the schedule, the tier-2 share and the pacing rate
     # follow the receiver's reports so that the stream stays within the target.
     target_bytes_per_s: float | None = None
     fps: float = 10.0  # frame rate the target is spread over
+    max_reports: int = 64  # the newest receiver reports kept in ``Sender.reports``
+
+    def __post_init__(self) -> None:
+        for name in ("rate_bytes_per_s", "burst_bytes", "deadline_s", "fps", "max_reports"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.target_bytes_per_s is not None and not self.target_bytes_per_s > 0:
+            raise ValueError(
+                f"target_bytes_per_s must be positive or None, got {self.target_bytes_per_s}"
+            )
 
 
 @dataclass(frozen=True)
@@ -56,7 +79,15 @@ class Sender:
         self.transport = transport
         self.codec = codec
         self.config = config or SenderConfig()
-        self.packetizer = Packetizer(codec.model_id, self.config.stream_id, self.config.packetizer)
+        key = self.config.key
+        if key is None:
+            log.warning(UNKEYED_WARNING)
+        self.session_id = new_session_id(time.time())
+        self._sealer = Sealer(key, DATA, self.session_id)
+        # Reports count only when they come from the receiver of this very session.
+        self._reports_opener = Opener(key, FEEDBACK, session_id=self.session_id)
+        self.reports_rejected: dict[str, int] = {}
+        self.packetizer = Packetizer(codec.model_id, self.session_id, self.config.packetizer)
         self.pacer = Pacer(self.config.rate_bytes_per_s, self.config.burst_bytes)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hfstream-encode")
         self._next_frame = 0
@@ -67,7 +98,9 @@ class Sender:
         self._feedback_task: asyncio.Task | None = None
         self.packets_sent = 0
         self.bytes_sent = 0
-        self.reports: list[Report] = []
+        # The newest reports only: a long stream must not grow the sender's memory.
+        self.reports: deque[Report] = deque(maxlen=self.config.max_reports)
+        self.reports_received = 0
         self.controller: RateController | None = None
         if self.config.target_bytes_per_s:
             self.controller = RateController(self.config.target_bytes_per_s, self.config.fps)
@@ -113,7 +146,8 @@ class Sender:
         )
         if ctl is not None:
             # What tiers 0 and 1 wanted, cut or not: the schedule steps down when too much.
-            sent = sum(len(p) for p in packets.tier0 + packets.parity + packets.tier1)
+            base = packets.tier0 + packets.parity + packets.tier1
+            sent = sum(len(p) + TAG_SIZE for p in base)
             ctl.after_frame(sent + packets.cut)
         expires = loop.time() + (deadline_s if deadline_s is not None else self.config.deadline_s)
         counts: dict[int, int] = {}
@@ -121,7 +155,7 @@ class Sender:
         for tier, p in packets.in_priority_order():
             self.pacer.push(p, tier, expires)
             counts[tier] = counts.get(tier, 0) + 1
-            sizes[tier] = sizes.get(tier, 0) + len(p)
+            sizes[tier] = sizes.get(tier, 0) + len(p) + TAG_SIZE
         self._idle.clear()
         self._ensure_pump()
         self._wake.set()
@@ -136,6 +170,10 @@ class Sender:
             await asyncio.sleep(max(0.0, start + i / fps - loop.time()))
             out.append(await self.send_image(frame, deadline_s=1.0 / fps))
         return out
+
+    def start(self) -> None:
+        """Start reading reports now (sending a frame starts it too)."""
+        self._ensure_pump()
 
     def _ensure_pump(self) -> None:
         loop = asyncio.get_running_loop()
@@ -153,13 +191,16 @@ class Sender:
             except TransportClosed:
                 return
             try:
-                header, payload = parse_header(data, self.codec.model_id)
+                packet = self._reports_opener.open(data)
+                header, payload = parse_header(packet, self.codec.model_id)
                 if header.type != PacketType.FEEDBACK:
-                    continue
+                    raise WireError("type", f"{header.type.name} packet where a report belongs")
                 report = Report.from_payload(payload)
-            except WireError:
+            except WireError as e:
+                self.reports_rejected[e.reason] = self.reports_rejected.get(e.reason, 0) + 1
                 continue
             self.reports.append(report)
+            self.reports_received += 1
             if self.controller is not None:
                 self.controller.on_report(report)
                 self.pacer.set_rate(self.controller.rate, loop.time())
@@ -169,9 +210,10 @@ class Sender:
         while True:
             now = loop.time()
             for p in self.pacer.pop(now):
-                await self.transport.send(p)
+                datagram = self._sealer.seal(p)  # numbered as it leaves, so in order
+                await self.transport.send(datagram)
                 self.packets_sent += 1
-                self.bytes_sent += len(p)
+                self.bytes_sent += len(datagram)
             nxt = self.pacer.next_time(loop.time())
             if nxt is None:
                 self._idle.set()

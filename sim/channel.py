@@ -3,7 +3,8 @@
 Each method turns the image into packets within a byte budget (headers and FEC
 included), the loss model decides which arrive, and the receiver-side decode gives the
 picture. hfstream methods use the real packetizer, reassembler and progressive decoder;
-the classic codecs are cut into MTU-sized packets with the same 24-byte header cost.
+the classic codecs are cut into MTU-sized packets with the same per-packet cost
+(hfstream's header and authentication tag).
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from hfstream.codec.encoded import EncodedImage
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.eval.classic import CODECS, fit_budget
 from hfstream.frame_coding import index_entries, tier0_entries
-from hfstream.packetizer import Packetizer, PacketizerConfig
 from hfstream.progressive import FrameDecodeState, build_encoded
-from hfstream.reassembly import Reassembler, ReassemblerConfig
-from hfstream.wire import HEADER_SIZE
+from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
+from hfstream.protocol.reassembly import Reassembler, ReassemblerConfig
+from hfstream.protocol.wire import OVERHEAD, TAG_SIZE
 from sim.loss import LossModel
 
 FALLBACK_GREY = 128  # an undecodable picture is scored as a mid-grey frame
@@ -95,7 +96,7 @@ def hfstream_packets(
             t2,
             frame_budget=budget,
         )
-        base = sum(map(len, fp.tier0 + fp.parity + fp.tier1))
+        base = sum(len(q) + TAG_SIZE for q in fp.tier0 + fp.parity + fp.tier1)  # as sealed
         detail = label + ("" if parity or not fec else " no parity")
         last = ([d for _, d in fp.in_priority_order()], detail)
         if base <= budget:
@@ -131,13 +132,18 @@ def hfstream_deliver(
     arrived = _apply_loss(packets, loss)
     img, ok = hfstream_receive(codec, arrived, ref.shape, mode)
     return Delivery(
-        img, ok, sum(map(len, packets)), len(packets), len(packets) - len(arrived), detail
+        img,
+        ok,
+        sum(len(q) + TAG_SIZE for q in packets),
+        len(packets),
+        len(packets) - len(arrived),
+        detail,
     )
 
 
 # ---------------------------------------------------------------- classic codecs
 def mtu_chunks(data: bytes, mtu: int) -> list[bytes]:
-    size = mtu - HEADER_SIZE
+    size = mtu - OVERHEAD
     return [data[i : i + size] for i in range(0, len(data), size)] or [b""]
 
 
@@ -169,7 +175,7 @@ def classic_deliver(
     """``protection``: ``none``, ``fec`` (Reed-Solomon sized for the expected loss) or
     ``arq`` (lost packets resent for up to ``rounds`` round trips, within the budget)."""
     assert codec in CODECS and protection in ("none", "fec", "arq"), (codec, protection)
-    per_packet = mtu - HEADER_SIZE
+    per_packet = mtu - OVERHEAD
     if protection == "fec":
         # Shrink the source until source + parity (and headers) fit the budget.
         ratio, source = 0.0, budget
@@ -179,18 +185,18 @@ def classic_deliver(
             packets_total = k + math.ceil(k * ratio)
             if packets_total * mtu <= budget or source < 200:
                 break
-            source = int(budget / (1 + ratio)) - HEADER_SIZE * math.ceil(k * (1 + ratio))
+            source = int(budget / (1 + ratio)) - OVERHEAD * math.ceil(k * (1 + ratio))
     elif protection == "arq":
-        source = int(budget * (1 - expected_loss)) - HEADER_SIZE * math.ceil(budget / mtu)
+        source = int(budget * (1 - expected_loss)) - OVERHEAD * math.ceil(budget / mtu)
     else:
-        source = budget - HEADER_SIZE * math.ceil(budget / per_packet)
+        source = budget - OVERHEAD * math.ceil(budget / per_packet)
     fit, data = classic_file(ref, codec, max(source, 1))
     grey = np.full_like(ref, FALLBACK_GREY)
     if fit is None:
         return Delivery(grey, False, 0, 0, 0, "does not fit")
     chunks = mtu_chunks(data, mtu)
     k = len(chunks)
-    mean_packet = len(data) / k + HEADER_SIZE
+    mean_packet = len(data) / k + OVERHEAD
     detail = f"x{fit.factor} q{fit.quality}"
     if protection == "none":
         sent = k

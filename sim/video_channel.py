@@ -1,7 +1,7 @@
 """A video clip through a lossy channel: VP8 / H.264 (PyAV) against hfstream, frame by frame.
 
 The video codecs encode the whole clip in real-time mode (no B-frames, no look-ahead, a
-key frame every ``gop`` frames) at a bitrate searched so that the bytes sent, the 24-byte
+key frame every ``gop`` frames) at a bitrate searched so that the bytes sent, the 50-byte
 per-packet header included, fit the same budget as hfstream's. Each coded frame is cut
 into MTU-sized packets; a frame any of whose packets is lost is removed before decoding
 (no partial frames: the decoder never sees a truncated payload). The decoder then runs
@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from hfstream.codec.hybrid import HybridCodec
-from hfstream.wire import HEADER_SIZE
+from hfstream.protocol.wire import OVERHEAD, TAG_SIZE
 from sim.channel import FALLBACK_GREY, hfstream_packets, hfstream_receive, mtu_chunks
 from sim.loss import LossModel
 
@@ -92,7 +92,7 @@ def encode_clip(
 
 def packet_bytes(coded: Sequence[bytes], mtu: int) -> int:
     """Bytes on the wire: the coded frames cut at the MTU, each piece with its header."""
-    return sum(len(c) + HEADER_SIZE * len(mtu_chunks(c, mtu)) for c in coded)
+    return sum(len(c) + OVERHEAD * len(mtu_chunks(c, mtu)) for c in coded)
 
 
 def fit_bitrate(
@@ -212,5 +212,5 @@ def hfstream_clip_deliver(
         fresh.append(ok)
         if progress is not None:
             progress()
-    total = sum(len(p) for fp in packets for p in fp)
+    total = sum(len(p) + TAG_SIZE for fp in packets for p in fp)  # as sealed
     return ClipDelivery(shown, fresh, total, sent, lost, detail)

@@ -1,6 +1,6 @@
 """``python -m sim.video_sweep``: a video clip over lossy links, VP8 and H.264 against hfstream.
 
-Every method gets the same bytes for the clip (``--bpp`` per frame, 24-byte packet
+Every method gets the same bytes for the clip (``--bpp`` per frame, 50-byte packet
 headers included) and the same loss model, rate and seed. Per case it records the mean
 and worst-10 % frame PSNR / MS-SSIM / HaarPSI and the frames with nothing new to show
 (frozen, or grey before the first picture). Results: ``OUT/results.jsonl`` (resumable),

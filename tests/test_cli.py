@@ -14,7 +14,7 @@ from PIL import Image
 from hfstream.apps import args as cli_args
 from hfstream.apps.cli import main
 from hfstream.apps.images import read_rgb
-from hfstream.codec.schedules import _LABELS
+from hfstream.protocol.schedules import _LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -179,9 +179,10 @@ def test_recv_interrupted_mid_stream_keeps_what_arrived(tmp_path):
     """Ctrl-C on a real ``hfstream recv`` process that still waits for more frames: one
     line on stderr, status 130, and frames.csv and the video of what arrived."""
     port, out = _free_port(), tmp_path / "recv"
+    key = "ab" * 16  # keyed on both sides: no unauthenticated-mode warning on stderr
     proc = subprocess.Popen(
         [sys.executable, "-W", "ignore", "-m", "hfstream", "recv", "--listen",
-         f"127.0.0.1:{port}", "--frames", "5", "--out", str(out)],
+         f"127.0.0.1:{port}", "--frames", "5", "--out", str(out), "--key", key],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
@@ -193,10 +194,8 @@ def test_recv_interrupted_mid_stream_keeps_what_arrived(tmp_path):
 
     try:
         assert next_line().startswith(f"waiting for a sender on UDP 127.0.0.1:{port}")
-        assert (
-            main(["send", "pattern", "--frames", "2", "--fps", "5", "--to", f"127.0.0.1:{port}"])
-            == 0
-        )
+        send = ["send", "pattern", "--frames", "2", "--fps", "5", "--to", f"127.0.0.1:{port}"]
+        assert main([*send, "--key", key]) == 0
         pictured = set()
         while pictured != {"frame 0", "frame 1"}:  # both frames shown; 3 more are awaited
             pictured.add(next_line().split(":")[0])
@@ -210,3 +209,10 @@ def test_recv_interrupted_mid_stream_keeps_what_arrived(tmp_path):
     rows = (out / "frames.csv").read_text().splitlines()
     assert rows[0].startswith("frame,stage") and len(rows) == 3
     assert (out / "received.mp4").stat().st_size > 0
+
+
+def test_bad_key_is_one_line_before_any_work(capsys, monkeypatch):
+    assert main(["send", "pattern", "--to", "127.0.0.1:9", "--key", "xyz"]) == 2
+    assert "key must be hexadecimal" in capsys.readouterr().err
+    assert main(["recv", "--key", "abcd"]) == 2
+    assert "key must be at least 16 bytes" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 import pytest
 
-from hfstream.pacer import Pacer
+from hfstream.protocol.pacer import Pacer
 
 
 def run(pacer, until, t=0.0):

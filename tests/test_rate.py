@@ -5,12 +5,12 @@ import asyncio
 import pytest
 
 from hfstream.apps.collect import collect_frames
-from hfstream.feedback import LADDER, RateController, Report, ReportBuilder
+from hfstream.protocol.feedback import LADDER, RateController, Report, ReportBuilder
+from hfstream.protocol.wire import WireError, parse_header
 from hfstream.receiver import Receiver, ReceiverConfig
 from hfstream.sender import Sender, SenderConfig
 from hfstream.transports.memory import memory_pair
 from hfstream.video import pattern_frames
-from hfstream.wire import WireError, parse_header
 
 
 def test_report_round_trip_and_loss():
@@ -22,7 +22,7 @@ def test_report_round_trip_and_loss():
 
 
 def test_forged_reports_are_refused():
-    from hfstream.wire import pack_payload
+    from hfstream.protocol.wire import pack_payload
 
     for bad in (
         [1, 2, 3],

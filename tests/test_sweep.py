@@ -68,22 +68,25 @@ def test_small_sweep_on_ray_local(folder, tmp_path):
 
 
 def test_tier0_parity_dropped_before_the_budget_is_exceeded(codec, small_image):
-    from hfstream.wire import PacketType, parse_header
+    from hfstream.protocol.wire import TAG_SIZE, PacketType, parse_header
     from sim.channel import hfstream_packets
+
+    def wire(packets):  # bytes on the wire: each packet is sealed with its tag
+        return sum(len(p) + TAG_SIZE for p in packets)
 
     full = codec.encode(small_image, "1_1")
     roomy, detail = hfstream_packets(codec, full, 100_000, "hybrid", fec=True)
     assert detail == "1_1"
     kinds = [parse_header(p)[0].type for p in roomy]
     assert PacketType.PARITY in kinds
-    tier0 = sum(len(p) for p, k in zip(roomy, kinds, strict=True) if k == PacketType.TIER0)
+    tier0 = wire(p for p, k in zip(roomy, kinds, strict=True) if k == PacketType.TIER0)
     tight, detail = hfstream_packets(codec, full, tier0 + 10, "hybrid", fec=True)
     assert detail == "0 no parity"
-    assert sum(map(len, tight)) <= tier0 + 10
+    assert wire(tight) <= tier0 + 10
     assert PacketType.PARITY not in [parse_header(p)[0].type for p in tight]
     denser, detail = hfstream_packets(codec, full, tier0 + 400, "hybrid", fec=True)
     assert detail.endswith(" no parity") and not detail.startswith("0 ")
-    assert sum(map(len, denser)) <= tier0 + 400
+    assert wire(denser) <= tier0 + 400
     over, detail = hfstream_packets(codec, full, tier0 // 2, "hybrid", fec=True)
     assert detail == "0 no parity over budget"
 

@@ -1,11 +1,13 @@
 """Packetizer and reassembler, driven in memory with explicit loss patterns."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from hfstream.codec.schedules import Schedule
-from hfstream.packetizer import Packetizer, PacketizerConfig
-from hfstream.reassembly import (
+from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
+from hfstream.protocol.reassembly import (
     FrameComplete,
     FrameExpired,
     PacketDropped,
@@ -13,7 +15,16 @@ from hfstream.reassembly import (
     Reassembler,
     ReassemblerConfig,
 )
-from hfstream.wire import HEADER_SIZE, IndexEntry, PacketType, Tier0Entry, parse_header
+from hfstream.protocol.wire import (
+    HEADER_SIZE,
+    OVERHEAD,
+    TAG_SIZE,
+    IndexEntry,
+    Packet,
+    PacketType,
+    Tier0Entry,
+    parse_header,
+)
 
 MODEL = 0xC0DEC0DE
 
@@ -54,7 +65,7 @@ def feed(datagrams, now=0.0, **kw):
 def test_packets_fit_the_mtu_and_carry_everything():
     fp, (t0, t1, t2) = packets()
     assert fp.tier0 and fp.parity and fp.tier1 and fp.tier2
-    assert all(len(p) <= 1200 for _, p in fp.in_priority_order())
+    assert all(len(p) + TAG_SIZE <= 1200 for _, p in fp.in_priority_order())
     r, events = feed([p for _, p in fp.in_priority_order()])
     (frame,) = r
     assert frame.tier0 == {e.patch: e for e in t0}
@@ -66,7 +77,8 @@ def test_packets_fit_the_mtu_and_carry_everything():
 def test_header_overhead_is_small_for_full_packets():
     fp, _ = packets(patches=64)
     sent = [p for _, p in fp.in_priority_order()]
-    assert len(sent) * HEADER_SIZE / sum(map(len, sent)) < 0.05
+    # Header and tag of every datagram against what goes on the wire.
+    assert len(sent) * OVERHEAD / (sum(map(len, sent)) + len(sent) * TAG_SIZE) < 0.05
 
 
 def test_one_lost_index_packet_removes_scattered_positions():
@@ -118,7 +130,7 @@ def test_memory_is_bounded_under_bogus_frame_ids():
     h, payload = parse_header(fp.tier0[0])
     r = Reassembler(ReassemblerConfig(MODEL, max_frames=8, closed_window=256))
     for fid in range(10_000):
-        forged = fp.tier0[0][:10] + fid.to_bytes(4, "big") + fp.tier0[0][14:]
+        forged = Packet(dataclasses.replace(h, frame_id=fid), payload).serialize()
         r.receive(forged, now=fid * 1e-3)
     assert len(r.frames) == 8
     assert len(r._closed) == 256 and len(r._closed_set) == 256
@@ -167,7 +179,8 @@ def test_inconsistent_geometry_within_a_frame():
     fp, _ = packets()
     r = Reassembler(ReassemblerConfig(MODEL))
     r.receive(fp.tier0[0], 0.0)
-    forged = fp.tier0[1][:14] + (512).to_bytes(2, "big") + fp.tier0[1][16:]
+    h1, p1 = parse_header(fp.tier0[1])
+    forged = Packet(dataclasses.replace(h1, height=512), p1).serialize()
     (ev,) = r.receive(forged, 0.0)
     assert ev.reason == "inconsistent"
 
@@ -185,8 +198,10 @@ def test_frame_budget_cuts_tier2_to_what_is_left():
     t0, t1, t2 = frame_entries(8)
     p = Packetizer(MODEL)
     full = p.packetize(1, 512, 1024, 1024, True, t0, t1, t2)
-    base = sum(map(len, full.tier0 + full.parity + full.tier1))
-    cut = p.packetize(1, 512, 1024, 1024, True, t0, t1, t2, frame_budget=base + len(full.tier2[0]))
+    # Budgets count datagrams on the wire: each packet gains its tag when sealed.
+    base = sum(len(q) + TAG_SIZE for q in full.tier0 + full.parity + full.tier1)
+    room = base + len(full.tier2[0]) + TAG_SIZE
+    cut = p.packetize(1, 512, 1024, 1024, True, t0, t1, t2, frame_budget=room)
     assert len(cut.tier2) == 1 and cut.tier1 == full.tier1
     none = p.packetize(1, 512, 1024, 1024, True, t0, t1, t2, frame_budget=base)
     assert none.tier2 == []
@@ -200,11 +215,11 @@ def test_strict_budget_keeps_parity_then_a_tier1_prefix_never_cuts_tier0():
     p = Packetizer(MODEL)
     full = p.packetize(1, 1024, 1536, 1024, True, t0, t1, t2)
     assert full.cut == 0 and len(full.tier1) >= 2 and full.parity
-    size = lambda ps: sum(map(len, ps))  # noqa: E731
+    size = lambda ps: sum(len(q) + TAG_SIZE for q in ps)  # noqa: E731  (sealed sizes)
     body = lambda ps: [q[HEADER_SIZE:] for q in ps]  # noqa: E731  (flags may differ)
     tier0, parity = size(full.tier0), size(full.parity)
     # Room for tier 0, its parity and one tier-1 packet: tier 1 is cut to that prefix.
-    budget = tier0 + parity + len(full.tier1[0])
+    budget = tier0 + parity + size(full.tier1[:1])
     one = p.packetize(1, 1024, 1536, 1024, True, t0, t1, t2, budget, strict_budget=True)
     assert body(one.tier1) == body(full.tier1[:1]) and body(one.parity) == body(full.parity)
     assert one.tier2 == []
@@ -217,7 +232,7 @@ def test_strict_budget_keeps_parity_then_a_tier1_prefix_never_cuts_tier0():
     assert bare.cut == size(full.tier1) + parity
     # Room for tier 0 and one tier-1 packet, not all the parity: parity first (a prefix of
     # it), tier 1 in what is left, and the cut bytes accounted for.
-    room = tier0 + len(full.tier1[0])
+    room = tier0 + size(full.tier1[:1])
     part = p.packetize(1, 1024, 1536, 1024, True, t0, t1, t2, room, strict_budget=True)
     assert 0 < len(part.parity) < len(full.parity)
     assert body(part.parity) == body(full.parity[: len(part.parity)])

@@ -57,3 +57,35 @@ def test_image_over_aiortc_in_one_process(codec, small_image):
     final, _ = asyncio.run(main())
     assert final.stage == Stage.REFINED
     assert np.array_equal(final.image, codec.decode(codec.encode(small_image, "1_4")))
+
+
+def test_rtc_signalling_refuses_a_peer_without_the_key():
+    import socket
+
+    from hfstream.transports.rtc import rtc_connect
+
+    key = bytes(range(16))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    async def main():
+        offer = asyncio.create_task(rtc_connect("offer", "127.0.0.1", port, key=key))
+        await asyncio.sleep(0.3)
+        try:
+            # A stranger connects first: its answer does not verify, so it is refused...
+            await asyncio.wait_for(rtc_connect("answer", "127.0.0.1", port, key=bytes(16)), 5)
+        except (ValueError, asyncio.TimeoutError) as e:
+            stranger = str(e) or type(e).__name__
+        # ...and the peer with the key still gets through.
+        answer = await asyncio.wait_for(rtc_connect("answer", "127.0.0.1", port, key=key), 30)
+        a = await asyncio.wait_for(offer, 30)
+        await answer.send(b"HF hello")
+        got = await asyncio.wait_for(a.recv(), 10)
+        await a.close()
+        await answer.close()
+        return stranger, got
+
+    stranger, got = asyncio.run(main())
+    assert "offer failed authentication" in stranger
+    assert got == b"HF hello"

@@ -98,7 +98,7 @@ def test_video_sweep_end_to_end_and_resume(small_image, tmp_path):
         "--seeds",
         "1",
         "--bpp",
-        "1.0",
+        "1.5",  # 64x96 frames: room for tier 0 with its 50-byte header and tag
         "--out",
         str(out),
     ]

@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hfstream.codec.schedules import Schedule
-from hfstream.wire import (
+from hfstream.protocol.wire import (
     HEADER_SIZE,
     IndexEntry,
     Packet,
@@ -24,7 +24,8 @@ def header(ptype=PacketType.TIER0, **kw):
     base = dict(
         type=ptype,
         model_id=MODEL,
-        stream_id=3,
+        session_id=0x0123456789ABCDEF,
+        counter=5,
         frame_id=70000,
         height=512,
         width=768,
@@ -48,7 +49,7 @@ def test_header_round_trip():
     assert h == header()
     assert Packet(h, payload).serialize() == data
     assert h.patches == 6 and h.codebook_size == 1024
-    assert HEADER_SIZE == 24
+    assert HEADER_SIZE == 34
 
 
 def test_entries_round_trip():
@@ -64,7 +65,7 @@ def test_entries_round_trip():
 def test_every_truncation_of_the_header_names_it():
     data = tier0_packet()
     for n in range(HEADER_SIZE):
-        with pytest.raises(WireError, match=f"packet has {n} bytes, the header needs 24"):
+        with pytest.raises(WireError, match=f"packet has {n} bytes, the header needs 34"):
             parse_header(data[:n])
 
 
@@ -83,12 +84,12 @@ def test_every_truncation_of_the_payload_is_refused():
         (lambda d: b"XX" + d[2:], "magic", "bad magic"),
         (lambda d: d[:2] + b"\x09" + d[3:], "version", "unsupported packet version 9"),
         (lambda d: d[:3] + b"\x77" + d[4:], "type", "unknown packet type 119"),
-        (lambda d: d[:14] + b"\x00\x00" + d[16:], "geometry", "frame size 768x0"),
-        (lambda d: d[:14] + b"\xff\xff" + d[16:], "geometry", "outside 1..16384"),
-        (lambda d: d[:18] + b"\x0b" + d[19:], "codebook", "2\\*\\*11 words"),
-        (lambda d: d[:22] + b"\x00\x00" + d[24:], "count", "packet count 0"),
+        (lambda d: d[:24] + b"\x00\x00" + d[26:], "geometry", "frame size 768x0"),
+        (lambda d: d[:24] + b"\xff\xff" + d[26:], "geometry", "outside 1..16384"),
+        (lambda d: d[:28] + b"\x0b" + d[29:], "codebook", "2\\*\\*11 words"),
+        (lambda d: d[:32] + b"\x00\x00" + d[34:], "count", "packet count 0"),
         (
-            lambda d: d[:20] + b"\x00\x05" + d[22:],
+            lambda d: d[:30] + b"\x00\x05" + d[32:],
             "seq",
             "packet number 5 is not below the count 2",
         ),

@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from hfstream.protocol.schedules import Schedule
+
 EXIT_BAD_INPUT = 2
 
-# The schedules the command line accepts. Kept here rather than imported from
-# hfstream.codec.schedules, whose package imports torch; tests/test_cli.py checks that the
-# two agree.
-SCHEDULES = ("auto", "1_1", "1_2", "1_4", "1_9", "1_16", "0")
+# The schedules the command line accepts (the protocol package is torch-free).
+SCHEDULES = ("auto", *(s.label for s in Schedule))
 
 # Encoding costs memory and time in proportion to the pixels (an 8000x8000 picture took
 # 10 minutes and 5.7 GB here), so larger images are refused unless the user raises this.
@@ -122,3 +122,13 @@ def output_image(path: str) -> Path:
 def fail(prog: str, message: str) -> int:
     print(f"{prog}: error: {message}", file=sys.stderr)
     return EXIT_BAD_INPUT
+
+
+def key(text: str) -> bytes:
+    """A pre-shared key in hex (``--key`` or ``HFSTREAM_KEY``)."""
+    from hfstream.protocol.auth import parse_key  # torch-free
+
+    try:
+        return parse_key(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None

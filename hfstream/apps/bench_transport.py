@@ -19,11 +19,11 @@ from hfstream.apps.collect import collect_frames
 from hfstream.apps.demo import bundled_image
 from hfstream.codec.hybrid import HybridCodec, to_uint8_image
 from hfstream.progressive import Stage
+from hfstream.protocol.wire import OVERHEAD, PacketType, parse_header
 from hfstream.receiver import Receiver, ReceiverConfig
 from hfstream.sender import Sender, SenderConfig
 from hfstream.transports.memory import memory_pair
 from hfstream.video import pattern_frames
-from hfstream.wire import HEADER_SIZE, PacketType, parse_header
 
 
 async def header_overhead(codec: HybridCodec, image: np.ndarray) -> dict:
@@ -42,8 +42,8 @@ async def header_overhead(codec: HybridCodec, image: np.ndarray) -> dict:
         "packets": len(packets),
         "bytes": total,
         "by_type": by_type,
-        "header_share": len(packets) * HEADER_SIZE / total,
-        "full_packet_share": HEADER_SIZE / 1200,
+        "header_share": len(packets) * OVERHEAD / total,
+        "full_packet_share": OVERHEAD / 1200,
     }
 
 
@@ -82,7 +82,7 @@ async def latency(codec: HybridCodec, image: np.ndarray, rtc: bool, runs: int) -
 
 async def rtc_delivery(n: int, rate: float) -> dict:
     """Unreliable channel, paced, 0 % configured loss: share of messages delivered."""
-    from hfstream.pacer import Pacer
+    from hfstream.protocol.pacer import Pacer
     from hfstream.transports.rtc import rtc_pair
 
     tx, rx = await rtc_pair()
@@ -136,7 +136,7 @@ async def rate_control(codec: HybridCodec, target: float, frames: int, fps: floa
         "target": target,
         "achieved": sender.bytes_sent / duration,
         "duration_s": duration,
-        "reports": len(sender.reports),
+        "reports": sender.reports_received,
         "frames_received": len(records),
         "stages": {s: stages.count(s) for s in set(stages)},
     }

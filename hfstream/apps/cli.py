@@ -18,6 +18,7 @@ argument errors answer at once; each command imports what it needs.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -144,6 +145,7 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
     )
     _max_megapixels(send)
     _model(send)
+    _key(send)
     recv.add_argument(
         "--listen", type=a.address, default="127.0.0.1:5000", help="HOST:PORT to listen on"
     )
@@ -173,6 +175,19 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
         help="also write the best picture of every frame as frameNNNNN.png (lossless)",
     )
     _model(recv)
+    _key(recv)
+
+
+def _key(p: argparse.ArgumentParser) -> None:
+    from hfstream.protocol.auth import KEY_ENV
+
+    p.add_argument(
+        "--key",
+        type=a.key,
+        default=os.environ.get(KEY_ENV),
+        help=f"pre-shared key in hex, the same on both sides (default: ${KEY_ENV}); "
+        "without one nothing is authenticated, for experiments only",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,7 +27,7 @@ from hfstream.apps.images import read_rgb
 from hfstream.apps.stops import Stop
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.progressive import Stage
-from hfstream.receiver import Receiver
+from hfstream.receiver import Receiver, ReceiverConfig
 from hfstream.sender import Sender, SenderConfig
 from hfstream.transports.base import DatagramTransport
 from hfstream.video import VideoWriter, pattern_frames, read_frames, video_fps
@@ -64,7 +64,8 @@ async def _open(args: argparse.Namespace, sending: bool) -> DatagramTransport:
         from hfstream.transports.rtc import rtc_connect
 
         host, port = args.to if sending else args.listen
-        return await rtc_connect("answer" if sending else "offer", host, port)
+        role = "answer" if sending else "offer"
+        return await rtc_connect(role, host, port, key=args.key)
     from hfstream.transports.udp import UdpTransport
 
     if sending:
@@ -77,7 +78,7 @@ async def _await_report(sender: Sender, wait_s: float) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + wait_s
     await asyncio.sleep(0.2)
-    while not sender.reports and loop.time() < end:
+    while not sender.reports_received and loop.time() < end:
         await asyncio.sleep(0.05)
 
 
@@ -88,7 +89,11 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
     host, port = args.to
     transport = await _open(args, sending=True)
     config = SenderConfig(
-        rate_bytes_per_s=args.rate, schedule=args.schedule, target_bytes_per_s=args.target, fps=fps
+        rate_bytes_per_s=args.rate,
+        schedule=args.schedule,
+        target_bytes_per_s=args.target,
+        fps=fps,
+        key=args.key,
     )
     sender = Sender(transport, codec, config)
     try:
@@ -111,9 +116,9 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
     print(
         f"sent {len(frames)} frame(s): {sender.packets_sent} packets, {sender.bytes_sent} bytes "
         f"(headers and parity included; late packets are dropped unsent); "
-        f"{len(sender.reports)} receiver reports"
+        f"{sender.reports_received} receiver reports"
     )
-    if not sender.reports:
+    if not sender.reports_received:
         print(
             f"hfstream send: warning: no receiver report within {args.report_wait:g} s of the "
             f"last packet; is `hfstream recv{' --rtc' if args.rtc else ''}` listening on "
@@ -147,7 +152,7 @@ async def run_recv(args: argparse.Namespace, stop: Stop) -> int:
         transport = await _open(args, sending=False)
         # Said once the socket is bound, so a sender started on this line is heard.
         print("connected; waiting for pictures" if args.rtc else udp_waiting, flush=True)
-        receiver = Receiver(transport, codec)
+        receiver = Receiver(transport, codec, ReceiverConfig(key=args.key))
         async with receiver:
             while finals < args.frames:
                 timeout = args.timeout if records else args.wait

@@ -28,13 +28,21 @@ before the ladder, with no gains at all.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from compressai.models import MeanScaleHyperprior
 from torch import nn
+
+with warnings.catch_warnings():
+    # compressai pulls in torch_geometric, whose import-time torch.jit.script calls make
+    # torch print a deprecation warning on every CLI run; it says nothing about hfstream.
+    warnings.filterwarnings(
+        "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning
+    )
+    from compressai.models import MeanScaleHyperprior
 
 DOWNSAMPLE = 4
 LATENT_STRIDE = 16  # of g_a, on the thumbnail: a 64x64 patch thumbnail has a 4x4 latent

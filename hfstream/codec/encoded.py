@@ -6,10 +6,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from hfstream.codec.schedules import GRID, Schedule, kept_mask
+from hfstream.codec.schedules import Schedule, kept_mask
+from hfstream.protocol.geometry import PATCH, TOKENS
 
-PATCH = 256
-TOKENS = GRID * GRID
 MISSING = -1  # an index the decoder does not have (withheld or lost)
 MAX_RUNG = 15  # rungs travel in 4 bits
 

@@ -27,10 +27,10 @@ from hfstream.codec.model_io import DEFAULT_MODEL_DIR, ModelBundle, load_model, 
 from hfstream.codec.predictor import MaskedTokenPredictor, PredictorConfig
 from hfstream.codec.schedules import GRID, Schedule
 from hfstream.codec.tokenizer import Tokenizer, TokenizerConfig
+from hfstream.protocol.geometry import MAX_SIDE  # larger images are refused
 
 DecodeMode = Literal["continuous", "vq", "hybrid"]
 FillMethod = Literal["predictor", "soft", "nearest"]
-MAX_SIDE = 16384  # larger images are refused rather than allowed to exhaust memory
 BATCH = 8  # patches per forward pass
 
 

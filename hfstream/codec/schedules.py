@@ -19,48 +19,14 @@ rather than exactly a ninth. Wire ids are fixed here, never derived from list or
 
 from __future__ import annotations
 
-from enum import IntEnum
 from functools import cache
 
 import numpy as np
 
-GRID = 16
+from hfstream.protocol.geometry import GRID
+from hfstream.protocol.schedules import Schedule
 
-
-class Schedule(IntEnum):
-    """Wire id of each schedule (one byte)."""
-
-    NONE = 0
-    ALL = 1
-    HALF = 2
-    QUARTER = 4
-    NINTH = 9
-    SIXTEENTH = 16
-
-    @property
-    def label(self) -> str:
-        return _LABELS[self]
-
-    @classmethod
-    def parse(cls, text: str | int | Schedule) -> Schedule:
-        if isinstance(text, Schedule):
-            return text
-        for s, label in _LABELS.items():
-            if str(text) == label:
-                return s
-        raise ValueError(
-            f'Invalid schedule "{text}", should be one of {", ".join(_LABELS.values())}'
-        )
-
-
-_LABELS = {
-    Schedule.NONE: "0",
-    Schedule.ALL: "1_1",
-    Schedule.HALF: "1_2",
-    Schedule.QUARTER: "1_4",
-    Schedule.NINTH: "1_9",
-    Schedule.SIXTEENTH: "1_16",
-}
+__all__ = ["GRID", "Schedule", "kept_mask", "kept_positions", "withheld_positions"]
 
 
 @cache

@@ -9,25 +9,38 @@ in-band channel set-up is needed):
 - ``hf-index``: unordered, ``maxRetransmits=0``: plain datagrams for tiers 1 and 2.
 
 Signalling: ``rtc_pair`` joins two peers in one process (tests, examples);
-``rtc_connect`` joins two processes through aiortc's TCP signalling.
+``rtc_connect`` joins two processes over TCP: one JSON line each way (the offer, then
+the answer), each with an HMAC under the pre-shared key; the answer's covers the offer's.
+The SDP carries the DTLS fingerprints, so an authentic exchange also authenticates the
+DTLS channel. A connection whose answer does not verify is closed and the offering side
+keeps listening: whoever connects first no longer becomes the peer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import json
+import logging
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.contrib.signaling import TcpSocketSignaling
 
+from hfstream.protocol.auth import signal_mac
+from hfstream.protocol.wire import PacketType
 from hfstream.transports.base import Inbox, TransportClosed
-from hfstream.wire import PacketType
 
 _RELIABLE_TYPES = {PacketType.TIER0, PacketType.PARITY, PacketType.FEEDBACK}
+SIGNAL_LINE_LIMIT = 64 * 1024  # an SDP is a few kB
+SIGNAL_TIMEOUT_S = 10.0
+log = logging.getLogger(__name__)
 
 
 class RtcTransport:
     def __init__(self, pc: RTCPeerConnection, tier0_lifetime_ms: int = 1000, max_queue: int = 4096):
-        assert tier0_lifetime_ms >= 1, "tier0_lifetime_ms must be at least 1 (0 means no limit)"
+        if tier0_lifetime_ms < 1:
+            raise ValueError(
+                f"tier0_lifetime_ms must be at least 1 (0 means no limit), got {tier0_lifetime_ms}"
+            )
         self.pc = pc
         self.inbox = Inbox(max_queue)
         self.tier0 = pc.createDataChannel(
@@ -86,31 +99,80 @@ async def rtc_pair(tier0_lifetime_ms: int = 1000) -> tuple[RtcTransport, RtcTran
     return a, b
 
 
+def _line(desc: RTCSessionDescription, mac: str) -> bytes:
+    return json.dumps({"type": desc.type, "sdp": desc.sdp, "mac": mac}).encode() + b"\n"
+
+
+async def _read_desc(reader: asyncio.StreamReader, kind: str) -> tuple[RTCSessionDescription, str]:
+    """One signalling line, checked field by field (the peer is not trusted yet)."""
+    try:
+        line = await asyncio.wait_for(reader.readuntil(b"\n"), SIGNAL_TIMEOUT_S)
+        obj = json.loads(line)
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as e:
+        raise ValueError(f"signalling peer sent no valid {kind}: {e}") from None
+    if not (
+        isinstance(obj, dict)
+        and obj.get("type") == kind
+        and isinstance(obj.get("sdp"), str)
+        and isinstance(obj.get("mac"), str)
+    ):
+        raise ValueError(f"signalling peer sent no valid {kind}")
+    return RTCSessionDescription(sdp=obj["sdp"], type=kind), obj["mac"]
+
+
 async def rtc_connect(
-    role: str, host: str = "127.0.0.1", port: int = 9999, tier0_lifetime_ms: int = 1000
+    role: str,
+    host: str = "127.0.0.1",
+    port: int = 9999,
+    tier0_lifetime_ms: int = 1000,
+    key: bytes | None = None,
 ) -> RtcTransport:
     """Join a peer in another process; ``role`` is ``offer`` (listens for signalling) or
-    ``answer``. Signalling runs over TCP on ``host:port``; media over ICE."""
+    ``answer``. Signalling runs over TCP on ``host:port``, authenticated with ``key``;
+    media over ICE."""
     if role not in ("offer", "answer"):
         raise ValueError(f'Invalid role "{role}", should be offer or answer')
-    signaling = TcpSocketSignaling(host, port)
     pc = RTCPeerConnection()
     transport = RtcTransport(pc, tier0_lifetime_ms)
-    await signaling.connect()
     if role == "offer":
         await pc.setLocalDescription(await pc.createOffer())
-        await signaling.send(pc.localDescription)
-        answer = await signaling.receive()
-        if not isinstance(answer, RTCSessionDescription):
-            raise ValueError("signalling peer did not answer with a session description")
-        await pc.setRemoteDescription(answer)
+        offer = pc.localDescription
+        offer_mac = signal_mac(key, "offer", offer.sdp)
+        answered: asyncio.Future[RTCSessionDescription] = asyncio.get_running_loop().create_future()
+
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                writer.write(_line(offer, offer_mac))
+                await writer.drain()
+                answer, mac = await _read_desc(reader, "answer")
+                if not hmac.compare_digest(mac, signal_mac(key, "answer", offer_mac, answer.sdp)):
+                    raise ValueError("signalling answer failed authentication")
+                if not answered.done():
+                    answered.set_result(answer)
+            except (ValueError, ConnectionError) as e:
+                log.warning("signalling connection refused: %s", e)
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(
+            on_connect, host=host, port=port, limit=SIGNAL_LINE_LIMIT
+        )
+        try:
+            await pc.setRemoteDescription(await answered)
+        finally:
+            server.close()
     else:
-        offer = await signaling.receive()
-        if not isinstance(offer, RTCSessionDescription):
-            raise ValueError("signalling peer did not send a session description")
-        await pc.setRemoteDescription(offer)
-        await pc.setLocalDescription(await pc.createAnswer())
-        await signaling.send(pc.localDescription)
+        reader, writer = await asyncio.open_connection(host, port, limit=SIGNAL_LINE_LIMIT)
+        try:
+            offer, offer_mac = await _read_desc(reader, "offer")
+            if not hmac.compare_digest(offer_mac, signal_mac(key, "offer", offer.sdp)):
+                raise ValueError("signalling offer failed authentication")
+            await pc.setRemoteDescription(offer)
+            await pc.setLocalDescription(await pc.createAnswer())
+            answer = pc.localDescription
+            writer.write(_line(answer, signal_mac(key, "answer", offer_mac, answer.sdp)))
+            await writer.drain()
+        finally:
+            writer.close()
     await transport.wait_open()
-    await signaling.close()
     return transport

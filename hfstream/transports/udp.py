@@ -2,6 +2,10 @@
 
 The receiving queue is bounded: when the application falls behind, datagrams are
 dropped (and counted) as the kernel would drop them, instead of growing memory.
+
+A listening transport has no peer until the application vouches for one: after a
+datagram authenticates, ``confirm_peer()`` makes its source the address replies go to.
+Answering whoever spoke first would hand the reports to any stranger.
 """
 
 from __future__ import annotations
@@ -17,12 +21,10 @@ class _Protocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         o = self.owner
-        if o.remote is None:
-            o.remote = addr  # a receiver answers (feedback) to whoever spoke first
-        elif addr != o.remote and o.connected:
+        if o.connected and addr != o.remote:
             o.foreign += 1
             return
-        o.inbox.put(data)
+        o.inbox.put((data, addr))
 
     def error_received(self, exc: Exception) -> None:
         self.owner.errors += 1
@@ -33,6 +35,7 @@ class UdpTransport:
         self.inbox = Inbox(max_queue)
         self._transport: asyncio.DatagramTransport | None = None
         self.remote: tuple | None = None
+        self.last_source: tuple | None = None  # of the datagram ``recv`` handed out last
         self.connected = False
         self.foreign = 0
         self.errors = 0
@@ -68,7 +71,13 @@ class UdpTransport:
         self._transport.sendto(data, self.remote)
 
     async def recv(self) -> bytes:
-        return await self.inbox.get()
+        data, self.last_source = await self.inbox.get()
+        return data
+
+    def confirm_peer(self) -> None:
+        """The datagram ``recv`` returned last was authentic: reply to its source."""
+        if not self.connected and self.last_source is not None:
+            self.remote = self.last_source
 
     async def close(self) -> None:
         if self._transport is not None and not self._transport.is_closing():

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 
 import zfec
 
-from hfstream.wire import (
+from hfstream.protocol.geometry import patch_count
+from hfstream.protocol.wire import (
     DEFAULT_MTU,
     FLAG_PRIOR,
     FLAG_TIER2,
+    HEADER_SIZE,
     IndexEntry,
     PacketHeader,
     PacketType,
@@ -61,7 +63,8 @@ class FrameComplete:
 
 @dataclass(frozen=True)
 class FrameExpired:
-    """A frame was closed: by the application ("closed"), "timeout" or "evicted"."""
+    """A frame was closed: by the application ("closed" when decoded, "ended" when no more
+    data can come), "timeout" or "evicted"."""
 
     frame_id: int
     reason: str
@@ -97,7 +100,7 @@ class FrameState:
 
     @property
     def patches(self) -> int:
-        return (-(-self.height // 256)) * (-(-self.width // 256))
+        return patch_count(self.height, self.width)
 
     def received_share(self, ptype: PacketType) -> float:
         n = self.expected.get(ptype)
@@ -128,6 +131,11 @@ class FrameState:
         return (h.height, h.width, h.codebook_size, h.flags & (FLAG_PRIOR | FLAG_TIER2)) == own
 
 
+# Decoding cost grows with the pixels (2048 x 2048 takes seconds on two cores): a frame
+# declaring more is refused at its header, before it costs a frame slot or a decode.
+DEFAULT_MAX_FRAME_PIXELS = 2048 * 2048
+
+
 @dataclass(frozen=True)
 class ReassemblerConfig:
     model_id: int
@@ -136,6 +144,16 @@ class ReassemblerConfig:
     max_frame_bytes: int = 4 * 1024 * 1024  # per frame, all tiers
     frame_timeout: float = 2.0  # seconds without a packet before a frame expires
     closed_window: int = 1024  # closed frame ids remembered to drop late packets
+    max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS  # declared height x width, at most
+
+    def __post_init__(self) -> None:
+        if not HEADER_SIZE < self.mtu <= 65507:
+            raise ValueError(f"mtu must be in {HEADER_SIZE + 1}..65507, got {self.mtu}")
+        for name in ("max_frames", "max_frame_bytes", "closed_window", "max_frame_pixels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.frame_timeout > 0:
+            raise ValueError(f"frame_timeout must be positive, got {self.frame_timeout}")
 
 
 class Reassembler:
@@ -175,6 +193,14 @@ class Reassembler:
         self._closed_set.add(frame_id)
         return FrameExpired(frame_id, reason, expected, received, frame)
 
+    def new_session(self) -> list[Event]:
+        """The stream restarted (a new authenticated session): its frame ids start over,
+        so every open frame ends and the ids of closed frames are forgotten."""
+        events: list[Event] = [self.close(fid, "ended") for fid in list(self.frames)]
+        self._closed.clear()
+        self._closed_set.clear()
+        return events
+
     # -------------------------------------------------------------- input
     def receive(self, data: bytes, now: float) -> list[Event]:
         self.packets += 1
@@ -192,6 +218,12 @@ class Reassembler:
         if len(data) > cfg.mtu:
             raise WireError("size", f"packet of {len(data)} bytes exceeds the MTU of {cfg.mtu}")
         h, payload = parse_header(data, cfg.model_id)
+        if h.height * h.width > cfg.max_frame_pixels:
+            raise WireError(
+                "geometry",
+                f"frame size {h.width}x{h.height} is more than the {cfg.max_frame_pixels} "
+                "pixels this receiver accepts",
+            )
         if h.type == PacketType.FEEDBACK:
             raise WireError("type", "feedback packets go to the sender")
         if h.frame_id in self._closed_set:
@@ -339,7 +371,17 @@ class Reassembler:
 def _tier0_header(frame: FrameState) -> PacketHeader:
     bits = frame.codebook_size.bit_length() - 1
     return PacketHeader(
-        PacketType.TIER0, 0, 0, frame.frame_id, frame.height, frame.width, bits, frame.flags, 0, 1
+        PacketType.TIER0,
+        0,
+        0,
+        0,
+        frame.frame_id,
+        frame.height,
+        frame.width,
+        bits,
+        frame.flags,
+        0,
+        1,
     )
 
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import msgpack
 import zfec
 
-from hfstream.wire import (
+from hfstream.protocol.wire import (
     FLAG_PRIOR,
     FLAG_TIER2,
-    HEADER_SIZE,
+    OVERHEAD,
     IndexEntry,
     Packet,
     PacketHeader,
@@ -29,6 +29,11 @@ from hfstream.wire import (
 )
 
 PARITY_OVERHEAD = 64  # room kept in tier-0 packets for the parity payload's own fields
+# The smallest datagram every IPv4 host must accept. Below it a patch's tier-0 strings
+# (100-400 bytes), the header and the room for parity fields stop fitting one packet, and
+# packetizing would fail frame by frame instead of once, here.
+MIN_MTU = 576
+MAX_MTU = 65507  # the largest UDP payload
 
 
 @dataclass(frozen=True)
@@ -40,12 +45,17 @@ class PacketizerConfig:
     send_withheld: bool = True  # send tier 2 at all
 
     def __post_init__(self) -> None:
-        assert 256 <= self.mtu <= 65507, f"mtu must be in 256..65507, got {self.mtu}"
-        assert 1 <= self.fec_block <= 32, f"fec_block must be in 1..32, got {self.fec_block}"
-        assert 0 <= self.parity_ratio <= 4, f"parity_ratio must be in 0..4, got {self.parity_ratio}"
-        assert 1 <= self.index_groups <= 64, (
-            f"index_groups must be in 1..64, got {self.index_groups}"
-        )
+        if not MIN_MTU <= self.mtu <= MAX_MTU:
+            raise ValueError(
+                f"mtu must be in {MIN_MTU}..{MAX_MTU} bytes, got {self.mtu}: smaller packets "
+                "cannot carry a patch's tier-0 strings"
+            )
+        if not 1 <= self.fec_block <= 32:
+            raise ValueError(f"fec_block must be in 1..32, got {self.fec_block}")
+        if not 0 <= self.parity_ratio <= 4:
+            raise ValueError(f"parity_ratio must be in 0..4, got {self.parity_ratio}")
+        if not 1 <= self.index_groups <= 64:
+            raise ValueError(f"index_groups must be in 1..64, got {self.index_groups}")
 
 
 @dataclass
@@ -80,7 +90,10 @@ def _bins(entries: list[list], limit: int) -> list[bytes]:
     for e in entries:
         b = msgpack.packb(e, use_bin_type=True)
         if len(b) + 3 > limit:
-            raise ValueError(f"an entry of {len(b)} bytes does not fit a {limit}-byte payload")
+            raise ValueError(
+                f"an entry of {len(b)} bytes does not fit a {limit}-byte payload; "
+                "raise PacketizerConfig.mtu"
+            )
         if cur and size + len(b) + (1 if len(cur) + 1 < 16 else 3) > limit:
             payloads.append(_array(cur))
             cur, size = [], 0
@@ -98,9 +111,9 @@ def _array(items: list[bytes]) -> bytes:
 
 
 class Packetizer:
-    def __init__(self, model_id: int, stream_id: int = 0, config: PacketizerConfig | None = None):
+    def __init__(self, model_id: int, session_id: int = 0, config: PacketizerConfig | None = None):
         self.model_id = model_id
-        self.stream_id = stream_id
+        self.session_id = session_id  # packets are numbered later, when sealed
         self.config = config or PacketizerConfig()
 
     def packetize(
@@ -124,10 +137,9 @@ class Packetizer:
         sees what the frame wanted."""
         cfg = self.config
         bits = codebook_size.bit_length() - 1
-        assert 1 << bits == codebook_size, (
-            f"codebook size must be a power of two, got {codebook_size}"
-        )
-        room = cfg.mtu - HEADER_SIZE
+        if codebook_size < 1 or 1 << bits != codebook_size:
+            raise ValueError(f"codebook size must be a power of two, got {codebook_size}")
+        room = cfg.mtu - OVERHEAD  # the tag is appended when a packet is sealed
         t0_payloads = _bins([e.to_list() for e in tier0], room - PARITY_OVERHEAD)
         parity_payloads = self._parity(t0_payloads)
         t1_payloads = _bins([e.to_list() for e in tier1], room)
@@ -139,14 +151,14 @@ class Packetizer:
             )
         if frame_budget is not None:
             left = frame_budget - sum(
-                len(p) + HEADER_SIZE for p in t0_payloads + parity_payloads + t1_payloads
+                len(p) + OVERHEAD for p in t0_payloads + parity_payloads + t1_payloads
             )
             kept = []
             for p in t2_payloads:
-                if len(p) + HEADER_SIZE > left:
+                if len(p) + OVERHEAD > left:
                     break
                 kept.append(p)
-                left -= len(p) + HEADER_SIZE
+                left -= len(p) + OVERHEAD
             t2_payloads = kept
         flags = (FLAG_PRIOR if prior_coded else 0) | (FLAG_TIER2 if t2_payloads else 0)
 
@@ -156,7 +168,8 @@ class Packetizer:
                     PacketHeader(
                         ptype,
                         self.model_id,
-                        self.stream_id,
+                        self.session_id,
+                        0,
                         frame_id,
                         height,
                         width,
@@ -203,7 +216,7 @@ def _fit_strict(
     longest prefix of tier 1 that fits beside both."""
 
     def cost(ps: list[bytes]) -> int:
-        return sum(len(p) + HEADER_SIZE for p in ps)
+        return sum(len(p) + OVERHEAD for p in ps)
 
     wanted = cost(parity) + cost(tier1)
     room = budget - cost(tier0)

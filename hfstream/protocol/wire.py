@@ -1,13 +1,14 @@
-"""The packet format: a fixed 24-byte header and a msgpack payload.
+"""The packet format: a fixed 34-byte header, a msgpack payload and a 16-byte tag.
 
 Header (big-endian)::
 
     magic       2  b"HF"
-    version     1  1
+    version     1  2
     type        1  PacketType
     model id    4  the codec model; a receiver drops packets for any other model
-    stream id   2
-    frame id    4
+    session     8  random per stream (high 32 bits: its start, unix seconds); see auth.py
+    counter     4  per-session packet number, written when the packet is sealed
+    frame id    4  (the report number in FEEDBACK packets)
     height      2  frame geometry, 1..16384: any packet can open the frame's state
     width       2
     codebook    1  log2 of the codebook size the indices refer to (6..10)
@@ -16,11 +17,13 @@ Header (big-endian)::
     seq         2  packet number within (frame, type)
     count       2  packets of this (frame, type), 1..4096
 
-The payload is the rest of the datagram (UDP and data-channel messages keep their
-boundaries, so no length field is needed). It is msgpack, unpacked with strict limits
-and then checked field by field; see the ``*Entry`` classes for each type's layout.
-Every error is a ``WireError`` (a ``ValueError``) whose message names what is wrong,
-so the receiver can count drops by reason.
+The payload follows (UDP and data-channel messages keep their boundaries, so no length
+field is needed), then the authentication tag (``auth.TAG_SIZE`` bytes) over everything
+before it. ``auth.Opener`` checks and strips the tag before anything here parses the
+packet. The payload is msgpack, unpacked with strict limits and then checked field by
+field; see the ``*Entry`` classes and ``ParityEntry``/``FeedbackEntry`` for each type's
+layout. Every error is a ``WireError`` (a ``ValueError``) whose message names what is
+wrong, so the receiver can count drops by reason.
 """
 
 from __future__ import annotations
@@ -31,16 +34,19 @@ from enum import IntEnum
 
 import msgpack
 
-from hfstream.codec.hybrid import MAX_SIDE
-from hfstream.codec.schedules import Schedule
+from hfstream.protocol.geometry import MAX_SIDE, patch_count
+from hfstream.protocol.schedules import Schedule
 
 MAGIC = b"HF"
-VERSION = 1
-HEADER = struct.Struct("!2sBBIHIHHBBHH")
-HEADER_SIZE = HEADER.size  # 24
+VERSION = 2
+HEADER = struct.Struct("!2sBBIQIIHHBBHH")
+HEADER_SIZE = HEADER.size  # 34
+SESSION_OFFSET = 8  # the session id and the counter sit at fixed offsets: auth reads them
+COUNTER_OFFSET = 16
+TAG_SIZE = 16  # truncated HMAC-SHA256, appended by auth.Sealer
+OVERHEAD = HEADER_SIZE + TAG_SIZE  # bytes of a datagram that are not payload
 DEFAULT_MTU = 1200
 MAX_COUNT = 4096
-MAX_PATCHES = (-(-MAX_SIDE // 256)) ** 2
 FLAG_PRIOR = 0x01
 FLAG_TIER2 = 0x02  # the frame has tier-2 packets (so "complete" waits for them)
 
@@ -67,7 +73,8 @@ class PacketType(IntEnum):
 class PacketHeader:
     type: PacketType
     model_id: int
-    stream_id: int
+    session_id: int  #: random per stream; see ``auth``
+    counter: int  #: per-session packet number (0 until sealed)
     frame_id: int
     height: int  #: of the frame in pixels
     width: int
@@ -82,7 +89,7 @@ class PacketHeader:
 
     @property
     def patches(self) -> int:
-        return (-(-self.height // 256)) * (-(-self.width // 256))
+        return patch_count(self.height, self.width)
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,8 @@ class Packet:
                 VERSION,
                 int(h.type),
                 h.model_id,
-                h.stream_id,
+                h.session_id,
+                h.counter,
                 h.frame_id,
                 h.height,
                 h.width,
@@ -112,13 +120,14 @@ class Packet:
 
 
 def parse_header(data: bytes, model_id: int | None = None) -> tuple[PacketHeader, bytes]:
-    """Split a datagram into its checked header and its raw payload."""
+    """Split a packet (a datagram without its tag) into its checked header and its raw
+    payload."""
     if len(data) < HEADER_SIZE:
         raise WireError(
             "truncated", f"packet has {len(data)} bytes, the header needs {HEADER_SIZE}"
         )
-    magic, version, ptype, mid, sid, fid, height, width, cb, flags, seq, count = HEADER.unpack_from(
-        data
+    magic, version, ptype, mid, sid, ctr, fid, height, width, cb, flags, seq, count = (
+        HEADER.unpack_from(data)
     )
     if magic != MAGIC:
         raise WireError("magic", "not an hfstream packet (bad magic)")
@@ -130,6 +139,12 @@ def parse_header(data: bytes, model_id: int | None = None) -> tuple[PacketHeader
         raise WireError(
             "model", f"packet for model {mid:08x}, this receiver decodes {model_id:08x}"
         )
+    if ptype == PacketType.FEEDBACK:
+        # A report describes no frame: its geometry fields must be zero, not made up.
+        if (height, width, cb, flags, seq, count) != (0, 0, 0, 0, 0, 1):
+            raise WireError("field", "feedback header must have zero geometry, seq 0, count 1")
+        header = PacketHeader(PacketType.FEEDBACK, mid, sid, ctr, fid, 0, 0, 0, 0, 0, 1)
+        return header, data[HEADER_SIZE:]
     if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
         raise WireError(
             "geometry", f"frame size {width}x{height} is outside 1..{MAX_SIDE} per side"
@@ -140,7 +155,9 @@ def parse_header(data: bytes, model_id: int | None = None) -> tuple[PacketHeader
         raise WireError("count", f"packet count {count} is outside 1..{MAX_COUNT}")
     if seq >= count:
         raise WireError("seq", f"packet number {seq} is not below the count {count}")
-    header = PacketHeader(PacketType(ptype), mid, sid, fid, height, width, cb, flags, seq, count)
+    header = PacketHeader(
+        PacketType(ptype), mid, sid, ctr, fid, height, width, cb, flags, seq, count
+    )
     return header, data[HEADER_SIZE:]
 
 

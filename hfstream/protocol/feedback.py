@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hfstream.wire import (
+from hfstream.protocol.wire import (
     Packet,
     PacketHeader,
     PacketType,
@@ -44,7 +44,8 @@ class Report:
     def throughput(self) -> float:
         return self.bytes / self.interval_s if self.interval_s > 0 else 0.0
 
-    def to_packet(self, model_id: int, stream_id: int, number: int) -> bytes:
+    def to_packet(self, model_id: int, session_id: int, number: int) -> bytes:
+        """An unsealed FEEDBACK packet (``auth.Sealer`` numbers and tags it)."""
         payload = pack_payload(
             [
                 round(self.interval_s * 1000),
@@ -54,7 +55,9 @@ class Report:
                 self.bytes,
             ]
         )
-        header = PacketHeader(PacketType.FEEDBACK, model_id, stream_id, number, 1, 1, 10, 0, 0, 1)
+        header = PacketHeader(
+            PacketType.FEEDBACK, model_id, session_id, 0, number, 0, 0, 0, 0, 0, 1
+        )
         return Packet(header, payload).serialize()
 
     @classmethod
@@ -121,7 +124,10 @@ class RateController:
     reports: int = 0
 
     def __post_init__(self) -> None:
-        assert self.target_bytes_per_s > 0 and self.fps > 0, "target and fps must be positive"
+        if not (self.target_bytes_per_s > 0 and self.fps > 0):
+            raise ValueError(
+                f"target and fps must be positive, got {self.target_bytes_per_s} and {self.fps}"
+            )
         self.rate = self.target_bytes_per_s
 
     @property

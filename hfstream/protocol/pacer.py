@@ -25,8 +25,10 @@ class _Queued:
 
 class Pacer:
     def __init__(self, rate_bytes_per_s: float, burst_bytes: int = 2400) -> None:
-        assert rate_bytes_per_s > 0, f"rate must be positive, got {rate_bytes_per_s}"
-        assert burst_bytes > 0, f"burst must be positive, got {burst_bytes}"
+        if not rate_bytes_per_s > 0:
+            raise ValueError(f"rate must be positive, got {rate_bytes_per_s}")
+        if not burst_bytes > 0:
+            raise ValueError(f"burst must be positive, got {burst_bytes}")
         self.rate = float(rate_bytes_per_s)
         self.burst = burst_bytes
         self._tokens = float(burst_bytes)
@@ -37,7 +39,8 @@ class Pacer:
         self.dropped_late: dict[int, int] = {}
 
     def set_rate(self, rate_bytes_per_s: float, now: float) -> None:
-        assert rate_bytes_per_s > 0, f"rate must be positive, got {rate_bytes_per_s}"
+        if not rate_bytes_per_s > 0:
+            raise ValueError(f"rate must be positive, got {rate_bytes_per_s}")
         self._refill(now)
         self.rate = float(rate_bytes_per_s)
 
