@@ -125,7 +125,7 @@ class HybridCodec:
         self.name = name
         # Inference runs the conv decoders on channels-last maps; weights in that layout
         # spare oneDNN a reorder per call. Values and state-dict keys are unchanged.
-        self.tokenizer.decoder.to(memory_format=torch.channels_last)
+        self.tokenizer.to(memory_format=torch.channels_last)
         self.correction.to(memory_format=torch.channels_last)
         self._latent_cache: OrderedDict[tuple[bytes, bytes], torch.Tensor] = OrderedDict()
         self._cache_lock = threading.Lock()
