@@ -46,15 +46,13 @@ def best_ms(fn: Callable[[], object], repeats: int) -> float:
 
 
 def frame(image: np.ndarray | None) -> np.ndarray:
-    """The image centre-cropped (or edge-padded) to 768x512."""
+    """The image scaled to cover 768x512 (if smaller) and centre-cropped to it."""
     img = bundled_image() if image is None else image
     w, h = SIZE
-    if img.shape[0] < h or img.shape[1] < w:
-        img = np.pad(
-            img,
-            ((0, max(0, h - img.shape[0])), (0, max(0, w - img.shape[1])), (0, 0)),
-            mode="edge",
-        )
+    scale = max(w / img.shape[1], h / img.shape[0])
+    if scale > 1:
+        size = (round(img.shape[1] * scale + 0.5), round(img.shape[0] * scale + 0.5))
+        img = np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BICUBIC))
     top, left = (img.shape[0] - h) // 2, (img.shape[1] - w) // 2
     return np.ascontiguousarray(img[top : top + h, left : left + w])
 
