@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -65,6 +67,26 @@ def to_uint8_image(image: np.ndarray | Image.Image | str | Path) -> np.ndarray:
     if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
         raise ValueError(f"image size {w}x{h} is outside 1..{MAX_SIDE} per side")
     return np.ascontiguousarray(arr)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the continuous stream's coding on one thread.
+
+    Its float parts (the hyper-synthesis that gives ŷc's means and scales) come out with
+    different last bits on 1 and 2 threads, and ŷc must be bit-identical at the sender
+    and the receiver: the index priors are computed from it. Those parts run one 4x4
+    patch at a time, so a second thread hardly helps them anyway. The setting is the
+    calling thread's (OpenMP), so other threads are not slowed."""
+    old = torch.get_num_threads()
+    if old == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def split_patches(arr: np.ndarray) -> np.ndarray:
@@ -201,7 +223,8 @@ class HybridCodec:
         for s in range(0, len(patches), BATCH):
             chunk = patches[s : s + BATCH]
             x = _to_tensor(chunk)
-            strings = self.continuous.compress_latent(ContinuousCodec.downsample(x))
+            with one_thread():
+                strings = self.continuous.compress_latent(ContinuousCodec.downsample(x))
             z = F.normalize(self.tokenizer.encoder(x), dim=1)
             if reduction is None:
                 idx = self.tokenizer.codebook.lookup(z)
@@ -223,8 +246,9 @@ class HybridCodec:
 
         A receiver asks twice per patch (for the index priors, then to decode), so the
         last ``LATENT_CACHE`` results are kept, keyed by the strings. Entropy decoding is
-        exact and ``decompress_latent`` runs its float parts one patch at a time, so a
-        cached ŷc is the very tensor a fresh decode would give."""
+        exact and ``decompress_latent`` runs its float parts one patch at a time (and here
+        on one thread, see ``one_thread``), so a cached ŷc is the very tensor a fresh
+        decode would give."""
         assert all(p.continuous is not None for p in patches), "every patch needs its strings"
         strings = [tuple(p.continuous) for p in patches]  # type: ignore[arg-type]
         with self._cache_lock:
@@ -232,7 +256,9 @@ class HybridCodec:
         todo = list(dict.fromkeys(s for s in strings if s not in known))
         for i in range(0, len(todo), BATCH):
             chunk = todo[i : i + BATCH]
-            known.update(zip(chunk, self.continuous.decompress_latent(chunk), strict=True))
+            with one_thread():
+                y_hat = self.continuous.decompress_latent(chunk)
+            known.update(zip(chunk, y_hat, strict=True))
         with self._cache_lock:
             for s in strings:
                 self._latent_cache[s] = known[s]
