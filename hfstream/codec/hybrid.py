@@ -147,7 +147,7 @@ class HybridCodec:
         self.name = name
         # Inference runs the conv decoders on channels-last maps; weights in that layout
         # spare oneDNN a reorder per call. Values and state-dict keys are unchanged.
-        self.tokenizer.to(memory_format=torch.channels_last)
+        self.tokenizer.decoder.to(memory_format=torch.channels_last)
         self.correction.to(memory_format=torch.channels_last)
         self._latent_cache: OrderedDict[tuple[bytes, bytes], torch.Tensor] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -383,7 +383,10 @@ class HybridCodec:
         reduction = self._reduction(codebook_size)
         groups = None if reduction is None else reduction.groups.numpy()
         out = []
-        for b in range(y_hat.shape[0]):  # one patch at a time: batch-independent logits
+        # One patch at a time: a batch of six is about 20 % faster on two threads and gave
+        # the same bits here, but MKL does not promise that a row's sums ignore the other
+        # rows, and one changed bit anywhere breaks the receiver's ANS decoding.
+        for b in range(y_hat.shape[0]):
             logits = self.predictor.prior_logits(y_hat[b : b + 1])[0].float().numpy()
             out.append(index_coding.probabilities_from_logits(logits, groups))
         return np.stack(out)

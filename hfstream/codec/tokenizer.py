@@ -60,13 +60,7 @@ class Encoder(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():
-            return self.net(x * 2 - 1)  # (B, code_dim, H/16, W/16)
-        # Inference: channels-last maps and in-place activations (see ``Decoder._infer``).
-        h = (x * 2 - 1).contiguous(memory_format=torch.channels_last)
-        for layer in self.net:
-            h = F.silu(h, inplace=True) if isinstance(layer, nn.SiLU) else layer(h)
-        return h
+        return self.net(x * 2 - 1)  # (B, code_dim, H/16, W/16)
 
 
 class Upsample(nn.Module):
