@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all docs lint eval sweep video-sweep kernel bench train clean
+.PHONY: demo test test-slow test-all docs lint eval sweep video-sweep kernel bench bench-codec train clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,8 +54,15 @@ kernel: $(STAMP)
 	$(PY) -m sim.kernel --out out/kernel
 
 # Transport numbers: header overhead, preview and frame latency, aiortc delivery, rate control.
-bench: $(STAMP)
+bench: $(STAMP) bench-codec
 	$(PY) -m hfstream.apps.bench_transport
+
+# Codec speed: ms per step for a 768x512 frame on 1 and 2 threads, and hfstream's receive
+# time over AVIF's and WebP's decode of the same frame (the bundled photo if SPEED_IMAGE
+# is absent). Stop other heavy work first: the numbers are wall-clock times.
+SPEED_IMAGE ?= $(DATA)/val/kphotoalbum_grand_canyon_1.png
+bench-codec: $(STAMP)
+	$(PY) -m hfstream.eval.speed $(if $(wildcard $(SPEED_IMAGE)),--image $(SPEED_IMAGE))
 
 # The default model, stage by stage (each resumes from runs/default/STAGE.ckpt).
 train: $(STAMP)

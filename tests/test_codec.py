@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hfstream.codec.encoded import MISSING
-from hfstream.codec.hybrid import merge_patches, nearest_fill, split_patches
+from hfstream.codec.hybrid import merge_patches, nearest_fill, one_thread, split_patches
 from hfstream.codec.schedules import Schedule, kept_mask
 from hfstream.eval.metrics import psnr
 
@@ -37,7 +37,8 @@ def test_continuous_stream_is_small_and_bit_exact(codec, encoded):
     again = codec.encode(split_patches(np.asarray(codec.decode(encoded)))[0], schedule="1_4")
     assert again.patches[0].continuous is not None
     strings = [p.continuous for p in encoded.patches]
-    assert torch.equal(codec.continuous.decompress_latent(strings[::-1])[1], together[0])
+    with one_thread():  # as HybridCodec decodes it (ŷc's last bits depend on threads)
+        assert torch.equal(codec.continuous.decompress_latent(strings[::-1])[1], together[0])
 
 
 @pytest.mark.parametrize("subset", ["none", "kept", "random", "all"])

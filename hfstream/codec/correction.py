@@ -65,12 +65,32 @@ class CorrectionDecoder(nn.Module):
         the certainty planes (B,2,16,16) -> one feature map per decoder level."""
         up = F.interpolate(y_hat, scale_factor=4.0, mode="nearest")  # (B, M, 16, 16)
         x = torch.cat([up, F.pixel_unshuffle(low * 2 - 1, 4), codes, certainty], dim=1)
+        if not torch.is_grad_enabled():
+            return self._infer(x)
         h = self.body.stem(x)
         feats = [self.zero_convs[0](h)]
         for i, (stage, upl) in enumerate(zip(self.body.stages, self.body.ups, strict=True)):
             h = upl(stage(h))
             feats.append(self.zero_convs[i + 1](h))
         return feats
+
+    def _infer(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The branch without autograd, on channels-last maps (see ``Decoder._infer``);
+        the 1x1 convolutions run as one matrix product over the pixels, which oneDNN
+        does not do for them."""
+        h = self.body.stem(x.contiguous(memory_format=torch.channels_last))
+        feats = [_pointwise(self.zero_convs[0], h)]
+        for i, (stage, upl) in enumerate(zip(self.body.stages, self.body.ups, strict=True)):
+            h = F.silu(upl[0](stage(h)), inplace=True)
+            feats.append(_pointwise(self.zero_convs[i + 1], h))
+        return feats
+
+
+def _pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution of a channels-last map as a matrix product; channels-last out."""
+    weight = conv.weight.reshape(conv.out_channels, conv.in_channels)
+    nhwc = x.permute(0, 2, 3, 1)  # contiguous for a channels-last ``x``
+    return F.linear(nhwc, weight, conv.bias).permute(0, 3, 1, 2)
 
 
 def certainty_planes(known: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:

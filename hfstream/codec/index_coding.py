@@ -9,10 +9,14 @@ Two coders, both decodable from any packet on its own:
   or decoded without the others.
 
 The encoder and the decoder must build identical probability tables from the predictor's
-logits. The logits are rounded to a 1/16 grid and the softmax is computed in float64 with
-numpy, which makes the tables independent of how the transformer was batched; a change
-of machine can still move a logit across a rounding boundary, which is why the transport
-guards each index packet with a checksum.
+logits. Rounding cannot give that on its own: with 262 144 logits per patch, float noise
+of 1e-6 would move dozens across any grid's boundaries. What gives it is computing the
+very same sums on both sides: ``HybridCodec.index_probabilities`` runs the transformer one
+patch at a time (the same shapes whatever the batch), on a ŷc decoded on one thread, and
+the softmax is computed in float64 with numpy from logits rounded to a 1/16 grid
+(``tests/test_prior_exact.py`` checks batch compositions and thread counts). A change of
+machine can still change the sums, which is why the transport guards each index packet
+with a checksum.
 """
 
 from __future__ import annotations

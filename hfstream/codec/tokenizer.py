@@ -39,7 +39,12 @@ class ResBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+        if torch.is_grad_enabled():
+            return x + self.body(x)
+        # Inference: the same sums, with activations in place (no new full-size buffers).
+        gn1, _, conv1, gn2, _, conv2 = self.body
+        h = conv1(F.silu(gn1(x), inplace=True))
+        return conv2(F.silu(gn2(h), inplace=True)).add_(x)
 
 
 class Encoder(nn.Module):
@@ -95,6 +100,8 @@ class Decoder(nn.Module):
         return [self.stem.out_channels] + [up[0].conv.out_channels for up in self.ups]
 
     def forward(self, q: torch.Tensor, features: list[torch.Tensor] | None = None) -> torch.Tensor:
+        if not torch.is_grad_enabled():
+            return self._infer(q, features)
         h = self.stem(q)
         if features is not None:
             h = h + features[0]
@@ -103,6 +110,20 @@ class Decoder(nn.Module):
             if features is not None:
                 h = h + features[i + 1]
         return (self.head(h) + 1) / 2  # (B, 3, H, W), about [0, 1]
+
+    def _infer(self, q: torch.Tensor, features: list[torch.Tensor] | None) -> torch.Tensor:
+        """``forward`` without autograd: channels-last maps (oneDNN's convolutions and
+        transposed convolutions then skip their layout conversions, which cost as much as
+        the arithmetic at 256x256) and in-place activations and sums. The output is
+        channels-last too."""
+        h = self.stem(q.contiguous(memory_format=torch.channels_last))
+        if features is not None:
+            h.add_(features[0])
+        for i, (stage, up) in enumerate(zip(self.stages, self.ups, strict=True)):
+            h = F.silu(up[0](stage(h)), inplace=True)
+            if features is not None:
+                h.add_(features[i + 1])
+        return self.head(h).add_(1).div_(2)
 
 
 class Codebook(nn.Module):

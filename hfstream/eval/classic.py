@@ -42,6 +42,16 @@ def _encode(img: Image.Image, fmt: str, quality: int) -> bytes:
     return buf.getvalue()
 
 
+def encode_at(ref: np.ndarray, codec: str, factor: int, quality: int) -> bytes:
+    """``ref`` downscaled by ``factor`` and coded with ``codec`` at ``quality``: the file
+    behind a ``ClassicResult``."""
+    h, w = ref.shape[:2]
+    small = Image.fromarray(ref).resize(
+        (max(1, round(w / factor)), max(1, round(h / factor))), Image.Resampling.LANCZOS
+    )
+    return _encode(small, CODECS[codec], quality)
+
+
 def fit_budget(ref: np.ndarray, codec: str, budget: int) -> ClassicResult | None:
     """Best-PSNR encoding of ``ref`` with ``codec`` in at most ``budget`` bytes, or None."""
     fmt = CODECS[codec]
