@@ -7,7 +7,7 @@ import sys
 
 from hfstream.protocol.auth import DATA, Opener, Sealer
 from hfstream.protocol.feedback import Report
-from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
+from hfstream.protocol.packetizer import FrameEntries, Packetizer, PacketizerConfig
 from hfstream.protocol.schedules import Schedule
 from hfstream.protocol.wire import IndexEntry, Tier0Entry, parse_entries, parse_header
 
@@ -30,7 +30,7 @@ def _frame():
     p = Packetizer(0xC0DEC0DE, SESSION, PacketizerConfig(parity_ratio=1.0))
     t0 = [Tier0Entry(0, Schedule.QUARTER, b"y" * 5, b"z" * 2)]
     t1 = [IndexEntry(0, Schedule.QUARTER, 0, 1, b"\x01\x02", 0xBEEF)]
-    return p.packetize(7, 240, 256, 1024, True, t0, t1, [])
+    return p.packetize(FrameEntries(240, 256, 1024, True, t0, t1), frame_id=7)
 
 
 # magic, version 2, type, model, session, counter, frame 7, 240 x 256, codebook 2**10,

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import msgpack
@@ -56,6 +57,20 @@ class PacketizerConfig:
             raise ValueError(f"parity_ratio must be in 0..4, got {self.parity_ratio}")
         if not 1 <= self.index_groups <= 64:
             raise ValueError(f"index_groups must be in 1..64, got {self.index_groups}")
+
+
+@dataclass(frozen=True)
+class FrameEntries:
+    """What one frame puts on the wire, before packetizing (``frame_coding.packetize``
+    builds it from an ``EncodedImage``)."""
+
+    height: int  #: of the frame in pixels
+    width: int
+    codebook_size: int  #: words of the codebook the indices refer to (a power of two)
+    prior_coded: bool  #: indices are coded under the prior (else fixed-length)
+    tier0: Sequence[Tier0Entry] = ()  #: each patch's continuous strings
+    tier1: Sequence[IndexEntry] = ()  #: kept indices, ordered by interleave group
+    tier2: Sequence[IndexEntry] = ()  #: withheld indices, ordered by interleave group
 
 
 @dataclass
@@ -118,14 +133,9 @@ class Packetizer:
 
     def packetize(
         self,
+        frame: FrameEntries,
+        *,
         frame_id: int,
-        height: int,
-        width: int,
-        codebook_size: int,
-        prior_coded: bool,
-        tier0: list[Tier0Entry],
-        tier1: list[IndexEntry],
-        tier2: list[IndexEntry],
         frame_budget: float | None = None,
         strict_budget: bool = False,
     ) -> FramePackets:
@@ -136,14 +146,17 @@ class Packetizer:
         ``FramePackets.cut`` says how many bytes were left out, so that a rate controller
         sees what the frame wanted."""
         cfg = self.config
+        height, width, codebook_size = frame.height, frame.width, frame.codebook_size
         bits = codebook_size.bit_length() - 1
         if codebook_size < 1 or 1 << bits != codebook_size:
             raise ValueError(f"codebook size must be a power of two, got {codebook_size}")
+        if not 0 <= frame_id <= 0xFFFFFFFF:
+            raise ValueError(f"frame id must be in 0..2**32-1, got {frame_id}")
         room = cfg.mtu - OVERHEAD  # the tag is appended when a packet is sealed
-        t0_payloads = _bins([e.to_list() for e in tier0], room - PARITY_OVERHEAD)
+        t0_payloads = _bins([e.to_list() for e in frame.tier0], room - PARITY_OVERHEAD)
         parity_payloads = self._parity(t0_payloads)
-        t1_payloads = _bins([e.to_list() for e in tier1], room)
-        t2_payloads = _bins([e.to_list() for e in tier2], room) if cfg.send_withheld else []
+        t1_payloads = _bins([e.to_list() for e in frame.tier1], room)
+        t2_payloads = _bins([e.to_list() for e in frame.tier2], room) if cfg.send_withheld else []
         cut = 0
         if frame_budget is not None and strict_budget:
             t1_payloads, parity_payloads, cut = _fit_strict(
@@ -160,7 +173,7 @@ class Packetizer:
                 kept.append(p)
                 left -= len(p) + OVERHEAD
             t2_payloads = kept
-        flags = (FLAG_PRIOR if prior_coded else 0) | (FLAG_TIER2 if t2_payloads else 0)
+        flags = (FLAG_PRIOR if frame.prior_coded else 0) | (FLAG_TIER2 if t2_payloads else 0)
 
         def build(ptype: PacketType, payloads: list[bytes]) -> list[bytes]:
             return [
