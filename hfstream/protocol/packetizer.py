@@ -5,7 +5,7 @@
   of several patches: losing it removes scattered positions from each.
 - Tier-0 packets are protected by a systematic Reed-Solomon erasure code (``zfec``) in
   blocks of at most ``fec_block`` packets: any ``k`` of a block's ``k + m`` packets
-  rebuild all ``k``. Parity payload: ``[first, k, index, lengths, data, total]``.
+  rebuild all ``k``. Each parity packet carries one ``wire.ParityEntry``.
 - Every packet is useful on its own: none of tier >= 1 needs another of tier >= 1.
 """
 
@@ -21,12 +21,15 @@ import zfec
 from hfstream.protocol.wire import (
     FLAG_PRIOR,
     FLAG_TIER2,
+    MAX_FEC_BLOCK,
     OVERHEAD,
     IndexEntry,
     Packet,
     PacketHeader,
     PacketType,
+    ParityEntry,
     Tier0Entry,
+    pack_payload,
 )
 
 PARITY_OVERHEAD = 64  # room kept in tier-0 packets for the parity payload's own fields
@@ -51,8 +54,8 @@ class PacketizerConfig:
                 f"mtu must be in {MIN_MTU}..{MAX_MTU} bytes, got {self.mtu}: smaller packets "
                 "cannot carry a patch's tier-0 strings"
             )
-        if not 1 <= self.fec_block <= 32:
-            raise ValueError(f"fec_block must be in 1..32, got {self.fec_block}")
+        if not 1 <= self.fec_block <= MAX_FEC_BLOCK:
+            raise ValueError(f"fec_block must be in 1..{MAX_FEC_BLOCK}, got {self.fec_block}")
         if not 0 <= self.parity_ratio <= 4:
             raise ValueError(f"parity_ratio must be in 0..4, got {self.parity_ratio}")
         if not 1 <= self.index_groups <= 64:
@@ -215,10 +218,10 @@ class Packetizer:
             width = max(len(d) for d in data)
             padded = [d.ljust(width, b"\0") for d in data]
             blocks = zfec.Encoder(k, k + m).encode(padded)[k:]
-            lengths = [len(d) for d in data]
+            lengths = tuple(len(d) for d in data)
             for j, parity in enumerate(blocks):
-                record = [start, k, k + j, lengths, parity, len(payloads)]
-                out.append(msgpack.packb(record, use_bin_type=True))
+                entry = ParityEntry(start, k, k + j, lengths, parity, len(payloads))
+                out.append(pack_payload(entry.to_list()))
         return out
 
 
