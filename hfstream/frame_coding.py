@@ -47,7 +47,7 @@ def tier0_entries(enc: EncodedImage) -> list[Tier0Entry]:
     out = []
     for i, p in enumerate(enc.patches):
         assert p.continuous is not None, "only a complete encoding can be sent"
-        out.append(Tier0Entry(i, p.schedule, p.continuous[0], p.continuous[1]))
+        out.append(Tier0Entry(i, p.schedule, p.continuous[0], p.continuous[1], p.rung))
     return out
 
 

@@ -90,7 +90,9 @@ def hfstream_receive(
 ) -> tuple[np.ndarray, bool]:
     """What the receiver shows from the packets that arrived, and whether any of it was
     decodable (mid-grey when nothing was)."""
-    r = Reassembler(ReassemblerConfig(codec.model_id, max_frame_bytes=1 << 26))
+    r = Reassembler(
+        ReassemblerConfig(codec.model_id, max_frame_bytes=1 << 26, rungs=codec.continuous.rungs)
+    )
     for d in arrived:
         r.receive(d, 0.0)
     frames = list(r)

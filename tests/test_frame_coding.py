@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import dataclasses
+
 import pytest
+import torch
 
 from hfstream.frame_coding import index_priors, packetize
 from hfstream.progressive import FrameDecodeState, build_encoded
@@ -49,3 +54,92 @@ def test_every_packet_back_gives_the_frame_sent(codec, encoded):
     for got, sent in zip(back.patches, encoded.patches, strict=True):
         assert (got.continuous, got.schedule, got.rung) == (sent.continuous, sent.schedule, 0)
         assert (got.indices == sent.indices).all()  # tier 2 too: every index arrived
+
+
+@pytest.fixture(scope="module")
+def ladder_codec(codec):
+    """The shipped model with a 4-rung continuous ladder (its weights start the ladder)."""
+    from hfstream.codec.continuous import ContinuousCodec
+
+    ladder = ContinuousCodec(dataclasses.replace(codec.continuous.config, rungs=4))
+    ladder.load_state_dict(codec.continuous.state_dict())
+    out = copy.copy(codec)
+    out.continuous = ladder.eval()
+    return out
+
+
+@pytest.fixture(scope="module")
+def at_rung_2(ladder_codec, encoded, small_image):
+    """``encoded`` with every patch's tier 0 coded again at rung 2 of the ladder."""
+    from hfstream.codec.continuous import ContinuousCodec
+    from hfstream.codec.hybrid import _to_tensor, split_patches
+
+    low = ContinuousCodec.downsample(_to_tensor(split_patches(small_image)))
+    strings = ladder_codec.continuous.compress_latent(low, rung=2)
+    patches = tuple(
+        dataclasses.replace(p, continuous=s, rung=2)
+        for p, s in zip(encoded.patches, strings, strict=True)
+    )
+    return dataclasses.replace(encoded, patches=patches)
+
+
+def _reassemble(codec, enc, rungs):
+    fp = packetize(enc, Packetizer(codec.model_id), frame_id=1, priors=index_priors(codec, enc))
+    r = Reassembler(ReassemblerConfig(codec.model_id, rungs=rungs))
+    for _, d in fp.in_priority_order():
+        r.receive(d, 0.0)
+    return r
+
+
+def test_the_rung_arrives_intact(ladder_codec, at_rung_2):
+    r = _reassemble(ladder_codec, at_rung_2, rungs=ladder_codec.continuous.rungs)
+    assert not r.drops
+    (frame,) = r
+    back = build_encoded(ladder_codec, frame, FrameDecodeState())
+    assert [p.rung for p in back.patches] == [2, 2]
+    assert [p.continuous for p in back.patches] == [p.continuous for p in at_rung_2.patches]
+    # Decoded at rung 2, the latent is the sender's (at rung 0 it would not be).
+    sent = ladder_codec.latents(list(at_rung_2.patches))
+    assert torch.equal(ladder_codec.latents(list(back.patches)), sent)
+    wrong = [dataclasses.replace(p, rung=0) for p in at_rung_2.patches]
+    assert not torch.equal(ladder_codec.latents(wrong), sent)
+
+
+def test_a_rung_outside_the_ladder_is_a_counted_drop(codec, ladder_codec, at_rung_2):
+    assert codec.continuous.rungs == 1  # the shipped model: a single-rate stream
+    r = _reassemble(ladder_codec, at_rung_2, rungs=codec.continuous.rungs)
+    # The tier-0 packet, and the copy of it that its parity rebuilds: both dropped.
+    assert r.drops == {"rung": 2}
+    (frame,) = r  # opened by its index packets: they wait for a tier 0 that never comes
+    assert frame.tier0 == {}
+    # A frame assembled without the ladder check decodes those patches as if their
+    # tier 0 were lost, never with a rung the model lacks.
+    (frame,) = _reassemble(ladder_codec, at_rung_2, rungs=16)
+    back = build_encoded(codec, frame, FrameDecodeState())
+    assert all(p.continuous is None for p in back.patches)
+    assert codec.decode(back).shape == (240, 300, 3)
+
+
+def test_the_receiver_counts_a_foreign_rung_and_goes_on(codec, ladder_codec, at_rung_2):
+    from hfstream.protocol.auth import DATA, Sealer
+    from hfstream.receiver import Receiver, ReceiverConfig
+    from hfstream.transports.memory import memory_pair
+
+    fp = packetize(at_rung_2, Packetizer(codec.model_id), frame_id=0, tiers=(0,))
+
+    async def main():
+        tx, rx = memory_pair()
+        async with Receiver(rx, codec, ReceiverConfig(feedback_interval_s=None)) as receiver:
+            sealer = Sealer(None, DATA, 0x65A1B2C3_00000001)
+            for p in fp.tier0 + fp.parity:
+                rx.inbox.put(sealer.seal(p))
+            await tx.close()
+            updates = [u async for u in receiver]
+        return receiver, updates
+
+    receiver, updates = asyncio.run(main())
+    assert updates == [] and receiver.decode_errors == 0
+    assert receiver.drops == {"rung": 2}  # the packet and its rebuilt copy
+    assert "outside this decoder's ladder 0..0" in str(
+        Reassembler(ReassemblerConfig(codec.model_id, rungs=1)).receive(fp.tier0[0], 0.0)[0]
+    )

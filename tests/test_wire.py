@@ -44,7 +44,7 @@ def header(ptype=PacketType.TIER0, **kw):
 
 
 def tier0_packet():
-    entries = [Tier0Entry(5, Schedule.QUARTER, b"y" * 150, b"z" * 9).to_list()]
+    entries = [Tier0Entry(5, Schedule.QUARTER, b"y" * 150, b"z" * 9, rung=3).to_list()]
     return Packet(header(), pack_payload(entries)).serialize()
 
 
@@ -61,7 +61,7 @@ def test_entries_round_trip():
     data = tier0_packet()
     h, payload = parse_header(data)
     (e,) = parse_entries(h, payload)
-    assert e == Tier0Entry(5, Schedule.QUARTER, b"y" * 150, b"z" * 9)
+    assert e == Tier0Entry(5, Schedule.QUARTER, b"y" * 150, b"z" * 9, rung=3)
     ie = IndexEntry(2, Schedule.NINTH, 1, 3, b"\x01\x02\x03\x04", 0xBEEF)
     h1 = header(PacketType.TIER1)
     assert parse_entries(h1, pack_payload([ie.to_list()])) == [ie]
@@ -206,13 +206,15 @@ def test_foreign_model_is_refused():
     [
         (msgpack.packb({"a": 1}), "must be an array|valid msgpack"),
         (msgpack.packb([]), "carries no entry"),
-        (msgpack.packb([[99, 4, b"y", b"z"]]), "patch index must be an integer in 0..5"),
-        (msgpack.packb([[1, 3, b"y", b"z"]]), "unknown schedule id 3"),
-        (msgpack.packb([[1, 4, b"", b"z"]]), "y string must be 1..4096 bytes, got 0"),
-        (msgpack.packb([[1, 4, "text", b"z"]]), "valid msgpack|y string"),
-        (msgpack.packb([[1, 4, b"y"]]), "array of 4"),
-        (msgpack.packb([[True, 4, b"y", b"z"]]), "patch index must be an integer"),
-        (msgpack.packb([[1, 4, b"y", b"z"]]) + b"\x00", "payload has 1 bytes after its array"),
+        (msgpack.packb([[99, 4, 0, b"y", b"z"]]), "patch index must be an integer in 0..5"),
+        (msgpack.packb([[1, 3, 0, b"y", b"z"]]), "unknown schedule id 3"),
+        (msgpack.packb([[1, 4, 16, b"y", b"z"]]), "rung must be an integer in 0..15, got 16"),
+        (msgpack.packb([[1, 4, -1, b"y", b"z"]]), "rung must be an integer in 0..15, got -1"),
+        (msgpack.packb([[1, 4, 0, b"", b"z"]]), "y string must be 1..4096 bytes, got 0"),
+        (msgpack.packb([[1, 4, 0, "text", b"z"]]), "valid msgpack|y string"),
+        (msgpack.packb([[1, 4, b"y", b"z"]]), "tier-0 entry must be an array of 5"),
+        (msgpack.packb([[True, 4, 0, b"y", b"z"]]), "patch index must be an integer"),
+        (msgpack.packb([[1, 4, 0, b"y", b"z"]]) + b"\x00", "payload has 1 bytes after its array"),
         (b"\xdd\xff\xff\xff\xff", "valid msgpack"),  # an array that claims 4 G entries
         (b"\xc6\x7f\xff\xff\xff", "payload of 5 bytes is truncated"),  # a 2 GB binary
     ],

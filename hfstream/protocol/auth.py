@@ -183,7 +183,7 @@ class Opener:
                 f"datagram has {len(datagram)} bytes, header and tag need {HEADER_SIZE + TAG_SIZE}",
             )
         if not datagram.startswith(_PREFIX):
-            raise WireError("magic", "not an hfstream version 2 datagram")
+            raise WireError("magic", f"not an hfstream version {VERSION} datagram")
         body = datagram[:-TAG_SIZE]
         if not hmac.compare_digest(_tag(self._key, body), datagram[-TAG_SIZE:]):
             raise WireError("auth", "authentication tag does not match")

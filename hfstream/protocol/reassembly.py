@@ -20,6 +20,7 @@ from hfstream.protocol.wire import (
     FLAG_PRIOR,
     FLAG_TIER2,
     HEADER_SIZE,
+    MAX_RUNG,
     IndexEntry,
     PacketHeader,
     PacketType,
@@ -148,6 +149,9 @@ class ReassemblerConfig:
     frame_timeout: float = 2.0  # seconds without a packet before a frame expires
     closed_window: int = 1024  # closed frame ids remembered to drop late packets
     max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS  # declared height x width, at most
+    # Rungs of the decoder's continuous ladder (``codec.continuous.rungs``): a tier-0 entry
+    # coded at a higher rung cannot be decoded here and is dropped with its packet.
+    rungs: int = MAX_RUNG + 1
 
     def __post_init__(self) -> None:
         if not HEADER_SIZE < self.mtu <= 65507:
@@ -157,6 +161,8 @@ class ReassemblerConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.frame_timeout > 0:
             raise ValueError(f"frame_timeout must be positive, got {self.frame_timeout}")
+        if not 1 <= self.rungs <= MAX_RUNG + 1:
+            raise ValueError(f"rungs must be in 1..{MAX_RUNG + 1}, got {self.rungs}")
 
 
 class Reassembler:
@@ -301,7 +307,19 @@ class Reassembler:
     def _parse(self, h: PacketHeader, payload: bytes) -> list | ParityEntry:
         if h.type == PacketType.PARITY:
             return parse_parity(payload, self.config.mtu)
-        return parse_entries(h, payload, self.config.mtu)
+        entries = parse_entries(h, payload, self.config.mtu)
+        if h.type == PacketType.TIER0:
+            self._check_rungs(entries)  # type: ignore[arg-type]
+        return entries
+
+    def _check_rungs(self, entries: list[Tier0Entry]) -> None:
+        for e in entries:
+            if e.rung >= self.config.rungs:
+                raise WireError(
+                    "rung",
+                    f"patch {e.patch} is coded at rung {e.rung}, outside this decoder's "
+                    f"ladder 0..{self.config.rungs - 1}",
+                )
 
     def _add_tier0(self, frame: FrameState, entries: list[Tier0Entry]) -> list[Event]:
         new = []
@@ -353,11 +371,13 @@ class Reassembler:
                 frame.seen.setdefault(PacketType.TIER0, set()).add(seq)
                 frame.recovered += 1
                 try:
-                    events += self._add_tier0(
-                        frame, parse_tier0(payload, frame.patches, self.config.mtu)
-                    )
+                    entries = parse_tier0(payload, frame.patches, self.config.mtu)
+                    self._check_rungs(entries)
                 except WireError as e:
-                    events.append(self._drop("fec", f"rebuilt tier-0 payload is bad: {e}"))
+                    reason = "rung" if e.reason == "rung" else "fec"
+                    events.append(self._drop(reason, f"rebuilt tier-0 payload is bad: {e}"))
+                    continue
+                events += self._add_tier0(frame, entries)
         return events
 
     def _is_complete(self, frame: FrameState) -> bool:

@@ -3,7 +3,7 @@
 Header (big-endian)::
 
     magic       2  b"HF"
-    version     1  2
+    version     1  3 (2 had no rung in tier-0 entries)
     type        1  PacketType
     model id    4  the codec model; a receiver drops packets for any other model
     session     8  random per stream (high 32 bits: its start, unix seconds); see auth.py
@@ -40,7 +40,7 @@ from hfstream.protocol.geometry import MAX_SIDE, patch_count
 from hfstream.protocol.schedules import Schedule
 
 MAGIC = b"HF"
-VERSION = 2
+VERSION = 3
 HEADER = struct.Struct("!2sBBIQIIHHBBHH")
 HEADER_SIZE = HEADER.size  # 34
 SESSION_OFFSET = 8  # the session id and the counter sit at fixed offsets: auth reads them
@@ -49,6 +49,7 @@ TAG_SIZE = 16  # truncated HMAC-SHA256, appended by auth.Sealer
 OVERHEAD = HEADER_SIZE + TAG_SIZE  # bytes of a datagram that are not payload
 DEFAULT_MTU = 1200
 MAX_COUNT = 4096
+MAX_RUNG = 15  # rungs of the continuous stream's ladder (the .hfs container has 4 bits)
 MAX_FEC_BLOCK = 32  # tier-0 packets per erasure-code block
 MAX_FEC_SHARES = 256  # zfec codes at most 256 shares per block
 FLAG_PRIOR = 0x01
@@ -231,21 +232,29 @@ def _entries(payload: list, width: int, what: str) -> list[list]:
 
 @dataclass(frozen=True)
 class Tier0Entry:
-    """``[patch, schedule, y, z]``: one patch's continuous strings and its schedule."""
+    """``[patch, schedule, rung, y, z]``: one patch's continuous strings, the rung of the
+    continuous stream's rate ladder they were coded at, and the patch's schedule."""
 
     patch: int
     schedule: Schedule
     y: bytes
     z: bytes
+    rung: int = 0
 
     def to_list(self) -> list:
-        return [self.patch, int(self.schedule), self.y, self.z]
+        return [self.patch, int(self.schedule), self.rung, self.y, self.z]
 
     @classmethod
     def from_list(cls, e: list, patches: int) -> Tier0Entry:
         patch = _int(e[0], 0, patches - 1, "patch index")
+        schedule = _schedule(e[1])
+        rung = _int(e[2], 0, MAX_RUNG, "rung")
         return cls(
-            patch, _schedule(e[1]), _bin(e[2], 1, 4096, "y string"), _bin(e[3], 1, 1024, "z string")
+            patch,
+            schedule,
+            _bin(e[3], 1, 4096, "y string"),
+            _bin(e[4], 1, 1024, "z string"),
+            rung,
         )
 
 
@@ -371,7 +380,7 @@ def feedback_header(model_id: int, session_id: int, number: int) -> PacketHeader
 def parse_tier0(payload: bytes, patches: int, mtu: int = DEFAULT_MTU) -> list[Tier0Entry]:
     """The entries of a tier-0 payload for a frame of ``patches`` patches."""
     obj = unpack_payload(payload, mtu)
-    return [Tier0Entry.from_list(e, patches) for e in _entries(obj, 4, "tier-0")]
+    return [Tier0Entry.from_list(e, patches) for e in _entries(obj, 5, "tier-0")]
 
 
 def parse_indices(payload: bytes, patches: int, mtu: int = DEFAULT_MTU) -> list[IndexEntry]:
