@@ -141,7 +141,12 @@ class ReplayWindow:
         """Record ``counter`` (after ``check`` and the tag passed)."""
         if counter > self.top:
             shift = counter - self.top
-            self._bits = (self._bits << shift | 1) & ((1 << self.size) - 1)
+            # A jump past the window forgets it: shifting by the jump itself would build an
+            # integer of up to 2**32 bits (512 MB) for one packet.
+            if shift >= self.size:
+                self._bits = 1
+            else:
+                self._bits = (self._bits << shift | 1) & ((1 << self.size) - 1)
             self.top = counter
         else:
             self._bits |= 1 << (self.top - counter)
