@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all docs lint eval sweep video-sweep kernel bench train clean
+.PHONY: demo test test-slow test-all docs lint eval sweep video-sweep kernel bench soak train clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ kernel: $(STAMP)
 # Transport numbers: header overhead, preview and frame latency, aiortc delivery, rate control.
 bench: $(STAMP)
 	$(PY) -m hfstream.apps.bench_transport
+
+# Forged floods beside a keyed stream, then a long stream at 30 % loss, through the real
+# receiver: RSS, containers, tasks, CPU per forged datagram (a few minutes; scale with
+# SOAK_ARGS="--forged 1000000 --frames 10000").
+SOAK_ARGS ?=
+soak: $(STAMP)
+	$(PY) -m sim.soak $(SOAK_ARGS)
 
 # The default model, stage by stage (each resumes from runs/default/STAGE.ckpt).
 train: $(STAMP)

@@ -27,7 +27,12 @@ from hfstream.codec.index_coding import (
     unpack_fixed,
 )
 from hfstream.codec.schedules import Schedule, kept_positions, withheld_positions
-from hfstream.protocol.packetizer import FrameEntries, FramePackets, Packetizer
+from hfstream.protocol.packetizer import (
+    FrameEntries,
+    FramePackets,
+    Packetizer,
+    PacketizerConfig,
+)
 from hfstream.protocol.wire import IndexEntry, Tier0Entry, WireError
 
 if TYPE_CHECKING:
@@ -109,6 +114,28 @@ def index_priors(codec: HybridCodec, enc: EncodedImage) -> np.ndarray:
     return codec.index_probabilities(codec.latents(list(enc.patches)), enc.codebook_size)
 
 
+def frame_entries(
+    enc: EncodedImage,
+    config: PacketizerConfig,
+    *,
+    priors: np.ndarray | None = None,
+    tiers: Collection[int] = (0, 1, 2),
+) -> FrameEntries:
+    """What ``enc`` puts on the wire, ready for ``Packetizer.packetize`` (which may be
+    called with it for many frame ids). Arguments as for ``packetize``."""
+    groups = config.index_groups
+    withheld = 2 in tiers and config.send_withheld
+    return FrameEntries(
+        height=enc.height,
+        width=enc.width,
+        codebook_size=enc.codebook_size,
+        prior_coded=priors is not None,
+        tier0=tier0_entries(enc) if 0 in tiers else (),
+        tier1=index_entries(enc, 1, groups, priors) if 1 in tiers else (),
+        tier2=index_entries(enc, 2, groups, priors) if withheld else (),
+    )
+
+
 def packetize(
     enc: EncodedImage,
     packetizer: Packetizer,
@@ -131,17 +158,7 @@ def packetize(
             f"frame encoded with model {enc.model_id:08x}, "
             f"the packetizer sends model {packetizer.model_id:08x}"
         )
-    groups = packetizer.config.index_groups
-    withheld = 2 in tiers and packetizer.config.send_withheld
-    entries = FrameEntries(
-        height=enc.height,
-        width=enc.width,
-        codebook_size=enc.codebook_size,
-        prior_coded=priors is not None,
-        tier0=tier0_entries(enc) if 0 in tiers else (),
-        tier1=index_entries(enc, 1, groups, priors) if 1 in tiers else (),
-        tier2=index_entries(enc, 2, groups, priors) if withheld else (),
-    )
+    entries = frame_entries(enc, packetizer.config, priors=priors, tiers=tiers)
     return packetizer.packetize(
         entries, frame_id=frame_id, frame_budget=frame_budget, strict_budget=strict_budget
     )
