@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -329,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
         )
     )
-    print(" ".join(["python -m sim.soak", *(argv if argv is not None else [])]))
+    print(" ".join(["python -m sim.soak", *(argv if argv is not None else sys.argv[1:])]))
     print(_format(result))
     return 0
 
