@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all docs lint eval sweep video-sweep kernel bench bench-codec train clean
+.PHONY: demo test test-slow test-all docs lint eval sweep video-sweep kernel bench bench-codec soak train clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,13 @@ bench: $(STAMP) bench-codec
 SPEED_IMAGE ?= $(DATA)/val/kphotoalbum_grand_canyon_1.png
 bench-codec: $(STAMP)
 	$(PY) -m hfstream.eval.speed $(if $(wildcard $(SPEED_IMAGE)),--image $(SPEED_IMAGE))
+
+# Forged floods beside a keyed stream, then a long stream at 30 % loss, through the real
+# receiver: RSS, containers, tasks, CPU per forged datagram (a few minutes; scale with
+# SOAK_ARGS="--forged 1000000 --frames 10000").
+SOAK_ARGS ?=
+soak: $(STAMP)
+	$(PY) -m sim.soak $(SOAK_ARGS)
 
 # The default model, stage by stage (each resumes from runs/default/STAGE.ckpt).
 train: $(STAMP)

@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "HybridCodec": "hfstream.codec.hybrid",
+    "to_uint8_image": "hfstream.codec.hybrid",
     "EncodedImage": "hfstream.codec.encoded",
     "Sender": "hfstream.sender",
     "SenderConfig": "hfstream.sender",
@@ -46,11 +47,12 @@ __all__ = [
     "WireError",
     "memory_pair",
     "parse_key",
+    "to_uint8_image",
 ]
 
 if TYPE_CHECKING:
     from hfstream.codec.encoded import EncodedImage
-    from hfstream.codec.hybrid import HybridCodec
+    from hfstream.codec.hybrid import HybridCodec, to_uint8_image
     from hfstream.progressive import Stage
     from hfstream.protocol.auth import parse_key
     from hfstream.protocol.packetizer import PacketizerConfig

@@ -1,4 +1,7 @@
-"""Between the codec and the wire: an encoded frame <-> tier entries.
+"""Between the codec and the wire: an encoded frame <-> tier entries <-> packets.
+
+``packetize`` is the one encode-to-packets path: the sender and the simulator both call
+it, so what the simulator measures is what the sender sends.
 
 Tier 0 holds each patch's continuous strings and schedule. Tiers 1 and 2 hold a patch's
 kept and withheld indices, split into ``groups`` interleaved groups
@@ -10,6 +13,8 @@ the prior that depends on tier 0 alone), so any packet that arrives can be used.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,7 +27,16 @@ from hfstream.codec.index_coding import (
     unpack_fixed,
 )
 from hfstream.codec.schedules import Schedule, kept_positions, withheld_positions
+from hfstream.protocol.packetizer import (
+    FrameEntries,
+    FramePackets,
+    Packetizer,
+    PacketizerConfig,
+)
 from hfstream.protocol.wire import IndexEntry, Tier0Entry, WireError
+
+if TYPE_CHECKING:
+    from hfstream.codec.hybrid import HybridCodec
 
 
 def group_positions(schedule: Schedule, tier: int, group: int, groups: int) -> np.ndarray:
@@ -38,7 +52,7 @@ def tier0_entries(enc: EncodedImage) -> list[Tier0Entry]:
     out = []
     for i, p in enumerate(enc.patches):
         assert p.continuous is not None, "only a complete encoding can be sent"
-        out.append(Tier0Entry(i, p.schedule, p.continuous[0], p.continuous[1]))
+        out.append(Tier0Entry(i, p.schedule, p.continuous[0], p.continuous[1], p.rung))
     return out
 
 
@@ -87,5 +101,64 @@ def decode_index_entry(
     return pos, values
 
 
-def empty_patch(schedule: Schedule, continuous: tuple[bytes, bytes] | None) -> EncodedPatch:
-    return EncodedPatch(continuous, schedule, np.full(TOKENS, MISSING, np.int64))
+def empty_patch(
+    schedule: Schedule, continuous: tuple[bytes, bytes] | None, rung: int = 0
+) -> EncodedPatch:
+    """A received patch before its indices: tier 0 (strings and their rung) or nothing."""
+    return EncodedPatch(continuous, schedule, np.full(TOKENS, MISSING, np.int64), rung)
+
+
+def index_priors(codec: HybridCodec, enc: EncodedImage) -> np.ndarray:
+    """(P, 256, K) prior of every patch's indices; it depends on tier 0 alone, so a frame
+    re-scheduled (``dataclasses.replace``) keeps it."""
+    return codec.index_probabilities(codec.latents(list(enc.patches)), enc.codebook_size)
+
+
+def frame_entries(
+    enc: EncodedImage,
+    config: PacketizerConfig,
+    *,
+    priors: np.ndarray | None = None,
+    tiers: Collection[int] = (0, 1, 2),
+) -> FrameEntries:
+    """What ``enc`` puts on the wire, ready for ``Packetizer.packetize`` (which may be
+    called with it for many frame ids). Arguments as for ``packetize``."""
+    groups = config.index_groups
+    withheld = 2 in tiers and config.send_withheld
+    return FrameEntries(
+        height=enc.height,
+        width=enc.width,
+        codebook_size=enc.codebook_size,
+        prior_coded=priors is not None,
+        tier0=tier0_entries(enc) if 0 in tiers else (),
+        tier1=index_entries(enc, 1, groups, priors) if 1 in tiers else (),
+        tier2=index_entries(enc, 2, groups, priors) if withheld else (),
+    )
+
+
+def packetize(
+    enc: EncodedImage,
+    packetizer: Packetizer,
+    *,
+    frame_id: int,
+    priors: np.ndarray | None = None,
+    tiers: Collection[int] = (0, 1, 2),
+    frame_budget: float | None = None,
+    strict_budget: bool = False,
+) -> FramePackets:
+    """The packets of one encoded frame.
+
+    ``priors`` (``index_priors``) selects prior-coded indices, else fixed-length. ``tiers``
+    says which tiers to send (tier 2 also needs ``PacketizerConfig.send_withheld``); a
+    VQ-only stream sends ``(1,)``. ``frame_budget`` and ``strict_budget``: see
+    ``Packetizer.packetize``.
+    """
+    if enc.model_id != packetizer.model_id:
+        raise ValueError(
+            f"frame encoded with model {enc.model_id:08x}, "
+            f"the packetizer sends model {packetizer.model_id:08x}"
+        )
+    entries = frame_entries(enc, packetizer.config, priors=priors, tiers=tiers)
+    return packetizer.packetize(
+        entries, frame_id=frame_id, frame_budget=frame_budget, strict_budget=strict_budget
+    )

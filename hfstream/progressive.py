@@ -61,13 +61,17 @@ def stage_of(frame: FrameState) -> Stage:
 
 def build_encoded(codec: HybridCodec, frame: FrameState, cache: FrameDecodeState) -> EncodedImage:
     """Assemble everything usable of ``frame`` into an ``EncodedImage`` (CPU-heavy)."""
+    # The reassembler drops tier 0 above the ladder (``ReassemblerConfig.rungs``); a frame
+    # assembled without that check still decodes, such patches as if their tier 0 were lost.
+    ladder = codec.continuous.rungs
+    tier0 = {i: e for i, e in frame.tier0.items() if e.rung < ladder}
     patches: list[EncodedPatch] = []
     for i in range(frame.patches):
-        e = frame.tier0.get(i)
+        e = tier0.get(i)
         patches.append(
-            empty_patch(e.schedule, (e.y, e.z)) if e else empty_patch(Schedule.NONE, None)
+            empty_patch(e.schedule, (e.y, e.z), e.rung) if e else empty_patch(Schedule.NONE, None)
         )
-    need = [i for i in frame.tier0 if i not in cache.probs]
+    need = [i for i in tier0 if i not in cache.probs]
     if need and frame.prior_coded:
         y_hat = codec.latents([patches[i] for i in need])
         probs = codec.index_probabilities(y_hat, frame.codebook_size)

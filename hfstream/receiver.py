@@ -100,6 +100,7 @@ class Receiver:
                 max_frame_bytes=c.max_frame_bytes,
                 frame_timeout=c.frame_timeout_s,
                 max_frame_pixels=c.max_frame_pixels,
+                rungs=codec.continuous.rungs,
             )
         )
         if c.key is None:

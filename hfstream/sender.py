@@ -19,7 +19,7 @@ import numpy as np
 
 from hfstream.codec.encoded import EncodedImage
 from hfstream.codec.hybrid import HybridCodec
-from hfstream.frame_coding import index_entries, tier0_entries
+from hfstream.frame_coding import index_priors, packetize
 from hfstream.protocol.auth import (
     DATA,
     FEEDBACK,
@@ -112,21 +112,11 @@ class Sender:
         cfg = self.config
         t0 = time.perf_counter()
         enc: EncodedImage = self.codec.encode(image, schedule, cfg.codebook_size)
-        probs = None
-        if cfg.prior_coding:
-            probs = self.codec.index_probabilities(
-                self.codec.latents(list(enc.patches)), enc.codebook_size
-            )
-        groups = cfg.packetizer.index_groups
-        packets = self.packetizer.packetize(
-            frame_id,
-            enc.height,
-            enc.width,
-            enc.codebook_size,
-            cfg.prior_coding,
-            tier0_entries(enc),
-            index_entries(enc, 1, groups, probs),
-            index_entries(enc, 2, groups, probs) if cfg.packetizer.send_withheld else [],
+        packets = packetize(
+            enc,
+            self.packetizer,
+            frame_id=frame_id,
+            priors=index_priors(self.codec, enc) if cfg.prior_coding else None,
             frame_budget=budget,
             strict_budget=budget is not None,
         )

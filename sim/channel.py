@@ -21,7 +21,7 @@ from scipy.stats import binom
 from hfstream.codec.encoded import EncodedImage
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.eval.classic import CODECS, fit_budget
-from hfstream.frame_coding import index_entries, tier0_entries
+from hfstream.frame_coding import index_priors, packetize
 from hfstream.progressive import FrameDecodeState, build_encoded
 from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
 from hfstream.protocol.reassembly import Reassembler, ReassemblerConfig
@@ -59,22 +59,12 @@ def hfstream_packets(
 
     from hfstream.codec.schedules import Schedule
 
-    probs = codec.index_probabilities(codec.latents(list(full.patches)), full.codebook_size)
     if mode == "vq":  # indices only, fixed-length, no tier 0: every position in tier 1
         p = Packetizer(codec.model_id, config=PacketizerConfig(parity_ratio=0.0))
         enc = replace(full, patches=tuple(replace(q, schedule=Schedule.ALL) for q in full.patches))
-        fp = p.packetize(
-            0,
-            enc.height,
-            enc.width,
-            enc.codebook_size,
-            False,
-            [],
-            index_entries(enc, 1, 4, None),
-            [],
-            frame_budget=budget,
-        )
+        fp = packetize(enc, p, frame_id=0, tiers=(1,), frame_budget=budget)
         return [d for _, d in fp.in_priority_order()], "1_1 fixed"
+    priors = index_priors(codec, full)
     labels = ("0",) if mode == "continuous" else DENSE_TO_SPARSE
     tries = [(label, 0.5 if fec else 0.0) for label in labels]
     if fec:
@@ -84,18 +74,8 @@ def hfstream_packets(
         p = Packetizer(codec.model_id, config=PacketizerConfig(parity_ratio=parity))
         sched = Schedule.parse(label)
         enc = replace(full, patches=tuple(replace(q, schedule=sched) for q in full.patches))
-        t2 = index_entries(enc, 2, 4, probs) if mode == "hybrid" else []
-        fp = p.packetize(
-            0,
-            enc.height,
-            enc.width,
-            enc.codebook_size,
-            True,
-            tier0_entries(enc),
-            index_entries(enc, 1, 4, probs),
-            t2,
-            frame_budget=budget,
-        )
+        tiers = (0, 1, 2) if mode == "hybrid" else (0, 1)
+        fp = packetize(enc, p, frame_id=0, priors=priors, tiers=tiers, frame_budget=budget)
         base = sum(len(q) + TAG_SIZE for q in fp.tier0 + fp.parity + fp.tier1)  # as sealed
         detail = label + ("" if parity or not fec else " no parity")
         last = ([d for _, d in fp.in_priority_order()], detail)
@@ -110,7 +90,9 @@ def hfstream_receive(
 ) -> tuple[np.ndarray, bool]:
     """What the receiver shows from the packets that arrived, and whether any of it was
     decodable (mid-grey when nothing was)."""
-    r = Reassembler(ReassemblerConfig(codec.model_id, max_frame_bytes=1 << 26))
+    r = Reassembler(
+        ReassemblerConfig(codec.model_id, max_frame_bytes=1 << 26, rungs=codec.continuous.rungs)
+    )
     for d in arrived:
         r.receive(d, 0.0)
     frames = list(r)

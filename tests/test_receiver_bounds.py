@@ -11,7 +11,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from hfstream.frame_coding import index_entries, tier0_entries
+from hfstream.frame_coding import index_priors, packetize
 from hfstream.progressive import Stage
 from hfstream.protocol.auth import DATA, FEEDBACK, Sealer
 from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
@@ -26,17 +26,8 @@ SESSION = 0x65A1B2C3_00000001
 def one_patch(codec, small_image) -> dict[str, list[bytes]]:
     """The packets of a one-patch frame (frame id 0), by type, prior-coded, no parity."""
     enc = codec.encode(small_image[:, :256], "1_4")
-    probs = codec.index_probabilities(codec.latents(list(enc.patches)), enc.codebook_size)
-    fp = Packetizer(codec.model_id, config=PacketizerConfig(parity_ratio=0)).packetize(
-        0,
-        enc.height,
-        enc.width,
-        enc.codebook_size,
-        True,
-        tier0_entries(enc),
-        index_entries(enc, 1, 4, probs),
-        index_entries(enc, 2, 4, probs),
-    )
+    packetizer = Packetizer(codec.model_id, config=PacketizerConfig(parity_ratio=0))
+    fp = packetize(enc, packetizer, frame_id=0, priors=index_priors(codec, enc))
     return {"tier0": fp.tier0, "tier1": fp.tier1, "tier2": fp.tier2}
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hfstream.codec.schedules import Schedule
-from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
+from hfstream.protocol.packetizer import FrameEntries, Packetizer, PacketizerConfig
 from hfstream.protocol.reassembly import (
     FrameComplete,
     FrameExpired,
@@ -48,10 +48,14 @@ def frame_entries(patches=24, seed=0):
     return t0, t1, t2
 
 
+def entries(t0, t1, t2, height=1024, width=1536):
+    return FrameEntries(height, width, 1024, True, t0, t1, t2)
+
+
 def packets(frame_id=1, patches=24, config=None, seed=0):
     t0, t1, t2 = frame_entries(patches, seed)
     p = Packetizer(MODEL, config=config or PacketizerConfig())
-    return p.packetize(frame_id, 1024, 1536, 1024, True, t0, t1, t2), (t0, t1, t2)
+    return p.packetize(entries(t0, t1, t2), frame_id=frame_id), (t0, t1, t2)
 
 
 def feed(datagrams, now=0.0, **kw):
@@ -197,13 +201,14 @@ def test_events_name_the_updated_patches():
 def test_frame_budget_cuts_tier2_to_what_is_left():
     t0, t1, t2 = frame_entries(8)
     p = Packetizer(MODEL)
-    full = p.packetize(1, 512, 1024, 1024, True, t0, t1, t2)
+    small = entries(t0, t1, t2, 512, 1024)
+    full = p.packetize(small, frame_id=1)
     # Budgets count datagrams on the wire: each packet gains its tag when sealed.
     base = sum(len(q) + TAG_SIZE for q in full.tier0 + full.parity + full.tier1)
     room = base + len(full.tier2[0]) + TAG_SIZE
-    cut = p.packetize(1, 512, 1024, 1024, True, t0, t1, t2, frame_budget=room)
+    cut = p.packetize(small, frame_id=1, frame_budget=room)
     assert len(cut.tier2) == 1 and cut.tier1 == full.tier1
-    none = p.packetize(1, 512, 1024, 1024, True, t0, t1, t2, frame_budget=base)
+    none = p.packetize(small, frame_id=1, frame_budget=base)
     assert none.tier2 == []
     h, _ = parse_header(none.tier0[0])
     assert not h.flags & 0x02  # no tier 2 announced
@@ -213,35 +218,36 @@ def test_frame_budget_cuts_tier2_to_what_is_left():
 def test_strict_budget_keeps_parity_then_a_tier1_prefix_never_cuts_tier0():
     t0, t1, t2 = frame_entries(24)
     p = Packetizer(MODEL)
-    full = p.packetize(1, 1024, 1536, 1024, True, t0, t1, t2)
+    frame = entries(t0, t1, t2)
+    full = p.packetize(frame, frame_id=1)
     assert full.cut == 0 and len(full.tier1) >= 2 and full.parity
     size = lambda ps: sum(len(q) + TAG_SIZE for q in ps)  # noqa: E731  (sealed sizes)
     body = lambda ps: [q[HEADER_SIZE:] for q in ps]  # noqa: E731  (flags may differ)
     tier0, parity = size(full.tier0), size(full.parity)
     # Room for tier 0, its parity and one tier-1 packet: tier 1 is cut to that prefix.
     budget = tier0 + parity + size(full.tier1[:1])
-    one = p.packetize(1, 1024, 1536, 1024, True, t0, t1, t2, budget, strict_budget=True)
+    one = p.packetize(frame, frame_id=1, frame_budget=budget, strict_budget=True)
     assert body(one.tier1) == body(full.tier1[:1]) and body(one.parity) == body(full.parity)
     assert one.tier2 == []
     assert size(one.tier0 + one.parity + one.tier1) <= budget
     assert one.cut == size(full.tier1[1:])
     assert parse_header(one.tier1[0])[0].count == 1  # the receiver expects what is sent
     # Room for tier 0 alone: no tier 1, no parity, tier 0 whole.
-    bare = p.packetize(1, 1024, 1536, 1024, True, t0, t1, t2, tier0, strict_budget=True)
+    bare = p.packetize(frame, frame_id=1, frame_budget=tier0, strict_budget=True)
     assert body(bare.tier0) == body(full.tier0) and bare.tier1 == [] and bare.parity == []
     assert bare.cut == size(full.tier1) + parity
     # Room for tier 0 and one tier-1 packet, not all the parity: parity first (a prefix of
     # it), tier 1 in what is left, and the cut bytes accounted for.
     room = tier0 + size(full.tier1[:1])
-    part = p.packetize(1, 1024, 1536, 1024, True, t0, t1, t2, room, strict_budget=True)
+    part = p.packetize(frame, frame_id=1, frame_budget=room, strict_budget=True)
     assert 0 < len(part.parity) < len(full.parity)
     assert body(part.parity) == body(full.parity[: len(part.parity)])
     assert body(part.tier1) == body(full.tier1[: len(part.tier1)])
     kept = size(part.tier0 + part.parity + part.tier1)
     assert kept <= room and kept + part.cut == size(full.tier0 + full.parity + full.tier1)
     # Less than tier 0: tier 0 still goes whole (over the budget).
-    under = p.packetize(1, 1024, 1536, 1024, True, t0, t1, t2, tier0 // 2, strict_budget=True)
+    under = p.packetize(frame, frame_id=1, frame_budget=tier0 // 2, strict_budget=True)
     assert body(under.tier0) == body(full.tier0)
     # Without strict_budget only tier 2 is ever cut.
-    loose = p.packetize(1, 1024, 1536, 1024, True, t0, t1, t2, tier0)
+    loose = p.packetize(frame, frame_id=1, frame_budget=tier0)
     assert body(loose.tier1) == body(full.tier1) and body(loose.parity) == body(full.parity)

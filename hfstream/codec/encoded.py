@@ -8,9 +8,9 @@ import numpy as np
 
 from hfstream.codec.schedules import Schedule, kept_mask
 from hfstream.protocol.geometry import PATCH, TOKENS
+from hfstream.protocol.wire import MAX_RUNG
 
 MISSING = -1  # an index the decoder does not have (withheld or lost)
-MAX_RUNG = 15  # rungs travel in 4 bits
 
 
 @dataclass(frozen=True)

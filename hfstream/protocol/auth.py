@@ -141,7 +141,12 @@ class ReplayWindow:
         """Record ``counter`` (after ``check`` and the tag passed)."""
         if counter > self.top:
             shift = counter - self.top
-            self._bits = (self._bits << shift | 1) & ((1 << self.size) - 1)
+            # A jump past the window forgets it: shifting by the jump itself would build an
+            # integer of up to 2**32 bits (512 MB) for one packet.
+            if shift >= self.size:
+                self._bits = 1
+            else:
+                self._bits = (self._bits << shift | 1) & ((1 << self.size) - 1)
             self.top = counter
         else:
             self._bits |= 1 << (self.top - counter)
@@ -183,7 +188,7 @@ class Opener:
                 f"datagram has {len(datagram)} bytes, header and tag need {HEADER_SIZE + TAG_SIZE}",
             )
         if not datagram.startswith(_PREFIX):
-            raise WireError("magic", "not an hfstream version 2 datagram")
+            raise WireError("magic", f"not an hfstream version {VERSION} datagram")
         body = datagram[:-TAG_SIZE]
         if not hmac.compare_digest(_tag(self._key, body), datagram[-TAG_SIZE:]):
             raise WireError("auth", "authentication tag does not match")

@@ -3,7 +3,7 @@
 A report (``FEEDBACK`` packet; the header's frame id is the report number) says, for the
 frames the receiver finished since the last report, how many packets of each tier were
 announced and how many arrived, how many came late, and how many bytes arrived in how
-long. Payload: ``[interval_ms, expected[3], received[3], late, bytes]``.
+long. Its payload is a ``wire.FeedbackEntry``.
 
 The controller turns the target bitrate into a per-frame budget and picks, frame by
 frame, the densest schedule whose tiers 0 and 1 fit it, spends what is left on tier 2,
@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hfstream.protocol.wire import (
+    DEFAULT_MTU,
+    FeedbackEntry,
     Packet,
-    PacketHeader,
-    PacketType,
-    WireError,
+    feedback_header,
     pack_payload,
-    unpack_payload,
+    parse_feedback,
 )
 
 LADDER = ("1_16", "1_9", "1_4", "1_2")  # sparse to dense
@@ -44,44 +44,23 @@ class Report:
     def throughput(self) -> float:
         return self.bytes / self.interval_s if self.interval_s > 0 else 0.0
 
+    def to_entry(self) -> FeedbackEntry:
+        return FeedbackEntry(
+            round(self.interval_s * 1000), self.expected, self.received, self.late, self.bytes
+        )
+
     def to_packet(self, model_id: int, session_id: int, number: int) -> bytes:
         """An unsealed FEEDBACK packet (``auth.Sealer`` numbers and tags it)."""
-        payload = pack_payload(
-            [
-                round(self.interval_s * 1000),
-                list(self.expected),
-                list(self.received),
-                self.late,
-                self.bytes,
-            ]
-        )
-        header = PacketHeader(
-            PacketType.FEEDBACK, model_id, session_id, 0, number, 0, 0, 0, 0, 0, 1
-        )
-        return Packet(header, payload).serialize()
+        payload = pack_payload(self.to_entry().to_list())
+        return Packet(feedback_header(model_id, session_id, number), payload).serialize()
 
     @classmethod
-    def from_payload(cls, payload: bytes) -> Report:
-        obj = unpack_payload(payload)
-        if len(obj) != 5:
-            raise WireError("field", "feedback payload must be an array of 5")
-        interval, expected, received, late, nbytes = obj
-        for v in (interval, late, nbytes):
-            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**40:
-                raise WireError(
-                    "field", f"feedback field must be a non-negative integer, got {v!r}"
-                )
-        for triple in (expected, received):
-            if not (
-                isinstance(triple, list)
-                and len(triple) == 3
-                and all(
-                    isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**32
-                    for x in triple
-                )
-            ):
-                raise WireError("field", "feedback counts must be three non-negative integers")
-        return cls(interval / 1000, tuple(expected), tuple(received), late, nbytes)  # type: ignore[arg-type]
+    def from_entry(cls, e: FeedbackEntry) -> Report:
+        return cls(e.interval_ms / 1000, e.expected, e.received, e.late, e.bytes)
+
+    @classmethod
+    def from_payload(cls, payload: bytes, mtu: int = DEFAULT_MTU) -> Report:
+        return cls.from_entry(parse_feedback(payload, mtu))
 
 
 @dataclass

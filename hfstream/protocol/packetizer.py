@@ -5,13 +5,14 @@
   of several patches: losing it removes scattered positions from each.
 - Tier-0 packets are protected by a systematic Reed-Solomon erasure code (``zfec``) in
   blocks of at most ``fec_block`` packets: any ``k`` of a block's ``k + m`` packets
-  rebuild all ``k``. Parity payload: ``[first, k, index, lengths, data, total]``.
+  rebuild all ``k``. Each parity packet carries one ``wire.ParityEntry``.
 - Every packet is useful on its own: none of tier >= 1 needs another of tier >= 1.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import msgpack
@@ -20,12 +21,15 @@ import zfec
 from hfstream.protocol.wire import (
     FLAG_PRIOR,
     FLAG_TIER2,
+    MAX_FEC_BLOCK,
     OVERHEAD,
     IndexEntry,
     Packet,
     PacketHeader,
     PacketType,
+    ParityEntry,
     Tier0Entry,
+    pack_payload,
 )
 
 PARITY_OVERHEAD = 64  # room kept in tier-0 packets for the parity payload's own fields
@@ -50,12 +54,26 @@ class PacketizerConfig:
                 f"mtu must be in {MIN_MTU}..{MAX_MTU} bytes, got {self.mtu}: smaller packets "
                 "cannot carry a patch's tier-0 strings"
             )
-        if not 1 <= self.fec_block <= 32:
-            raise ValueError(f"fec_block must be in 1..32, got {self.fec_block}")
+        if not 1 <= self.fec_block <= MAX_FEC_BLOCK:
+            raise ValueError(f"fec_block must be in 1..{MAX_FEC_BLOCK}, got {self.fec_block}")
         if not 0 <= self.parity_ratio <= 4:
             raise ValueError(f"parity_ratio must be in 0..4, got {self.parity_ratio}")
         if not 1 <= self.index_groups <= 64:
             raise ValueError(f"index_groups must be in 1..64, got {self.index_groups}")
+
+
+@dataclass(frozen=True)
+class FrameEntries:
+    """What one frame puts on the wire, before packetizing (``frame_coding.packetize``
+    builds it from an ``EncodedImage``)."""
+
+    height: int  #: of the frame in pixels
+    width: int
+    codebook_size: int  #: words of the codebook the indices refer to (a power of two)
+    prior_coded: bool  #: indices are coded under the prior (else fixed-length)
+    tier0: Sequence[Tier0Entry] = ()  #: each patch's continuous strings
+    tier1: Sequence[IndexEntry] = ()  #: kept indices, ordered by interleave group
+    tier2: Sequence[IndexEntry] = ()  #: withheld indices, ordered by interleave group
 
 
 @dataclass
@@ -118,14 +136,9 @@ class Packetizer:
 
     def packetize(
         self,
+        frame: FrameEntries,
+        *,
         frame_id: int,
-        height: int,
-        width: int,
-        codebook_size: int,
-        prior_coded: bool,
-        tier0: list[Tier0Entry],
-        tier1: list[IndexEntry],
-        tier2: list[IndexEntry],
         frame_budget: float | None = None,
         strict_budget: bool = False,
     ) -> FramePackets:
@@ -136,14 +149,17 @@ class Packetizer:
         ``FramePackets.cut`` says how many bytes were left out, so that a rate controller
         sees what the frame wanted."""
         cfg = self.config
+        height, width, codebook_size = frame.height, frame.width, frame.codebook_size
         bits = codebook_size.bit_length() - 1
         if codebook_size < 1 or 1 << bits != codebook_size:
             raise ValueError(f"codebook size must be a power of two, got {codebook_size}")
+        if not 0 <= frame_id <= 0xFFFFFFFF:
+            raise ValueError(f"frame id must be in 0..2**32-1, got {frame_id}")
         room = cfg.mtu - OVERHEAD  # the tag is appended when a packet is sealed
-        t0_payloads = _bins([e.to_list() for e in tier0], room - PARITY_OVERHEAD)
+        t0_payloads = _bins([e.to_list() for e in frame.tier0], room - PARITY_OVERHEAD)
         parity_payloads = self._parity(t0_payloads)
-        t1_payloads = _bins([e.to_list() for e in tier1], room)
-        t2_payloads = _bins([e.to_list() for e in tier2], room) if cfg.send_withheld else []
+        t1_payloads = _bins([e.to_list() for e in frame.tier1], room)
+        t2_payloads = _bins([e.to_list() for e in frame.tier2], room) if cfg.send_withheld else []
         cut = 0
         if frame_budget is not None and strict_budget:
             t1_payloads, parity_payloads, cut = _fit_strict(
@@ -160,7 +176,7 @@ class Packetizer:
                 kept.append(p)
                 left -= len(p) + OVERHEAD
             t2_payloads = kept
-        flags = (FLAG_PRIOR if prior_coded else 0) | (FLAG_TIER2 if t2_payloads else 0)
+        flags = (FLAG_PRIOR if frame.prior_coded else 0) | (FLAG_TIER2 if t2_payloads else 0)
 
         def build(ptype: PacketType, payloads: list[bytes]) -> list[bytes]:
             return [
@@ -202,10 +218,10 @@ class Packetizer:
             width = max(len(d) for d in data)
             padded = [d.ljust(width, b"\0") for d in data]
             blocks = zfec.Encoder(k, k + m).encode(padded)[k:]
-            lengths = [len(d) for d in data]
+            lengths = tuple(len(d) for d in data)
             for j, parity in enumerate(blocks):
-                record = [start, k, k + j, lengths, parity, len(payloads)]
-                out.append(msgpack.packb(record, use_bin_type=True))
+                entry = ParityEntry(start, k, k + j, lengths, parity, len(payloads))
+                out.append(pack_payload(entry.to_list()))
         return out
 
 

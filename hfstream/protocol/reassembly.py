@@ -20,14 +20,17 @@ from hfstream.protocol.wire import (
     FLAG_PRIOR,
     FLAG_TIER2,
     HEADER_SIZE,
+    MAX_RUNG,
     IndexEntry,
     PacketHeader,
     PacketType,
+    ParityEntry,
     Tier0Entry,
     WireError,
     parse_entries,
     parse_header,
-    unpack_payload,
+    parse_parity,
+    parse_tier0,
 )
 
 
@@ -94,7 +97,8 @@ class FrameState:
     seen: dict[PacketType, set[int]] = field(default_factory=dict)  # type -> seqs received
     expected: dict[PacketType, int] = field(default_factory=dict)  # type -> count announced
     tier0_payloads: dict[int, bytes] = field(default_factory=dict)  # seq -> payload, for FEC
-    parity: dict[int, dict[int, tuple[int, list[int], bytes]]] = field(default_factory=dict)
+    # block's first tier-0 packet -> share index -> parity entry
+    parity: dict[int, dict[int, ParityEntry]] = field(default_factory=dict)
     complete: bool = False
     recovered: int = 0  # tier-0 packets rebuilt by the erasure code
 
@@ -145,6 +149,9 @@ class ReassemblerConfig:
     frame_timeout: float = 2.0  # seconds without a packet before a frame expires
     closed_window: int = 1024  # closed frame ids remembered to drop late packets
     max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS  # declared height x width, at most
+    # Rungs of the decoder's continuous ladder (``codec.continuous.rungs``): a tier-0 entry
+    # coded at a higher rung cannot be decoded here and is dropped with its packet.
+    rungs: int = MAX_RUNG + 1
 
     def __post_init__(self) -> None:
         if not HEADER_SIZE < self.mtu <= 65507:
@@ -154,6 +161,8 @@ class ReassemblerConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.frame_timeout > 0:
             raise ValueError(f"frame_timeout must be positive, got {self.frame_timeout}")
+        if not 1 <= self.rungs <= MAX_RUNG + 1:
+            raise ValueError(f"rungs must be in 1..{MAX_RUNG + 1}, got {self.rungs}")
 
 
 class Reassembler:
@@ -273,12 +282,12 @@ class Reassembler:
             events += self._add_tier0(frame, parsed)
             events += self._try_fec(frame)
         elif h.type == PacketType.PARITY:
-            first, k, index, lengths, blob, total = parsed
-            if frame.expected.setdefault(PacketType.TIER0, total) != total or first + k > total:
+            assert isinstance(parsed, ParityEntry)
+            if frame.expected.setdefault(PacketType.TIER0, parsed.total) != parsed.total:
                 raise WireError(
                     "inconsistent", f"parity disagrees with frame {h.frame_id}'s tier 0"
                 )
-            frame.parity.setdefault(first, {})[index] = (k, lengths, blob)
+            frame.parity.setdefault(parsed.first, {})[parsed.index] = parsed
             events += self._try_fec(frame)
         else:
             tier = int(h.type)
@@ -295,10 +304,22 @@ class Reassembler:
             events.append(FrameComplete(frame.frame_id))
         return events
 
-    def _parse(self, h: PacketHeader, payload: bytes) -> list | tuple:
+    def _parse(self, h: PacketHeader, payload: bytes) -> list | ParityEntry:
         if h.type == PacketType.PARITY:
-            return _parse_parity(payload, self.config.mtu)
-        return parse_entries(h, payload, self.config.mtu)
+            return parse_parity(payload, self.config.mtu)
+        entries = parse_entries(h, payload, self.config.mtu)
+        if h.type == PacketType.TIER0:
+            self._check_rungs(entries)  # type: ignore[arg-type]
+        return entries
+
+    def _check_rungs(self, entries: list[Tier0Entry]) -> None:
+        for e in entries:
+            if e.rung >= self.config.rungs:
+                raise WireError(
+                    "rung",
+                    f"patch {e.patch} is coded at rung {e.rung}, outside this decoder's "
+                    f"ladder 0..{self.config.rungs - 1}",
+                )
 
     def _add_tier0(self, frame: FrameState, entries: list[Tier0Entry]) -> list[Event]:
         new = []
@@ -312,8 +333,8 @@ class Reassembler:
         """Rebuild the missing tier-0 payloads of every block that now has enough packets."""
         events: list[Event] = []
         for first, parities in frame.parity.items():
-            k, lengths, blob = next(iter(parities.values()))
-            width = len(blob)
+            block = next(iter(parities.values()))
+            k, lengths, width = block.k, block.lengths, len(block.data)
             have = {
                 i: frame.tier0_payloads[first + i]
                 for i in range(k)
@@ -323,7 +344,9 @@ class Reassembler:
                 continue
             # Shares must be distinct and of one width, or zfec may fail (or worse, spin).
             shares = [(i, p.ljust(width, b"\0")) for i, p in have.items() if len(p) <= width]
-            shares += [(i, b) for i, (kk, _, b) in parities.items() if kk == k and len(b) == width]
+            shares += [
+                (i, p.data) for i, p in parities.items() if p.k == k and len(p.data) == width
+            ]
             shares = shares[:k]
             if len(shares) < k:
                 events.append(
@@ -339,7 +362,6 @@ class Reassembler:
             except Exception as e:  # zfec raises its own error type on bad input
                 events.append(self._drop("fec", f"erasure decoding failed: {e}"))
                 continue
-            header = _tier0_header(frame)
             for i in range(k):
                 seq = first + i
                 if seq in frame.tier0_payloads:
@@ -349,11 +371,13 @@ class Reassembler:
                 frame.seen.setdefault(PacketType.TIER0, set()).add(seq)
                 frame.recovered += 1
                 try:
-                    events += self._add_tier0(
-                        frame, parse_entries(header, payload, self.config.mtu)
-                    )
+                    entries = parse_tier0(payload, frame.patches, self.config.mtu)
+                    self._check_rungs(entries)
                 except WireError as e:
-                    events.append(self._drop("fec", f"rebuilt tier-0 payload is bad: {e}"))
+                    reason = "rung" if e.reason == "rung" else "fec"
+                    events.append(self._drop(reason, f"rebuilt tier-0 payload is bad: {e}"))
+                    continue
+                events += self._add_tier0(frame, entries)
         return events
 
     def _is_complete(self, frame: FrameState) -> bool:
@@ -366,50 +390,3 @@ class Reassembler:
 
     def __iter__(self) -> Iterator[FrameState]:
         return iter(self.frames.values())
-
-
-def _tier0_header(frame: FrameState) -> PacketHeader:
-    bits = frame.codebook_size.bit_length() - 1
-    return PacketHeader(
-        PacketType.TIER0,
-        0,
-        0,
-        0,
-        frame.frame_id,
-        frame.height,
-        frame.width,
-        bits,
-        frame.flags,
-        0,
-        1,
-    )
-
-
-def _parse_parity(payload: bytes, mtu: int) -> tuple[int, int, int, list[int], bytes, int]:
-    """``[first, k, index, lengths, data, total]``: parity share ``index`` (>= k) of the
-    block of ``k`` tier-0 packets starting at packet number ``first``, of ``total``."""
-    obj = unpack_payload(payload, mtu)
-    if len(obj) != 6:
-        raise WireError("field", "parity payload must be an array of 6")
-    first, k, index, lengths, blob, total = obj
-    for v, what, hi in (
-        (first, "first", 4095),
-        (k, "k", 32),
-        (index, "parity index", 255),
-        (total, "total", 4096),
-    ):
-        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= hi:
-            raise WireError("field", f"{what} must be an integer in 0..{hi}, got {v!r}")
-    if k < 1 or index < k:
-        raise WireError("field", f"parity index {index} must be at least k = {k} >= 1")
-    if not isinstance(blob, bytes) or not blob:
-        raise WireError("field", "parity data must be non-empty bytes")
-    if (
-        not isinstance(lengths, list)
-        or len(lengths) != k
-        or not all(
-            isinstance(n, int) and not isinstance(n, bool) and 0 < n <= len(blob) for n in lengths
-        )
-    ):
-        raise WireError("field", f"parity lengths must be {k} integers in 1..{len(blob)}")
-    return first, k, index, lengths, blob, total

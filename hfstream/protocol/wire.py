@@ -3,7 +3,7 @@
 Header (big-endian)::
 
     magic       2  b"HF"
-    version     1  2
+    version     1  3 (2 had no rung in tier-0 entries)
     type        1  PacketType
     model id    4  the codec model; a receiver drops packets for any other model
     session     8  random per stream (high 32 bits: its start, unix seconds); see auth.py
@@ -21,9 +21,11 @@ The payload follows (UDP and data-channel messages keep their boundaries, so no 
 field is needed), then the authentication tag (``auth.TAG_SIZE`` bytes) over everything
 before it. ``auth.Opener`` checks and strips the tag before anything here parses the
 packet. The payload is msgpack, unpacked with strict limits and then checked field by
-field; see the ``*Entry`` classes and ``ParityEntry``/``FeedbackEntry`` for each type's
-layout. Every error is a ``WireError`` (a ``ValueError``) whose message names what is
-wrong, so the receiver can count drops by reason.
+field: the ``*Entry`` classes hold each type's layout (``Tier0Entry``, ``IndexEntry`` for
+tiers 1 and 2, ``ParityEntry``, ``FeedbackEntry``) and the ``parse_*`` functions read them,
+so every entry kind is built and parsed here. Every error is a ``WireError`` (a
+``ValueError``) whose message names what is wrong, so the receiver can count drops by
+reason.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from hfstream.protocol.geometry import MAX_SIDE, patch_count
 from hfstream.protocol.schedules import Schedule
 
 MAGIC = b"HF"
-VERSION = 2
+VERSION = 3
 HEADER = struct.Struct("!2sBBIQIIHHBBHH")
 HEADER_SIZE = HEADER.size  # 34
 SESSION_OFFSET = 8  # the session id and the counter sit at fixed offsets: auth reads them
@@ -47,6 +49,9 @@ TAG_SIZE = 16  # truncated HMAC-SHA256, appended by auth.Sealer
 OVERHEAD = HEADER_SIZE + TAG_SIZE  # bytes of a datagram that are not payload
 DEFAULT_MTU = 1200
 MAX_COUNT = 4096
+MAX_RUNG = 15  # rungs of the continuous stream's ladder (the .hfs container has 4 bits)
+MAX_FEC_BLOCK = 32  # tier-0 packets per erasure-code block
+MAX_FEC_SHARES = 256  # zfec codes at most 256 shares per block
 FLAG_PRIOR = 0x01
 FLAG_TIER2 = 0x02  # the frame has tier-2 packets (so "complete" waits for them)
 
@@ -165,20 +170,28 @@ def unpack_payload(payload: bytes, mtu: int = DEFAULT_MTU) -> list:
     """msgpack -> a list, with every size bounded by the MTU."""
     if len(payload) > mtu:
         raise WireError("size", f"payload of {len(payload)} bytes exceeds the MTU of {mtu}")
+    unpacker = msgpack.Unpacker(
+        raw=False,
+        max_buffer_size=max(mtu, 1),
+        max_bin_len=mtu,
+        max_str_len=0,
+        max_array_len=mtu,
+        max_map_len=0,
+        max_ext_len=0,
+        strict_map_key=True,
+        use_list=True,
+    )
+    unpacker.feed(payload)
     try:
-        obj = msgpack.unpackb(
-            payload,
-            raw=False,
-            max_bin_len=mtu,
-            max_str_len=0,
-            max_array_len=mtu,
-            max_map_len=0,
-            max_ext_len=0,
-            strict_map_key=True,
-            use_list=True,
-        )
-    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as e:
+        obj = unpacker.unpack()
+    except msgpack.OutOfData:
+        # msgpack is prefix-free: every cut of a payload ends here, whatever it held.
+        raise WireError("truncated", f"payload of {len(payload)} bytes is truncated") from None
+    except (msgpack.FormatError, msgpack.StackError, ValueError) as e:
         raise WireError("payload", f"payload is not valid msgpack: {e}") from None
+    extra = len(payload) - unpacker.tell()
+    if extra:
+        raise WireError("payload", f"payload has {extra} bytes after its array")
     if not isinstance(obj, list):
         raise WireError("payload", f"payload must be an array, got {type(obj).__name__}")
     return obj
@@ -219,21 +232,29 @@ def _entries(payload: list, width: int, what: str) -> list[list]:
 
 @dataclass(frozen=True)
 class Tier0Entry:
-    """``[patch, schedule, y, z]``: one patch's continuous strings and its schedule."""
+    """``[patch, schedule, rung, y, z]``: one patch's continuous strings, the rung of the
+    continuous stream's rate ladder they were coded at, and the patch's schedule."""
 
     patch: int
     schedule: Schedule
     y: bytes
     z: bytes
+    rung: int = 0
 
     def to_list(self) -> list:
-        return [self.patch, int(self.schedule), self.y, self.z]
+        return [self.patch, int(self.schedule), self.rung, self.y, self.z]
 
     @classmethod
     def from_list(cls, e: list, patches: int) -> Tier0Entry:
         patch = _int(e[0], 0, patches - 1, "patch index")
+        schedule = _schedule(e[1])
+        rung = _int(e[2], 0, MAX_RUNG, "rung")
         return cls(
-            patch, _schedule(e[1]), _bin(e[2], 1, 4096, "y string"), _bin(e[3], 1, 1024, "z string")
+            patch,
+            schedule,
+            _bin(e[3], 1, 4096, "y string"),
+            _bin(e[4], 1, 1024, "z string"),
+            rung,
         )
 
 
@@ -272,11 +293,116 @@ class IndexEntry:
         )
 
 
-def parse_entries(header: PacketHeader, payload: bytes, mtu: int = DEFAULT_MTU) -> list:
-    """The typed entries of a TIER0, TIER1 or TIER2 packet."""
+@dataclass(frozen=True)
+class ParityEntry:
+    """``[first, k, index, lengths, data, total]``: share ``index`` (``k`` or more) of a
+    systematic Reed-Solomon code over the block of ``k`` tier-0 payloads that starts at
+    tier-0 packet number ``first``, of ``total`` tier-0 packets in the frame. ``lengths``
+    are the block's payload sizes (each was zero-padded to ``len(data)`` for coding)."""
+
+    first: int
+    k: int
+    index: int
+    lengths: tuple[int, ...]
+    data: bytes
+    total: int
+
+    def to_list(self) -> list:
+        return [self.first, self.k, self.index, list(self.lengths), self.data, self.total]
+
+    @classmethod
+    def from_list(cls, e: list) -> ParityEntry:
+        if len(e) != 6:
+            raise WireError("field", "parity payload must be an array of 6")
+        total = _int(e[5], 1, MAX_COUNT, "tier-0 total")
+        first = _int(e[0], 0, total - 1, "first")
+        k = _int(e[1], 1, min(MAX_FEC_BLOCK, total - first), "k")
+        index = _int(e[2], k, MAX_FEC_SHARES - 1, "parity index")
+        data = _bin(e[4], 1, 0xFFFF, "parity data")
+        lengths = e[3]
+        if not isinstance(lengths, list) or len(lengths) != k:
+            raise WireError("field", f"parity lengths must be an array of k = {k}")
+        return cls(
+            first,
+            k,
+            index,
+            tuple(_int(n, 1, len(data), "parity length") for n in lengths),
+            data,
+            total,
+        )
+
+
+@dataclass(frozen=True)
+class FeedbackEntry:
+    """``[interval_ms, expected[3], received[3], late, bytes]``: a receiver report over
+    ``interval_ms``: packets announced and arrived per tier (parity counts in tier 0),
+    packets that came after their frame closed, and bytes received."""
+
+    interval_ms: int
+    expected: tuple[int, int, int]
+    received: tuple[int, int, int]
+    late: int
+    bytes: int
+
+    def to_list(self) -> list:
+        return [
+            self.interval_ms,
+            list(self.expected),
+            list(self.received),
+            self.late,
+            self.bytes,
+        ]
+
+    @classmethod
+    def from_list(cls, e: list) -> FeedbackEntry:
+        if len(e) != 5:
+            raise WireError("field", "feedback payload must be an array of 5")
+        counts = []
+        for v, what in ((e[1], "expected"), (e[2], "received")):
+            if not isinstance(v, list) or len(v) != 3:
+                raise WireError("field", f"feedback {what} must be an array of 3")
+            counts.append(tuple(_int(x, 0, 2**32 - 1, f"feedback {what} count") for x in v))
+        return cls(
+            _int(e[0], 0, 2**40 - 1, "feedback interval"),
+            counts[0],  # type: ignore[arg-type]
+            counts[1],  # type: ignore[arg-type]
+            _int(e[3], 0, 2**40 - 1, "feedback late count"),
+            _int(e[4], 0, 2**40 - 1, "feedback bytes"),
+        )
+
+
+def feedback_header(model_id: int, session_id: int, number: int) -> PacketHeader:
+    """The header of report ``number``: a report describes no frame, so its geometry is
+    zero (``parse_header`` insists)."""
+    return PacketHeader(PacketType.FEEDBACK, model_id, session_id, 0, number, 0, 0, 0, 0, 0, 1)
+
+
+def parse_tier0(payload: bytes, patches: int, mtu: int = DEFAULT_MTU) -> list[Tier0Entry]:
+    """The entries of a tier-0 payload for a frame of ``patches`` patches."""
     obj = unpack_payload(payload, mtu)
+    return [Tier0Entry.from_list(e, patches) for e in _entries(obj, 5, "tier-0")]
+
+
+def parse_indices(payload: bytes, patches: int, mtu: int = DEFAULT_MTU) -> list[IndexEntry]:
+    """The entries of a tier-1 or tier-2 payload for a frame of ``patches`` patches."""
+    obj = unpack_payload(payload, mtu)
+    return [IndexEntry.from_list(e, patches) for e in _entries(obj, 6, "index")]
+
+
+def parse_parity(payload: bytes, mtu: int = DEFAULT_MTU) -> ParityEntry:
+    return ParityEntry.from_list(unpack_payload(payload, mtu))
+
+
+def parse_feedback(payload: bytes, mtu: int = DEFAULT_MTU) -> FeedbackEntry:
+    return FeedbackEntry.from_list(unpack_payload(payload, mtu))
+
+
+def parse_entries(
+    header: PacketHeader, payload: bytes, mtu: int = DEFAULT_MTU
+) -> list[Tier0Entry] | list[IndexEntry]:
+    """The typed entries of a TIER0, TIER1 or TIER2 packet."""
     if header.type == PacketType.TIER0:
-        return [Tier0Entry.from_list(e, header.patches) for e in _entries(obj, 4, "tier-0")]
+        return parse_tier0(payload, header.patches, mtu)
     if header.type in (PacketType.TIER1, PacketType.TIER2):
-        return [IndexEntry.from_list(e, header.patches) for e in _entries(obj, 6, "index")]
+        return parse_indices(payload, header.patches, mtu)
     raise WireError("type", f"{header.type.name} packets carry no patch entries")
