@@ -100,17 +100,22 @@ def test_correction_loads_weights_saved_without_codes_inputs(codec):
     assert bool((w[:, base:] == 0).all())
 
 
-def test_patch_without_tier0_falls_back_and_empty_patch_is_grey(codec, encoded):
+def test_patch_without_tier0_borrows_from_its_neighbour(codec, encoded):
+    """A patch whose tier 0 (and every index) was lost decodes from its neighbour's ŷc
+    in the frame-wide pass; only a frame with nothing at all is mid-grey."""
     lost = replace(
         encoded, patches=(replace(encoded.patches[0], continuous=None), encoded.patches[1])
     )
     assert codec.decode(lost).shape[:2] == (encoded.height, encoded.width)
-    blank = replace(
-        lost.without_indices(),
-        patches=(replace(lost.without_indices().patches[0], continuous=None), lost.patches[1]),
-    )
-    out = codec.decode(blank)
-    assert (out[:, :256] == 128).all()
+    empty = lost.without_indices()
+    blank = replace(empty, patches=(replace(empty.patches[0], continuous=None), lost.patches[1]))
+    for mode in ("hybrid", "continuous"):
+        out = codec.decode(blank, mode=mode)
+        assert out.shape[:2] == (encoded.height, encoded.width)
+        assert (out[:, :256] != 128).any()
+    nothing = replace(empty, patches=tuple(replace(p, continuous=None) for p in empty.patches))
+    assert (codec.decode(nothing) == 128).all()
+    assert (codec.decode(nothing, mode="continuous") == 128).all()
 
 
 def test_foreign_model_and_bad_indices_are_refused(codec, encoded):

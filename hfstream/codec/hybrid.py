@@ -22,19 +22,31 @@ import torch.nn.functional as F
 from PIL import Image
 
 from hfstream.codec import index_coding
+from hfstream.codec.allocation import allocate_rungs
 from hfstream.codec.complexity import ComplexityModel
-from hfstream.codec.continuous import ContinuousCodec, ContinuousConfig
+from hfstream.codec.continuous import (
+    ContinuousCodec,
+    ContinuousConfig,
+    fill_missing_blocks,
+    from_blocks,
+)
 from hfstream.codec.correction import CorrectionDecoder, certainty_planes
 from hfstream.codec.encoded import MISSING, PATCH, TOKENS, EncodedImage, EncodedPatch
 from hfstream.codec.model_io import DEFAULT_MODEL_DIR, ModelBundle, load_model, split_prefix
 from hfstream.codec.predictor import MaskedTokenPredictor, PredictorConfig
 from hfstream.codec.schedules import GRID, Schedule
+from hfstream.codec.tiling import from_tiles, patch_grid
 from hfstream.codec.tokenizer import Tokenizer, TokenizerConfig
 from hfstream.protocol.geometry import MAX_SIDE  # larger images are refused
 
 DecodeMode = Literal["continuous", "vq", "hybrid"]
 FillMethod = Literal["predictor", "soft", "nearest"]
 BATCH = 8  # patches per forward pass
+# Frames are coded and decoded whole (no seams), in bands of patch rows with one row of
+# context above and below once they exceed this many patches, so memory stays bounded.
+FRAME_PATCHES = 24
+DEFAULT_RUNG = 1  # of a ladder model, when neither a rung nor a budget is given
+QUALITY_FLOOR_DB = 12.0  # no patch's thumbnail below this signal-to-error ratio, if it can
 LATENT_CACHE = 1024  # patches whose ŷc is kept (8 KiB each)
 
 
@@ -107,6 +119,18 @@ def merge_patches(patches: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(full.reshape(rows * PATCH, cols * PATCH, 3)[:height, :width])
 
 
+def row_bands(rows: int, cols: int) -> list[tuple[int, int, int, int]]:
+    """Bands of patch rows for frame-wide passes: ``(lo, hi, start, stop)``, run over rows
+    ``lo..hi`` (context included), keep rows ``start..stop``."""
+    if rows * cols <= FRAME_PATCHES:
+        return [(0, rows, 0, rows)]
+    band = max(1, FRAME_PATCHES // cols - 2)
+    return [
+        (max(0, r - 1), min(rows, r + band + 1), r, min(rows, r + band))
+        for r in range(0, rows, band)
+    ]
+
+
 def nearest_fill(indices: np.ndarray) -> np.ndarray:
     """Naive fill: each missing index copies its nearest known neighbour (raster tie-break)."""
     known = np.flatnonzero(indices != MISSING)
@@ -115,6 +139,14 @@ def nearest_fill(indices: np.ndarray) -> np.ndarray:
     rr, cc = np.divmod(np.arange(TOKENS), GRID)
     d = (rr[:, None] - rr[known][None, :]) ** 2 + (cc[:, None] - cc[known][None, :]) ** 2
     return np.where(indices == MISSING, indices[known][d.argmin(axis=1)], indices)
+
+
+def _band_tensor(patches: np.ndarray, lo: int, hi: int, cols: int) -> torch.Tensor:
+    """Patch rows lo..hi of a frame's (P,256,256,3) patches as one (1,3,H,W) picture."""
+    band = patches[lo * cols : hi * cols]
+    img = band.reshape(hi - lo, cols, PATCH, PATCH, 3).transpose(0, 2, 1, 3, 4)
+    img = img.reshape((hi - lo) * PATCH, cols * PATCH, 3)
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float().div(255.0)
 
 
 def _to_tensor(patches: np.ndarray) -> torch.Tensor:
@@ -213,23 +245,33 @@ class HybridCodec:
         schedule: str | Schedule = "auto",
         codebook_size: int | None = None,
         progress: Callable[[int], None] | None = None,
+        *,
+        rung: int | None = None,
+        continuous_budget: int | None = None,
     ) -> EncodedImage:
         """Code an image. ``schedule`` is a label (``1_4``...) or ``auto`` (complexity-aware).
 
+        The continuous stream is analysed over the whole frame and coded per patch. With a
+        rate-ladder model, each patch's rung is chosen from ``rung`` (default
+        ``DEFAULT_RUNG``), raised where a patch would otherwise lose its subject
+        (``QUALITY_FLOOR_DB``), and, with ``continuous_budget`` (bytes for the whole frame's
+        continuous strings), fitted to that budget (see ``hfstream.codec.allocation``).
         ``progress`` is called with the number of patches just coded (for a progress bar).
         """
         arr = to_uint8_image(image)
         k = codebook_size or self.tokenizer.config.codebook_size
         reduction = self._reduction(k)
         fixed = None if schedule == "auto" else Schedule.parse(schedule)
+        if continuous_budget is not None and continuous_budget <= 0:
+            raise ValueError(f"Invalid continuous budget {continuous_budget}, should be positive")
         patches = split_patches(arr)
+        rows, cols = -(-arr.shape[0] // PATCH), -(-arr.shape[1] // PATCH)
+        rungs = self._choose_rungs(patches, rows, cols, rung, continuous_budget)
+        strings = self._compress_frame(patches, rows, cols, rungs)
         out: list[EncodedPatch] = []
         for s in range(0, len(patches), BATCH):
             chunk = patches[s : s + BATCH]
-            x = _to_tensor(chunk)
-            with one_thread():
-                strings = self.continuous.compress_latent(ContinuousCodec.downsample(x))
-            z = F.normalize(self.tokenizer.encoder(x), dim=1)
+            z = F.normalize(self.tokenizer.encoder(_to_tensor(chunk)), dim=1)
             if reduction is None:
                 idx = self.tokenizer.codebook.lookup(z)
             else:
@@ -240,10 +282,60 @@ class HybridCodec:
                     if fixed is not None
                     else self.complexity.schedule_for(self.complexity.score(p))
                 )
-                out.append(EncodedPatch(strings[j], sched, idx[j].flatten().long().numpy()))
+                out.append(
+                    EncodedPatch(
+                        strings[s + j], sched, idx[j].flatten().long().numpy(), rungs[s + j]
+                    )
+                )
             if progress is not None:
                 progress(len(chunk))
         return EncodedImage(arr.shape[0], arr.shape[1], k, self.model_id, tuple(out))
+
+    def _choose_rungs(
+        self,
+        patches: np.ndarray,
+        rows: int,
+        cols: int,
+        rung: int | None,
+        budget: int | None,
+    ) -> list[int]:
+        if self.continuous.rungs == 1:
+            if rung not in (None, 0) or budget is not None:
+                raise ValueError(
+                    f"model {self.model_id:08x} has a single-rate continuous stream: "
+                    "no rung or continuous budget to choose"
+                )
+            return [0] * len(patches)
+        base = DEFAULT_RUNG if rung is None else self.continuous.check_rung(rung)
+        bits, error, signal = [], [], []
+        for lo, hi, start, stop in row_bands(rows, cols):
+            low = ContinuousCodec.downsample(_band_tensor(patches, lo, hi, cols))
+            b, e, g = self.continuous.ladder_table(low)
+            keep = slice((start - lo) * cols, (stop - lo) * cols)
+            bits.append(b[keep])
+            error.append(e[keep])
+            signal.append(g[keep])
+        chosen = allocate_rungs(
+            torch.cat(bits).double().numpy(),
+            torch.cat(error).double().numpy(),
+            torch.cat(signal).double().numpy(),
+            base_rung=min(base, self.continuous.rungs - 1),
+            budget_bits=None if budget is None else 8.0 * budget,
+            floor_db=QUALITY_FLOOR_DB,
+        )
+        return [int(r) for r in chosen]
+
+    def _compress_frame(
+        self, patches: np.ndarray, rows: int, cols: int, rungs: list[int]
+    ) -> list[tuple[bytes, bytes]]:
+        """Each patch's (y, z) strings, the analysis run over whole bands of patch rows."""
+        strings: list[tuple[bytes, bytes]] = []
+        for lo, hi, start, stop in row_bands(rows, cols):
+            low = ContinuousCodec.downsample(_band_tensor(patches, lo, hi, cols))
+            with one_thread():
+                coded = self.continuous.compress_frame(low, rungs[lo * cols : hi * cols])
+            strings += coded[(start - lo) * cols : (stop - lo) * cols]
+        return strings
 
     # ------------------------------------------------------------------ decoding
     @torch.inference_mode()
@@ -302,36 +394,53 @@ class HybridCodec:
                 f"encoded with model {enc.model_id:08x}, this codec is model {self.model_id:08x}"
             )
         reduction = self._reduction(enc.codebook_size)
-        pics = []
-        for s in range(0, len(enc.patches), BATCH):
-            pics.append(
-                self._decode_batch(list(enc.patches[s : s + BATCH]), reduction, mode, fill, steps)
+        rows, cols = enc.grid
+        picture = np.empty((rows * PATCH, cols * PATCH, 3), np.uint8)
+        for lo, hi, start, stop in row_bands(rows, cols):
+            band = self._decode_region(
+                list(enc.patches[lo * cols : hi * cols]),
+                hi - lo,
+                cols,
+                reduction,
+                mode,
+                fill,
+                steps,
             )
+            picture[start * PATCH : stop * PATCH] = band[(start - lo) * PATCH : (stop - lo) * PATCH]
             if progress is not None:
-                progress(len(pics[-1]))
-        return merge_patches(np.concatenate(pics), enc.height, enc.width)
+                progress((stop - start) * cols)
+        return np.ascontiguousarray(picture[: enc.height, : enc.width])
 
-    def _decode_batch(
+    def _decode_region(
         self,
         patches: list[EncodedPatch],
+        rows: int,
+        cols: int,
         reduction: ReducedCodebook | None,
         mode: DecodeMode,
         fill: FillMethod,
         steps: int,
     ) -> np.ndarray:
+        """Decode rows x cols patches as one picture, (rows*256, cols*256, 3) uint8.
+
+        Indices are filled patch by patch (each with its own ŷc); the conv decoders then
+        run over the whole region with per-patch normalisation (``codec.tiling``), so no
+        seam shows. A patch whose tier 0 is missing borrows ŷc from its neighbours.
+        """
         n = len(patches)
-        out = torch.full((n, 3, PATCH, PATCH), 0.5)
-        has_c = [i for i, p in enumerate(patches) if p.continuous is not None]
-        y_hat = low = None
+        present = torch.tensor([p.continuous is not None for p in patches])
+        has_c = torch.nonzero(present).flatten().tolist()
+        y_blocks = low = None
         if has_c:
-            y_hat = self.latents([patches[i] for i in has_c])
-            low = self.continuous.synthesize(y_hat)
+            own = self.latents([patches[i] for i in has_c])
+            blocks = own.new_zeros((n, *own.shape[1:]))
+            blocks[present] = own
+            y_blocks = fill_missing_blocks(blocks, present, rows, cols)
+            low = self.continuous.synthesize(from_blocks(y_blocks, rows, cols))
         if mode == "continuous":
-            if has_c:
-                out[has_c] = F.interpolate(
-                    low, size=(PATCH, PATCH), mode="bicubic", align_corners=False
-                )
-            return _to_uint8(out)
+            if low is None:
+                return np.full((rows * PATCH, cols * PATCH, 3), 128, np.uint8)
+            return _to_uint8(ContinuousCodec.upsample(low))[0]
         limit = self.tokenizer.config.codebook_size if reduction is None else reduction.size
         for i, p in enumerate(patches):
             if int(p.indices.max()) >= limit or int(p.indices.min()) < MISSING:
@@ -346,47 +455,46 @@ class HybridCodec:
         known_t = torch.from_numpy(known)
         filled = full_t.clone()
         confidence = torch.zeros(known_t.shape)  # of the predictor, where it filled
-        pos = {i: j for j, i in enumerate(has_c)}
-        if fill == "predictor" and has_c:
-            sel = torch.tensor(has_c)
-            filled[sel], confidence[sel] = self.predictor.fill_with_confidence(
-                full_t[sel], known_t[sel], y_hat, steps=steps
+        if fill == "predictor" and y_blocks is not None:
+            filled, confidence = self.predictor.fill_with_confidence(
+                full_t, known_t, y_blocks, steps=steps
             )
-        for i in range(n):
-            if fill == "nearest" or i not in pos:
+        elif fill == "nearest" or y_blocks is None:
+            for i in range(n):
                 filled[i] = torch.from_numpy(nearest_fill(np.where(known[i], full[i], MISSING)))
         q = self.tokenizer.codebook.embed(filled.clamp(min=0).reshape(n, GRID, GRID))
-        if fill == "soft" and has_c:
-            sel = torch.tensor(has_c)
+        if fill == "soft" and y_blocks is not None:
             probs = torch.softmax(
                 self.predictor(
-                    torch.where(known_t[sel], full_t[sel], self.predictor.mask_id), y_hat
+                    torch.where(known_t, full_t, self.predictor.mask_id), y_blocks
                 ).float(),
                 dim=-1,
-            )  # (b, 256, V)
-            confidence[sel] = probs.max(dim=-1).values
+            )  # (n, 256, V)
+            confidence = probs.max(dim=-1).values
             expected = (probs @ self.tokenizer.codebook.normalized()).transpose(1, 2)
-            expected = expected.reshape(len(has_c), -1, GRID, GRID)
-            soft_q = torch.where(known_t[sel].reshape(-1, 1, GRID, GRID), q[sel], expected)
-            q[sel] = soft_q
+            expected = expected.reshape(n, -1, GRID, GRID)
+            q = torch.where(known_t.reshape(-1, 1, GRID, GRID), q, expected)
         if reduction is not None:  # known reduced words decode to their centroid
             cent = reduction.centroids[torch.from_numpy(np.where(known, words, 0))]  # (n, 256, D)
             q_flat = q.flatten(2).transpose(1, 2)
             q = torch.where(known_t[..., None], cent, q_flat).transpose(1, 2).reshape(q.shape)
-        blank = [i for i, p in enumerate(patches) if not known[i].any() and i not in pos]
-        corrected = has_c if mode == "hybrid" else []
-        plain = sorted(set(range(n)) - set(corrected))
-        if plain:
-            sel = torch.tensor(plain)
-            out[sel] = self.tokenizer.decoder(q[sel], None)
-        if corrected:
-            sel = torch.tensor(corrected)
-            certainty = certainty_planes(known_t[sel], confidence[sel])
-            feats = self.correction(y_hat, low, q[sel], certainty)
-            out[sel] = self.tokenizer.decoder(q[sel], feats)
-        if blank:
-            out[torch.tensor(blank)] = 0.5
-        return _to_uint8(out)
+        q_frame = from_tiles(q.contiguous(), rows, cols)
+        with patch_grid(rows, cols):
+            if mode == "hybrid" and y_blocks is not None:
+                certainty = from_tiles(certainty_planes(known_t, confidence), rows, cols)
+                y_frame = from_blocks(y_blocks, rows, cols)
+                out = self.tokenizer.decoder(
+                    q_frame, self.correction(y_frame, low, q_frame, certainty)
+                )
+            else:
+                out = self.tokenizer.decoder(q_frame, None)
+        picture = _to_uint8(out)[0]
+        if y_blocks is None:  # nothing to go on at all: mid-grey, as a blank patch
+            for i in range(n):
+                if not known[i].any():
+                    r, c = divmod(i, cols)
+                    picture[r * PATCH : (r + 1) * PATCH, c * PATCH : (c + 1) * PATCH] = 128
+        return picture
 
     # ------------------------------------------------------------------ index coding
     @torch.inference_mode()
