@@ -149,6 +149,7 @@ class Receiver:
         self.decode_errors = 0
         self.frames_shown = 0  # frames with at least one picture
         self.frames_skipped = 0  # live mode: frames with data never shown, a newer one won
+        self.skipped_ids: deque[int] = deque(maxlen=1024)  # the newest of them
         self.updates_dropped = 0  # pictures the consumer did not take in time
         self._bad_entries = 0
         self.reports = ReportBuilder()
@@ -270,6 +271,7 @@ class Receiver:
         if self._feedback_sealer is not None:
             log.info("stream restarted: session %016x", session)
             self._handle(self.reassembler.new_session())
+            self._newest_shown = None  # frame ids start over: the new frame 0 is not stale
         self._feedback_sealer = Sealer(self.config.key, FEEDBACK, session)
 
     def _handle(self, events: list) -> None:
@@ -326,6 +328,7 @@ class Receiver:
         cache = self._caches.get(frame_id)
         if cache is None or not cache.shown:
             self.frames_skipped += 1
+            self.skipped_ids.append(frame_id)
         self._finish(frame_id)
 
     def _forget(self, frame_id: int) -> None:

@@ -76,6 +76,7 @@ def test_live_receiver_decodes_only_the_newest_of_a_burst(codec, tier0):
     updates, receiver = asyncio.run(_live(codec, [burst]))
     assert [u.frame_id for u in updates] == [5]
     assert (receiver.frames_shown, receiver.frames_skipped) == (1, 5)
+    assert sorted(receiver.skipped_ids) == [0, 1, 2, 3, 4]
     assert receiver.stats["decode_queue"] == 0 and receiver.stats["decode_caches"] == 0
 
 
@@ -85,6 +86,7 @@ def test_live_receiver_never_shows_a_frame_after_a_newer_one(codec, tier0):
     updates, receiver = asyncio.run(_live(codec, batches))
     assert [u.frame_id for u in updates] == [3, 4]
     assert (receiver.frames_shown, receiver.frames_skipped) == (2, 1)
+    assert list(receiver.skipped_ids) == [1]  # frame 3 was shown before 4 won
 
 
 def test_without_live_mode_every_frame_is_shown(codec, tier0):

@@ -18,6 +18,7 @@ import numpy as np
 from hfstream.apps.collect import collect_frames
 from hfstream.apps.demo import bundled_image
 from hfstream.codec.hybrid import HybridCodec, to_uint8_image
+from hfstream.codec.shared import shared_codec
 from hfstream.progressive import Stage
 from hfstream.protocol.wire import OVERHEAD, PacketType, parse_header
 from hfstream.receiver import Receiver, ReceiverConfig
@@ -143,7 +144,7 @@ async def rate_control(codec: HybridCodec, target: float, frames: int, fps: floa
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    codec = HybridCodec.from_pretrained()
+    codec = shared_codec()
     image = to_uint8_image(args.image) if args.image else bundled_image()
     h, w = image.shape[:2]
     print(f"model {codec.model_id:08x}; image {w}x{h}")
