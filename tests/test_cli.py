@@ -176,7 +176,10 @@ def test_send_and_recv_over_udp(tmp_path, capsys):
         assert rows[0] == (
             "frame,stage,latency_ms,first_picture_ms,updates,capture_to_first_ms,capture_to_best_ms"
         )
-        assert len(rows) == 3  # frames 0 and 1: each shown or skipped
+        # Frames 0 and 1, each shown or skipped (or lost: under load a frame's packets
+        # can miss their one-frame deadline, and live mode never waits for them).
+        ids = [int(row.split(",")[0]) for row in rows[1:]]
+        assert ids and set(ids) <= {0, 1} and len(ids) == len(set(ids))
     printed = capsys.readouterr().out
     assert printed.count("waiting for the next stream") == 2
     assert "frame(s) skipped" in printed and "first picture p50" in printed
