@@ -145,13 +145,15 @@ def packetize(
     tiers: Collection[int] = (0, 1, 2),
     frame_budget: float | None = None,
     strict_budget: bool = False,
+    capture_ms: int = 0,
 ) -> FramePackets:
     """The packets of one encoded frame.
 
     ``priors`` (``index_priors``) selects prior-coded indices, else fixed-length. ``tiers``
     says which tiers to send (tier 2 also needs ``PacketizerConfig.send_withheld``); a
     VQ-only stream sends ``(1,)``. ``frame_budget`` and ``strict_budget``: see
-    ``Packetizer.packetize``.
+    ``Packetizer.packetize``. ``capture_ms``: the headers' capture field
+    (``wire.capture_offset_ms``).
     """
     if enc.model_id != packetizer.model_id:
         raise ValueError(
@@ -160,5 +162,9 @@ def packetize(
         )
     entries = frame_entries(enc, packetizer.config, priors=priors, tiers=tiers)
     return packetizer.packetize(
-        entries, frame_id=frame_id, frame_budget=frame_budget, strict_budget=strict_budget
+        entries,
+        frame_id=frame_id,
+        frame_budget=frame_budget,
+        strict_budget=strict_budget,
+        capture_ms=capture_ms,
     )

@@ -44,6 +44,7 @@ class FrameDecodeState:
         default_factory=dict
     )
     bad_entries: int = 0
+    shown: bool = False  # a picture of this frame went to the consumer
 
 
 def stage_of(frame: FrameState) -> Stage:

@@ -8,9 +8,11 @@ Datagrams go through the sans-I/O ``Reassembler``. One decoder task takes frames
 bounded queue of frames with undecoded data (oldest first) and decodes them in one worker
 thread; data that arrives during a decode is coalesced into the frame's next decode. When
 the queue is full the oldest waiting frame is skipped, so under overload the newest frames
-win. A frame is closed once its last stage has been decoded (its late packets are then
-dropped) or when it times out. Every container of per-frame state is bounded by the
-config, and ``stats`` counts what each holds.
+win. In live mode (``ReceiverConfig.live``) the decoder always takes the newest frame and
+skips every older one whose decode has not started, so latency stays bounded and no frame
+is shown after a newer one. A frame is closed once its last stage has been decoded (its
+late packets are then dropped) or when it times out. Every container of per-frame state is
+bounded by the config, and ``stats`` counts what each holds.
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ from hfstream.protocol.auth import DATA, FEEDBACK, UNKEYED_WARNING, Opener, Seal
 from hfstream.protocol.feedback import ReportBuilder
 from hfstream.protocol.reassembly import (
     DEFAULT_MAX_FRAME_PIXELS,
+    FrameComplete,
     FrameExpired,
     FrameState,
     PatchesUpdated,
     Reassembler,
     ReassemblerConfig,
 )
-from hfstream.protocol.wire import PacketType, WireError
+from hfstream.protocol.wire import PacketType, WireError, capture_time
 from hfstream.transports.base import DatagramTransport, TransportClosed
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,10 @@ class FrameUpdate:
     received: dict[str, float]  # share of announced packets received, per tier
     latency_s: float  # from the frame's first packet to this picture
     final: bool  # no better picture of this frame will follow
+    # From the frame's capture (the sender's clock, carried in every packet header) to
+    # this picture (the receiver's clock). On one machine the clocks agree; across
+    # machines this includes their offset (keep them NTP-synchronised to trust it).
+    capture_latency_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,12 @@ class ReceiverConfig:
     decode_queue: int = 32  # frames waiting for a decode; when full the oldest is skipped
     max_updates: int = 64  # pictures not yet taken by the consumer; the oldest give way
     decode_steps: int = 1  # predictor passes
+    # Live mode: decode the newest frame only, skip older ones not yet started (counted in
+    # ``Receiver.frames_skipped``) and never show a frame after a newer one.
+    live: bool = False
+    # Live mode: an incomplete newest frame waits this long after its first packet for
+    # the rest of its packets, so that one decode (~all the cost) is not spent on a part.
+    live_settle_s: float = 0.1
     feedback_interval_s: float | None = 0.25  # None: send no reports
     # Pre-shared key (``auth.parse_key``); None: unauthenticated, for experiments only.
     key: bytes | None = field(default=None, repr=False)
@@ -77,12 +90,19 @@ class ReceiverConfig:
         for name in ("max_frames", "max_frame_bytes", "decode_queue", "max_updates"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.live_settle_s >= 0:
+            raise ValueError(f"live_settle_s must be at least 0, got {self.live_settle_s}")
         if not 1 <= self.decode_steps <= 16:
             raise ValueError(f"decode_steps must be in 1..16, got {self.decode_steps}")
         if self.feedback_interval_s is not None and not self.feedback_interval_s > 0:
             raise ValueError(
                 f"feedback_interval_s must be positive or None, got {self.feedback_interval_s}"
             )
+
+
+def _newer(a: int, b: int) -> bool:
+    """Frame ``a`` comes after ``b``: frame ids are serial numbers modulo 2**32."""
+    return 0 < (a - b) & 0xFFFFFFFF < 1 << 31
 
 
 class Receiver:
@@ -116,6 +136,9 @@ class Receiver:
         # its last state) until its final decode.
         self._pending: OrderedDict[int, FrameState] = OrderedDict()
         self._active: int | None = None  # the frame being decoded
+        self._newest_shown: int | None = None  # live mode: older frames are never shown
+        # Capture time (unix seconds, sender's clock) of each frame with a decode state.
+        self._captured: dict[int, float] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -124,6 +147,9 @@ class Receiver:
         self.frames_expired = 0
         self.decodes_skipped = 0  # decodes given up in a full queue (a frame may be twice)
         self.decode_errors = 0
+        self.frames_shown = 0  # frames with at least one picture
+        self.frames_skipped = 0  # live mode: frames with data never shown, a newer one won
+        self.skipped_ids: deque[int] = deque(maxlen=1024)  # the newest of them
         self.updates_dropped = 0  # pictures the consumer did not take in time
         self._bad_entries = 0
         self.reports = ReportBuilder()
@@ -182,6 +208,8 @@ class Receiver:
             "updates_waiting": len(self._updates),
             "tasks": len(self._tasks),
             "decodes_skipped": self.decodes_skipped,
+            "frames_shown": self.frames_shown,
+            "frames_skipped": self.frames_skipped,
             "decode_errors": self.decode_errors,
             "updates_dropped": self.updates_dropped,
         }
@@ -243,6 +271,7 @@ class Receiver:
         if self._feedback_sealer is not None:
             log.info("stream restarted: session %016x", session)
             self._handle(self.reassembler.new_session())
+            self._newest_shown = None  # frame ids start over: the new frame 0 is not stale
         self._feedback_sealer = Sealer(self.config.key, FEEDBACK, session)
 
     def _handle(self, events: list) -> None:
@@ -251,6 +280,8 @@ class Receiver:
                 frame = self.reassembler.frames.get(ev.frame_id)
                 if frame is not None and frame.tier0:  # nothing to show before tier 0
                     self._enqueue(frame)
+            elif isinstance(ev, FrameComplete):
+                self._wake.set()  # a settling live frame need not wait any longer
             elif isinstance(ev, FrameExpired):
                 self.frames_expired += ev.reason in ("timeout", "evicted")
                 self.reports.frame_done(ev.expected, ev.received)
@@ -263,7 +294,13 @@ class Receiver:
         self._arm_timer()
 
     def _enqueue(self, frame: FrameState) -> None:
+        if frame.frame_id not in self._captured:
+            session = self.opener.session_id or 0
+            self._captured[frame.frame_id] = capture_time(session, frame.capture_ms)
         if frame.frame_id in self._pending:
+            return
+        if self.config.live and self._is_stale(frame.frame_id):
+            self._skip(frame.frame_id)
             return
         if len(self._pending) >= self.config.decode_queue:
             # Full: the oldest frame (by first packet) of the queue and this one gives way.
@@ -281,7 +318,21 @@ class Receiver:
         if frame_id not in self.reassembler.frames and frame_id != self._active:
             self._forget(frame_id)
 
+    def _is_stale(self, frame_id: int) -> bool:
+        """Older than the newest frame shown (frame ids are serial numbers mod 2**32)."""
+        return self._newest_shown is not None and _newer(self._newest_shown, frame_id)
+
+    def _skip(self, frame_id: int) -> None:
+        """Live mode: a newer frame won; this one gets no (further) picture."""
+        self._pending.pop(frame_id, None)
+        cache = self._caches.get(frame_id)
+        if cache is None or not cache.shown:
+            self.frames_skipped += 1
+            self.skipped_ids.append(frame_id)
+        self._finish(frame_id)
+
     def _forget(self, frame_id: int) -> None:
+        self._captured.pop(frame_id, None)
         cache = self._caches.pop(frame_id, None)
         if cache is not None:
             self._bad_entries += cache.bad_entries
@@ -306,7 +357,14 @@ class Receiver:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            frame_id, frame = self._pending.popitem(last=False)
+            if self.config.live:
+                frame = await self._newest_settled()
+                if frame is None:
+                    continue  # more data came, or the wait ended: choose again
+                frame_id = frame.frame_id
+                del self._pending[frame_id]
+            else:
+                frame_id, frame = self._pending.popitem(last=False)
             self._active = frame_id
             try:
                 await self._decode(frame)
@@ -319,6 +377,25 @@ class Receiver:
                 self._finish(frame_id)
             finally:
                 self._active = None
+
+    async def _newest_settled(self) -> FrameState | None:
+        """Live mode: skip every pending frame but the newest, and return that one once it
+        is complete or has settled (``live_settle_s``); None when it should wait."""
+        newest = next(iter(self._pending))
+        for fid in self._pending:
+            if _newer(fid, newest):
+                newest = fid
+        for fid in [f for f in self._pending if f != newest]:
+            self._skip(fid)
+        frame = self._pending[newest]
+        loop = asyncio.get_running_loop()
+        wait = frame.opened_at + self.config.live_settle_s - loop.time()
+        if frame.complete or wait <= 0 or self._transport_closed:
+            return frame
+        self._wake.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), wait)
+        return None
 
     async def _decode(self, frame: FrameState) -> None:
         loop = asyncio.get_running_loop()
@@ -343,8 +420,22 @@ class Receiver:
             or stage == Stage.REFINED
             or (stage == Stage.FULL and not frame.has_tier2)
         )
+        if not cache.shown:
+            cache.shown = True
+            self.frames_shown += 1
+        if self._newest_shown is None or not self._is_stale(frame_id):
+            self._newest_shown = frame_id
+        captured = self._captured.get(frame_id, time.time())
         self._emit(
-            FrameUpdate(frame_id, stage, image, received, loop.time() - frame.opened_at, last)
+            FrameUpdate(
+                frame_id,
+                stage,
+                image,
+                received,
+                loop.time() - frame.opened_at,
+                last,
+                time.time() - captured,
+            )
         )
         if last:
             self._pending.pop(frame_id, None)

@@ -3,6 +3,11 @@
 sender = Sender(transport, codec)
 await sender.send_image(image)          # returns once its packets are queued
 await sender.flush()                    # ...or once they have left
+
+Every packet carries its frame's capture time, so the receiver measures latency from
+capture to picture. With ``SenderConfig.live``, ``send_frames`` keeps to the frame clock:
+a frame whose slot passed while an earlier one was being encoded is skipped (counted in
+``frames_skipped``), so a slow encoder never builds a backlog.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -31,7 +37,13 @@ from hfstream.protocol.auth import (
 from hfstream.protocol.feedback import RateController, Report
 from hfstream.protocol.pacer import Pacer
 from hfstream.protocol.packetizer import FramePackets, Packetizer, PacketizerConfig
-from hfstream.protocol.wire import TAG_SIZE, PacketType, WireError, parse_header
+from hfstream.protocol.wire import (
+    TAG_SIZE,
+    PacketType,
+    WireError,
+    capture_offset_ms,
+    parse_header,
+)
 from hfstream.transports.base import DatagramTransport, TransportClosed
 
 log = logging.getLogger(__name__)
@@ -53,6 +65,9 @@ class SenderConfig:
     target_bytes_per_s: float | None = None
     fps: float = 10.0  # frame rate the target is spread over
     max_reports: int = 64  # the newest receiver reports kept in ``Sender.reports``
+    # ``send_frames`` skips frames whose slot passed during an earlier encode (real time)
+    # instead of encoding every frame late.
+    live: bool = False
 
     def __post_init__(self) -> None:
         for name in ("rate_bytes_per_s", "burst_bytes", "deadline_s", "fps", "max_reports"):
@@ -70,6 +85,7 @@ class FrameSent:
     packets: dict[int, int]  # tier -> packets queued
     bytes: dict[int, int]  # tier -> bytes queued (headers included)
     encode_s: float
+    capture_ms: int = 0  # the headers' capture field (``wire.capture_offset_ms``)
 
 
 class Sender:
@@ -91,6 +107,7 @@ class Sender:
         self.pacer = Pacer(self.config.rate_bytes_per_s, self.config.burst_bytes)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hfstream-encode")
         self._next_frame = 0
+        self.frames_skipped = 0  # live ``send_frames``: frames whose slot passed unencoded
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -107,7 +124,12 @@ class Sender:
             self.pacer.set_rate(self.controller.rate, 0.0)
 
     def _prepare(
-        self, image: np.ndarray, frame_id: int, schedule: str, budget: float | None
+        self,
+        image: np.ndarray,
+        frame_id: int,
+        schedule: str,
+        budget: float | None,
+        capture_ms: int,
     ) -> tuple[FramePackets, float]:
         cfg = self.config
         t0 = time.perf_counter()
@@ -119,20 +141,30 @@ class Sender:
             priors=index_priors(self.codec, enc) if cfg.prior_coding else None,
             frame_budget=budget,
             strict_budget=budget is not None,
+            capture_ms=capture_ms,
         )
         return packets, time.perf_counter() - t0
 
-    async def send_image(self, image: np.ndarray, deadline_s: float | None = None) -> FrameSent:
+    async def send_image(
+        self,
+        image: np.ndarray,
+        deadline_s: float | None = None,
+        capture_time: float | None = None,
+    ) -> FrameSent:
         """Encode (in a worker thread) and queue one frame; its packets expire after
-        ``deadline_s`` (default ``config.deadline_s``) from now."""
+        ``deadline_s`` (default ``config.deadline_s``) from now. ``capture_time`` (unix
+        seconds, default now) is when the frame was taken: the receiver's latency runs
+        from it."""
         loop = asyncio.get_running_loop()
+        taken = time.time() if capture_time is None else capture_time
+        capture_ms = capture_offset_ms(self.session_id, taken)
         frame_id = self._next_frame
         self._next_frame = (self._next_frame + 1) & 0xFFFFFFFF
         ctl = self.controller
         schedule = ctl.schedule if ctl is not None else self.config.schedule
         budget = ctl.frame_budget if ctl is not None else None
         packets, encode_s = await loop.run_in_executor(
-            self._executor, self._prepare, image, frame_id, schedule, budget
+            self._executor, self._prepare, image, frame_id, schedule, budget, capture_ms
         )
         if ctl is not None:
             # What tiers 0 and 1 wanted, cut or not: the schedule steps down when too much.
@@ -149,16 +181,30 @@ class Sender:
         self._idle.clear()
         self._ensure_pump()
         self._wake.set()
-        return FrameSent(frame_id, counts, sizes, encode_s)
+        return FrameSent(frame_id, counts, sizes, encode_s, capture_ms)
 
-    async def send_frames(self, frames, fps: float) -> list[FrameSent]:
-        """Send an iterable of frames at ``fps``, each with a deadline of one frame time."""
+    async def send_frames(self, frames: Iterable[np.ndarray], fps: float) -> list[FrameSent]:
+        """Send frames at ``fps``, each with a deadline of one frame time; frame ``i`` counts
+        as captured at its slot, ``i / fps`` after the start. Live (``config.live``): a
+        frame is skipped when the next one is already due (an encode overran its slots),
+        so the newest due frame is the one encoded."""
         loop = asyncio.get_running_loop()
-        start = loop.time()
+        start, wall_start = loop.time(), time.time()
         out = []
-        for i, frame in enumerate(frames):
-            await asyncio.sleep(max(0.0, start + i / fps - loop.time()))
-            out.append(await self.send_image(frame, deadline_s=1.0 / fps))
+        it = iter(frames)
+        upcoming = next(it, None)
+        i = 0
+        while upcoming is not None:
+            # One frame of look-ahead: a frame is stale only if a newer one is due.
+            frame, upcoming = upcoming, next(it, None)
+            now = loop.time()
+            if self.config.live and upcoming is not None and now >= start + (i + 1) / fps:
+                self.frames_skipped += 1
+            else:
+                await asyncio.sleep(max(0.0, start + i / fps - now))
+                taken = wall_start + i / fps
+                out.append(await self.send_image(frame, deadline_s=1.0 / fps, capture_time=taken))
+            i += 1
         return out
 
     def start(self) -> None:

@@ -9,8 +9,10 @@ from hfstream.codec.hybrid import HybridCodec
 
 @pytest.fixture(scope="session")
 def codec() -> HybridCodec:
-    """The real shipped model."""
-    return HybridCodec.from_pretrained()
+    """The real shipped model, the one the apps' ``shared_codec`` hands out too."""
+    from hfstream.codec.shared import shared_codec
+
+    return shared_codec()
 
 
 @pytest.fixture(scope="session")

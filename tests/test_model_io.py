@@ -6,6 +6,7 @@ import pytest
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.model_io import (
     DEFAULT_MODEL_DIR,
+    WEIGHTS_NAME,
     ModelFileError,
     load_model,
     model_id_of,
@@ -62,3 +63,28 @@ def test_model_id_from_the_config_alone(codec, tmp_path):
     assert model_id_of_folder() == codec.model_id
     with pytest.raises(ModelFileError, match="Cannot read the model config"):
         model_id_of_folder(tmp_path)
+
+
+def test_a_model_is_loaded_once_per_folder_and_again_when_rewritten(model_copy, codec):
+    import os
+    import threading
+
+    from hfstream.codec.shared import shared_codec
+
+    # The suite's codec comes from shared_codec: every other caller gets that very object.
+    assert shared_codec() is codec is shared_codec(DEFAULT_MODEL_DIR / ".." / "default")
+    got = []
+    threads = [
+        threading.Thread(target=lambda p=p: got.append(shared_codec(p)))
+        for p in (model_copy, str(model_copy))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 2 and got[0] is got[1] and got[0] is not codec
+    weights = model_copy / WEIGHTS_NAME
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # rewritten in place
+    again = shared_codec(model_copy)
+    assert again is not got[0] and again.model_id == got[0].model_id

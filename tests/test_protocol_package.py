@@ -30,22 +30,27 @@ def _frame():
     p = Packetizer(0xC0DEC0DE, SESSION, PacketizerConfig(parity_ratio=1.0))
     t0 = [Tier0Entry(0, Schedule.QUARTER, b"y" * 5, b"z" * 2, rung=2)]
     t1 = [IndexEntry(0, Schedule.QUARTER, 0, 1, b"\x01\x02", 0xBEEF)]
-    return p.packetize(FrameEntries(240, 256, 1024, True, t0, t1), frame_id=7)
+    return p.packetize(
+        FrameEntries(240, 256, 1024, True, t0, t1), frame_id=7, capture_ms=0x01020304
+    )
 
 
-# magic, version 3, type, model, session, counter, frame 7, 240 x 256, codebook 2**10,
-# flags (prior-coded), seq 0, count 1 | msgpack payload | tag
-HEADER_T0 = "4846 03 00 c0dec0de 65a1b2c301020304 00000000 00000007 00f0 0100 0a 01 0000 0001"
+# magic, version 4, type, model, session, counter, frame 7, capture (ms after the session's
+# start second), 240 x 256, codebook 2**10, flags (prior-coded), seq 0, count 1
+# | msgpack payload | tag
+HEADER_T0 = (
+    "4846 04 00 c0dec0de 65a1b2c301020304 00000000 00000007 01020304 00f0 0100 0a 01 0000 0001"
+)
 # tier 0: [[patch 0, schedule 4 (1_4), rung 2, y, z]]
 GOLDEN_TIER0 = HEADER_T0 + " 91 95 00 04 02 c405 7979797979 c402 7a7a"
 GOLDEN_TIER1 = (
-    "4846 03 01 c0dec0de 65a1b2c301020304 00000000 00000007 00f0 0100 0a 01 0000 0001"
+    "4846 04 01 c0dec0de 65a1b2c301020304 00000000 00000007 01020304 00f0 0100 0a 01 0000 0001"
     " 91 96 00 04 00 01 c402 0102 cdbeef"
 )
-GOLDEN_TAG = "234cfd35fbbbb765433e9a6b00a4d730"
-# A report: type 4, the report number in the frame id, zero geometry, count 1.
+GOLDEN_TAG = "b5f9beea659c18078658fc3e2499849c"
+# A report: type 4, the report number in the frame id, zero capture and geometry, count 1.
 GOLDEN_REPORT = (
-    "4846 03 04 c0dec0de 65a1b2c301020304 00000000 00000009 0000 0000 00 00 0000 0001"
+    "4846 04 04 c0dec0de 65a1b2c301020304 00000000 00000009 00000000 0000 0000 00 00 0000 0001"
     " 95 ccfa 93 040201 93 040101 03 cd0384"
 )
 
@@ -59,9 +64,10 @@ def test_golden_packets():
     assert fp.tier0[0] == golden(GOLDEN_TIER0)
     assert fp.tier1[0] == golden(GOLDEN_TIER1)
     h, payload = parse_header(golden(GOLDEN_TIER1))
-    assert (h.session_id, h.frame_id, h.height, h.width, h.seq, h.count) == (
+    assert (h.session_id, h.frame_id, h.capture_ms, h.height, h.width, h.seq, h.count) == (
         SESSION,
         7,
+        0x01020304,
         240,
         256,
         0,

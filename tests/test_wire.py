@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import msgpack
 import pytest
 from hypothesis import given
@@ -14,6 +16,8 @@ from hfstream.protocol.wire import (
     ParityEntry,
     Tier0Entry,
     WireError,
+    capture_offset_ms,
+    capture_time,
     feedback_header,
     pack_payload,
     parse_entries,
@@ -38,6 +42,7 @@ def header(ptype=PacketType.TIER0, **kw):
         flags=1,
         seq=1,
         count=2,
+        capture_ms=123_456,
     )
     base.update(kw)
     return PacketHeader(**base)
@@ -54,7 +59,7 @@ def test_header_round_trip():
     assert h == header()
     assert Packet(h, payload).serialize() == data
     assert h.patches == 6 and h.codebook_size == 1024
-    assert HEADER_SIZE == 34
+    assert HEADER_SIZE == 38
 
 
 def test_entries_round_trip():
@@ -70,7 +75,7 @@ def test_entries_round_trip():
 def test_every_truncation_of_the_header_names_it():
     data = tier0_packet()
     for n in range(HEADER_SIZE):
-        with pytest.raises(WireError, match=f"packet has {n} bytes, the header needs 34"):
+        with pytest.raises(WireError, match=f"packet has {n} bytes, the header needs 38"):
             parse_header(data[:n])
 
 
@@ -171,18 +176,36 @@ def test_forged_feedback(entry, message):
     assert err.value.reason == "field"
 
 
+def test_capture_time_round_trips_through_the_header_field():
+    session = 1_700_000_000 << 32 | 0xABCD
+    assert capture_offset_ms(session, 1_700_000_012.3456) == 12_346
+    assert capture_time(session, 12_346) == pytest.approx(1_700_000_012.346)
+    # Before the session's start second (a frame queued earlier) and past the field: clamped.
+    assert capture_offset_ms(session, 1_699_999_999.0) == 0
+    assert capture_offset_ms(session, 1_700_000_000 + 2.0**33) == 0xFFFFFFFF
+    data = tier0_packet()
+    assert data[24:28] == (123_456).to_bytes(4, "big")  # right after the frame id
+
+
+def test_a_report_with_a_capture_time_is_refused():
+    forged = Packet(replace(feedback_header(MODEL, 7, 9), capture_ms=5), b"").serialize()
+    with pytest.raises(WireError, match="feedback header must have zero capture") as err:
+        parse_header(forged)
+    assert err.value.reason == "field"
+
+
 @pytest.mark.parametrize(
     "patch,reason,message",
     [
         (lambda d: b"XX" + d[2:], "magic", "bad magic"),
         (lambda d: d[:2] + b"\x09" + d[3:], "version", "unsupported packet version 9"),
         (lambda d: d[:3] + b"\x77" + d[4:], "type", "unknown packet type 119"),
-        (lambda d: d[:24] + b"\x00\x00" + d[26:], "geometry", "frame size 768x0"),
-        (lambda d: d[:24] + b"\xff\xff" + d[26:], "geometry", "outside 1..16384"),
-        (lambda d: d[:28] + b"\x0b" + d[29:], "codebook", "2\\*\\*11 words"),
-        (lambda d: d[:32] + b"\x00\x00" + d[34:], "count", "packet count 0"),
+        (lambda d: d[:28] + b"\x00\x00" + d[30:], "geometry", "frame size 768x0"),
+        (lambda d: d[:28] + b"\xff\xff" + d[30:], "geometry", "outside 1..16384"),
+        (lambda d: d[:32] + b"\x0b" + d[33:], "codebook", "2\\*\\*11 words"),
+        (lambda d: d[:36] + b"\x00\x00" + d[38:], "count", "packet count 0"),
         (
-            lambda d: d[:30] + b"\x00\x05" + d[32:],
+            lambda d: d[:34] + b"\x00\x05" + d[36:],
             "seq",
             "packet number 5 is not below the count 2",
         ),

@@ -3,7 +3,12 @@
 Measures, with the shipped model and the bundled photo (or ``--image``):
 header overhead; time from a patch's tier-0 arrival to its preview; end-to-end frame
 latency in-process and over aiortc; aiortc unreliable-channel delivery with pacing at
-0 % configured loss; the rate controller's achieved bitrate against its target.
+0 % configured loss; the rate controller's achieved bitrate against its target; and live
+video over UDP on loopback (sender and receiver in this process, both in live mode):
+frames shown per second and latency from capture to picture, p50/p95 and the last third's
+median against the first third's (issue 11: p95 <= 1 s, ratio <= 1.5).
+
+    python -m hfstream.apps.bench_transport --only live    # just the live video
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import numpy as np
 from hfstream.apps.collect import collect_frames
 from hfstream.apps.demo import bundled_image
 from hfstream.codec.hybrid import HybridCodec, to_uint8_image
+from hfstream.codec.shared import shared_codec
 from hfstream.progressive import Stage
 from hfstream.protocol.wire import OVERHEAD, PacketType, parse_header
 from hfstream.receiver import Receiver, ReceiverConfig
@@ -142,19 +148,97 @@ async def rate_control(codec: HybridCodec, target: float, frames: int, fps: floa
     }
 
 
+async def live_video(codec: HybridCodec, height: int, width: int, frames: int, fps: float) -> dict:
+    """``frames`` pattern frames at ``fps`` over UDP on loopback, live on both sides."""
+    from hfstream.transports.udp import UdpTransport
+
+    video = list(pattern_frames(frames, height, width))
+    rx = await UdpTransport.open(("127.0.0.1", 0))
+    tx = await UdpTransport.open(("127.0.0.1", 0), remote=rx.local_address)
+    sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=2e6, schedule="auto", live=True))
+    config = ReceiverConfig(live=True, frame_timeout_s=2.0)
+    first: dict[int, float] = {}  # frame -> capture to its first picture
+    arrival: dict[int, float] = {}  # frame -> its first packet to its first picture
+    loop = asyncio.get_running_loop()
+    async with Receiver(rx, codec, config) as receiver:
+
+        async def collect() -> None:
+            while True:
+                try:
+                    u = await asyncio.wait_for(receiver.__anext__(), 5.0)
+                except (asyncio.TimeoutError, StopAsyncIteration):
+                    return
+                first.setdefault(u.frame_id, u.capture_latency_s)
+                arrival.setdefault(u.frame_id, u.latency_s)
+                last_picture[0] = loop.time()
+                if u.frame_id == len(sent_ids) - 1 and sending.done() and u.final:
+                    return  # the last frame sent has its last picture
+
+        t0 = loop.time()
+        last_picture = [t0]
+        sent_ids: list[int] = []
+        sending = asyncio.ensure_future(sender.send_frames(video, fps))
+        collector = asyncio.create_task(collect())
+        sent = await sending
+        sent_ids[:] = [s.frame_id for s in sent]
+        await sender.flush()
+        await collector
+        duration = last_picture[0] - t0  # from the first capture to the last picture
+        skipped = receiver.frames_skipped
+    await sender.close()
+    await tx.close()
+    await rx.close()
+    lat = [first[f] for f in sorted(first)]
+    third = max(1, len(lat) // 3)
+    head, tail = float(np.median(lat[:third])), float(np.median(lat[-third:]))
+    return {
+        "size": f"{width}x{height}",
+        "frames": frames,
+        "fps": fps,
+        "sender_skipped": sender.frames_skipped,
+        "receiver_skipped": skipped,
+        "shown": len(first),
+        "shown_fps": round(len(first) / duration, 2),
+        "capture_to_first_picture_p50_ms": round(1000 * float(np.percentile(lat, 50))),
+        "p95_ms": round(1000 * float(np.percentile(lat, 95))),
+        "first_third_median_ms": round(1000 * head),
+        "last_third_median_ms": round(1000 * tail),
+        "last_over_first": round(tail / head, 2),
+        # Where the time goes: the sender's encode (with the index priors) and, at the
+        # receiver, the wait for the decoder plus the decode.
+        "encode_ms_median": round(1000 * float(np.median([s.encode_s for s in sent]))),
+        "first_packet_to_picture_ms_median": round(1000 * float(np.median(list(arrival.values())))),
+    }
+
+
 async def main_async(args: argparse.Namespace) -> None:
-    codec = HybridCodec.from_pretrained()
+    codec = shared_codec()
     image = to_uint8_image(args.image) if args.image else bundled_image()
     h, w = image.shape[:2]
     print(f"model {codec.model_id:08x}; image {w}x{h}")
     t = time.perf_counter()
+    if args.only != "live":
+        await _transport_benches(codec, image, args)
+    for size in args.live_sizes:
+        h, w = size
+        print("live video:", await live_video(codec, h, w, args.frames, args.fps))
+    print(f"({time.perf_counter() - t:.0f} s)")
+
+
+async def _transport_benches(codec: HybridCodec, image: np.ndarray, args: argparse.Namespace):
     print("header overhead:", await header_overhead(codec, image))
     print("in-process latency:", await latency(codec, image, rtc=False, runs=args.runs))
     print("aiortc latency:", await latency(codec, image, rtc=True, runs=args.runs))
     print("aiortc delivery:", await rtc_delivery(args.messages, args.rtc_rate))
     for target in args.targets:
         print("rate control:", await rate_control(codec, target, args.frames, args.fps))
-    print(f"({time.perf_counter() - t:.0f} s)")
+
+
+def _size(text: str) -> tuple[int, int]:
+    h, _, w = text.partition("x")
+    if not (h.isdigit() and w.isdigit()):
+        raise argparse.ArgumentTypeError(f'Invalid size "{text}", should be HEIGHTxWIDTH')
+    return int(h), int(w)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,6 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--targets", type=float, nargs="*", default=[8000.0, 20000.0])
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--fps", type=float, default=10.0)
+    p.add_argument("--only", choices=["all", "live"], default="all")
+    p.add_argument(
+        "--live-sizes",
+        type=_size,
+        nargs="*",
+        default=[(256, 384), (512, 768)],
+        help="HEIGHTxWIDTH of each live video (default 256x384 512x768)",
+    )
     asyncio.run(main_async(p.parse_args(argv)))
     return 0
 

@@ -2,8 +2,8 @@
 
     hfstream encode IN.png OUT.hfs [--schedule auto|1_2|1_4|1_9|1_16|1_1|0] [--codebook 1024]
     hfstream decode IN.hfs OUT.png [--mode hybrid|vq|continuous] [--steps 1]
-    hfstream recv [--listen HOST:PORT] [--rtc] [--out DIR] [--frames N]
-    hfstream send IMAGE|VIDEO|pattern [--to HOST:PORT] [--rtc] [--fps F] [--target BYTES/S]
+    hfstream recv [--listen HOST:PORT] [--rtc] [--out DIR] [--frames N] [--live] [--keep-listening]
+    hfstream send IMAGE|VIDEO|pattern [--to HOST:PORT] [--rtc] [--fps F] [--target B/S] [--live]
     hfstream demo [--out out/demo] [--loss 0.2]
 
 Every argument is checked before the model loads. Bad input (a bad value, a truncated,
@@ -32,9 +32,9 @@ DECODE_BAR_PATCHES = 16
 
 
 def _codec(model: str | None):
-    from hfstream.codec.hybrid import HybridCodec
+    from hfstream.codec.shared import shared_codec
 
-    return HybridCodec.from_pretrained(model)
+    return shared_codec(model)
 
 
 def _bar(total: int, from_patches: int, desc: str):
@@ -143,6 +143,11 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
         help="after the last packet, wait this long for a receiver report; with none, "
         "warn and exit 1 (default %(default)g s)",
     )
+    send.add_argument(
+        "--live",
+        action="store_true",
+        help="real time: skip a frame when the next is due before its encode can begin",
+    )
     _max_megapixels(send)
     _model(send)
     _key(send)
@@ -173,6 +178,17 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
         "--save-frames",
         action="store_true",
         help="also write the best picture of every frame as frameNNNNN.png (lossless)",
+    )
+    recv.add_argument(
+        "--live",
+        action="store_true",
+        help="real time: decode only the newest frame, skip stale ones (bounded latency)",
+    )
+    recv.add_argument(
+        "--keep-listening",
+        action="store_true",
+        help="after a stream ends (--frames done or --timeout idle), write it to "
+        "OUT/streamNNN/ and wait for the next one",
     )
     _model(recv)
     _key(recv)

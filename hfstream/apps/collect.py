@@ -19,6 +19,23 @@ class FrameRecord:
     first_picture_s: float  # first packet -> its first picture (the preview)
     updates: int
     image: np.ndarray | None
+    capture_s: float = 0.0  # capture (sender's clock) -> this frame's best picture
+    first_capture_s: float = 0.0  # capture -> its first picture
+
+    @classmethod
+    def first(cls, u: FrameUpdate) -> FrameRecord:
+        """The record of a frame as its first picture ``u`` left it."""
+        return cls(
+            u.frame_id, u.stage, u.latency_s, u.latency_s, 1, u.image, u.capture_latency_s,
+            u.capture_latency_s,
+        )  # fmt: skip
+
+    def update(self, u: FrameUpdate) -> None:
+        """A later picture of the frame: kept when it is at least as good."""
+        self.updates += 1
+        if u.stage >= self.stage or self.image is None:
+            self.stage, self.latency_s, self.image = u.stage, u.latency_s, u.image
+            self.capture_s = u.capture_latency_s
 
 
 async def collect_frames(
@@ -34,12 +51,9 @@ async def collect_frames(
             break
         rec = best.get(u.frame_id)
         if rec is None:
-            rec = best[u.frame_id] = FrameRecord(
-                u.frame_id, u.stage, u.latency_s, u.latency_s, 0, None
-            )
-        rec.updates += 1
-        if u.stage >= rec.stage or rec.image is None:
-            rec.stage, rec.latency_s, rec.image = u.stage, u.latency_s, u.image
+            best[u.frame_id] = FrameRecord.first(u)
+        else:
+            rec.update(u)
         finals += u.final
     return best
 

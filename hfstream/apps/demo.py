@@ -17,6 +17,7 @@ from PIL import Image
 
 from hfstream import container
 from hfstream.codec.hybrid import HybridCodec, to_uint8_image
+from hfstream.codec.shared import shared_codec
 from hfstream.eval.metrics import all_metrics
 from hfstream.receiver import FrameUpdate, Receiver
 from hfstream.sender import Sender, SenderConfig
@@ -69,7 +70,7 @@ async def _stream(
 def run_demo(out: Path, loss: float = 0.2) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    codec = HybridCodec.from_pretrained()
+    codec = shared_codec()
     img = bundled_image()
     h, w = img.shape[:2]
     print(f"model {codec.name} ({codec.model_id:08x}) loaded in {time.perf_counter() - t0:.1f} s")

@@ -5,6 +5,16 @@
     hfstream send video.mp4 --to 127.0.0.1:5000 --fps 10 --target 60000
     hfstream send pattern --frames 30 --to 127.0.0.1:5000           # generated test video
 
+    hfstream recv --live --keep-listening --frames 60   # real time, stream after stream
+    hfstream send pattern --live --frames 60 --fps 10
+
+``--live`` on ``send`` skips a frame when the next is due before its encode can begin; on
+``recv`` it decodes only the newest frame and skips stale ones, so latency stays bounded.
+``frames.csv`` and the summary give frames shown and skipped and the latency from capture
+(the sender's clock, carried in every packet) to the picture (the receiver's clock; on
+two machines their offset adds to it). ``--keep-listening`` writes each stream to
+``OUT/streamNNN/`` and waits for the next one.
+
 With ``--rtc`` the address is the TCP signalling address instead: the receiver listens
 there, the sender connects, and the frames go over WebRTC data channels. The arguments
 are defined and checked in ``hfstream.apps.cli``; this module does the work.
@@ -17,17 +27,19 @@ import asyncio
 import csv
 import statistics
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from hfstream.apps import args as a
 from hfstream.apps.collect import FrameRecord, in_order
 from hfstream.apps.images import read_rgb
 from hfstream.apps.stops import Stop
-from hfstream.codec.hybrid import HybridCodec
+from hfstream.codec.shared import shared_codec
 from hfstream.progressive import Stage
-from hfstream.receiver import Receiver, ReceiverConfig
+from hfstream.receiver import FrameUpdate, Receiver, ReceiverConfig
 from hfstream.sender import Sender, SenderConfig
 from hfstream.transports.base import DatagramTransport
 from hfstream.video import VideoWriter, pattern_frames, read_frames, video_fps
@@ -85,7 +97,7 @@ async def _await_report(sender: Sender, wait_s: float) -> None:
 async def run_send(args: argparse.Namespace, stop: Stop) -> int:
     a.resolvable(args.to)  # every check before the model loads
     frames, fps = _frames(args)
-    codec = HybridCodec.from_pretrained(args.model)
+    codec = shared_codec(args.model)
     host, port = args.to
     transport = await _open(args, sending=True)
     config = SenderConfig(
@@ -94,6 +106,7 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
         target_bytes_per_s=args.target,
         fps=fps,
         key=args.key,
+        live=args.live,
     )
     sender = Sender(transport, codec, config)
     try:
@@ -113,10 +126,15 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
             file=sys.stderr,
         )
         return stop.exit_status
+    skipped = (
+        f", {sender.frames_skipped} skipped (the next was due before their encode began)"
+        if args.live
+        else ""
+    )
     print(
-        f"sent {len(frames)} frame(s): {sender.packets_sent} packets, {sender.bytes_sent} bytes "
-        f"(headers and parity included; late packets are dropped unsent); "
-        f"{sender.reports_received} receiver reports"
+        f"sent {len(frames) - sender.frames_skipped} of {len(frames)} frame(s){skipped}: "
+        f"{sender.packets_sent} packets, {sender.bytes_sent} bytes (headers and parity "
+        f"included; late packets are dropped unsent); {sender.reports_received} receiver reports"
     )
     if not sender.reports_received:
         print(
@@ -129,10 +147,60 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
     return 0
 
 
+@dataclass
+class _Stream:
+    """What ``recv`` keeps of one stream (``--keep-listening`` takes one after another)."""
+
+    out: Path
+    skipped_before: int  # the receiver's skip count when this stream began
+    records: dict[int, FrameRecord] = field(default_factory=dict)
+    finals: int = 0  # frames done: final, or (live) superseded by a newer picture
+
+    def add(self, u: FrameUpdate, live: bool) -> None:
+        rec = self.records.get(u.frame_id)
+        if rec is None:
+            self.records[u.frame_id] = FrameRecord.first(u)
+        else:
+            rec.update(u)
+        if live:
+            # Live: every frame before the newest picture is done (shown, skipped or lost).
+            self.finals = max(self.finals, u.frame_id + u.final)
+        else:
+            self.finals += u.final
+
+
+async def _receive_stream(receiver: Receiver, args: argparse.Namespace, stream: _Stream) -> bool:
+    """Take pictures until ``--frames`` are done or none came for ``--timeout``; False
+    when no more can come (the transport closed)."""
+    while stream.finals < args.frames:
+        timeout = args.timeout if stream.records else args.wait
+        try:
+            u = await asyncio.wait_for(receiver.__anext__(), timeout)
+        except asyncio.TimeoutError:
+            what = "new picture" if stream.records else "picture"
+            print(f"no {what} for {timeout:g} s; stopping", flush=True)
+            return True
+        except StopAsyncIteration:
+            return False
+        stream.add(u, args.live)
+        if args.frames == 1:
+            name = stream.out / f"frame{u.frame_id}_{u.stage.name.lower()}.png"
+            Image.fromarray(u.image).save(name)
+        print(
+            f"frame {u.frame_id}: {u.stage.name.lower():8s} after "
+            f"{1000 * u.latency_s:6.1f} ms, {1000 * u.capture_latency_s:6.1f} ms from capture "
+            "(tiers received "
+            + " / ".join(f"{u.received[t]:.0%}" for t in ("tier0", "tier1", "tier2"))
+            + ")",
+            flush=True,
+        )
+    return True
+
+
 async def run_recv(args: argparse.Namespace, stop: Stop) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    codec = HybridCodec.from_pretrained(args.model)
+    codec = shared_codec(args.model)
     host, port = args.listen
     udp_waiting = (
         f"waiting for a sender on UDP {host}:{port}, e.g. `hfstream send IMAGE --to "
@@ -144,42 +212,28 @@ async def run_recv(args: argparse.Namespace, stop: Stop) -> int:
             f"(TCP), e.g. `hfstream send IMAGE --rtc --to {host}:{port}`; Ctrl-C to stop",
             flush=True,
         )
-    records: dict[int, FrameRecord] = {}
-    finals = 0
     receiver: Receiver | None = None
     transport: DatagramTransport | None = None
+    stream = _Stream(out, 0)
+    shown = 0  # frames shown over every stream
     try:
         transport = await _open(args, sending=False)
         # Said once the socket is bound, so a sender started on this line is heard.
         print("connected; waiting for pictures" if args.rtc else udp_waiting, flush=True)
-        receiver = Receiver(transport, codec, ReceiverConfig(key=args.key))
+        receiver = Receiver(transport, codec, ReceiverConfig(key=args.key, live=args.live))
         async with receiver:
-            while finals < args.frames:
-                timeout = args.timeout if records else args.wait
-                try:
-                    u = await asyncio.wait_for(receiver.__anext__(), timeout)
-                except asyncio.TimeoutError:
-                    what = "new picture" if records else "picture"
-                    print(f"no {what} for {timeout:g} s; stopping", flush=True)
+            number = 1
+            while True:
+                if args.keep_listening:
+                    stream = _Stream(out / f"stream{number:03d}", receiver.frames_skipped)
+                    stream.out.mkdir(exist_ok=True)
+                more = await _receive_stream(receiver, args, stream)
+                if not (args.keep_listening and more and stream.records):
                     break
-                except StopAsyncIteration:
-                    break
-                rec = records.setdefault(
-                    u.frame_id, FrameRecord(u.frame_id, u.stage, u.latency_s, u.latency_s, 0, None)
-                )
-                rec.updates += 1
-                rec.stage, rec.latency_s, rec.image = u.stage, u.latency_s, u.image
-                finals += u.final
-                if args.frames == 1:
-                    name = out / f"frame{u.frame_id}_{u.stage.name.lower()}.png"
-                    Image.fromarray(u.image).save(name)
-                print(
-                    f"frame {u.frame_id}: {u.stage.name.lower():8s} after "
-                    f"{1000 * u.latency_s:6.1f} ms (tiers received "
-                    + " / ".join(f"{u.received[t]:.0%}" for t in ("tier0", "tier1", "tier2"))
-                    + ")",
-                    flush=True,
-                )
+                shown += len(stream.records)
+                _finish_stream(stream, receiver, args)
+                number += 1
+                print(f"waiting for the next stream on {host}:{port}; Ctrl-C to stop", flush=True)
     except asyncio.CancelledError:
         if not stop.requested:
             raise
@@ -188,29 +242,57 @@ async def run_recv(args: argparse.Namespace, stop: Stop) -> int:
     finally:
         if transport is not None:
             await transport.close()
-    wrote = _write_results(out, records, args)
-    _summary(records, finals, receiver.drops if receiver else {}, out, wrote)
+    if stream.records or not args.keep_listening:
+        shown += len(stream.records)
+        _finish_stream(stream, receiver, args)
     if stop.requested:
         return stop.exit_status
-    return 0 if records else 1
+    return 0 if shown else 1
 
 
-def _write_results(out: Path, records: dict[int, FrameRecord], args: argparse.Namespace) -> list:
+def _finish_stream(stream: _Stream, receiver: Receiver | None, args: argparse.Namespace) -> None:
+    n = receiver.frames_skipped - stream.skipped_before if receiver else 0
+    # The ids of this stream's skipped frames (the receiver keeps the newest 1024).
+    skipped = list(receiver.skipped_ids)[-n:] if receiver and n else []
+    wrote = _write_results(stream.out, stream.records, skipped, args)
+    _summary(stream, skipped, receiver.drops if receiver else {}, wrote)
+
+
+def _write_results(
+    out: Path, records: dict[int, FrameRecord], skipped: list[int], args: argparse.Namespace
+) -> list:
     """frames.csv always; for a sequence also the video (and PNGs); returns the names."""
+    rows = [
+        [
+            r.frame_id,
+            r.stage.name.lower(),
+            f"{1000 * r.latency_s:.1f}",
+            f"{1000 * r.first_picture_s:.1f}",
+            r.updates,
+            f"{1000 * r.first_capture_s:.1f}",
+            f"{1000 * r.capture_s:.1f}",
+        ]
+        for r in records.values()
+    ]
+    rows += [[fid, "skipped", "", "", 0, "", ""] for fid in skipped if fid not in records]
     with (out / "frames.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["frame", "stage", "latency_ms", "first_picture_ms", "updates"])
-        for r in sorted(records.values(), key=lambda r: r.frame_id):
-            w.writerow(
-                [
-                    r.frame_id,
-                    r.stage.name.lower(),
-                    f"{1000 * r.latency_s:.1f}",
-                    f"{1000 * r.first_picture_s:.1f}",
-                    r.updates,
-                ]
-            )
-    wrote = ["frames.csv (one row per frame: best stage, when it came, how many updates)"]
+        w.writerow(
+            [
+                "frame",
+                "stage",
+                "latency_ms",
+                "first_picture_ms",
+                "updates",
+                "capture_to_first_ms",
+                "capture_to_best_ms",
+            ]
+        )
+        w.writerows(sorted(rows, key=lambda row: row[0]))
+    wrote = [
+        "frames.csv (one row per frame: best stage or skipped, when it came from the first "
+        "packet and from capture, how many updates)"
+    ]
     if records and args.frames > 1:
         n = max(records) + 1
         shape = next(r.image for r in records.values() if r.image is not None).shape
@@ -228,24 +310,36 @@ def _write_results(out: Path, records: dict[int, FrameRecord], args: argparse.Na
     return wrote
 
 
-def _summary(
-    records: dict[int, FrameRecord], finals: int, drops: dict[str, int], out: Path, wrote: list
-) -> None:
+def _summary(stream: _Stream, skipped: list[int], drops: dict[str, int], wrote: list) -> None:
     """The end-of-run numbers, each said in words."""
+    records, out = stream.records, stream.out
     if not records:
         print(f"no picture arrived; wrote {out}/frames.csv (empty)")
         return
     stages = {s: sum(r.stage == s for r in records.values()) for s in STAGE_WORDS}
     print(
-        f"{len(records)} frame(s) received, {finals} reached their last picture; best stage "
-        "per frame: "
+        f"{len(records)} frame(s) shown, {stream.finals} reached their last picture; "
+        "best stage per frame: "
         + ", ".join(f"{s.name.lower()} ({STAGE_WORDS[s]}) {n}" for s, n in stages.items() if n)
+    )
+    print(
+        f"{len(skipped)} frame(s) skipped (live mode: a newer frame was ready before their "
+        "decode began)"
     )
     first = statistics.median(r.first_picture_s for r in records.values())
     best = statistics.median(r.latency_s for r in records.values())
     print(
         f"median time from a frame's first packet to its first picture {1000 * first:.0f} ms, "
         f"to its best picture {1000 * best:.0f} ms"
+    )
+    to_first = [r.first_capture_s for r in records.values()]
+    to_best = [r.capture_s for r in records.values()]
+    print(
+        "latency from capture (sender's clock) to the picture (this clock): first picture "
+        f"p50 {1000 * np.percentile(to_first, 50):.0f} ms, p95 "
+        f"{1000 * np.percentile(to_first, 95):.0f} ms; best picture p50 "
+        f"{1000 * np.percentile(to_best, 50):.0f} ms, p95 {1000 * np.percentile(to_best, 95):.0f} "
+        "ms (across machines this includes the clocks' offset)"
     )
     if drops:
         print(

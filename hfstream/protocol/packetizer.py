@@ -21,6 +21,7 @@ import zfec
 from hfstream.protocol.wire import (
     FLAG_PRIOR,
     FLAG_TIER2,
+    MAX_CAPTURE_MS,
     MAX_FEC_BLOCK,
     OVERHEAD,
     IndexEntry,
@@ -141,13 +142,16 @@ class Packetizer:
         frame_id: int,
         frame_budget: float | None = None,
         strict_budget: bool = False,
+        capture_ms: int = 0,
     ) -> FramePackets:
-        """All packets of one frame. With ``frame_budget`` (bytes), tier 2 is cut to what
-        tiers 0 and 1 leave of it (a prefix of interleaved groups: still spread out).
-        With ``strict_budget`` too, tier 0 keeps as much of its parity as fits beside it
-        and tier 1 is cut to what is left (a prefix); tier 0 itself is never cut.
-        ``FramePackets.cut`` says how many bytes were left out, so that a rate controller
-        sees what the frame wanted."""
+        """All packets of one frame; each header carries ``capture_ms``
+        (``wire.capture_offset_ms``), so any packet tells when the frame was captured.
+
+        With ``frame_budget`` (bytes), tier 2 is cut to what tiers 0 and 1 leave of it (a
+        prefix of interleaved groups: still spread out). With ``strict_budget`` too, tier 0
+        keeps as much of its parity as fits beside it and tier 1 is cut to what is left (a
+        prefix); tier 0 itself is never cut. ``FramePackets.cut`` says how many bytes were
+        left out, so that a rate controller sees what the frame wanted."""
         cfg = self.config
         height, width, codebook_size = frame.height, frame.width, frame.codebook_size
         bits = codebook_size.bit_length() - 1
@@ -155,6 +159,7 @@ class Packetizer:
             raise ValueError(f"codebook size must be a power of two, got {codebook_size}")
         if not 0 <= frame_id <= 0xFFFFFFFF:
             raise ValueError(f"frame id must be in 0..2**32-1, got {frame_id}")
+        assert 0 <= capture_ms <= MAX_CAPTURE_MS, f"capture_ms {capture_ms} outside the field"
         room = cfg.mtu - OVERHEAD  # the tag is appended when a packet is sealed
         t0_payloads = _bins([e.to_list() for e in frame.tier0], room - PARITY_OVERHEAD)
         parity_payloads = self._parity(t0_payloads)
@@ -193,6 +198,7 @@ class Packetizer:
                         flags,
                         seq,
                         len(payloads),
+                        capture_ms,
                     ),
                     payload,
                 ).serialize()

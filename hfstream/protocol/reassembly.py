@@ -90,6 +90,7 @@ class FrameState:
     has_tier2: bool
     opened_at: float
     updated_at: float
+    capture_ms: int = 0  # the headers' capture field (``wire.capture_time`` reads it)
     bytes: int = 0
     tier0: dict[int, Tier0Entry] = field(default_factory=dict)  # patch -> entry
     indices: dict[tuple[int, int, int, int], IndexEntry] = field(default_factory=dict)
@@ -131,8 +132,9 @@ class FrameState:
         return (FLAG_PRIOR if self.prior_coded else 0) | (FLAG_TIER2 if self.has_tier2 else 0)
 
     def matches(self, h: PacketHeader) -> bool:
-        own = (self.height, self.width, self.codebook_size, self.flags)
-        return (h.height, h.width, h.codebook_size, h.flags & (FLAG_PRIOR | FLAG_TIER2)) == own
+        own = (self.height, self.width, self.codebook_size, self.flags, self.capture_ms)
+        flags = h.flags & (FLAG_PRIOR | FLAG_TIER2)
+        return (h.height, h.width, h.codebook_size, flags, h.capture_ms) == own
 
 
 # Decoding cost grows with the pixels (2048 x 2048 takes seconds on two cores): a frame
@@ -254,13 +256,15 @@ class Reassembler:
                 bool(h.flags & FLAG_TIER2),
                 now,
                 now,
+                h.capture_ms,
             )
             self.frames[h.frame_id] = frame
             events.append(FrameOpened(h.frame_id, h.height, h.width))
         else:
             if not frame.matches(h):
                 raise WireError(
-                    "inconsistent", f"packet disagrees with frame {h.frame_id}'s geometry"
+                    "inconsistent",
+                    f"packet disagrees with frame {h.frame_id}'s geometry or capture time",
                 )
             parsed = self._parse(h, payload)
         if h.seq in frame.seen.get(h.type, ()):

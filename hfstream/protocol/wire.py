@@ -1,14 +1,17 @@
-"""The packet format: a fixed 34-byte header, a msgpack payload and a 16-byte tag.
+"""The packet format: a fixed 38-byte header, a msgpack payload and a 16-byte tag.
 
 Header (big-endian)::
 
     magic       2  b"HF"
-    version     1  3 (2 had no rung in tier-0 entries)
+    version     1  4 (3 had no capture time, 2 no rung in tier-0 entries)
     type        1  PacketType
     model id    4  the codec model; a receiver drops packets for any other model
     session     8  random per stream (high 32 bits: its start, unix seconds); see auth.py
     counter     4  per-session packet number, written when the packet is sealed
     frame id    4  (the report number in FEEDBACK packets)
+    capture     4  ms from the session's start second (see auth.py) to the frame's
+                   capture, so the receiver measures capture-to-display latency; 0 in
+                   FEEDBACK packets
     height      2  frame geometry, 1..16384: any packet can open the frame's state
     width       2
     codebook    1  log2 of the codebook size the indices refer to (6..10)
@@ -40,9 +43,10 @@ from hfstream.protocol.geometry import MAX_SIDE, patch_count
 from hfstream.protocol.schedules import Schedule
 
 MAGIC = b"HF"
-VERSION = 3
-HEADER = struct.Struct("!2sBBIQIIHHBBHH")
-HEADER_SIZE = HEADER.size  # 34
+VERSION = 4
+HEADER = struct.Struct("!2sBBIQIIIHHBBHH")
+HEADER_SIZE = HEADER.size  # 38
+MAX_CAPTURE_MS = 0xFFFFFFFF  # 49.7 days: a session longer than that wraps
 SESSION_OFFSET = 8  # the session id and the counter sit at fixed offsets: auth reads them
 COUNTER_OFFSET = 16
 TAG_SIZE = 16  # truncated HMAC-SHA256, appended by auth.Sealer
@@ -87,6 +91,8 @@ class PacketHeader:
     flags: int
     seq: int  #: number of this packet among the (frame, type) packets
     count: int  #: how many (frame, type) packets there are
+    #: ms from the session's start second to the frame's capture (``capture_offset_ms``)
+    capture_ms: int = 0
 
     @property
     def codebook_size(self) -> int:
@@ -95,6 +101,19 @@ class PacketHeader:
     @property
     def patches(self) -> int:
         return patch_count(self.height, self.width)
+
+
+def capture_offset_ms(session_id: int, wall_time: float) -> int:
+    """The header's capture field for a frame captured at ``wall_time`` (unix seconds):
+    ms from the session's start second (the session id's high 32 bits), clamped to the
+    field. A frame captured before its session started (a queued frame) says 0."""
+    ms = round((wall_time - (session_id >> 32)) * 1000)
+    return min(max(ms, 0), MAX_CAPTURE_MS)
+
+
+def capture_time(session_id: int, capture_ms: int) -> float:
+    """The capture time (unix seconds, on the sender's clock) a header's field says."""
+    return (session_id >> 32) + capture_ms / 1000
 
 
 @dataclass(frozen=True)
@@ -113,6 +132,7 @@ class Packet:
                 h.session_id,
                 h.counter,
                 h.frame_id,
+                h.capture_ms,
                 h.height,
                 h.width,
                 h.codebook_bits,
@@ -131,7 +151,7 @@ def parse_header(data: bytes, model_id: int | None = None) -> tuple[PacketHeader
         raise WireError(
             "truncated", f"packet has {len(data)} bytes, the header needs {HEADER_SIZE}"
         )
-    magic, version, ptype, mid, sid, ctr, fid, height, width, cb, flags, seq, count = (
+    magic, version, ptype, mid, sid, ctr, fid, cap, height, width, cb, flags, seq, count = (
         HEADER.unpack_from(data)
     )
     if magic != MAGIC:
@@ -146,8 +166,10 @@ def parse_header(data: bytes, model_id: int | None = None) -> tuple[PacketHeader
         )
     if ptype == PacketType.FEEDBACK:
         # A report describes no frame: its geometry fields must be zero, not made up.
-        if (height, width, cb, flags, seq, count) != (0, 0, 0, 0, 0, 1):
-            raise WireError("field", "feedback header must have zero geometry, seq 0, count 1")
+        if (cap, height, width, cb, flags, seq, count) != (0, 0, 0, 0, 0, 0, 1):
+            raise WireError(
+                "field", "feedback header must have zero capture and geometry, seq 0, count 1"
+            )
         header = PacketHeader(PacketType.FEEDBACK, mid, sid, ctr, fid, 0, 0, 0, 0, 0, 1)
         return header, data[HEADER_SIZE:]
     if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
@@ -161,7 +183,7 @@ def parse_header(data: bytes, model_id: int | None = None) -> tuple[PacketHeader
     if seq >= count:
         raise WireError("seq", f"packet number {seq} is not below the count {count}")
     header = PacketHeader(
-        PacketType(ptype), mid, sid, ctr, fid, height, width, cb, flags, seq, count
+        PacketType(ptype), mid, sid, ctr, fid, height, width, cb, flags, seq, count, cap
     )
     return header, data[HEADER_SIZE:]
 
