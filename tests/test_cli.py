@@ -166,7 +166,9 @@ def test_send_and_recv_over_udp(tmp_path, capsys):
 
     time.sleep(1.0)
     send = ["send", "pattern", "--frames", "2", "--fps", "5", "--live"]
-    for _ in range(2):
+    for i in range(2):
+        if i:  # a receiver moves only to a session that started in a later second
+            time.sleep(1.1)
         assert main([*send, "--to", f"127.0.0.1:{port}"]) == 0
     t.join(120)
     assert result["rc"] == 0
