@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hfstream.codec.tiling import from_tiles, to_tiles
+
 with warnings.catch_warnings():
     # compressai pulls in torch_geometric, whose import-time torch.jit.script calls make
     # torch print a deprecation warning on every CLI run; it says nothing about hfstream.
@@ -84,31 +86,17 @@ def ladder_lmbdas(rungs: int, lowest: float = 0.0016, ratio: float = 2.0) -> lis
 
 def to_blocks(y: torch.Tensor) -> torch.Tensor:
     """(B, M, 4R, 4C) frame latents -> (B*R*C, M, 4, 4) per-patch blocks, row-major."""
-    b, m, h, w = y.shape
-    r, c = h // BLOCK, w // BLOCK
-    return (
-        y.reshape(b, m, r, BLOCK, c, BLOCK)
-        .permute(0, 2, 4, 1, 3, 5)
-        .reshape(b * r * c, m, BLOCK, BLOCK)
-    )
+    return to_tiles(y, y.shape[-2] // BLOCK, y.shape[-1] // BLOCK)
 
 
 def from_blocks(blocks: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     """Inverse of ``to_blocks``: (B*R*C, M, 4, 4) -> (B, M, 4R, 4C)."""
-    n, m = blocks.shape[:2]
-    b = n // (rows * cols)
-    return (
-        blocks.reshape(b, rows, cols, m, BLOCK, BLOCK)
-        .permute(0, 3, 1, 4, 2, 5)
-        .reshape(b, m, rows * BLOCK, cols * BLOCK)
-    )
+    return from_tiles(blocks, rows, cols)
 
 
 def to_blocks_image(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     """(1, C, R*h, C*w) picture -> (R*C, C, h, w) per-patch tiles, row-major."""
-    _, c, hh, ww = x.shape
-    h, w = hh // rows, ww // cols
-    return x.reshape(c, rows, h, cols, w).permute(1, 3, 0, 2, 4).reshape(rows * cols, c, h, w)
+    return to_tiles(x, rows, cols)
 
 
 def fill_missing_blocks(blocks: torch.Tensor, present: torch.Tensor, rows: int, cols: int):
