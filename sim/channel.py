@@ -18,10 +18,9 @@ import numpy as np
 from PIL import Image
 from scipy.stats import binom
 
-from hfstream.codec.encoded import EncodedImage
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.eval.classic import CODECS, fit_budget
-from hfstream.frame_coding import index_priors, packetize
+from hfstream.frame_coding import packetize
 from hfstream.progressive import FrameDecodeState, build_encoded
 from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
 from hfstream.protocol.reassembly import Reassembler, ReassemblerConfig
@@ -29,7 +28,6 @@ from hfstream.protocol.wire import OVERHEAD, TAG_SIZE
 from sim.loss import LossModel
 
 FALLBACK_GREY = 128  # an undecodable picture is scored as a mid-grey frame
-DENSE_TO_SPARSE = ("1_1", "1_2", "1_4", "1_9", "1_16", "0")
 FEC_RATIOS = (0.0, 0.25, 0.5, 1.0, 2.0)
 
 
@@ -49,40 +47,53 @@ def _apply_loss(packets: list[bytes], loss: LossModel) -> list[bytes]:
 
 # ---------------------------------------------------------------- hfstream
 def hfstream_packets(
-    codec: HybridCodec, full: EncodedImage, budget: int, mode: str, fec: bool
+    codec: HybridCodec,
+    ref: np.ndarray,
+    budget: int,
+    mode: str,
+    fec: bool,
+    loss: float = 0.0,
 ) -> tuple[list[bytes], str]:
-    """Densest schedule whose tiers 0 and 1 (and tier 0's parity) fit ``budget``; tier 2
-    fills what is left. When not even tier 0 with its parity fits, the densest schedule
-    that fits without parity is sent; when tier 0 alone does not fit, it is sent over the
-    budget (and says so)."""
+    """The packets of ``ref`` within ``budget`` bytes, planned for the loss rate ``loss``
+    (``hfstream.planning``: rungs, schedule and tier-0 parity; without ``fec`` no parity,
+    ``mode`` ``continuous``: no indices). Tier 2 fills what the plan leaves. When not even
+    every patch at rung 0 fits, tier 0 is sent over the budget (and the detail says so).
+    ``vq``: every index, fixed-length, no tier 0."""
     from dataclasses import replace
 
     from hfstream.codec.schedules import Schedule
+    from hfstream.planning import PARITY_RATIOS, SCHEDULES, encode_within
 
     if mode == "vq":  # indices only, fixed-length, no tier 0: every position in tier 1
+        full = codec.encode(ref, "1_1")
         p = Packetizer(codec.model_id, config=PacketizerConfig(parity_ratio=0.0))
         enc = replace(full, patches=tuple(replace(q, schedule=Schedule.ALL) for q in full.patches))
         fp = packetize(enc, p, frame_id=0, tiers=(1,), frame_budget=budget)
         return [d for _, d in fp.in_priority_order()], "1_1 fixed"
-    priors = index_priors(codec, full)
-    labels = ("0",) if mode == "continuous" else DENSE_TO_SPARSE
-    tries = [(label, 0.5 if fec else 0.0) for label in labels]
-    if fec:
-        tries += [(label, 0.0) for label in labels]
-    last = None
-    for label, parity in tries:
-        p = Packetizer(codec.model_id, config=PacketizerConfig(parity_ratio=parity))
-        sched = Schedule.parse(label)
-        enc = replace(full, patches=tuple(replace(q, schedule=sched) for q in full.patches))
-        tiers = (0, 1, 2) if mode == "hybrid" else (0, 1)
-        fp = packetize(enc, p, frame_id=0, priors=priors, tiers=tiers, frame_budget=budget)
-        base = sum(len(q) + TAG_SIZE for q in fp.tier0 + fp.parity + fp.tier1)  # as sealed
-        detail = label + ("" if parity or not fec else " no parity")
-        last = ([d for _, d in fp.in_priority_order()], detail)
-        if base <= budget:
-            return last
-    assert last is not None
-    return last[0], last[1] + " over budget"
+    planned = encode_within(
+        codec,
+        ref,
+        budget,
+        loss=loss,
+        schedules=("0",) if mode == "continuous" else SCHEDULES,
+        parity_ratios=PARITY_RATIOS if fec else (0.0,),
+    )
+    plan = planned.plan
+    fp = packetize(
+        planned.encoded,
+        Packetizer(codec.model_id, config=planned.packetizer),
+        frame_id=0,
+        priors=planned.priors,
+        tiers=(0, 1, 2) if mode == "hybrid" else (0, 1),
+        frame_budget=budget,
+        strict_budget=True,
+    )
+    packets = [d for _, d in fp.in_priority_order()]
+    rungs = "".join(str(r) for r in plan.rungs)
+    detail = f"{plan.schedule} rungs {rungs} parity {plan.parity_ratio:g}"
+    if sum(len(q) + TAG_SIZE for q in packets) > budget:
+        detail += " over budget"
+    return packets, detail
 
 
 def hfstream_receive(
@@ -107,10 +118,15 @@ def hfstream_receive(
 
 
 def hfstream_deliver(
-    codec: HybridCodec, ref: np.ndarray, budget: int, mode: str, fec: bool, loss: LossModel
+    codec: HybridCodec,
+    ref: np.ndarray,
+    budget: int,
+    mode: str,
+    fec: bool,
+    loss: LossModel,
+    expected_loss: float = 0.0,
 ) -> Delivery:
-    full = codec.encode(ref, "1_1")
-    packets, detail = hfstream_packets(codec, full, budget, mode, fec)
+    packets, detail = hfstream_packets(codec, ref, budget, mode, fec, expected_loss)
     arrived = _apply_loss(packets, loss)
     img, ok = hfstream_receive(codec, arrived, ref.shape, mode)
     return Delivery(

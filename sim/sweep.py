@@ -141,12 +141,13 @@ def _hfstream_case(case: Case, ref: np.ndarray, budget: int, loss):
 
     codec = _codec(case.model)
     mode = {"hfstream": "hybrid", "hfstream-nofec": "hybrid"}.get(case.method, case.method)
-    key = (case.image, case.method, budget, case.model)
+    estimate = warmup_loss(case)
+    key = (case.image, case.method, budget, case.model, estimate)
     if key not in _PACKETS:
         if len(_PACKETS) >= _CACHE_MAX:
             _PACKETS.clear()
-        full = codec.encode(ref, "1_1")
-        _PACKETS[key] = hfstream_packets(codec, full, budget, mode, case.method != "hfstream-nofec")
+        fec = case.method != "hfstream-nofec"
+        _PACKETS[key] = hfstream_packets(codec, ref, budget, mode, fec, estimate)
     packets, detail = _PACKETS[key]
     fates = tuple(loss.lost() for _ in packets)
     pkey = (*key, fates)
@@ -156,7 +157,25 @@ def _hfstream_case(case: Case, ref: np.ndarray, budget: int, loss):
         arrived = [p for p, lost in zip(packets, fates, strict=True) if not lost]
         _PICTURES[pkey] = hfstream_receive(codec, arrived, ref.shape, mode)
     img, ok = _PICTURES[pkey]
+    detail += f" planned for {estimate:.0%} loss"
     return Delivery(img, ok, sum(map(len, packets)), len(packets), sum(fates), detail)
+
+
+WARMUP_PACKETS = 100  # what the receiver's reports cover before the measured frame
+LOSS_STEP = 0.05  # the sender plans for the reported loss rounded to this step
+
+
+def warmup_loss(case: Case) -> float:
+    """The loss rate hfstream's sender plans for: what its receiver reports over a warm-up
+    of ``WARMUP_PACKETS`` packets on the same channel (another realization of the case's
+    loss model), rounded to ``LOSS_STEP``. The classic FEC rows are told the true rate."""
+    if case.loss_rate == 0:
+        return 0.0
+    loss = make_loss(
+        case.loss_model, case.loss_rate, case.seed, case.burst, Path(case.image).name + "/warm-up"
+    )
+    measured = sum(loss.lost() for _ in range(WARMUP_PACKETS)) / WARMUP_PACKETS
+    return round(min(0.9, measured) / LOSS_STEP) * LOSS_STEP
 
 
 def _ray_map(cases: list[Case], address: str | None):

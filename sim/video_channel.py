@@ -169,14 +169,17 @@ def video_deliver(
 
 # ---------------------------------------------------------------- hfstream
 def hfstream_clip_packets(
-    codec: HybridCodec, frames: Sequence[np.ndarray], budget_per_frame: int, fec: bool = True
+    codec: HybridCodec,
+    frames: Sequence[np.ndarray],
+    budget_per_frame: int,
+    fec: bool = True,
+    loss: float = 0.0,
 ) -> tuple[list[list[bytes]], str]:
-    """Each frame coded on its own and packetized within the per-frame budget; also the
-    schedules chosen (with how many frames got each)."""
+    """Each frame coded on its own and packetized within the per-frame budget, planned for
+    the loss rate ``loss``; also the plans chosen (with how many frames got each)."""
     out, chosen = [], Counter()
     for f in frames:
-        full = codec.encode(f, "1_1")
-        packets, detail = hfstream_packets(codec, full, budget_per_frame, "hybrid", fec)
+        packets, detail = hfstream_packets(codec, f, budget_per_frame, "hybrid", fec, loss)
         out.append(packets)
         chosen[detail] += 1
     return out, "intra; " + ", ".join(f"{d} x{n}" for d, n in chosen.most_common())

@@ -105,8 +105,9 @@ class ClipRunner:
         h, w = frames[0].shape[:2]
         self.budget = int(bpp * h * w / 8)  # bytes per frame
         self._coded: dict[str, tuple[list[bytes], int]] = {}
-        self._hf_packets: list[list[bytes]] = []
-        self._hf_detail = ""
+        # hfstream's packets per loss rate: its sender plans for the loss its receiver
+        # reports, which over a clip converges to the channel's rate.
+        self._hf_packets: dict[float, tuple[list[list[bytes]], str]] = {}
         self._decoded: dict = {}
         self._codec = None
 
@@ -125,16 +126,13 @@ class ClipRunner:
                 from hfstream.codec.hybrid import HybridCodec
 
                 self._codec = HybridCodec.from_pretrained()
-                self._hf_packets, self._hf_detail = hfstream_clip_packets(
-                    self._codec, self.frames, self.budget
+            if case.loss_rate not in self._hf_packets:
+                self._hf_packets[case.loss_rate] = hfstream_clip_packets(
+                    self._codec, self.frames, self.budget, loss=case.loss_rate
                 )
+            packets, detail = self._hf_packets[case.loss_rate]
             d = hfstream_clip_deliver(
-                self._codec,
-                self.frames,
-                self._hf_packets,
-                loss,
-                self._decoded,
-                detail=self._hf_detail,
+                self._codec, self.frames, packets, loss, self._decoded, detail=detail
             )
         else:
             if case.method not in self._coded:

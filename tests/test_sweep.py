@@ -67,28 +67,39 @@ def test_small_sweep_on_ray_local(folder, tmp_path):
     assert np.isfinite([r["psnr"] for r in rows]).all()
 
 
-def test_tier0_parity_dropped_before_the_budget_is_exceeded(codec, small_image):
+def test_planned_packets_fit_the_budget_and_protect_tier0_only_under_loss(codec, small_image):
     from hfstream.protocol.wire import TAG_SIZE, PacketType, parse_header
     from sim.channel import hfstream_packets
 
     def wire(packets):  # bytes on the wire: each packet is sealed with its tag
         return sum(len(p) + TAG_SIZE for p in packets)
 
-    full = codec.encode(small_image, "1_1")
-    roomy, detail = hfstream_packets(codec, full, 100_000, "hybrid", fec=True)
-    assert detail == "1_1"
-    kinds = [parse_header(p)[0].type for p in roomy]
-    assert PacketType.PARITY in kinds
-    tier0 = wire(p for p, k in zip(roomy, kinds, strict=True) if k == PacketType.TIER0)
-    tight, detail = hfstream_packets(codec, full, tier0 + 10, "hybrid", fec=True)
-    assert detail == "0 no parity"
+    def kinds(packets):
+        return [parse_header(p)[0].type for p in packets]
+
+    clean, detail = hfstream_packets(codec, small_image, 100_000, "hybrid", fec=True)
+    assert detail.startswith("1_1 ") and "parity 0" in detail
+    assert PacketType.PARITY not in kinds(clean)  # no loss: parity would only cost
+    roomy, detail = hfstream_packets(codec, small_image, 100_000, "hybrid", True, loss=0.3)
+    assert detail.startswith("1_1 ") and PacketType.PARITY in kinds(roomy)
+    tier0 = wire(p for p, k in zip(clean, kinds(clean), strict=True) if k == PacketType.TIER0)
+    tight, detail = hfstream_packets(codec, small_image, tier0 + 10, "hybrid", True, loss=0.3)
+    assert detail.startswith("0 ") and "parity 0" in detail, detail
     assert wire(tight) <= tier0 + 10
-    assert PacketType.PARITY not in [parse_header(p)[0].type for p in tight]
-    denser, detail = hfstream_packets(codec, full, tier0 + 400, "hybrid", fec=True)
-    assert detail.endswith(" no parity") and not detail.startswith("0 ")
-    assert wire(denser) <= tier0 + 400
-    over, detail = hfstream_packets(codec, full, tier0 // 2, "hybrid", fec=True)
-    assert detail == "0 no parity over budget"
+    assert PacketType.PARITY not in kinds(tight)
+    nofec, detail = hfstream_packets(codec, small_image, 100_000, "hybrid", False, loss=0.3)
+    assert PacketType.PARITY not in kinds(nofec) and wire(nofec) <= 100_000
+    over, detail = hfstream_packets(codec, small_image, tier0 // 2, "hybrid", fec=True)
+    assert detail.endswith(" over budget")
+
+
+def test_warmup_loss_estimates_the_rate_and_is_deterministic():
+    from sim.sweep import Case, warmup_loss
+
+    case = Case("photo.png", "hfstream", "bernoulli", 0.3, seed=0)
+    assert warmup_loss(case) == warmup_loss(case)
+    assert abs(warmup_loss(case) - 0.3) <= 0.15
+    assert warmup_loss(Case("photo.png", "hfstream", "bernoulli", 0.0, seed=0)) == 0.0
 
 
 def test_loss_realization_depends_on_seed_and_subject_not_method():

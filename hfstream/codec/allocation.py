@@ -37,11 +37,13 @@ def allocate_rungs(
     base_rung: int = 0,
     budget_bits: float | None = None,
     floor_db: float | None = None,
+    start: np.ndarray | None = None,
 ) -> np.ndarray:
     """Each patch's rung, (P,) int. ``bits``/``error`` (P, R), ``signal`` (P,).
 
     Without a budget every patch gets ``max(base_rung, its floor rung)``. With one, the
-    allocation starts there and moves up (or down) as the module doc says.
+    allocation starts there and moves up (or down) as the module doc says. ``start``
+    (P,) gives the starting rungs instead of ``base_rung`` and ``floor_db``.
     """
     if bits.shape != error.shape or bits.ndim != 2 or signal.shape != bits.shape[:1]:
         raise ValueError(f"tables must be (P, R) and (P,), got {bits.shape}, {error.shape}")
@@ -50,7 +52,11 @@ def allocate_rungs(
         raise ValueError(f"Invalid base rung {base_rung}, should be in 0..{rungs - 1}")
     p = np.arange(bits.shape[0])
     chosen = np.full(bits.shape[0], base_rung)
-    if floor_db is not None:
+    if start is not None:
+        if start.shape != chosen.shape or start.min(initial=0) < 0 or start.max(initial=0) >= rungs:
+            raise ValueError(f"start rungs must be (P,) in 0..{rungs - 1}")
+        chosen = start.astype(int).copy()
+    elif floor_db is not None:
         chosen = np.maximum(chosen, floor_rungs(error, signal, floor_db))
     if budget_bits is None:
         return chosen

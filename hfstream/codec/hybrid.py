@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +35,7 @@ from hfstream.codec.encoded import MISSING, PATCH, TOKENS, EncodedImage, Encoded
 from hfstream.codec.model_io import DEFAULT_MODEL_DIR, ModelBundle, load_model, split_prefix
 from hfstream.codec.predictor import MaskedTokenPredictor, PredictorConfig
 from hfstream.codec.schedules import GRID, Schedule
-from hfstream.codec.tiling import from_tiles, patch_grid
+from hfstream.codec.tiling import from_tiles, patch_grid, to_tiles
 from hfstream.codec.tokenizer import Tokenizer, TokenizerConfig
 from hfstream.protocol.geometry import MAX_SIDE  # larger images are refused
 
@@ -48,6 +48,30 @@ FRAME_PATCHES = 24
 DEFAULT_RUNG = 1  # of a ladder model, when neither a rung nor a budget is given
 QUALITY_FLOOR_DB = 12.0  # no patch's thumbnail below this signal-to-error ratio, if it can
 LATENT_CACHE = 1024  # patches whose ŷc is kept (8 KiB each)
+
+
+@dataclass(frozen=True)
+class RungTable:
+    """What each rung of the continuous stream would give each patch of one frame, as
+    ``HybridCodec.rung_table`` measures it (numpy, for the planners).
+
+    Errors are mean squared errors per pixel on the full-resolution picture in [0, 1]: the
+    thumbnail's coding error plus what the 4x up-sampling of an exact thumbnail loses
+    (``detail``), an estimate of what the preview shows."""
+
+    bits: np.ndarray  #: (P, R) estimated bits of each patch's strings at each rung
+    error: np.ndarray  #: (P, R) estimated full-resolution MSE at each rung
+    signal: np.ndarray  #: (P,) variance of each patch's thumbnail (for the quality floor)
+    thumb_error: np.ndarray  #: (P, R) the thumbnail's own MSE at each rung
+    lost: np.ndarray  #: (P,) full-resolution variance: the error of a patch shown flat
+
+    @property
+    def patches(self) -> int:
+        return int(self.bits.shape[0])
+
+    @property
+    def rungs(self) -> int:
+        return int(self.bits.shape[1])
 
 
 @dataclass(frozen=True)
@@ -168,6 +192,7 @@ class HybridCodec:
         reductions: dict[int, ReducedCodebook],
         model_id: int,
         name: str = "custom",
+        index_gain_db: dict[str, float] | None = None,
     ) -> None:
         self.tokenizer = tokenizer.eval()
         self.continuous = continuous.eval()
@@ -177,6 +202,9 @@ class HybridCodec:
         self.reductions = reductions
         self.model_id = model_id
         self.name = name
+        # dB each schedule adds over the continuous stream, as measured at export (None:
+        # not measured; ``hfstream.planning`` then uses its defaults).
+        self.index_gain_db = index_gain_db
         # Inference runs the conv decoders on channels-last maps; weights in that layout
         # spare oneDNN a reorder per call. Values and state-dict keys are unchanged.
         self.tokenizer.decoder.to(memory_format=torch.channels_last)
@@ -222,6 +250,7 @@ class HybridCodec:
             reductions,
             bundle.model_id,
             cfg.get("name", "custom"),
+            cfg.get("index_gain_db"),
         )
 
     @property
@@ -248,6 +277,7 @@ class HybridCodec:
         *,
         rung: int | None = None,
         continuous_budget: int | None = None,
+        rungs: Sequence[int] | None = None,
     ) -> EncodedImage:
         """Code an image. ``schedule`` is a label (``1_4``...) or ``auto`` (complexity-aware).
 
@@ -256,6 +286,7 @@ class HybridCodec:
         ``DEFAULT_RUNG``), raised where a patch would otherwise lose its subject
         (``QUALITY_FLOOR_DB``), and, with ``continuous_budget`` (bytes for the whole frame's
         continuous strings), fitted to that budget (see ``hfstream.codec.allocation``).
+        ``rungs`` gives every patch's rung instead (``hfstream.planning`` chooses them).
         ``progress`` is called with the number of patches just coded (for a progress bar).
         """
         arr = to_uint8_image(image)
@@ -266,7 +297,14 @@ class HybridCodec:
             raise ValueError(f"Invalid continuous budget {continuous_budget}, should be positive")
         patches = split_patches(arr)
         rows, cols = -(-arr.shape[0] // PATCH), -(-arr.shape[1] // PATCH)
-        rungs = self._choose_rungs(patches, rows, cols, rung, continuous_budget)
+        if rungs is not None:
+            if rung is not None or continuous_budget is not None:
+                raise ValueError("give per-patch rungs, or a rung and a budget, not both")
+            if len(rungs) != len(patches):
+                raise ValueError(f"{len(rungs)} rungs given for {len(patches)} patches")
+            rungs = [self.continuous.check_rung(int(r)) for r in rungs]
+        else:
+            rungs = self._choose_rungs(patches, rows, cols, rung, continuous_budget)
         strings = self._compress_frame(patches, rows, cols, rungs)
         out: list[EncodedPatch] = []
         for s in range(0, len(patches), BATCH):
@@ -307,23 +345,47 @@ class HybridCodec:
                 )
             return [0] * len(patches)
         base = DEFAULT_RUNG if rung is None else self.continuous.check_rung(rung)
-        bits, error, signal = [], [], []
-        for lo, hi, start, stop in row_bands(rows, cols):
-            low = ContinuousCodec.downsample(_band_tensor(patches, lo, hi, cols))
-            b, e, g = self.continuous.ladder_table(low)
-            keep = slice((start - lo) * cols, (stop - lo) * cols)
-            bits.append(b[keep])
-            error.append(e[keep])
-            signal.append(g[keep])
+        table = self._rung_table(patches, rows, cols)
         chosen = allocate_rungs(
-            torch.cat(bits).double().numpy(),
-            torch.cat(error).double().numpy(),
-            torch.cat(signal).double().numpy(),
+            table.bits,
+            table.thumb_error,
+            table.signal,
             base_rung=min(base, self.continuous.rungs - 1),
             budget_bits=None if budget is None else 8.0 * budget,
             floor_db=QUALITY_FLOOR_DB,
         )
         return [int(r) for r in chosen]
+
+    @torch.inference_mode()
+    def rung_table(self, image: np.ndarray | Image.Image | str | Path) -> RungTable:
+        """Each patch's bits and error at every rung (see ``RungTable``)."""
+        arr = to_uint8_image(image)
+        rows, cols = -(-arr.shape[0] // PATCH), -(-arr.shape[1] // PATCH)
+        return self._rung_table(split_patches(arr), rows, cols)
+
+    def _rung_table(self, patches: np.ndarray, rows: int, cols: int) -> RungTable:
+        bits, error, signal, detail, lost = [], [], [], [], []
+        for lo, hi, start, stop in row_bands(rows, cols):
+            full = _band_tensor(patches, lo, hi, cols)
+            low = ContinuousCodec.downsample(full)
+            b, e, g = self.continuous.ladder_table(low)
+            keep = slice((start - lo) * cols, (stop - lo) * cols)
+            up = ContinuousCodec.upsample(low).clamp(0, 1)
+            tiles = to_tiles(full, hi - lo, cols)
+            bits.append(b[keep])
+            error.append(e[keep])
+            signal.append(g[keep])
+            err = (to_tiles(up, hi - lo, cols) - tiles) ** 2
+            detail.append(err.flatten(1).mean(1)[keep])
+            lost.append(tiles.flatten(1).var(1)[keep])
+        thumb = torch.cat(error).double().numpy()
+        return RungTable(
+            bits=torch.cat(bits).double().numpy(),
+            error=thumb + torch.cat(detail).double().numpy()[:, None],
+            signal=torch.cat(signal).double().numpy(),
+            thumb_error=thumb,
+            lost=torch.cat(lost).double().numpy(),
+        )
 
     def _compress_frame(
         self, patches: np.ndarray, rows: int, cols: int, rungs: list[int]

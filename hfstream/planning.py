@@ -1,0 +1,260 @@
+"""Spending one frame's byte budget: each patch's rung, the schedule and tier-0 parity.
+
+``encode_within(codec, image, budget, loss)`` encodes a frame so that its tiers 0 and 1,
+tier-0 parity and every packet header fit ``budget`` bytes, choosing what to spend them
+on from the expected loss rate (what the receiver reports):
+
+- **Rungs** of the continuous stream (``hfstream.codec.allocation``: the most error
+  removed per bit, after the quality floor).
+- **Schedule**: how many indices travel in tier 1. The model records how many dB each
+  schedule adds over the continuous stream (``index_gain_db`` in its config), and the
+  planner counts that gain only for the indices that arrive.
+- **Parity** of tier 0: a patch whose tier-0 packet is lost and cannot be rebuilt is shown
+  from its neighbours' latents; the planner prices that as the patch's own variance.
+
+Every combination of schedule and parity ratio is tried; for each, the rungs are fitted
+to what the schedule's indices and the parity leave, and the combination with the least
+expected full-resolution error wins. What is left of the budget goes to tier 2 when it is
+sent. ``plan_frame`` is the numpy core, without the codec; tests drive it with made-up
+tables.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy.stats import binom
+
+from hfstream.codec.allocation import allocate_rungs, floor_rungs
+from hfstream.protocol.packetizer import PARITY_OVERHEAD, PacketizerConfig
+from hfstream.protocol.wire import OVERHEAD, TAG_SIZE
+
+if TYPE_CHECKING:
+    from hfstream.codec.encoded import EncodedImage
+    from hfstream.codec.hybrid import HybridCodec, RungTable
+
+SCHEDULES = ("0", "1_16", "1_9", "1_4", "1_2", "1_1")  # sparse to dense
+PARITY_RATIOS = (0.0, 0.5, 1.0, 2.0, 3.0)
+TIER0_ENTRY_BYTES = 6  # msgpack framing of a tier-0 entry beyond its strings
+PARITY_FIELDS = 24  # a parity entry's fields beyond its block (lengths grow with k)
+# What each schedule adds over the continuous stream, in dB of full-resolution PSNR, for
+# a model whose config does not say (measured for model a182b405 on the training photos).
+DEFAULT_INDEX_GAIN_DB = {"0": 0.0, "1_16": 0.05, "1_9": 0.1, "1_4": 0.2, "1_2": 0.35, "1_1": 0.6}
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    rungs: tuple[int, ...]  #: each patch's rung
+    schedule: str  #: every patch's schedule (label)
+    parity_ratio: float  #: tier-0 parity packets per tier-0 packet
+    expected_mse: float  #: the planner's estimate, mean over patches
+    tier0_bytes: int  #: estimated, with headers and tags
+    parity_bytes: int
+    tier1_bytes: int
+
+    @property
+    def bytes(self) -> int:
+        return self.tier0_bytes + self.parity_bytes + self.tier1_bytes
+
+
+def unrecoverable(k: int, m: int, p: float) -> float:
+    """Probability that a given data packet of an erasure-code block of ``k`` data and
+    ``m`` parity packets is neither received nor rebuilt, under independent loss ``p``:
+    it is lost and at least ``m`` of the other ``k + m - 1`` are lost too."""
+    if p <= 0:
+        return 0.0
+    if m == 0:
+        return p
+    return float(p * binom.sf(m - 1, k + m - 1, p))
+
+
+def tier0_cost(
+    string_bytes: float, patches: int, parity_ratio: float, config: PacketizerConfig
+) -> tuple[int, int, int, int]:
+    """(tier-0 bytes, parity bytes, data packets k, parity packets m) for ``string_bytes``
+    of continuous strings in ``patches`` entries, as ``Packetizer`` cuts them (estimate)."""
+    payload = string_bytes + patches * TIER0_ENTRY_BYTES
+    room = config.mtu - OVERHEAD - PARITY_OVERHEAD
+    k = max(1, math.ceil(payload / room))
+    t0 = payload + k * (OVERHEAD + TAG_SIZE)
+    if parity_ratio == 0:
+        return math.ceil(t0), 0, k, 0
+    m, parity = 0, 0.0
+    for start in range(0, k, config.fec_block):
+        kb = min(config.fec_block, k - start)
+        mb = max(1, math.ceil(kb * parity_ratio))
+        m += mb
+        parity += mb * (min(room, payload / k) + PARITY_FIELDS + kb * 2 + OVERHEAD + TAG_SIZE)
+    return math.ceil(t0), math.ceil(parity), k, m
+
+
+def plan_frame(
+    table: RungTable,
+    tier1_bytes: Mapping[str, int],
+    budget: float,
+    *,
+    loss: float = 0.0,
+    index_gain_db: Mapping[str, float] | None = None,
+    schedules: Sequence[str] = SCHEDULES,
+    parity_ratios: Sequence[float] = PARITY_RATIOS,
+    config: PacketizerConfig | None = None,
+    floor_db: float | None = None,
+) -> FramePlan:
+    """The plan with the least expected error whose tiers 0 and 1 and parity fit
+    ``budget`` bytes (with headers and tags). ``tier1_bytes[s]``: what schedule ``s``'s
+    tier-1 packets cost (0 for ``"0"``). When nothing fits, the cheapest plan (every patch
+    at rung 0, no indices, no parity) is returned: tier 0 is never left out."""
+    if not 0 <= loss < 1:
+        raise ValueError(f"Invalid loss rate {loss}, should be in [0, 1)")
+    if budget <= 0:
+        raise ValueError(f"Invalid budget {budget} bytes, should be positive")
+    cfg = config or PacketizerConfig()
+    gains = dict(DEFAULT_INDEX_GAIN_DB if index_gain_db is None else index_gain_db)
+    n = table.patches
+    idx = np.arange(n)
+    floor = (
+        np.zeros(n, int)
+        if floor_db is None
+        else floor_rungs(table.thumb_error, table.signal, floor_db)
+    )
+    best: FramePlan | None = None
+    for schedule in schedules:
+        t1 = int(tier1_bytes.get(schedule, 0)) if schedule != "0" else 0
+        if schedule not in gains or (schedule != "0" and schedule not in tier1_bytes):
+            continue
+        # Indices count for what arrives: a lost tier-1 packet takes its share of the gain.
+        shrink = 10 ** (-gains[schedule] * (1 - loss) / 10)
+        for ratio in parity_ratios:
+            room = budget - t1
+            if room <= 0:
+                continue
+            rungs = _fit_rungs(table, floor, room, ratio, cfg)
+            if rungs is None:
+                continue
+            strings = float(table.bits[idx, rungs].sum()) / 8
+            t0, par, k, m = tier0_cost(strings, n, ratio, cfg)
+            # Patches share packets evenly enough that one probability serves them all.
+            blocks = math.ceil(k / cfg.fec_block)
+            q = unrecoverable(min(k, cfg.fec_block), m // blocks, loss)
+            err = (1 - q) * table.error[idx, rungs] * shrink + q * table.lost
+            plan = FramePlan(
+                tuple(int(r) for r in rungs), schedule, ratio, float(err.mean()), t0, par, t1
+            )
+            if best is None or plan.expected_mse < best.expected_mse:
+                best = plan
+    if best is None:
+        strings = float(table.bits[:, 0].sum()) / 8
+        t0, _, _, _ = tier0_cost(strings, n, 0.0, cfg)
+        err = (1 - loss) * table.error[:, 0] + loss * table.lost
+        best = FramePlan((0,) * n, "0", 0.0, float(err.mean()), t0, 0, 0)
+    return best
+
+
+def _fit_rungs(
+    table: RungTable, floor: np.ndarray, room: float, ratio: float, cfg: PacketizerConfig
+) -> np.ndarray | None:
+    """Rungs whose tier 0 with parity ``ratio`` fits ``room`` bytes, None if rung 0 does not."""
+    n = table.patches
+    idx = np.arange(n)
+
+    def cost(rungs: np.ndarray) -> int:
+        t0, par, _, _ = tier0_cost(float(table.bits[idx, rungs].sum()) / 8, n, ratio, cfg)
+        return t0 + par
+
+    if cost(np.zeros(n, int)) > room:
+        return None
+    # The allocation's budget is for strings alone; shrink it until the whole tier fits.
+    strings_budget = room / (1 + ratio)
+    for _ in range(24):
+        rungs = allocate_rungs(
+            table.bits, table.error, table.signal, budget_bits=8 * strings_budget, start=floor
+        )
+        if cost(rungs) <= room:
+            return rungs
+        strings_budget *= 0.93
+    return np.zeros(n, int)
+
+
+@dataclass(frozen=True)
+class PlannedFrame:
+    encoded: EncodedImage
+    priors: np.ndarray | None  #: the index priors of ``encoded`` (None: fixed-length)
+    packetizer: PacketizerConfig  #: the parity ratio of the plan
+    plan: FramePlan
+
+
+def schedule_tier1_bytes(
+    codec: HybridCodec, enc: EncodedImage, priors: np.ndarray | None, config: PacketizerConfig
+) -> dict[str, int]:
+    """What each schedule's tier-1 packets would cost for ``enc`` (headers and tags)."""
+    from hfstream.codec.schedules import Schedule
+    from hfstream.frame_coding import index_entries
+    from hfstream.protocol.packetizer import _bins
+
+    out = {}
+    for label in SCHEDULES[1:]:
+        sched = Schedule.parse(label)
+        frame = replace(enc, patches=tuple(replace(p, schedule=sched) for p in enc.patches))
+        entries = index_entries(frame, 1, config.index_groups, priors)
+        payloads = _bins([e.to_list() for e in entries], config.mtu - OVERHEAD)
+        out[label] = sum(len(p) + OVERHEAD for p in payloads)
+    return out
+
+
+def encode_within(
+    codec: HybridCodec,
+    image: np.ndarray,
+    budget: float,
+    *,
+    loss: float = 0.0,
+    config: PacketizerConfig | None = None,
+    prior_coding: bool = True,
+    schedules: Sequence[str] = SCHEDULES,
+    parity_ratios: Sequence[float] = PARITY_RATIOS,
+) -> PlannedFrame:
+    """Encode ``image`` to fit ``budget`` bytes of tiers 0, 1 and parity, planned for
+    ``loss`` (see the module doc). Returns the encoding, its index priors, the packetizer
+    settings to send it with and the plan."""
+    from hfstream.codec.hybrid import QUALITY_FLOOR_DB
+    from hfstream.codec.schedules import Schedule
+    from hfstream.frame_coding import index_priors
+
+    cfg = config or PacketizerConfig()
+    table = codec.rung_table(image)
+    first = codec.encode(image, "1_1", rungs=[min(1, table.rungs - 1)] * table.patches)
+    priors = index_priors(codec, first) if prior_coding else None
+    plan = plan_frame(
+        table,
+        schedule_tier1_bytes(codec, first, priors, cfg),
+        budget,
+        loss=loss,
+        index_gain_db=codec.index_gain_db,
+        schedules=schedules,
+        parity_ratios=parity_ratios,
+        config=cfg,
+        floor_db=QUALITY_FLOOR_DB,
+    )
+    sched = Schedule.parse(plan.schedule)
+    if list(plan.rungs) == [p.rung for p in first.patches]:
+        enc = first
+    else:
+        enc = codec.encode(image, "1_1", rungs=plan.rungs)
+        priors = index_priors(codec, enc) if prior_coding else None
+    enc = replace(enc, patches=tuple(replace(p, schedule=sched) for p in enc.patches))
+    return PlannedFrame(enc, priors, replace(cfg, parity_ratio=plan.parity_ratio), plan)
+
+
+__all__ = [
+    "DEFAULT_INDEX_GAIN_DB",
+    "FramePlan",
+    "PlannedFrame",
+    "encode_within",
+    "plan_frame",
+    "schedule_tier1_bytes",
+    "tier0_cost",
+    "unrecoverable",
+]

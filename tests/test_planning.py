@@ -1,0 +1,96 @@
+"""The frame planner: rungs, schedule and tier-0 parity from a budget and a loss rate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hfstream.codec.hybrid import RungTable
+from hfstream.planning import FramePlan, plan_frame, tier0_cost, unrecoverable
+from hfstream.protocol.packetizer import PacketizerConfig
+
+TIER1 = {"1_16": 120, "1_9": 260, "1_4": 420, "1_2": 800, "1_1": 1500}
+
+
+def table(patches: int = 6, rungs: int = 4) -> RungTable:
+    """Each rung costs more and leaves less error; patch i is (i+1) times as busy."""
+    busy = np.arange(1, patches + 1, dtype=float)[:, None]
+    bits = busy * (800.0 * 1.4 ** np.arange(rungs))[None, :]
+    thumb = busy * (4e-3 * 0.7 ** np.arange(rungs))[None, :]
+    return RungTable(
+        bits=bits,
+        error=thumb + 1e-3,
+        signal=busy[:, 0] * 0.05,
+        thumb_error=thumb,
+        lost=busy[:, 0] * 0.06,
+    )
+
+
+def test_unrecoverable_probability():
+    assert unrecoverable(4, 0, 0.2) == pytest.approx(0.2)
+    assert unrecoverable(1, 1, 0.2) == pytest.approx(0.04)  # both copies lost
+    assert unrecoverable(3, 2, 0.0) == 0.0
+    probs = [unrecoverable(4, m, 0.3) for m in range(6)]
+    assert all(a > b for a, b in zip(probs, probs[1:], strict=False))
+
+
+def test_tier0_cost_counts_packets_and_parity():
+    cfg = PacketizerConfig(mtu=1200)
+    t0, parity, k, m = tier0_cost(2500.0, 6, 0.0, cfg)
+    assert (k, m, parity) == (3, 0, 0) and t0 > 2500
+    _, parity, k, m = tier0_cost(2500.0, 6, 1.0, cfg)
+    assert (k, m) == (3, 3) and parity > 2500
+
+
+def plan_bytes_fit(plan: FramePlan, budget: float) -> bool:
+    return plan.bytes <= budget
+
+
+def test_a_clean_channel_spends_the_budget_without_parity():
+    t = table()
+    small = plan_frame(t, TIER1, 2500)
+    big = plan_frame(t, TIER1, 7000)
+    for plan, budget in ((small, 2500), (big, 7000)):
+        assert plan.parity_ratio == 0 and plan_bytes_fit(plan, budget)
+    assert big.expected_mse < small.expected_mse
+    assert sum(big.rungs) > sum(small.rungs) or big.tier1_bytes > small.tier1_bytes
+    assert big.bytes > 0.9 * 7000  # the budget is used, not left idle
+
+
+def test_loss_buys_parity_and_a_lower_rung():
+    t = table()
+    clean = plan_frame(t, TIER1, 6000)
+    lossy = plan_frame(t, TIER1, 6000, loss=0.4)
+    assert clean.parity_ratio == 0 and lossy.parity_ratio > 0
+    assert lossy.parity_bytes > 0 and plan_bytes_fit(lossy, 6000)
+    assert sum(lossy.rungs) <= sum(clean.rungs)
+    assert lossy.expected_mse > clean.expected_mse
+
+
+def test_index_gain_decides_the_schedule():
+    t = table()
+    none = plan_frame(t, TIER1, 8000, index_gain_db={"0": 0.0, "1_4": 0.0, "1_1": 0.0})
+    assert none.schedule == "0"  # indices that add nothing get no bytes
+    rich = plan_frame(t, TIER1, 8000, index_gain_db={"0": 0.0, "1_1": 6.0})
+    assert rich.schedule == "1_1"
+
+
+def test_a_budget_below_rung_zero_gives_the_cheapest_plan():
+    plan = plan_frame(table(), TIER1, 100, loss=0.3)
+    assert plan.rungs == (0,) * 6 and plan.schedule == "0" and plan.parity_ratio == 0
+    assert plan.bytes > 100  # tier 0 is never left out; the caller says "over budget"
+
+
+def test_the_floor_raises_patches_that_would_lose_their_subject():
+    t = table()
+    dark = RungTable(t.bits, t.error, t.signal * 0.02, t.thumb_error, t.lost)
+    plain = plan_frame(dark, TIER1, 20_000, schedules=("0",))
+    floored = plan_frame(dark, TIER1, 20_000, schedules=("0",), floor_db=3.0)
+    assert sum(floored.rungs) >= sum(plain.rungs)
+
+
+def test_invalid_arguments_are_refused():
+    with pytest.raises(ValueError, match="loss rate"):
+        plan_frame(table(), TIER1, 5000, loss=1.0)
+    with pytest.raises(ValueError, match="budget"):
+        plan_frame(table(), TIER1, 0)
