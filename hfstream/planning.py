@@ -42,8 +42,16 @@ PARITY_RATIOS = (0.0, 0.5, 1.0, 2.0, 3.0)
 TIER0_ENTRY_BYTES = 6  # msgpack framing of a tier-0 entry beyond its strings
 PARITY_FIELDS = 24  # a parity entry's fields beyond its block (lengths grow with k)
 # What each schedule adds over the continuous stream, in dB of full-resolution PSNR, for
-# a model whose config does not say (measured for model a182b405 on the training photos).
-DEFAULT_INDEX_GAIN_DB = {"0": 0.0, "1_16": 0.05, "1_9": 0.1, "1_4": 0.2, "1_2": 0.35, "1_1": 0.6}
+# a model whose config does not say: model a182b405 on 8 training photos
+# (``python -m hfstream.eval.index_gain ../shared/data/photos/train``).
+DEFAULT_INDEX_GAIN_DB = {
+    "0": 0.062,
+    "1_16": 0.113,
+    "1_9": 0.183,
+    "1_4": 0.254,
+    "1_2": 0.561,
+    "1_1": 1.458,
+}
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import numpy as np
 from hfstream.codec.encoded import EncodedImage
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.frame_coding import index_priors, packetize
+from hfstream.planning import FramePlan, encode_within
 from hfstream.protocol.auth import (
     DATA,
     FEEDBACK,
@@ -53,15 +54,16 @@ log = logging.getLogger(__name__)
 class SenderConfig:
     rate_bytes_per_s: float = 250_000.0  # pacing rate (2 Mbit/s)
     burst_bytes: int = 2400
-    schedule: str = "auto"  # or 1_2, 1_4, 1_9, 1_16, 1_1
+    schedule: str = "auto"  # or 1_2, 1_4, 1_9, 1_16, 1_1; without a target only
     codebook_size: int | None = None  # None: the full codebook
     prior_coding: bool = True  # learned-prior index coding (else fixed-length)
     deadline_s: float = 1.0  # default time for a frame's packets to leave
     # Pre-shared key (``auth.parse_key``); None: unauthenticated, for experiments only.
     key: bytes | None = field(default=None, repr=False)
     packetizer: PacketizerConfig = field(default_factory=PacketizerConfig)
-    # Rate control: with a target, the schedule, the tier-2 share and the pacing rate
-    # follow the receiver's reports so that the stream stays within the target.
+    # Rate control: with a target, each frame's budget is planned (``hfstream.planning``:
+    # rungs, schedule, tier-0 parity) for the loss the receiver reports, and the pacing
+    # rate follows the reports so that the stream stays within the target.
     target_bytes_per_s: float | None = None
     fps: float = 10.0  # frame rate the target is spread over
     max_reports: int = 64  # the newest receiver reports kept in ``Sender.reports``
@@ -119,6 +121,7 @@ class Sender:
         self.reports: deque[Report] = deque(maxlen=self.config.max_reports)
         self.reports_received = 0
         self.controller: RateController | None = None
+        self.last_plan: FramePlan | None = None  # of the newest frame sent with a target
         if self.config.target_bytes_per_s:
             self.controller = RateController(self.config.target_bytes_per_s, self.config.fps)
             self.pacer.set_rate(self.controller.rate, 0.0)
@@ -127,18 +130,33 @@ class Sender:
         self,
         image: np.ndarray,
         frame_id: int,
-        schedule: str,
         budget: float | None,
+        loss: float,
         capture_ms: int,
     ) -> tuple[FramePackets, float]:
         cfg = self.config
         t0 = time.perf_counter()
-        enc: EncodedImage = self.codec.encode(image, schedule, cfg.codebook_size)
+        packetizer = self.packetizer
+        if budget is None:
+            enc: EncodedImage = self.codec.encode(image, cfg.schedule, cfg.codebook_size)
+            priors = index_priors(self.codec, enc) if cfg.prior_coding else None
+        else:
+            planned = encode_within(
+                self.codec,
+                image,
+                budget,
+                loss=loss,
+                config=cfg.packetizer,
+                prior_coding=cfg.prior_coding,
+            )
+            enc, priors = planned.encoded, planned.priors
+            packetizer = Packetizer(self.codec.model_id, self.session_id, planned.packetizer)
+            self.last_plan = planned.plan
         packets = packetize(
             enc,
-            self.packetizer,
+            packetizer,
             frame_id=frame_id,
-            priors=index_priors(self.codec, enc) if cfg.prior_coding else None,
+            priors=priors,
             frame_budget=budget,
             strict_budget=budget is not None,
             capture_ms=capture_ms,
@@ -161,16 +179,11 @@ class Sender:
         frame_id = self._next_frame
         self._next_frame = (self._next_frame + 1) & 0xFFFFFFFF
         ctl = self.controller
-        schedule = ctl.schedule if ctl is not None else self.config.schedule
         budget = ctl.frame_budget if ctl is not None else None
+        loss = ctl.loss if ctl is not None else 0.0
         packets, encode_s = await loop.run_in_executor(
-            self._executor, self._prepare, image, frame_id, schedule, budget, capture_ms
+            self._executor, self._prepare, image, frame_id, budget, loss, capture_ms
         )
-        if ctl is not None:
-            # What tiers 0 and 1 wanted, cut or not: the schedule steps down when too much.
-            base = packets.tier0 + packets.parity + packets.tier1
-            sent = sum(len(p) + TAG_SIZE for p in base)
-            ctl.after_frame(sent + packets.cut)
         expires = loop.time() + (deadline_s if deadline_s is not None else self.config.deadline_s)
         counts: dict[int, int] = {}
         sizes: dict[int, int] = {}

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from hfstream.apps.collect import collect_frames
-from hfstream.protocol.feedback import LADDER, RateController, Report, ReportBuilder
+from hfstream.protocol.feedback import RateController, Report, ReportBuilder
 from hfstream.protocol.wire import WireError, parse_header
 from hfstream.receiver import Receiver, ReceiverConfig
 from hfstream.sender import Sender, SenderConfig
@@ -44,19 +44,17 @@ def test_report_builder_intervals():
     assert b.report(2.5) is None
 
 
-def test_controller_steps_schedules_and_rate():
+def test_controller_tracks_rate_and_loss():
     c = RateController(10_000, fps=10)  # 1000 B per frame
-    assert c.schedule == "1_4"
-    c.after_frame(950)
-    assert c.schedule == "1_9"
-    c.after_frame(300)
-    assert c.schedule == "1_4"
+    assert c.frame_budget == 1000 and c.loss == 0
     c.on_report(Report(1.0, (10, 10, 10), (10, 5, 5), 0, 6000))  # heavy loss, 6 kB/s got through
     assert c.rate == pytest.approx(5400)
+    assert c.loss == pytest.approx(1 / 3)  # the first report sets the estimate
+    c.on_report(Report(1.0, (10, 10, 10), (10, 10, 10), 0, 10_000))
+    assert 0 < c.loss < 1 / 3  # later ones move it
     for _ in range(20):
         c.on_report(Report(1.0, (10, 10, 10), (10, 10, 10), 0, 10_000))
-    assert c.rate == 10_000
-    assert LADDER[0] == "1_16" and LADDER[-1] == "1_2"
+    assert c.rate == 10_000 and c.loss < 0.01
 
 
 @pytest.mark.slow  # 60 frames through the real codec
@@ -112,3 +110,14 @@ def test_tight_budget_cuts_tier1_and_parity_not_tier0(codec):
     for s in sent:
         assert sum(s.bytes.values()) <= budget or set(s.bytes) == {0}
     assert len(records) == 8 and all(r.image is not None for r in records.values())
+
+
+def test_sender_plans_tier0_parity_for_the_reported_loss(codec, small_image):
+    tx, _ = memory_pair()
+    sender = Sender(tx, codec, SenderConfig(target_bytes_per_s=50_000, fps=10))
+    clean, _ = sender._prepare(small_image, 0, 5000, 0.0, 0)
+    lossy, _ = sender._prepare(small_image, 1, 5000, 0.3, 0)
+    assert not clean.parity and lossy.parity
+    assert sender.last_plan is not None and sender.last_plan.parity_ratio > 0
+    for packets in (clean, lossy):
+        assert sum(len(p) + 16 for _, p in packets.in_priority_order()) <= 5000

@@ -5,9 +5,10 @@ frames the receiver finished since the last report, how many packets of each tie
 announced and how many arrived, how many came late, and how many bytes arrived in how
 long. Its payload is a ``wire.FeedbackEntry``.
 
-The controller turns the target bitrate into a per-frame budget and picks, frame by
-frame, the densest schedule whose tiers 0 and 1 fit it, spends what is left on tier 2,
-and lowers its working rate when reports show loss with throughput below it.
+The controller turns the target bitrate into a per-frame budget, keeps an estimate of
+the loss rate the reports show (``hfstream.planning`` spends each frame's budget on rungs,
+indices and tier-0 parity for that loss), and lowers its working rate when reports show
+loss with throughput below it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from hfstream.protocol.wire import (
     pack_payload,
     parse_feedback,
 )
-
-LADDER = ("1_16", "1_9", "1_4", "1_2")  # sparse to dense
 
 
 @dataclass(frozen=True)
@@ -94,12 +93,15 @@ class ReportBuilder:
         return r
 
 
+LOSS_SMOOTHING = 0.3  # weight of the newest report in the loss estimate
+
+
 @dataclass
 class RateController:
     target_bytes_per_s: float
     fps: float
     rate: float = 0.0  # working rate, at most the target
-    level: int = 2  # index into LADDER
+    loss: float = 0.0  # estimated packet loss rate, from the reports
     reports: int = 0
 
     def __post_init__(self) -> None:
@@ -113,21 +115,13 @@ class RateController:
     def frame_budget(self) -> float:
         return self.rate / self.fps
 
-    @property
-    def schedule(self) -> str:
-        return LADDER[self.level]
-
-    def after_frame(self, base_bytes: int) -> None:
-        """``base_bytes``: what tiers 0 and 1 (with parity and headers) of the last frame
-        cost. Step the schedule down when they overran the budget, up when far below."""
-        budget = self.frame_budget
-        if base_bytes > 0.9 * budget and self.level > 0:
-            self.level -= 1
-        elif base_bytes < 0.5 * budget and self.level < len(LADDER) - 1:
-            self.level += 1
-
     def on_report(self, report: Report) -> None:
         self.reports += 1
+        expected = sum(report.expected)
+        if expected:
+            measured = 1 - sum(report.received) / expected
+            w = 1.0 if self.reports == 1 else LOSS_SMOOTHING
+            self.loss = min(0.9, (1 - w) * self.loss + w * measured)
         loss = max(report.loss[1], report.loss[2])
         if loss > 0.05 and 0 < report.throughput < self.rate:
             self.rate = max(0.25 * self.target_bytes_per_s, 0.9 * report.throughput)
@@ -135,4 +129,4 @@ class RateController:
             self.rate = min(self.target_bytes_per_s, self.rate * 1.1)
 
 
-__all__ = ["LADDER", "RateController", "Report", "ReportBuilder"]
+__all__ = ["RateController", "Report", "ReportBuilder"]

@@ -18,10 +18,12 @@ from tqdm import tqdm
 
 from hfstream.codec.complexity import fit_complexity, patch_features
 from hfstream.codec.correction import CorrectionDecoder
+from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.model_io import DEFAULT_MODEL_DIR, save_model
 from hfstream.codec.predictor import MaskedTokenPredictor, PredictorConfig
+from hfstream.eval.index_gain import index_gain_db, spread
 from hfstream.train.common import Checkpoint
-from hfstream.train.data import PhotoCrops
+from hfstream.train.data import PhotoCrops, list_images
 from hfstream.train.frozen import load_continuous, load_tokenizer
 
 REDUCTIONS = (512, 256, 128, 64)
@@ -37,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="hybridflow-default")
     p.add_argument("--version", type=int, default=1)
     p.add_argument("--complexity-samples", type=int, default=2000)
+    p.add_argument("--gain-photos", type=int, default=8, help="photos to measure index_gain_db on")
 
 
 def _half(module: torch.nn.Module, prefix: str) -> dict[str, torch.Tensor]:
@@ -119,6 +122,11 @@ def run(args: argparse.Namespace) -> None:
         "complexity": complexity.to_dict(),
         "codebook_reductions": list(REDUCTIONS),
     }
+    model_id = save_model(Path(args.model_dir), config, tensors)
+    # What each schedule adds, measured on the model as shipped, for the frame planner.
+    codec = HybridCodec.from_pretrained(args.model_dir)
+    photos = spread(list_images(args.data), args.gain_photos)
+    config["index_gain_db"] = index_gain_db(codec, photos)
     model_id = save_model(Path(args.model_dir), config, tensors)
     size = sum(p.stat().st_size for p in Path(args.model_dir).iterdir())
     print(f"wrote {args.model_dir}: model id {model_id:08x}, {size / 1e6:.1f} MB")
