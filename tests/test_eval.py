@@ -47,3 +47,17 @@ def test_quality_is_in_range_and_the_fill_matters_without_the_correction(rows):
             assert 5 < r["psnr"] < 60 and 0 < r["ms_ssim"] <= 1
     assert rows["vq 1_4 predictor fill"]["psnr"] > rows["vq 1_4 nearest fill"]["psnr"]
     assert rows["hybrid (all indices)"]["psnr"] > rows["vq 1_4 nearest fill"]["psnr"]
+
+
+def test_budget_rows_stay_within_their_budget_and_get_better_with_more(rows, small_image):
+    pixels = small_image.shape[0] * small_image.shape[1]
+    ours = [rows[f"hfstream {b:g} bpp"] for b in (0.01, 0.02, 0.03, 0.04, 0.05, 0.06)]
+    for b, r in zip((0.01, 0.02, 0.03, 0.04, 0.05, 0.06), ours, strict=True):
+        # Below rung 0 the planner sends tier 0 anyway; otherwise within the budget.
+        assert r["bytes"] <= b * pixels / 8 or r["schedule"] == "0"
+        for name in ("jpeg", "webp", "avif"):
+            classic = rows[f"{name} {b:g} bpp"]
+            assert classic["bytes"] is None or classic["bytes"] <= r["bytes"]
+    # The small image's tier 0 at rung 0 is over the lowest budgets: equal is allowed.
+    sizes = [r["bytes"] for r in ours]
+    assert sizes == sorted(sizes) and ours[-1]["psnr"] >= ours[0]["psnr"]

@@ -29,7 +29,15 @@ def summarize(rows: list[dict]) -> list[dict]:
     out = []
     for method, rs in by.items():
         s: dict = {"method": method, "images": len(rs)}
-        for key in NUMERIC + ("bytes_fixed", "index_bits_prior", "kept_share", "factor"):
+        extra = (
+            "bytes_fixed",
+            "index_bits_prior",
+            "kept_share",
+            "factor",
+            "budget_use",
+            "mean_rung",
+        )
+        for key in NUMERIC + extra:
             vals = [r[key] for r in rs if r.get(key) is not None]
             if vals:
                 s[key] = float(np.mean(vals))
@@ -65,6 +73,10 @@ def plot(summary: list[dict], path: Path) -> None:
             ],
             "codebook ladder (1_4)": [s for s in summary if "codebook" in s["method"]],
         }
+        for codec in ("hfstream", "jpeg", "webp", "avif"):  # at budgets 0.01-0.06 bpp
+            groups[f"{codec} at a budget"] = [
+                s for s in summary if s["method"].startswith(f"{codec} ") and "bpp" in s["method"]
+            ]
         for label, pts in groups.items():
             pts = sorted((p for p in pts if "bpp" in p), key=lambda p: p["bpp"])
             ax.plot([p["bpp"] for p in pts], [p[metric] for p in pts], "o-", label=label)

@@ -11,6 +11,7 @@ from hfstream.codec.encoded import EncodedImage
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.index_coding import bits_per_index, encode_with_prior
 from hfstream.codec.schedules import Schedule, kept_positions
+from hfstream.eval.budget import budget_rows
 from hfstream.eval.classic import CODECS, fit_budget
 from hfstream.eval.metrics import all_metrics
 
@@ -154,6 +155,7 @@ def evaluate_image(
                 )
             else:
                 add(name, res.bytes, res.image, factor=res.factor, quality=res.quality)
+    rows += budget_rows(codec, ref, classic=classic)
     for r in rows:
         r["encode_s"] = encode_s
         r["decode_1_4_s"] = decode_s
