@@ -47,6 +47,18 @@ def test_encode_decode_round_trip(tmp_path, small_image, capsys):
     assert np.asarray(Image.open(out)).shape == small_image.shape
 
 
+def test_encode_to_a_budget(tmp_path, small_image, capsys):
+    src, hfs = tmp_path / "in.png", tmp_path / "x.hfs"
+    Image.fromarray(small_image).save(src)
+    budget = 0.2 * small_image.shape[0] * small_image.shape[1] / 8
+    assert main(["encode", str(src), str(hfs), "--bpp", "0.2"]) == 0
+    assert hfs.stat().st_size <= budget  # the budget counts packet headers: the file is less
+    assert main(["encode", str(src), str(hfs), "--bpp", "0.2", "--schedule", "1_4"]) == 2
+    assert "--bpp plans" in capsys.readouterr().err
+    assert main(["encode", str(src), str(hfs), "--rung", "99"]) == 2
+    assert "--rung 99" in capsys.readouterr().err
+
+
 def test_bad_files_exit_2_with_one_line(tmp_path, small_image, capsys):
     src, hfs = tmp_path / "in.png", tmp_path / "x.hfs"
     Image.fromarray(small_image).save(src)

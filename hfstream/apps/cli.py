@@ -56,10 +56,27 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     from hfstream import container
 
+    if args.bpp is not None and (args.schedule or args.codebook or args.rung is not None):
+        raise ValueError(
+            "--bpp plans the rungs and the schedule: drop --schedule/--codebook/--rung"
+        )
     codec = _codec(args.model)
     h, w = img.shape[:2]
-    with _bar(_patches(w, h), ENCODE_BAR_PATCHES, "encoding") as bar:
-        enc = codec.encode(img, args.schedule, args.codebook, progress=bar.update)
+    top = codec.continuous.rungs - 1
+    if args.rung is not None and args.rung > top:
+        raise ValueError(f"--rung {args.rung}: model {codec.model_id:08x} has rungs 0..{top}")
+    if args.bpp is not None:
+        from hfstream.planning import encode_within
+
+        planned = encode_within(
+            codec, img, args.bpp * h * w / 8, prior_coding=not args.fixed, parity_ratios=(0.0,)
+        )
+        enc = planned.encoded
+    else:
+        with _bar(_patches(w, h), ENCODE_BAR_PATCHES, "encoding") as bar:
+            enc = codec.encode(
+                img, args.schedule or "auto", args.codebook, progress=bar.update, rung=args.rung
+            )
     coding = container.IndexCoding.FIXED if args.fixed else container.IndexCoding.PRIOR
     data = container.write(enc, codec, coding, include_withheld=args.withheld)
     out.write_bytes(data)
@@ -212,8 +229,22 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("encode", help="image -> .hfs")
     e.add_argument("input")
     e.add_argument("output")
-    e.add_argument("--schedule", type=a.schedule, default="auto", help=", ".join(a.SCHEDULES))
+    e.add_argument(
+        "--schedule", type=a.schedule, default=None, help=", ".join(a.SCHEDULES) + " (default auto)"
+    )
     e.add_argument("--codebook", type=a.positive_int, default=None, help="1024 or a reduced size")
+    e.add_argument(
+        "--bpp",
+        type=a.positive_float,
+        default=None,
+        help="fit this many bits per pixel (as sent on the wire): rungs and schedule planned",
+    )
+    e.add_argument(
+        "--rung",
+        type=a.non_negative_int,
+        default=None,
+        help="continuous-stream rung (ladder models)",
+    )
     e.add_argument(
         "--fixed", action="store_true", help="fixed-length indices instead of the learned prior"
     )

@@ -14,11 +14,30 @@ from hfstream.codec.hybrid import HybridCodec
 from hfstream.eval.classic import CODECS, fit_budget
 from hfstream.eval.metrics import all_metrics
 from hfstream.frame_coding import packetize
-from hfstream.planning import encode_within
+from hfstream.planning import PlannedFrame, encode_within
 from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
 from hfstream.protocol.wire import TAG_SIZE
 
 BUDGETS_BPP = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06)
+
+
+def at_budget(
+    codec: HybridCodec, ref: np.ndarray, bpp: float
+) -> tuple[PlannedFrame, int, np.ndarray]:
+    """(the plan, bytes on the wire, the receiver's picture) of ``ref`` at ``bpp`` on a
+    clean channel: tiers 0 and 1, no parity, no tier 2."""
+    budget = bpp * ref.shape[0] * ref.shape[1] / 8
+    config = PacketizerConfig(parity_ratio=0.0, send_withheld=False)
+    planned = encode_within(codec, ref, budget, config=config, parity_ratios=(0.0,))
+    packets = packetize(
+        planned.encoded,
+        Packetizer(codec.model_id, config=planned.packetizer),
+        frame_id=0,
+        priors=planned.priors,
+        tiers=(0, 1),
+    )
+    sent = sum(len(p) + TAG_SIZE for _, p in packets.in_priority_order())
+    return planned, sent, codec.decode(planned.encoded.kept_only())
 
 
 def budget_rows(
@@ -31,18 +50,8 @@ def budget_rows(
     rows = []
     for bpp in budgets_bpp:
         budget = bpp * pixels / 8
-        config = PacketizerConfig(parity_ratio=0.0, send_withheld=False)
-        planned = encode_within(codec, ref, budget, config=config, parity_ratios=(0.0,))
-        packets = packetize(
-            planned.encoded,
-            Packetizer(codec.model_id, config=planned.packetizer),
-            frame_id=0,
-            priors=planned.priors,
-            tiers=(0, 1),
-        )
-        sent = sum(len(p) + TAG_SIZE for _, p in packets.in_priority_order())
+        planned, sent, img = at_budget(codec, ref, bpp)
         plan = planned.plan
-        img = codec.decode(planned.encoded.kept_only())
         rows.append(
             {
                 "method": f"hfstream {bpp:g} bpp",
