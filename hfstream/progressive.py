@@ -60,18 +60,32 @@ def stage_of(frame: FrameState) -> Stage:
     return Stage.PARTIAL if n1 or n2 else Stage.PREVIEW
 
 
-def build_encoded(codec: HybridCodec, frame: FrameState, cache: FrameDecodeState) -> EncodedImage:
-    """Assemble everything usable of ``frame`` into an ``EncodedImage`` (CPU-heavy)."""
+def tier0_encoded(codec: HybridCodec, frame: FrameState) -> EncodedImage:
+    """``frame``'s tier 0 alone as an ``EncodedImage``, without the index priors: what the
+    instant preview (``mode="continuous"``) decodes."""
+    return EncodedImage(
+        frame.height, frame.width, frame.codebook_size, codec.model_id, _tier0_patches(codec, frame)
+    )
+
+
+def _tier0_patches(codec: HybridCodec, frame: FrameState) -> tuple[EncodedPatch, ...]:
     # The reassembler drops tier 0 above the ladder (``ReassemblerConfig.rungs``); a frame
     # assembled without that check still decodes, such patches as if their tier 0 were lost.
     ladder = codec.continuous.rungs
-    tier0 = {i: e for i, e in frame.tier0.items() if e.rung < ladder}
-    patches: list[EncodedPatch] = []
+    out = []
     for i in range(frame.patches):
-        e = tier0.get(i)
-        patches.append(
-            empty_patch(e.schedule, (e.y, e.z), e.rung) if e else empty_patch(Schedule.NONE, None)
+        e = frame.tier0.get(i)
+        ok = e is not None and e.rung < ladder
+        out.append(
+            empty_patch(e.schedule, (e.y, e.z), e.rung) if ok else empty_patch(Schedule.NONE, None)
         )
+    return tuple(out)
+
+
+def build_encoded(codec: HybridCodec, frame: FrameState, cache: FrameDecodeState) -> EncodedImage:
+    """Assemble everything usable of ``frame`` into an ``EncodedImage`` (CPU-heavy)."""
+    patches = list(_tier0_patches(codec, frame))
+    tier0 = [i for i, p in enumerate(patches) if p.continuous is not None]
     need = [i for i in tier0 if i not in cache.probs]
     if need and frame.prior_coded:
         y_hat = codec.latents([patches[i] for i in need])

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from hfstream.codec.hybrid import HybridCodec
-from hfstream.progressive import FrameDecodeState, Stage, build_encoded, stage_of
+from hfstream.progressive import FrameDecodeState, Stage, build_encoded, stage_of, tier0_encoded
 from hfstream.protocol.auth import DATA, FEEDBACK, UNKEYED_WARNING, Opener, Sealer
 from hfstream.protocol.feedback import ReportBuilder
 from hfstream.protocol.reassembly import (
@@ -58,6 +58,9 @@ class FrameUpdate:
     # this picture (the receiver's clock). On one machine the clocks agree; across
     # machines this includes their offset (keep them NTP-synchronised to trust it).
     capture_latency_s: float = 0.0
+    # How the picture was decoded: "continuous" for the instant preview (tier 0 up-sampled,
+    # no predictor), "hybrid" for every later picture.
+    mode: str = "hybrid"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,9 @@ class ReceiverConfig:
     decode_queue: int = 32  # frames waiting for a decode; when full the oldest is skipped
     max_updates: int = 64  # pictures not yet taken by the consumer; the oldest give way
     decode_steps: int = 1  # predictor passes
+    # A frame's first picture is its continuous stream up-sampled (tens of ms), shown
+    # before the predictor-filled decode of the same packets (hundreds of ms).
+    instant_preview: bool = True
     # Live mode: decode the newest frame only, skip older ones not yet started (counted in
     # ``Receiver.frames_skipped``) and never show a frame after a newer one.
     live: bool = False
@@ -408,6 +414,13 @@ class Receiver:
         }
         # The worker thread gets its own copy: the event loop keeps adding to ``frame``.
         snapshot = replace(frame, tier0=dict(frame.tier0), indices=dict(frame.indices))
+        if self.config.instant_preview and not cache.shown and stage != Stage.NONE:
+
+            def instant() -> np.ndarray:
+                return self.codec.decode(tier0_encoded(self.codec, snapshot), mode="continuous")
+
+            preview = await loop.run_in_executor(self._executor, instant)
+            self._show(frame, cache, stage, preview, received, last=False, mode="continuous")
 
         def work() -> np.ndarray:
             enc = build_encoded(self.codec, snapshot, cache)
@@ -420,12 +433,30 @@ class Receiver:
             or stage == Stage.REFINED
             or (stage == Stage.FULL and not frame.has_tier2)
         )
+        self._show(frame, cache, stage, image, received, last=last)
+        if last:
+            self._pending.pop(frame_id, None)
+            self._finish(frame_id)
+
+    def _show(
+        self,
+        frame: FrameState,
+        cache: FrameDecodeState,
+        stage: Stage,
+        image: np.ndarray,
+        received: dict[str, float],
+        *,
+        last: bool,
+        mode: str = "hybrid",
+    ) -> None:
+        frame_id = frame.frame_id
         if not cache.shown:
             cache.shown = True
             self.frames_shown += 1
         if self._newest_shown is None or not self._is_stale(frame_id):
             self._newest_shown = frame_id
         captured = self._captured.get(frame_id, time.time())
+        loop = asyncio.get_running_loop()
         self._emit(
             FrameUpdate(
                 frame_id,
@@ -435,11 +466,9 @@ class Receiver:
                 loop.time() - frame.opened_at,
                 last,
                 time.time() - captured,
+                mode,
             )
         )
-        if last:
-            self._pending.pop(frame_id, None)
-            self._finish(frame_id)
 
     def _finish(self, frame_id: int) -> None:
         """No more pictures of this frame: close it and drop its decode state."""
