@@ -252,8 +252,23 @@ def summarize(rows: list[dict]) -> list[dict]:
     return out
 
 
-def write_summary(rows: list[dict], out: Path) -> None:
+def read_summary(path: Path) -> list[dict]:
+    """An earlier ``summary.csv``, numbers as numbers."""
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    numeric = ("loss_rate", "psnr", "ms_ssim", "haarpsi", "decodable", "bpp_sent")
+    for r in rows:
+        r.update({k: float(r[k]) for k in numeric}, cases=int(r["cases"]))
+    return rows
+
+
+def write_summary(rows: list[dict], out: Path, kept: list[dict] | None = None) -> None:
+    """Summary CSV, markdown and plots of ``rows``, with ``kept`` (earlier summary rows of
+    methods this run did not run) beside them."""
     summary = summarize(rows)
+    ran = {s["method"] for s in summary}
+    summary += [k for k in kept or [] if k["method"] not in ran]
+    summary.sort(key=lambda s: (s["method"], s["loss_model"], s["loss_rate"]))
     if not summary:
         return
     with (out / "summary.csv").open("w", newline="") as f:
@@ -301,6 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--executor", choices=["process", "ray"], default="process")
     p.add_argument("--address", default=None, help="Ray cluster address")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--keep-from",
+        default=None,
+        metavar="CSV",
+        help="an earlier summary.csv whose rows of methods not run here join the summary "
+        "(the classic rows do not depend on hfstream's model)",
+    )
     args = p.parse_args(argv)
     images = [str(f) for f in list_images(args.folder)[: args.limit]]
     cases = [
@@ -313,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         if not (rate == 0 and lm != args.loss_models[0])  # 0 % loss is the same for every model
     ]
     rows = run_sweep(cases, Path(args.out), args.executor, args.workers, args.address)
+    if args.keep_from:
+        write_summary(rows, Path(args.out), read_summary(Path(args.keep_from)))
     for s in summarize(rows):
         print(
             f"{s['method']:16s} {s['loss_model']:9s} {100 * s['loss_rate']:4.0f}%  "

@@ -129,3 +129,23 @@ def test_the_key_of_a_learned_case_names_the_model(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     after = [c.key for c in cases]
     assert before[0] != after[0] and before[1] == after[1]
+
+
+def test_rows_kept_from_an_earlier_summary_join_the_new_one(tmp_path):
+    from sim.sweep import read_summary, write_summary
+
+    kept = {
+        "method": "webp-fec",
+        "loss_model": "bernoulli",
+        "loss_rate": 0.2,
+        "cases": 32,
+        "psnr": 25.8,
+        "ms_ssim": 0.83,
+        "haarpsi": 0.54,
+        "decodable": 0.97,
+        "bpp_sent": 0.048,
+    }
+    write_summary([], tmp_path, [kept])
+    (back,) = read_summary(tmp_path / "summary.csv")
+    assert back == kept
+    assert "webp-fec" in (tmp_path / "summary.md").read_text()
