@@ -38,7 +38,10 @@ if TYPE_CHECKING:
     from hfstream.codec.hybrid import HybridCodec, RungTable
 
 SCHEDULES = ("0", "1_16", "1_9", "1_4", "1_2", "1_1")  # sparse to dense
-PARITY_RATIOS = (0.0, 0.5, 1.0, 2.0, 3.0)
+PARITY_RATIOS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0)
+# Tier-0 packing tried: as many patches per packet as fit the MTU, or one per packet
+# (a header each, but parity in steps of one patch and a loss takes one patch).
+TIER0_PATCHES = (0, 1)
 TIER0_ENTRY_BYTES = 6  # msgpack framing of a tier-0 entry beyond its strings
 PARITY_FIELDS = 24  # a parity entry's fields beyond its block (lengths grow with k)
 # What each schedule adds over the continuous stream, in dB of full-resolution PSNR, for
@@ -59,6 +62,7 @@ class FramePlan:
     rungs: tuple[int, ...]  #: each patch's rung
     schedule: str  #: every patch's schedule (label)
     parity_ratio: float  #: tier-0 parity packets per tier-0 packet
+    tier0_patches: int  #: most patches per tier-0 packet (0: as many as fit)
     expected_mse: float  #: the planner's estimate, mean over patches
     tier0_bytes: int  #: estimated, with headers and tags
     parity_bytes: int
@@ -81,22 +85,33 @@ def unrecoverable(k: int, m: int, p: float) -> float:
 
 
 def tier0_cost(
-    string_bytes: float, patches: int, parity_ratio: float, config: PacketizerConfig
+    string_bytes: float,
+    patches: int,
+    parity_ratio: float,
+    config: PacketizerConfig,
+    largest: float | None = None,
 ) -> tuple[int, int, int, int]:
     """(tier-0 bytes, parity bytes, data packets k, parity packets m) for ``string_bytes``
-    of continuous strings in ``patches`` entries, as ``Packetizer`` cuts them (estimate)."""
+    of continuous strings in ``patches`` entries, as ``Packetizer`` cuts them (estimate).
+    ``largest``: the largest patch's strings, for packets of one patch each."""
     payload = string_bytes + patches * TIER0_ENTRY_BYTES
     room = config.mtu - OVERHEAD - PARITY_OVERHEAD
     k = max(1, math.ceil(payload / room))
+    if config.tier0_patches:
+        k = max(k, math.ceil(patches / config.tier0_patches))
     t0 = payload + k * (OVERHEAD + TAG_SIZE)
     if parity_ratio == 0:
         return math.ceil(t0), 0, k, 0
+    # A parity packet is as wide as the block's widest data packet.
+    width = min(room, payload / k)
+    if config.tier0_patches and largest is not None:
+        width = max(width, min(room, config.tier0_patches * (largest + TIER0_ENTRY_BYTES)))
     m, parity = 0, 0.0
     for start in range(0, k, config.fec_block):
         kb = min(config.fec_block, k - start)
         mb = max(1, math.ceil(kb * parity_ratio))
         m += mb
-        parity += mb * (min(room, payload / k) + PARITY_FIELDS + kb * 2 + OVERHEAD + TAG_SIZE)
+        parity += mb * (width + PARITY_FIELDS + kb * 2 + OVERHEAD + TAG_SIZE)
     return math.ceil(t0), math.ceil(parity), k, m
 
 
@@ -136,21 +151,21 @@ def plan_frame(
             continue
         # Indices count for what arrives: a lost tier-1 packet takes its share of the gain.
         shrink = 10 ** (-gains[schedule] * (1 - loss) / 10)
-        for ratio in parity_ratios:
+        for ratio, split in [(r, s) for r in parity_ratios for s in TIER0_PATCHES]:
             room = budget - t1
-            if room <= 0:
+            if room <= 0 or (split and not ratio):  # one per packet pays only with parity
                 continue
-            rungs = _fit_rungs(table, floor, room, ratio, cfg)
+            packing = replace(cfg, tier0_patches=split)
+            rungs = _fit_rungs(table, floor, room, ratio, packing)
             if rungs is None:
                 continue
-            strings = float(table.bits[idx, rungs].sum()) / 8
-            t0, par, k, m = tier0_cost(strings, n, ratio, cfg)
+            t0, par, k, m = _tier0_cost_of(table, rungs, ratio, packing)
             # Patches share packets evenly enough that one probability serves them all.
             blocks = math.ceil(k / cfg.fec_block)
             q = unrecoverable(min(k, cfg.fec_block), m // blocks, loss)
             err = (1 - q) * table.error[idx, rungs] * shrink + q * table.lost
             plan = FramePlan(
-                tuple(int(r) for r in rungs), schedule, ratio, float(err.mean()), t0, par, t1
+                tuple(int(r) for r in rungs), schedule, ratio, split, float(err.mean()), t0, par, t1
             )
             if best is None or plan.expected_mse < best.expected_mse:
                 best = plan
@@ -158,8 +173,15 @@ def plan_frame(
         strings = float(table.bits[:, 0].sum()) / 8
         t0, _, _, _ = tier0_cost(strings, n, 0.0, cfg)
         err = (1 - loss) * table.error[:, 0] + loss * table.lost
-        best = FramePlan((0,) * n, "0", 0.0, float(err.mean()), t0, 0, 0)
+        best = FramePlan((0,) * n, "0", 0.0, 0, float(err.mean()), t0, 0, 0)
     return best
+
+
+def _tier0_cost_of(
+    table: RungTable, rungs: np.ndarray, ratio: float, cfg: PacketizerConfig
+) -> tuple[int, int, int, int]:
+    bits = table.bits[np.arange(table.patches), rungs]
+    return tier0_cost(float(bits.sum()) / 8, table.patches, ratio, cfg, float(bits.max()) / 8)
 
 
 def _fit_rungs(
@@ -167,10 +189,9 @@ def _fit_rungs(
 ) -> np.ndarray | None:
     """Rungs whose tier 0 with parity ``ratio`` fits ``room`` bytes, None if rung 0 does not."""
     n = table.patches
-    idx = np.arange(n)
 
     def cost(rungs: np.ndarray) -> int:
-        t0, par, _, _ = tier0_cost(float(table.bits[idx, rungs].sum()) / 8, n, ratio, cfg)
+        t0, par, _, _ = _tier0_cost_of(table, rungs, ratio, cfg)
         return t0 + par
 
     if cost(np.zeros(n, int)) > room:
@@ -250,10 +271,11 @@ def encode_within(
     if list(plan.rungs) == [p.rung for p in first.patches]:
         enc = first
     else:
-        enc = codec.encode(image, "1_1", rungs=plan.rungs)
+        enc = codec.recode_continuous(image, first, plan.rungs)
         priors = index_priors(codec, enc) if prior_coding else None
     enc = replace(enc, patches=tuple(replace(p, schedule=sched) for p in enc.patches))
-    return PlannedFrame(enc, priors, replace(cfg, parity_ratio=plan.parity_ratio), plan)
+    packing = replace(cfg, parity_ratio=plan.parity_ratio, tier0_patches=plan.tier0_patches)
+    return PlannedFrame(enc, priors, packing, plan)
 
 
 __all__ = [

@@ -98,3 +98,35 @@ def test_frame_analysis_is_deterministic(codec, frame):
     b = codec.encode(frame, schedule="1_4")
     assert [p.continuous for p in a.patches] == [p.continuous for p in b.patches]
     assert torch.equal(codec.latents(list(a.patches)), codec.latents(list(b.patches)))
+
+
+def test_rung_table_estimates_what_each_rung_costs_and_leaves(ladder_codec, frame):
+    table = ladder_codec.rung_table(frame)
+    assert table.bits.shape == table.error.shape == (4, 4) and table.lost.shape == (4,)
+    assert (np.diff(table.bits, axis=1) > 0).all()  # higher rungs cost more...
+    assert (table.error[:, -1] < table.error[:, 0]).all()  # ...and leave less error
+    assert (table.error >= table.thumb_error).all()  # up-sampling loses detail on top
+    enc = ladder_codec.encode(frame, "1_4", rungs=[2] * 4)  # rung=2 would apply the floor
+    measured = sum(len(y) + len(z) for y, z in (p.continuous for p in enc.patches))
+    assert abs(table.bits[:, 2].sum() / 8 - measured) < 0.1 * measured
+
+
+def test_recode_continuous_matches_a_fresh_encode(ladder_codec, frame):
+    rungs = [0, 1, 3, 2]
+    first = ladder_codec.encode(frame, "1_4", rung=0)
+    recoded = ladder_codec.recode_continuous(frame, first, rungs)
+    fresh = ladder_codec.encode(frame, "1_4", rungs=rungs)
+    assert [p.rung for p in recoded.patches] == rungs
+    for a, b in zip(recoded.patches, fresh.patches, strict=True):
+        assert a.continuous == b.continuous and (a.indices == b.indices).all()
+
+
+def test_encode_within_uses_a_clean_budget_and_buys_parity_under_loss(ladder_codec, frame):
+    from hfstream.planning import encode_within
+
+    budget = 0.05 * frame.shape[0] * frame.shape[1] / 8
+    clean = encode_within(ladder_codec, frame, budget)
+    lossy = encode_within(ladder_codec, frame, budget, loss=0.3)
+    assert clean.plan.parity_ratio == 0 and lossy.plan.parity_ratio > 0
+    assert 0.85 * budget <= clean.plan.bytes <= budget and lossy.plan.bytes <= budget
+    assert [p.rung for p in clean.encoded.patches] == list(clean.plan.rungs)

@@ -94,3 +94,19 @@ def test_invalid_arguments_are_refused():
         plan_frame(table(), TIER1, 5000, loss=1.0)
     with pytest.raises(ValueError, match="budget"):
         plan_frame(table(), TIER1, 0)
+
+
+def test_tier0_patches_sets_how_many_patches_share_a_packet():
+    from hfstream.protocol.packetizer import FrameEntries, Packetizer
+    from hfstream.protocol.schedules import Schedule
+    from hfstream.protocol.wire import Tier0Entry
+
+    entries = [Tier0Entry(i, Schedule.QUARTER, bytes(150), bytes(20), 1) for i in range(4)]
+    frame = FrameEntries(height=512, width=512, codebook_size=1024, prior_coded=True, tier0=entries)
+    packed = Packetizer(1, config=PacketizerConfig(parity_ratio=0.5)).packetize(frame, frame_id=0)
+    single = Packetizer(1, config=PacketizerConfig(parity_ratio=0.5, tier0_patches=1)).packetize(
+        frame, frame_id=0
+    )
+    assert (len(packed.tier0), len(packed.parity)) == (1, 1)
+    assert (len(single.tier0), len(single.parity)) == (4, 2)
+    assert max(map(len, single.parity)) < max(map(len, packed.parity))  # parity in small steps

@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -328,6 +328,26 @@ class HybridCodec:
             if progress is not None:
                 progress(len(chunk))
         return EncodedImage(arr.shape[0], arr.shape[1], k, self.model_id, tuple(out))
+
+    @torch.inference_mode()
+    def recode_continuous(
+        self, image: np.ndarray | Image.Image | str | Path, enc: EncodedImage, rungs: Sequence[int]
+    ) -> EncodedImage:
+        """``enc`` (an encoding of ``image``) with its continuous strings coded again at
+        ``rungs``; the indices, which do not depend on the rung, are kept."""
+        arr = to_uint8_image(image)
+        if (arr.shape[0], arr.shape[1]) != (enc.height, enc.width):
+            raise ValueError("recode_continuous needs the image that was encoded")
+        if len(rungs) != len(enc.patches):
+            raise ValueError(f"{len(rungs)} rungs given for {len(enc.patches)} patches")
+        checked = [self.continuous.check_rung(int(r)) for r in rungs]
+        rows, cols = -(-arr.shape[0] // PATCH), -(-arr.shape[1] // PATCH)
+        strings = self._compress_frame(split_patches(arr), rows, cols, checked)
+        patches = tuple(
+            replace(p, continuous=c, rung=r)
+            for p, c, r in zip(enc.patches, strings, checked, strict=True)
+        )
+        return replace(enc, patches=patches)
 
     def _choose_rungs(
         self,

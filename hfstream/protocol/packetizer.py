@@ -48,6 +48,10 @@ class PacketizerConfig:
     parity_ratio: float = 0.5  # parity packets per tier-0 packet in a block, rounded up
     index_groups: int = 4  # interleave groups per patch, tiers 1 and 2
     send_withheld: bool = True  # send tier 2 at all
+    # Most patches per tier-0 packet (0: as many as the MTU holds). Fewer patches per
+    # packet cost a header each but lose less with a packet, and let parity come in
+    # smaller steps: the frame planner chooses it with the parity ratio.
+    tier0_patches: int = 0
 
     def __post_init__(self) -> None:
         if not MIN_MTU <= self.mtu <= MAX_MTU:
@@ -61,6 +65,8 @@ class PacketizerConfig:
             raise ValueError(f"parity_ratio must be in 0..4, got {self.parity_ratio}")
         if not 1 <= self.index_groups <= 64:
             raise ValueError(f"index_groups must be in 1..64, got {self.index_groups}")
+        if not 0 <= self.tier0_patches <= 4096:
+            raise ValueError(f"tier0_patches must be in 0..4096, got {self.tier0_patches}")
 
 
 @dataclass(frozen=True)
@@ -101,8 +107,9 @@ class FramePackets:
         return sum(len(p) for _, p in self.in_priority_order())
 
 
-def _bins(entries: list[list], limit: int) -> list[bytes]:
-    """Greedy packing of msgpack entries into payloads of at most ``limit`` bytes."""
+def _bins(entries: list[list], limit: int, max_items: int = 0) -> list[bytes]:
+    """Greedy packing of msgpack entries into payloads of at most ``limit`` bytes (and of
+    at most ``max_items`` entries, when positive)."""
     payloads: list[bytes] = []
     cur: list[bytes] = []
     size = 0
@@ -113,7 +120,8 @@ def _bins(entries: list[list], limit: int) -> list[bytes]:
                 f"an entry of {len(b)} bytes does not fit a {limit}-byte payload; "
                 "raise PacketizerConfig.mtu"
             )
-        if cur and size + len(b) + (1 if len(cur) + 1 < 16 else 3) > limit:
+        full = max_items > 0 and len(cur) >= max_items
+        if cur and (full or size + len(b) + (1 if len(cur) + 1 < 16 else 3) > limit):
             payloads.append(_array(cur))
             cur, size = [], 0
         cur.append(b)
@@ -161,7 +169,9 @@ class Packetizer:
             raise ValueError(f"frame id must be in 0..2**32-1, got {frame_id}")
         assert 0 <= capture_ms <= MAX_CAPTURE_MS, f"capture_ms {capture_ms} outside the field"
         room = cfg.mtu - OVERHEAD  # the tag is appended when a packet is sealed
-        t0_payloads = _bins([e.to_list() for e in frame.tier0], room - PARITY_OVERHEAD)
+        t0_payloads = _bins(
+            [e.to_list() for e in frame.tier0], room - PARITY_OVERHEAD, cfg.tier0_patches
+        )
         parity_payloads = self._parity(t0_payloads)
         t1_payloads = _bins([e.to_list() for e in frame.tier1], room)
         t2_payloads = _bins([e.to_list() for e in frame.tier2], room) if cfg.send_withheld else []
