@@ -19,3 +19,19 @@ def codec() -> HybridCodec:
 def small_image() -> np.ndarray:
     """A 240x300 crop of the bundled photo: two patches, padded on both axes."""
     return bundled_image()[100:340, 100:400].copy()
+
+
+def with_rungs(continuous, rungs: int):
+    """The shipped continuous weights with ``rungs`` rungs: a single-rate stream, or a
+    ladder whose gains start at their initial values (the shipped ladder's, when it has
+    as many rungs), so tests do not depend on how many rungs the shipped model has."""
+    import dataclasses
+
+    from hfstream.codec.continuous import ContinuousCodec
+
+    out = ContinuousCodec(dataclasses.replace(continuous.config, rungs=rungs))
+    state = continuous.state_dict()
+    if continuous.config.rungs != rungs:
+        state = {k: v for k, v in state.items() if k not in ("gain", "inverse_gain")}
+    out.load_state_dict(state)
+    return out.eval()

@@ -55,11 +55,11 @@ def test_frame_coding_matches_the_training_latent(ladder):
 
 @pytest.fixture(scope="module")
 def shipped_ladder() -> ContinuousCodec:
-    """The shipped single-rate weights as a 3-rung ladder (gains at their start values)."""
-    shipped = HybridCodec.from_pretrained().continuous
-    ladder = ContinuousCodec(ContinuousConfig(n=shipped.config.n, m=shipped.config.m, rungs=3))
-    ladder.load_state_dict(shipped.state_dict())
-    ladder.eval().update(force=True)
+    """The shipped weights as a 3-rung ladder (gains at their start values)."""
+    from conftest import with_rungs
+
+    ladder = with_rungs(HybridCodec.from_pretrained().continuous, 3)
+    ladder.update(force=True)
     return ladder
 
 

@@ -59,12 +59,10 @@ def test_every_packet_back_gives_the_frame_sent(codec, encoded):
 @pytest.fixture(scope="module")
 def ladder_codec(codec):
     """The shipped model with a 4-rung continuous ladder (its weights start the ladder)."""
-    from hfstream.codec.continuous import ContinuousCodec
+    from conftest import with_rungs
 
-    ladder = ContinuousCodec(dataclasses.replace(codec.continuous.config, rungs=4))
-    ladder.load_state_dict(codec.continuous.state_dict())
     out = copy.copy(codec)
-    out.continuous = ladder.eval()
+    out.continuous = with_rungs(codec.continuous, 4)
     return out
 
 

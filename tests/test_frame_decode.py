@@ -1,12 +1,13 @@
 """Frames are coded and decoded whole: no patch seams, bands for large frames, rung choice."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 import hfstream.codec.hybrid as hybrid
 from hfstream.apps.demo import bundled_image
-from hfstream.codec.continuous import ContinuousCodec, ContinuousConfig
 from hfstream.codec.hybrid import HybridCodec, row_bands
 from hfstream.eval.metrics import psnr, seam_ratio
 
@@ -48,10 +49,10 @@ def test_banded_decode_matches_the_whole_frame(codec, frame, monkeypatch):
 @pytest.fixture(scope="module")
 def ladder_codec(codec) -> HybridCodec:
     """The shipped model with its continuous weights as a 4-rung ladder."""
-    c = codec.continuous
-    ladder = ContinuousCodec(ContinuousConfig(n=c.config.n, m=c.config.m, rungs=4))
-    ladder.load_state_dict(c.state_dict())
-    ladder.eval().update(force=True)
+    from conftest import with_rungs
+
+    ladder = with_rungs(codec.continuous, 4)
+    ladder.update(force=True)
     return HybridCodec(
         codec.tokenizer,
         ladder,
@@ -85,10 +86,15 @@ def test_quality_floor_lifts_a_dark_patch(ladder_codec, frame):
 
 
 def test_single_rate_model_refuses_rungs(codec, frame):
+    from conftest import with_rungs
+
+    single = copy.copy(codec)
+    single.continuous = with_rungs(codec.continuous, 1)
+    single.continuous.update(force=True)
     with pytest.raises(ValueError, match="single-rate continuous stream"):
-        codec.encode(frame, rung=2)
+        single.encode(frame, rung=2)
     with pytest.raises(ValueError, match="single-rate continuous stream"):
-        codec.encode(frame, continuous_budget=500)
+        single.encode(frame, continuous_budget=500)
     with pytest.raises(ValueError, match="Invalid continuous budget"):
         codec.encode(frame, continuous_budget=0)
 
