@@ -136,7 +136,10 @@ def plan_frame(
     if budget <= 0:
         raise ValueError(f"Invalid budget {budget} bytes, should be positive")
     cfg = config or PacketizerConfig()
-    gains = dict(DEFAULT_INDEX_GAIN_DB if index_gain_db is None else index_gain_db)
+    # The receiver's auto mode shows the continuous picture where indices would lower the
+    # quality (``HybridCodec.auto_mode``): a schedule never costs dB, it may add nothing.
+    measured = DEFAULT_INDEX_GAIN_DB if index_gain_db is None else index_gain_db
+    gains = {s: max(0.0, g) for s, g in measured.items()}
     n = table.patches
     idx = np.arange(n)
     floor = (
@@ -256,26 +259,46 @@ def encode_within(
     table = codec.rung_table(image)
     first = codec.encode(image, "1_1", rungs=[min(1, table.rungs - 1)] * table.patches)
     priors = index_priors(codec, first) if prior_coding else None
-    plan = plan_frame(
-        table,
-        schedule_tier1_bytes(codec, first, priors, cfg),
-        budget,
-        loss=loss,
-        index_gain_db=codec.index_gain_db,
-        schedules=schedules,
-        parity_ratios=parity_ratios,
-        config=cfg,
-        floor_db=QUALITY_FLOOR_DB,
-    )
-    sched = Schedule.parse(plan.schedule)
-    if list(plan.rungs) == [p.rung for p in first.patches]:
-        enc = first
-    else:
-        enc = codec.recode_continuous(image, first, plan.rungs)
+    tier1 = schedule_tier1_bytes(codec, first, priors, cfg)
+
+    def planned(room: float) -> FramePlan:
+        return plan_frame(
+            table,
+            tier1,
+            room,
+            loss=loss,
+            index_gain_db=codec.index_gain_db,
+            schedules=schedules,
+            parity_ratios=parity_ratios,
+            config=cfg,
+            floor_db=QUALITY_FLOOR_DB,
+        )
+
+    plan = planned(budget)
+    enc = first
+    for _ in range(2):  # the table estimates the strings; plan again if they overshoot
+        if list(plan.rungs) != [p.rung for p in enc.patches]:
+            enc = codec.recode_continuous(image, first, plan.rungs)
+        over = _actual_bytes(enc, plan, cfg) - budget
+        if over <= 0 or budget - over <= 0:
+            break
+        plan = planned(budget - over)
+    if enc is not first:
         priors = index_priors(codec, enc) if prior_coding else None
+    sched = Schedule.parse(plan.schedule)
     enc = replace(enc, patches=tuple(replace(p, schedule=sched) for p in enc.patches))
     packing = replace(cfg, parity_ratio=plan.parity_ratio, tier0_patches=plan.tier0_patches)
     return PlannedFrame(enc, priors, packing, plan)
+
+
+def _actual_bytes(enc: EncodedImage, plan: FramePlan, cfg: PacketizerConfig) -> int:
+    """Tier 0 (with parity) as coded, and tier 1 as planned."""
+    sizes = [len(p.continuous[0]) + len(p.continuous[1]) for p in enc.patches if p.continuous]
+    packing = replace(cfg, tier0_patches=plan.tier0_patches)
+    t0, par, _, _ = tier0_cost(
+        float(sum(sizes)), len(sizes), plan.parity_ratio, packing, max(sizes)
+    )
+    return t0 + par + plan.tier1_bytes
 
 
 __all__ = [

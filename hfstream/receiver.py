@@ -424,7 +424,7 @@ class Receiver:
 
         def work() -> np.ndarray:
             enc = build_encoded(self.codec, snapshot, cache)
-            return self.codec.decode(enc, steps=self.config.decode_steps)
+            return self.codec.decode(enc, mode="auto", steps=self.config.decode_steps)
 
         image = await loop.run_in_executor(self._executor, work)
         open_now = self.reassembler.frames.get(frame_id) is frame

@@ -110,7 +110,7 @@ def hfstream_receive(
     if not frames:
         return np.full(shape, FALLBACK_GREY, np.uint8), False
     enc = build_encoded(codec, frames[0], FrameDecodeState())
-    decode_mode = "vq" if mode == "vq" else ("continuous" if mode == "continuous" else "hybrid")
+    decode_mode = "vq" if mode == "vq" else ("continuous" if mode == "continuous" else "auto")
     fill = "nearest" if mode == "vq" else "predictor"
     img = codec.decode(enc, mode=decode_mode, fill=fill)
     ok = any(p.continuous is not None or p.known.any() for p in enc.patches)

@@ -51,7 +51,7 @@ def test_every_truncation_is_a_container_error(codec, blob):
             container.read(blob[:n], codec)
 
 
-def test_specific_errors(codec, blob):
+def test_specific_errors(codec, encoded, blob):
     with pytest.raises(ContainerError, match="bad magic"):
         container.read(b"PNG\0" + blob[4:], codec)
     with pytest.raises(ContainerError, match="unsupported container version 7"):
@@ -72,15 +72,17 @@ def test_specific_errors(codec, blob):
     with pytest.raises(ContainerError, match="unexpected bytes"):
         container.read(blob + b"\0", codec)
     header = 21  # magic .. tiers; then the first patch's schedule, then its rung
-    assert blob[4] == container.VERSION == 2 and blob[header + 1] == 0
+    assert blob[4] == container.VERSION == 2 and blob[header + 1] == encoded.patches[0].rung
     rung = bytearray(blob)
     rung[header + 1] = codec.continuous.rungs
     with pytest.raises(ContainerError, match=f"patch 0 has rung {codec.continuous.rungs}"):
         container.read(bytes(rung), codec)
 
 
-def test_version_1_files_read_at_rung_0(codec, encoded, blob):
+def test_version_1_files_read_at_rung_0(codec, small_image):
     """Files written before the rate ladder have no rung byte; they read as rung 0."""
+    encoded = codec.encode(small_image, schedule="auto", rungs=[0, 0])
+    blob = container.write(encoded, codec, IndexCoding.PRIOR)
     n = len(encoded.patches)
     old = bytearray(blob[:21])
     old[4] = 1

@@ -52,17 +52,34 @@ def test_every_packet_back_gives_the_frame_sent(codec, encoded):
     (frame,) = r
     back = build_encoded(codec, frame, FrameDecodeState())
     for got, sent in zip(back.patches, encoded.patches, strict=True):
-        assert (got.continuous, got.schedule, got.rung) == (sent.continuous, sent.schedule, 0)
+        assert (got.continuous, got.schedule, got.rung) == (
+            sent.continuous,
+            sent.schedule,
+            sent.rung,
+        )
         assert (got.indices == sent.indices).all()  # tier 2 too: every index arrived
 
 
 @pytest.fixture(scope="module")
 def ladder_codec(codec):
-    """The shipped model with a 4-rung continuous ladder (its weights start the ladder)."""
+    """A model with a continuous ladder of at least 4 rungs (the shipped one if it has)."""
+    from conftest import with_rungs
+
+    if codec.continuous.rungs >= 4:
+        return codec
+    out = copy.copy(codec)
+    out.continuous = with_rungs(codec.continuous, 4)
+    return out
+
+
+@pytest.fixture(scope="module")
+def single_codec(codec):
+    """The shipped model's weights with a single-rate continuous stream (rung 0 only)."""
     from conftest import with_rungs
 
     out = copy.copy(codec)
-    out.continuous = with_rungs(codec.continuous, 4)
+    out.continuous = with_rungs(codec.continuous, 1)
+    out.continuous.update(force=True)
     return out
 
 
@@ -103,8 +120,9 @@ def test_the_rung_arrives_intact(ladder_codec, at_rung_2):
     assert not torch.equal(ladder_codec.latents(wrong), sent)
 
 
-def test_a_rung_outside_the_ladder_is_a_counted_drop(codec, ladder_codec, at_rung_2):
-    assert codec.continuous.rungs == 1  # the shipped model: a single-rate stream
+def test_a_rung_outside_the_ladder_is_a_counted_drop(single_codec, ladder_codec, at_rung_2):
+    codec = single_codec
+    assert codec.continuous.rungs == 1
     r = _reassemble(ladder_codec, at_rung_2, rungs=codec.continuous.rungs)
     # The tier-0 packet, and the copy of it that its parity rebuilds: both dropped.
     assert r.drops == {"rung": 2}
@@ -118,11 +136,12 @@ def test_a_rung_outside_the_ladder_is_a_counted_drop(codec, ladder_codec, at_run
     assert codec.decode(back).shape == (240, 300, 3)
 
 
-def test_the_receiver_counts_a_foreign_rung_and_goes_on(codec, ladder_codec, at_rung_2):
+def test_the_receiver_counts_a_foreign_rung_and_goes_on(single_codec, at_rung_2):
     from hfstream.protocol.auth import DATA, Sealer
     from hfstream.receiver import Receiver, ReceiverConfig
     from hfstream.transports.memory import memory_pair
 
+    codec = single_codec
     fp = packetize(at_rung_2, Packetizer(codec.model_id), frame_id=0, tiers=(0,))
 
     async def main():

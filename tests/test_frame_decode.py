@@ -130,7 +130,7 @@ def test_recode_continuous_matches_a_fresh_encode(ladder_codec, frame):
 def test_encode_within_uses_a_clean_budget_and_buys_parity_under_loss(ladder_codec, frame):
     from hfstream.planning import encode_within
 
-    budget = 0.05 * frame.shape[0] * frame.shape[1] / 8
+    budget = 0.08 * frame.shape[0] * frame.shape[1] / 8
     clean = encode_within(ladder_codec, frame, budget)
     lossy = encode_within(ladder_codec, frame, budget, loss=0.3)
     assert clean.plan.parity_ratio == 0 and lossy.plan.parity_ratio > 0

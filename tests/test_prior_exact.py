@@ -72,7 +72,9 @@ def test_cached_latents_are_the_decoded_ones(codec, frame):
     fresh = codec.latents(list(enc.patches[::-1]))
     again = codec.latents(list(enc.patches))  # from the cache now
     with threads(1):
-        direct = codec.continuous.decompress_latent([p.continuous for p in enc.patches])
+        direct = codec.continuous.decompress_latent(
+            [p.continuous for p in enc.patches], [p.rung for p in enc.patches]
+        )
     assert torch.equal(fresh.flip(0), again)
     assert torch.equal(again, direct)
     assert torch.equal(again, y_hat)

@@ -77,12 +77,16 @@ def test_planned_packets_fit_the_budget_and_protect_tier0_only_under_loss(codec,
     def kinds(packets):
         return [parse_header(p)[0].type for p in packets]
 
+    top = str(codec.continuous.rungs - 1)
     clean, detail = hfstream_packets(codec, small_image, 100_000, "hybrid", fec=True)
-    assert detail.startswith("1_1 ") and "parity 0" in detail
+    assert f"rungs {top}{top} parity 0" in detail  # everything at the top rung
     assert PacketType.PARITY not in kinds(clean)  # no loss: parity would only cost
     roomy, detail = hfstream_packets(codec, small_image, 100_000, "hybrid", True, loss=0.3)
-    assert detail.startswith("1_1 ") and PacketType.PARITY in kinds(roomy)
-    tier0 = wire(p for p, k in zip(clean, kinds(clean), strict=True) if k == PacketType.TIER0)
+    assert f"rungs {top}{top}" in detail and PacketType.PARITY in kinds(roomy)
+    # Every patch at rung 0 without parity: what the cheapest tier 0 costs.
+    cheapest, detail = hfstream_packets(codec, small_image, 1, "continuous", fec=False)
+    assert detail.endswith(" over budget")
+    tier0 = wire(cheapest)
     tight, detail = hfstream_packets(codec, small_image, tier0 + 10, "hybrid", True, loss=0.3)
     assert detail.startswith("0 ") and "parity 0" in detail, detail
     assert wire(tight) <= tier0 + 10

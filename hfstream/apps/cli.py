@@ -255,7 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("decode", help=".hfs -> image")
     d.add_argument("input")
     d.add_argument("output", help="an image path; its extension picks the format")
-    d.add_argument("--mode", default="hybrid", choices=["hybrid", "vq", "continuous"])
+    d.add_argument(
+        "--mode",
+        default="auto",
+        choices=["auto", "hybrid", "vq", "continuous"],
+        help="auto: hybrid, or continuous where the model measured that indices do not help",
+    )
     d.add_argument(
         "--steps", type=a.positive_int, default=1, help="predictor passes (1 = single pass)"
     )

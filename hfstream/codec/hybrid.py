@@ -39,7 +39,7 @@ from hfstream.codec.tiling import from_tiles, patch_grid, to_tiles
 from hfstream.codec.tokenizer import Tokenizer, TokenizerConfig
 from hfstream.protocol.geometry import MAX_SIDE  # larger images are refused
 
-DecodeMode = Literal["continuous", "vq", "hybrid"]
+DecodeMode = Literal["continuous", "vq", "hybrid", "auto"]
 FillMethod = Literal["predictor", "soft", "nearest"]
 BATCH = 8  # patches per forward pass
 # Frames are coded and decoded whole (no seams), in bands of patch rows with one row of
@@ -453,7 +453,7 @@ class HybridCodec:
     def decode(
         self,
         enc: EncodedImage,
-        mode: DecodeMode = "hybrid",
+        mode: DecodeMode = "auto",
         fill: FillMethod = "predictor",
         steps: int = 1,
         progress: Callable[[int], None] | None = None,
@@ -466,9 +466,15 @@ class HybridCodec:
         ``nearest`` (the nearest known index). A patch without tier 0 falls back to its
         indices (nearest fill), and one with neither is mid-grey. ``progress`` is called
         with the number of patches just decoded.
+
+        ``mode="auto"`` (the default, and what the receiver uses) is ``hybrid``, or
+        ``continuous`` where the model measured that the frame's schedule loses quality
+        against the continuous picture (``index_gain_db`` at most 0; see ``auto_mode``).
         """
-        if mode not in ("continuous", "vq", "hybrid"):
-            raise ValueError(f'Invalid mode "{mode}", should be continuous, vq or hybrid')
+        if mode not in ("continuous", "vq", "hybrid", "auto"):
+            raise ValueError(f'Invalid mode "{mode}", should be continuous, vq, hybrid or auto')
+        if mode == "auto":
+            mode = self.auto_mode(enc)
         if fill not in ("predictor", "soft", "nearest"):
             raise ValueError(f'Invalid fill "{fill}", should be predictor, soft or nearest')
         if enc.model_id != self.model_id:
@@ -492,6 +498,17 @@ class HybridCodec:
             if progress is not None:
                 progress((stop - start) * cols)
         return np.ascontiguousarray(picture[: enc.height, : enc.width])
+
+    def auto_mode(self, enc: EncodedImage) -> DecodeMode:
+        """``hybrid``, or ``continuous`` when the model's measured gain of the most common
+        schedule among the patches with tier 0 is at most 0 dB (a patch without tier 0
+        then borrows its neighbours' latents). A frame without any tier 0 is ``hybrid``:
+        its indices are all there is."""
+        labels = [p.schedule.label for p in enc.patches if p.continuous is not None]
+        if self.index_gain_db is None or not labels:
+            return "hybrid"
+        common = max(set(labels), key=labels.count)
+        return "continuous" if self.index_gain_db.get(common, 1.0) <= 0 else "hybrid"
 
     def _decode_region(
         self,

@@ -37,7 +37,7 @@ def at_budget(
         tiers=(0, 1),
     )
     sent = sum(len(p) + TAG_SIZE for _, p in packets.in_priority_order())
-    return planned, sent, codec.decode(planned.encoded.kept_only())
+    return planned, sent, codec.decode(planned.encoded.kept_only(), mode="auto")
 
 
 def budget_rows(

@@ -73,7 +73,11 @@ def evaluate_image(
         )
 
     add("continuous", base + tier0, codec.decode(full.without_indices(), mode="continuous"))
-    add("preview (tier 0, predicted indices)", base + tier0, codec.decode(full.without_indices()))
+    add(
+        "preview (tier 0, predicted indices)",
+        base + tier0,
+        codec.decode(full.without_indices(), mode="hybrid"),
+    )
     add(
         "vq (all indices)",
         base + n * BLOB_HEADER + ib.fixed(all_pos),
@@ -82,7 +86,7 @@ def evaluate_image(
     add(
         "hybrid (all indices)",
         base + tier0 + n * BLOB_HEADER + ib.prior(all_pos),
-        codec.decode(full),
+        codec.decode(full, mode="hybrid"),
     )
     t0 = time.perf_counter()
     for sched in SCHEDULES:
@@ -91,7 +95,7 @@ def evaluate_image(
         size = base + tier0 + n * BLOB_HEADER + ib.prior(pos)
         size_fixed = base + tier0 + n * BLOB_HEADER + ib.fixed(pos)
         t1 = time.perf_counter()
-        img = codec.decode(enc)
+        img = codec.decode(enc, mode="hybrid")
         if sched == Schedule.QUARTER:
             decode_s = time.perf_counter() - t1
         add(
@@ -102,12 +106,20 @@ def evaluate_image(
             index_bits_prior=8 * ib.prior(pos) / (len(pos[0]) * n),
         )
         if sched in (Schedule.QUARTER, Schedule.NINTH):
-            add(f"hybrid {sched.label} nearest fill", size, codec.decode(enc, fill="nearest"))
-            add(f"hybrid {sched.label} soft fill", size, codec.decode(enc, fill="soft"))
+            add(
+                f"hybrid {sched.label} nearest fill",
+                size,
+                codec.decode(enc, mode="hybrid", fill="nearest"),
+            )
+            add(
+                f"hybrid {sched.label} soft fill",
+                size,
+                codec.decode(enc, mode="hybrid", fill="soft"),
+            )
             add(
                 f"hybrid {sched.label} iterative {iterative_steps}",
                 size,
-                codec.decode(enc, steps=iterative_steps),
+                codec.decode(enc, mode="hybrid", steps=iterative_steps),
             )
             add(f"vq {sched.label} predictor fill", size, codec.decode(enc, mode="vq"))
             add(
@@ -121,7 +133,7 @@ def evaluate_image(
     add(
         "hybrid auto",
         base + tier0 + n * BLOB_HEADER + ib.prior(pos),
-        codec.decode(enc),
+        codec.decode(enc, mode="hybrid"),
         kept_share=float(np.mean([len(p) for p in pos]) / 256),
     )
     # Reduced codebooks at 1_4.
@@ -134,7 +146,7 @@ def evaluate_image(
         add(
             f"hybrid 1_4 codebook {k}",
             base + tier0 + n * BLOB_HEADER + rb.prior(pos),
-            codec.decode(red.kept_only()),
+            codec.decode(red.kept_only(), mode="hybrid"),
             bytes_fixed=base + tier0 + n * BLOB_HEADER + rb.fixed(pos),
         )
     # Classic codecs at the byte budget of hybrid 1_4.
