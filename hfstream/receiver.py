@@ -423,6 +423,10 @@ class Receiver:
             self._show(frame, cache, stage, preview, received, last=False, mode="continuous")
 
         def work() -> np.ndarray:
+            tier0 = tier0_encoded(self.codec, snapshot)
+            if self.codec.auto_mode(tier0) == "continuous":
+                # The picture ignores the indices: skip their priors and decoding.
+                return self.codec.decode(tier0, mode="continuous")
             enc = build_encoded(self.codec, snapshot, cache)
             return self.codec.decode(enc, mode="auto", steps=self.config.decode_steps)
 
