@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -258,16 +259,19 @@ class ContinuousCodec(MeanScaleHyperprior):
         return list(zip(y_strings, z_strings, strict=True))
 
     @torch.inference_mode()
-    def ladder_table(self, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def ladder_table(
+        self, low: torch.Tensor, only: Sequence[int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """What each rung would give each patch of one frame's thumbnail (1,3,64R,64C):
         estimated bits (P, rungs) from the entropy model's likelihoods, the squared error
         (P, rungs) of the patch's synthesised thumbnail, and the patch's own signal power
-        (P,), the variance of its thumbnail. For ``hfstream.codec.allocation``."""
+        (P,), the variance of its thumbnail. For ``hfstream.codec.allocation``. ``only``:
+        these rungs, in this order (a synthesis each), instead of every rung."""
         y = self.g_a(low)
         rows, cols = y.shape[-2] // BLOCK, y.shape[-1] // BLOCK
         patches = to_blocks_image(low, rows, cols)  # (P, 3, 64, 64)
         bits, error = [], []
-        for rung in range(self.config.rungs):
+        for rung in range(self.config.rungs) if only is None else only:
             gains = self._gains(rung, inverse=False)
             blocks = to_blocks(y if gains is None else y * gains)
             z_hat, z_lik = self.entropy_bottleneck(self.h_a(blocks))  # eval: rounded

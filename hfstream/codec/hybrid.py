@@ -365,16 +365,45 @@ class HybridCodec:
                 )
             return [0] * len(patches)
         base = DEFAULT_RUNG if rung is None else self.continuous.check_rung(rung)
+        base = min(base, self.continuous.rungs - 1)
+        if budget is None:
+            return self._floor_from(patches, rows, cols, base)
         table = self._rung_table(patches, rows, cols)
         chosen = allocate_rungs(
             table.bits,
             table.thumb_error,
             table.signal,
-            base_rung=min(base, self.continuous.rungs - 1),
-            budget_bits=None if budget is None else 8.0 * budget,
+            base_rung=base,
+            budget_bits=8.0 * budget,
             floor_db=QUALITY_FLOOR_DB,
         )
         return [int(r) for r in chosen]
+
+    def _floor_from(self, patches: np.ndarray, rows: int, cols: int, base: int) -> list[int]:
+        """Each patch's rung: ``base``, or the lowest above it whose thumbnail reaches
+        ``QUALITY_FLOOR_DB`` (the top rung if none does). Rungs are tried one at a time,
+        from ``base`` up, only while some patch still needs a higher one: most frames cost
+        one synthesis, not one per rung."""
+        top = self.continuous.rungs - 1
+        chosen: list[int] = []
+        for lo, hi, start, stop in row_bands(rows, cols):
+            low = ContinuousCodec.downsample(_band_tensor(patches, lo, hi, cols))
+            keep = slice((start - lo) * cols, (stop - lo) * cols)
+            band = np.full(keep.stop - keep.start, -1)
+            for r in range(base, top + 1):
+                _, error, signal = self.continuous.ladder_table(low, only=[r])
+                snr = (
+                    10
+                    * np.log10(
+                        signal[keep].double().clamp_min(1e-12)
+                        / error[keep, 0].double().clamp_min(1e-12)
+                    ).numpy()
+                )
+                band[(band < 0) & ((snr >= QUALITY_FLOOR_DB) | (r == top))] = r
+                if (band >= 0).all():
+                    break
+            chosen += [int(r) for r in band]
+        return chosen
 
     @torch.inference_mode()
     def rung_table(self, image: np.ndarray | Image.Image | str | Path) -> RungTable:
