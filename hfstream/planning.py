@@ -39,9 +39,10 @@ if TYPE_CHECKING:
 
 SCHEDULES = ("0", "1_16", "1_9", "1_4", "1_2", "1_1")  # sparse to dense
 PARITY_RATIOS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0)
-# Tier-0 packing tried: as many patches per packet as fit the MTU, or one per packet
-# (a header each, but parity in steps of one patch and a loss takes one patch).
-TIER0_PATCHES = (0, 1)
+# Tier-0 packing tried: as many patches per packet as fit the MTU, or a few per packet
+# (a header each, but parity in smaller steps, and a loss takes fewer patches; the
+# packetizer spreads a packet's patches over the frame).
+TIER0_PATCHES = (0, 1, 2, 3, 4, 6)
 TIER0_ENTRY_BYTES = 6  # msgpack framing of a tier-0 entry beyond its strings
 PARITY_FIELDS = 24  # a parity entry's fields beyond its block (lengths grow with k)
 # What each schedule adds over the continuous stream, in dB of full-resolution PSNR, for
@@ -152,6 +153,8 @@ def plan_frame(
         t1 = int(tier1_bytes.get(schedule, 0)) if schedule != "0" else 0
         if schedule not in gains or (schedule != "0" and schedule not in tier1_bytes):
             continue
+        if schedule != "0" and gains[schedule] <= 0 and "0" in schedules:
+            continue  # bytes for no gain: the plan without indices is better
         # Indices count for what arrives: a lost tier-1 packet takes its share of the gain.
         shrink = 10 ** (-gains[schedule] * (1 - loss) / 10)
         for ratio, split in [(r, s) for r in parity_ratios for s in TIER0_PATCHES]:
@@ -256,10 +259,16 @@ def encode_within(
     from hfstream.frame_coding import index_priors
 
     cfg = config or PacketizerConfig()
+    gains = DEFAULT_INDEX_GAIN_DB if codec.index_gain_db is None else codec.index_gain_db
+    if not any(g > 0 for g in gains.values()):
+        # The receiver shows the continuous picture whatever indices arrive (auto mode):
+        # plan tier 0 alone, send no withheld indices and spare the index priors.
+        schedules, prior_coding = ("0",), False
+        cfg = replace(cfg, send_withheld=False)
     table = codec.rung_table(image)
     first = codec.encode(image, "1_1", rungs=[min(1, table.rungs - 1)] * table.patches)
     priors = index_priors(codec, first) if prior_coding else None
-    tier1 = schedule_tier1_bytes(codec, first, priors, cfg)
+    tier1 = schedule_tier1_bytes(codec, first, priors, cfg) if schedules != ("0",) else {}
 
     def planned(room: float) -> FramePlan:
         return plan_frame(

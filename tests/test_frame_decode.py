@@ -136,3 +136,18 @@ def test_encode_within_uses_a_clean_budget_and_buys_parity_under_loss(ladder_cod
     assert clean.plan.parity_ratio == 0 and lossy.plan.parity_ratio > 0
     assert 0.85 * budget <= clean.plan.bytes <= budget and lossy.plan.bytes <= budget
     assert [p.rung for p in clean.encoded.patches] == list(clean.plan.rungs)
+
+
+def test_encode_within_sends_no_indices_when_they_add_nothing(codec, frame):
+    """A model whose measured index gains are all <= 0 (its receiver shows the continuous
+    picture): tier 0 alone, no withheld indices, no index priors."""
+    from hfstream.planning import encode_within
+
+    original = codec.index_gain_db
+    try:
+        codec.index_gain_db = {"0": -0.5, "1_4": -0.2, "1_1": -0.01}
+        planned = encode_within(codec, frame, 0.05 * frame.shape[0] * frame.shape[1] / 8)
+    finally:
+        codec.index_gain_db = original
+    assert planned.plan.schedule == "0" and planned.priors is None
+    assert not planned.packetizer.send_withheld

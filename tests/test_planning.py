@@ -110,3 +110,18 @@ def test_tier0_patches_sets_how_many_patches_share_a_packet():
     assert (len(packed.tier0), len(packed.parity)) == (1, 1)
     assert (len(single.tier0), len(single.parity)) == (4, 2)
     assert max(map(len, single.parity)) < max(map(len, packed.parity))  # parity in small steps
+
+
+def test_patches_sharing_a_tier0_packet_are_spread_over_the_frame():
+    from hfstream.protocol.packetizer import FrameEntries, Packetizer
+    from hfstream.protocol.schedules import Schedule
+    from hfstream.protocol.wire import Tier0Entry, parse_header, parse_tier0
+
+    entries = [Tier0Entry(i, Schedule.QUARTER, bytes(100), bytes(20), 1) for i in range(12)]
+    frame = FrameEntries(
+        height=768, width=1024, codebook_size=1024, prior_coded=True, tier0=entries
+    )
+    cfg = PacketizerConfig(parity_ratio=0.5, tier0_patches=3)
+    packets = Packetizer(1, config=cfg).packetize(frame, frame_id=0).tier0
+    groups = [[e.patch for e in parse_tier0(parse_header(p)[1], 12)] for p in packets]
+    assert groups == [[0, 4, 8], [1, 5, 9], [2, 6, 10], [3, 7, 11]]

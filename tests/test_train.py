@@ -34,11 +34,15 @@ def test_all_stages_and_export(photos, tmp_path):
     train(["predictor", *common, "--steps", "2", "--batch", "2", "--samples", "16"])
     # Resuming a finished stage does nothing and keeps its checkpoint.
     train(["tokenizer", *common, "--steps", "2", "--batch", "2", "--crop", "64"])
+    up = ["--steps", "2", "--batch", "1", "--crop", "256", "--width", "8", "--blocks", "1"]
+    train(["upsampler", *common, *up])
     train(["export", *common, "--model-dir", str(model), "--complexity-samples", "20"])
     codec = HybridCodec.from_pretrained(model)
+    assert codec.upsampler is not None and codec.upsampler.config.width == 8
     img = np.asarray(Image.open(photos / "p0.png"))
     enc = codec.encode(img, schedule="1_4")
     assert codec.decode(enc.kept_only()).shape == img.shape
+    assert codec.decode(enc, mode="continuous").shape == img.shape
 
 
 def test_correction_on_multi_patch_crops_with_the_vq_decoder(tmp_path):

@@ -37,6 +37,7 @@ from hfstream.codec.predictor import MaskedTokenPredictor, PredictorConfig
 from hfstream.codec.schedules import GRID, Schedule
 from hfstream.codec.tiling import from_tiles, patch_grid, to_tiles
 from hfstream.codec.tokenizer import Tokenizer, TokenizerConfig
+from hfstream.codec.upsampler import LearnedUpsampler, UpsamplerConfig
 from hfstream.protocol.geometry import MAX_SIDE  # larger images are refused
 
 DecodeMode = Literal["continuous", "vq", "hybrid", "auto"]
@@ -193,6 +194,7 @@ class HybridCodec:
         model_id: int,
         name: str = "custom",
         index_gain_db: dict[str, float] | None = None,
+        upsampler: LearnedUpsampler | None = None,
     ) -> None:
         self.tokenizer = tokenizer.eval()
         self.continuous = continuous.eval()
@@ -205,10 +207,14 @@ class HybridCodec:
         # dB each schedule adds over the continuous stream, as measured at export (None:
         # not measured; ``hfstream.planning`` then uses its defaults).
         self.index_gain_db = index_gain_db
+        # The continuous picture at full size: learned (None: bicubic, as older models).
+        self.upsampler = None if upsampler is None else upsampler.eval()
         # Inference runs the conv decoders on channels-last maps; weights in that layout
         # spare oneDNN a reorder per call. Values and state-dict keys are unchanged.
         self.tokenizer.decoder.to(memory_format=torch.channels_last)
         self.correction.to(memory_format=torch.channels_last)
+        if self.upsampler is not None:
+            self.upsampler.to(memory_format=torch.channels_last)
         self._latent_cache: OrderedDict[tuple[bytes, bytes, int], torch.Tensor] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -241,6 +247,10 @@ class HybridCodec:
                 r["groups"].long(), r["centroids"], r["representatives"].long()
             )
         complexity = ComplexityModel.from_dict(cfg["complexity"])
+        upsampler = None
+        if "upsampler" in cfg:
+            upsampler = LearnedUpsampler(UpsamplerConfig(**cfg["upsampler"]))
+            upsampler.load_state_dict(split_prefix(t, "upsampler"))
         return cls(
             tokenizer,
             continuous,
@@ -251,6 +261,7 @@ class HybridCodec:
             bundle.model_id,
             cfg.get("name", "custom"),
             cfg.get("index_gain_db"),
+            upsampler,
         )
 
     @property
@@ -539,6 +550,14 @@ class HybridCodec:
         common = max(set(labels), key=labels.count)
         return "continuous" if self.index_gain_db.get(common, 1.0) <= 0 else "hybrid"
 
+    @torch.inference_mode()
+    def continuous_picture(self, low: torch.Tensor, y_hat: torch.Tensor) -> torch.Tensor:
+        """The thumbnail ``low`` (1,3,h,w) that ``y_hat`` (1,M,h/16,w/16) synthesises, at
+        full size (1,3,4h,4w) in [0, 1]: by the learned up-sampler, or bicubic."""
+        if self.upsampler is None:
+            return ContinuousCodec.upsample(low).clamp(0, 1)
+        return self.upsampler(low, y_hat).clamp(0, 1)
+
     def _decode_region(
         self,
         patches: list[EncodedPatch],
@@ -566,9 +585,9 @@ class HybridCodec:
             y_blocks = fill_missing_blocks(blocks, present, rows, cols)
             low = self.continuous.synthesize(from_blocks(y_blocks, rows, cols))
         if mode == "continuous":
-            if low is None:
+            if low is None or y_blocks is None:
                 return np.full((rows * PATCH, cols * PATCH, 3), 128, np.uint8)
-            return _to_uint8(ContinuousCodec.upsample(low))[0]
+            return _to_uint8(self.continuous_picture(low, from_blocks(y_blocks, rows, cols)))[0]
         limit = self.tokenizer.config.codebook_size if reduction is None else reduction.size
         for i, p in enumerate(patches):
             if int(p.indices.max()) >= limit or int(p.indices.min()) < MISSING:

@@ -3,8 +3,9 @@
 Codes every image of ``DIR`` with the continuous stream only (what a receiver shows as
 the preview) at each rung of the ladder, frame-wide synthesis included, and prints the
 bytes, bpp, PSNR and seam ratio of each rung. ``--checkpoint`` scores a training
-checkpoint (``runs/.../continuous.ckpt``) instead of the shipped model, which is how a
-run in progress is followed.
+checkpoint (``runs/.../continuous.ckpt``) instead of the shipped model, and
+``--upsampler`` a learned up-sampler's (``runs/.../upsampler.ckpt``, with the synthesis
+tuned beside it), which is how a run in progress is followed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hfstream.codec.continuous import ContinuousCodec, ContinuousConfig
+from hfstream.codec.continuous import ContinuousCodec, ContinuousConfig, from_blocks
+from hfstream.codec.upsampler import LearnedUpsampler, UpsamplerConfig
 from hfstream.eval.metrics import psnr, seam_ratio
 from hfstream.train.data import list_images
 
@@ -32,8 +34,22 @@ def load_checkpoint(path: Path) -> ContinuousCodec:
     return model
 
 
+def load_upsampler(path: Path, model: ContinuousCodec) -> LearnedUpsampler:
+    """The up-sampler of an ``upsampler`` checkpoint; loads its synthesis into ``model``."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    upsampler = LearnedUpsampler(UpsamplerConfig(**state["args"]["config"]))
+    upsampler.load_state_dict(state["states"]["model"])
+    model.g_s.load_state_dict(state["states"]["synthesis"])
+    return upsampler.eval()
+
+
 @torch.inference_mode()
-def code_frame(model: ContinuousCodec, image: np.ndarray, rung: int) -> tuple[int, np.ndarray]:
+def code_frame(
+    model: ContinuousCodec,
+    image: np.ndarray,
+    rung: int,
+    upsampler: LearnedUpsampler | None = None,
+) -> tuple[int, np.ndarray]:
     """Code one HxWx3 uint8 image at one rung; return (bytes, decoded HxWx3 uint8)."""
     h, w = image.shape[:2]
     rows, cols = -(-h // PATCH), -(-w // PATCH)
@@ -44,7 +60,10 @@ def code_frame(model: ContinuousCodec, image: np.ndarray, rung: int) -> tuple[in
     nbytes = sum(len(y) + len(z) for y, z in strings)
     blocks = model.decompress_latent(strings, [rung] * len(strings))
     thumb = model.synthesize_frame(blocks, torch.ones(len(strings), dtype=torch.bool), rows, cols)
-    full = ContinuousCodec.upsample(thumb).clamp(0, 1)[0, :, :h, :w]
+    if upsampler is None:
+        full = ContinuousCodec.upsample(thumb).clamp(0, 1)[0, :, :h, :w]
+    else:
+        full = upsampler(thumb, from_blocks(blocks, rows, cols)).clamp(0, 1)[0, :, :h, :w]
     return nbytes, (full * 255).round().byte().permute(1, 2, 0).numpy()
 
 
@@ -52,14 +71,22 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m hfstream.eval.ladder", description=__doc__)
     p.add_argument("images", help="folder of images")
     p.add_argument("--checkpoint", type=Path, help="a continuous-stage checkpoint")
+    p.add_argument("--upsampler", type=Path, help="an upsampler-stage checkpoint")
+    p.add_argument("--bicubic", action="store_true", help="up-sample bicubic, not learned")
     p.add_argument("--limit", type=int, default=0, help="score only the first N images")
     args = p.parse_args(argv)
+    upsampler = None
     if args.checkpoint is not None:
         model = load_checkpoint(args.checkpoint)
     else:
         from hfstream.codec.hybrid import HybridCodec
 
-        model = HybridCodec.from_pretrained().continuous
+        codec = HybridCodec.from_pretrained()
+        model, upsampler = codec.continuous, codec.upsampler
+    if args.upsampler is not None:
+        upsampler = load_upsampler(args.upsampler, model)
+    if args.bicubic:
+        upsampler = None
     files = list_images(args.images)
     if args.limit:
         files = files[: args.limit]
@@ -71,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     for rung in range(model.rungs):
         rows = []
         for im, ref_seam in zip(images, ref_seams, strict=True):
-            nbytes, out = code_frame(model, im, rung)
+            nbytes, out = code_frame(model, im, rung, upsampler)
             bpp = 8 * nbytes / (im.shape[0] * im.shape[1])
             rows.append((nbytes, bpp, psnr(im, out), seam_ratio(out) / ref_seam))
         b, bpp, q, s = np.mean(rows, axis=0)

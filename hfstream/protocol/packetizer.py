@@ -50,7 +50,9 @@ class PacketizerConfig:
     send_withheld: bool = True  # send tier 2 at all
     # Most patches per tier-0 packet (0: as many as the MTU holds). Fewer patches per
     # packet cost a header each but lose less with a packet, and let parity come in
-    # smaller steps: the frame planner chooses it with the parity ratio.
+    # smaller steps: the frame planner chooses it with the parity ratio. Above 1, the
+    # patches of a packet are spread over the frame (patch j, j + P, j + 2P... of P
+    # packets), so a lost packet leaves its patches' neighbours to borrow from.
     tier0_patches: int = 0
 
     def __post_init__(self) -> None:
@@ -131,6 +133,15 @@ def _bins(entries: list[list], limit: int, max_items: int = 0) -> list[bytes]:
     return payloads
 
 
+def _tier0_bins(entries: list[list], limit: int, per_packet: int) -> list[bytes]:
+    """Tier-0 payloads: as ``_bins``, but with ``per_packet`` above 1 the P packets each
+    take every P-th entry (entry j, j + P, j + 2P... in packet j), not a run of them."""
+    if per_packet <= 1 or len(entries) <= per_packet:
+        return _bins(entries, limit, per_packet)
+    packets = -(-len(entries) // per_packet)
+    return [p for j in range(packets) for p in _bins(entries[j::packets], limit)]
+
+
 def _array(items: list[bytes]) -> bytes:
     n = len(items)
     head = bytes([0x90 | n]) if n < 16 else b"\xdc" + n.to_bytes(2, "big")
@@ -169,7 +180,7 @@ class Packetizer:
             raise ValueError(f"frame id must be in 0..2**32-1, got {frame_id}")
         assert 0 <= capture_ms <= MAX_CAPTURE_MS, f"capture_ms {capture_ms} outside the field"
         room = cfg.mtu - OVERHEAD  # the tag is appended when a packet is sealed
-        t0_payloads = _bins(
+        t0_payloads = _tier0_bins(
             [e.to_list() for e in frame.tier0], room - PARITY_OVERHEAD, cfg.tier0_patches
         )
         parity_payloads = self._parity(t0_payloads)

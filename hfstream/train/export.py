@@ -21,6 +21,7 @@ from hfstream.codec.correction import CorrectionDecoder
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.model_io import DEFAULT_MODEL_DIR, save_model
 from hfstream.codec.predictor import MaskedTokenPredictor, PredictorConfig
+from hfstream.codec.upsampler import LearnedUpsampler, UpsamplerConfig
 from hfstream.eval.index_gain import index_gain_db, spread
 from hfstream.train.common import Checkpoint
 from hfstream.train.data import PhotoCrops, list_images
@@ -86,6 +87,13 @@ def run(args: argparse.Namespace) -> None:
         tokenizer.decoder.load_state_dict(cstates["vq_decoder"])
     correction = CorrectionDecoder(tokenizer.decoder, continuous.config.m)
     correction.load_state_dict(cstates["model"])
+    upsampler = None
+    ustate = Checkpoint(out / "upsampler.ckpt")
+    if ustate.exists():  # the learned up-sampler, and the synthesis tuned with it
+        u = ustate.load()
+        upsampler = LearnedUpsampler(UpsamplerConfig(**u["args"]["config"]))
+        upsampler.load_state_dict(u["states"]["model"])
+        continuous.g_s.load_state_dict(u["states"]["synthesis"])
 
     if not args.data:
         raise SystemExit("export needs --data DIR to fit the complexity thresholds")
@@ -98,7 +106,8 @@ def run(args: argparse.Namespace) -> None:
     )
     complexity = fit_complexity(feats, SHARE_NINTH, SHARE_HALF)
 
-    for module in (tokenizer, continuous, predictor, correction):
+    modules = [tokenizer, continuous, predictor, correction]
+    for module in modules if upsampler is None else [*modules, upsampler]:
         round_to_half(module)
     # The entropy coder's tables must come from the weights the receiver will load.
     continuous.update(force=True)
@@ -107,6 +116,8 @@ def run(args: argparse.Namespace) -> None:
     tensors.update(_half(continuous, "continuous"))
     tensors.update(_half(predictor, "predictor"))
     tensors.update(_half(correction, "correction"))
+    if upsampler is not None:
+        tensors.update(_half(upsampler, "upsampler"))
     codebook = tokenizer.codebook.normalized().detach()
     for k in REDUCTIONS:
         for name, t in reduce_codebook(codebook, k, args.seed).items():
@@ -122,6 +133,8 @@ def run(args: argparse.Namespace) -> None:
         "complexity": complexity.to_dict(),
         "codebook_reductions": list(REDUCTIONS),
     }
+    if upsampler is not None:
+        config["upsampler"] = asdict(upsampler.config)
     model_id = save_model(Path(args.model_dir), config, tensors)
     # What each schedule adds, measured on the model as shipped, for the frame planner.
     codec = HybridCodec.from_pretrained(args.model_dir)

@@ -36,10 +36,15 @@ def run(args: argparse.Namespace) -> None:
         "predictor": (codec.predictor, {"config": asdict(codec.predictor.config)}),
         "correction": (codec.correction, {}),
     }
+    if codec.upsampler is not None:
+        stages["upsampler"] = (codec.upsampler, {"config": asdict(codec.upsampler.config)})
     for stage, (module, stage_args) in stages.items():
         ckpt = Checkpoint(out / f"{stage}.ckpt")
         if ckpt.exists():
             print(f"{ckpt.path} exists, kept")
             continue
-        ckpt.save(0, {"model": module.state_dict()}, stage_args)
+        states = {"model": module.state_dict()}
+        if stage == "upsampler":  # the synthesis it was tuned with, as export expects
+            states["synthesis"] = codec.continuous.g_s.state_dict()
+        ckpt.save(0, states, stage_args)
         print(f"wrote {ckpt.path} from model {codec.model_id:08x}")
