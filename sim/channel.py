@@ -91,6 +91,8 @@ def hfstream_packets(
     packets = [d for _, d in fp.in_priority_order()]
     rungs = "".join(str(r) for r in plan.rungs)
     detail = f"{plan.schedule} rungs {rungs} parity {plan.parity_ratio:g}"
+    if plan.tier0_patches:
+        detail += f" ({plan.tier0_patches} patches per packet)"
     if sum(len(q) + TAG_SIZE for q in packets) > budget:
         detail += " over budget"
     return packets, detail

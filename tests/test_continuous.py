@@ -71,6 +71,23 @@ def test_higher_rung_spends_more_bytes(shipped_ladder):
     assert sizes[0] < sizes[1] < sizes[2]
 
 
+def test_rungs_added_below_cost_less_and_keep_the_trained_ones(shipped_ladder):
+    extended = shipped_ladder.extended_below([0.5, 0.7])
+    assert extended.rungs == 5 and extended.config.default_rung == 3
+    torch.manual_seed(3)
+    low = torch.rand(1, 3, 64, 128)
+    sizes = [
+        sum(len(s) for pair in extended.compress_frame(low, [r] * 2) for s in pair)
+        for r in range(5)
+    ]
+    assert sizes[0] < sizes[1] < sizes[2] < sizes[3]
+    assert extended.compress_frame(low, [2, 4]) == shipped_ladder.compress_frame(low, [0, 2])
+    with pytest.raises(ValueError, match="should ascend"):
+        shipped_ladder.extended_below([0.7, 0.5])
+    with pytest.raises(ValueError, match="should ascend"):
+        shipped_ladder.extended_below([1.5])
+
+
 def test_bad_rungs_are_refused(ladder):
     low = torch.rand(1, 3, 64, 64)
     with pytest.raises(ValueError, match="Invalid rung 3"):

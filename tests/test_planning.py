@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hfstream.codec.hybrid import RungTable
-from hfstream.planning import FramePlan, plan_frame, tier0_cost, unrecoverable
+from hfstream.planning import FramePlan, frame_outcomes, plan_frame, tier0_cost
 from hfstream.protocol.packetizer import PacketizerConfig
 
 TIER1 = {"1_16": 120, "1_9": 260, "1_4": 420, "1_2": 800, "1_1": 1500}
@@ -26,12 +26,21 @@ def table(patches: int = 6, rungs: int = 4) -> RungTable:
     )
 
 
-def test_unrecoverable_probability():
-    assert unrecoverable(4, 0, 0.2) == pytest.approx(0.2)
-    assert unrecoverable(1, 1, 0.2) == pytest.approx(0.04)  # both copies lost
-    assert unrecoverable(3, 2, 0.0) == 0.0
-    probs = [unrecoverable(4, m, 0.3) for m in range(6)]
-    assert all(a > b for a, b in zip(probs, probs[1:], strict=False))
+def test_frame_outcomes_over_fixed_loss_patterns():
+    received, lost = np.full(6, 1e-3), np.full(6, 0.05)
+    assert frame_outcomes(received, lost, 3, 0.0, 16, 0.0) == (
+        pytest.approx(1e-3),
+        pytest.approx(30),
+    )
+    # One packet, no parity: about half the patterns lose every patch.
+    mse, _ = frame_outcomes(received, lost, 1, 0.0, 16, 0.5)
+    assert mse == pytest.approx(0.5 * 1e-3 + 0.5 * 0.05, rel=0.15)
+    # More parity, fewer frames with a lost patch; the same patterns every call.
+    psnrs = [frame_outcomes(received, lost, 3, r, 16, 0.3)[1] for r in (0.0, 0.5, 1.0, 2.0)]
+    assert all(a < b for a, b in zip(psnrs, psnrs[1:], strict=False))
+    assert frame_outcomes(received, lost, 3, 1.0, 16, 0.3) == frame_outcomes(
+        received, lost, 3, 1.0, 16, 0.3
+    )
 
 
 def test_tier0_cost_counts_packets_and_parity():
@@ -125,3 +134,15 @@ def test_patches_sharing_a_tier0_packet_are_spread_over_the_frame():
     packets = Packetizer(1, config=cfg).packetize(frame, frame_id=0).tier0
     groups = [[e.patch for e in parse_tier0(parse_header(p)[1], 12)] for p in packets]
     assert groups == [[0, 4, 8], [1, 5, 9], [2, 6, 10], [3, 7, 11]]
+
+
+def test_a_lost_patch_costs_its_distance_from_the_neighbours_colour():
+    from hfstream.codec.hybrid import borrowed_error
+
+    patches = np.full((4, 256, 256, 3), 100, np.uint8)  # 2x2 patches, flat
+    patches[3] = 200  # one unlike its neighbours
+    err = borrowed_error(patches, 2, 2)
+    assert err[3] == pytest.approx((100 / 255) ** 2)
+    assert err[0] == pytest.approx((100 / 3 / 255) ** 2)  # one of three neighbours differs
+    single = borrowed_error(patches[:1], 1, 1)  # no neighbour: shown mid-grey
+    assert single[0] == pytest.approx((100 / 255 - 0.5) ** 2)

@@ -23,6 +23,11 @@ after it, so a larger gain means finer quantisation and more bytes. The rung tra
 each patch; ``y_hat`` is always in the same (un-gained) space, so the predictor and the
 correction decoder serve every rung. ``rungs == 1`` is the single-rate stream of models
 before the ladder, with no gains at all.
+
+``extended_below`` adds rungs under the lowest trained one by scaling its gains down
+(coarser quantisation, fewer bytes): the gains interpolate smoothly between trained
+rungs, and a short extrapolation costs little against a trained rung (measured in
+docs/benchmarks.md). They give the planner cheap tier-0 strings to protect under loss.
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ class ContinuousConfig:
     n: int = 96  # channels of the transforms and of z
     m: int = 128  # channels of y (the continuous latent the decoder sees)
     rungs: int = 1  # rungs of the rate ladder (1: a single-rate stream, no gains)
+    default_rung: int = 1  # where encoding starts when no rung or budget is given
 
 
 def ladder_lmbdas(rungs: int, lowest: float = 0.0016, ratio: float = 2.0) -> list[float]:
@@ -148,6 +154,32 @@ class ContinuousCodec(MeanScaleHyperprior):
             state_dict[prefix + "gain"] = self.gain.detach().clone()
             state_dict[prefix + "inverse_gain"] = self.inverse_gain.detach().clone()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extended_below(self, factors: Sequence[float]) -> ContinuousCodec:
+        """A copy with one rung more under the lowest per factor (each in (0, 1)): rung r
+        of the copy, r < len(factors), has gains ``factors[r] * gain[0]``; the trained
+        rungs follow. ``factors`` ascending, so that rungs still rise in rate."""
+        if self.config.rungs == 1:
+            raise ValueError("a single-rate stream has no gains to extend")
+        if not factors or list(factors) != sorted(factors) or not 0 < factors[0] <= factors[-1] < 1:
+            raise ValueError(f"Invalid factors {list(factors)}, should ascend within (0, 1)")
+        rungs = self.config.rungs + len(factors)
+        config = ContinuousConfig(
+            n=self.config.n,
+            m=self.config.m,
+            rungs=rungs,
+            default_rung=self.config.default_rung + len(factors),
+        )
+        copy = ContinuousCodec(config)
+        state = self.state_dict()
+        f = torch.tensor(list(factors), dtype=self.gain.dtype)[:, None]
+        state["gain"] = torch.cat([f * self.gain[:1].detach(), self.gain.detach()])
+        state["inverse_gain"] = torch.cat(
+            [self.inverse_gain[:1].detach() / f, self.inverse_gain.detach()]
+        )
+        copy.load_state_dict(state)
+        copy.update(force=True)
+        return copy
 
     def check_rung(self, rung: int) -> int:
         if not 0 <= rung < self.config.rungs:

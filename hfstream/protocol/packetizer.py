@@ -135,11 +135,32 @@ def _bins(entries: list[list], limit: int, max_items: int = 0) -> list[bytes]:
 
 def _tier0_bins(entries: list[list], limit: int, per_packet: int) -> list[bytes]:
     """Tier-0 payloads: as ``_bins``, but with ``per_packet`` above 1 the P packets each
-    take every P-th entry (entry j, j + P, j + 2P... in packet j), not a run of them."""
-    if per_packet <= 1 or len(entries) <= per_packet:
+    take every P-th entry (entry j, j + P, j + 2P... in packet j), not a run of them;
+    with ``per_packet`` 0, the fewest packets that hold every entry, of even sizes."""
+    if per_packet == 0:
+        return _balanced(entries, limit)
+    if per_packet == 1 or len(entries) <= per_packet:
         return _bins(entries, limit, per_packet)
     packets = -(-len(entries) // per_packet)
     return [p for j in range(packets) for p in _bins(entries[j::packets], limit)]
+
+
+def _balanced(entries: list[list], limit: int) -> list[bytes]:
+    """As many payloads as greedy packing needs, the entries dealt largest first to the
+    emptiest payload. Parity is as wide as a block's widest payload, so even payloads
+    make it cheaper (greedy packing fills the first ones and leaves the last small)."""
+    greedy = _bins(entries, limit)
+    if len(greedy) <= 1:
+        return greedy
+    coded = [msgpack.packb(e, use_bin_type=True) for e in entries]
+    bins: list[list[int]] = [[] for _ in greedy]
+    sizes = [0] * len(greedy)
+    for i in sorted(range(len(coded)), key=lambda i: -len(coded[i])):
+        j = sizes.index(min(sizes))
+        bins[j].append(i)
+        sizes[j] += len(coded[i])
+    payloads = [_array([coded[i] for i in sorted(b)]) for b in bins]
+    return payloads if max(map(len, payloads)) <= limit else greedy
 
 
 def _array(items: list[bytes]) -> bytes:
@@ -232,6 +253,14 @@ class Packetizer:
         out.tier1 = build(PacketType.TIER1, t1_payloads)
         out.tier2 = build(PacketType.TIER2, t2_payloads)
         return out
+
+    def tier0_bytes(self, tier0: Sequence[Tier0Entry]) -> tuple[int, int]:
+        """What ``packetize`` sends of these tier-0 entries: (bytes of the tier-0 packets,
+        bytes of their parity packets), headers and tags included."""
+        room = self.config.mtu - OVERHEAD - PARITY_OVERHEAD
+        data = _tier0_bins([e.to_list() for e in tier0], room, self.config.tier0_patches)
+        parity = self._parity(data)
+        return sum(len(p) + OVERHEAD for p in data), sum(len(p) + OVERHEAD for p in parity)
 
     def _parity(self, payloads: list[bytes]) -> list[bytes]:
         cfg = self.config

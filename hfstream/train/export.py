@@ -40,6 +40,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="hybridflow-default")
     p.add_argument("--version", type=int, default=1)
     p.add_argument("--complexity-samples", type=int, default=2000)
+    p.add_argument(
+        "--low-rungs",
+        type=float,
+        nargs="+",
+        default=[],
+        metavar="F",
+        help="add rungs under the lowest, its gains scaled by each F (ascending, in (0, 1))",
+    )
     p.add_argument("--gain-photos", type=int, default=8, help="photos to measure index_gain_db on")
 
 
@@ -79,6 +87,9 @@ def run(args: argparse.Namespace) -> None:
     out = Path(args.out)
     tokenizer = load_tokenizer(out)
     continuous = load_continuous(out)
+    if args.low_rungs:
+        continuous = continuous.extended_below(args.low_rungs)
+        continuous.eval()
     pstate = Checkpoint(out / "predictor.ckpt").load()
     predictor = MaskedTokenPredictor(PredictorConfig(**pstate["args"]["config"]))
     predictor.load_state_dict(pstate["states"]["model"])

@@ -37,7 +37,10 @@ def load_tokenizer(out: Path) -> Tokenizer:
 def load_continuous(out: Path) -> ContinuousCodec:
     state = _need(out, "continuous")
     a = state["args"]
-    model = ContinuousCodec(ContinuousConfig(n=a["n"], m=a["m"], rungs=a.get("rungs", 1)))
+    config = ContinuousConfig(
+        n=a["n"], m=a["m"], rungs=a.get("rungs", 1), default_rung=a.get("default_rung", 1)
+    )
+    model = ContinuousCodec(config)
     model.load_state_dict(state["states"]["model"])
     model.update(force=True)
     _freeze(model)

@@ -58,7 +58,9 @@ def run(args: argparse.Namespace) -> None:
     rt = setup_runtime(args.seed, args.device)
     out = Path(args.out)
     ckpt = Checkpoint(out / "continuous.ckpt")
-    config = ContinuousConfig(n=args.n, m=args.m, rungs=args.rungs)
+    # A run started by ``init`` from a model with rungs added below keeps its default rung.
+    default_rung = ckpt.load()["args"].get("default_rung", 1) if ckpt.exists() else 1
+    config = ContinuousConfig(n=args.n, m=args.m, rungs=args.rungs, default_rung=default_rung)
     model = ContinuousCodec(config).to(rt.device)
     lmbdas = torch.tensor(ladder_lmbdas(args.rungs, args.lmbda_lowest), device=rt.device)
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
@@ -109,6 +111,12 @@ def run(args: argparse.Namespace) -> None:
                     "opt": opt.state_dict(),
                     "aux_opt": aux_opt.state_dict(),
                 },
-                {"n": args.n, "m": args.m, "rungs": args.rungs, "lmbda_lowest": args.lmbda_lowest},
+                {
+                    "n": args.n,
+                    "m": args.m,
+                    "rungs": args.rungs,
+                    "default_rung": default_rung,
+                    "lmbda_lowest": args.lmbda_lowest,
+                },
             )
     bar.close()
