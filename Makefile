@@ -77,6 +77,7 @@ train: $(STAMP)
 	$(PY) -m hfstream.train tokenizer --data $(DATA)/train
 	$(PY) -m hfstream.train predictor --data $(DATA)/train
 	$(PY) -m hfstream.train correction --data $(DATA)/train
+	$(PY) -m hfstream.train upsampler --data $(DATA)/train
 	$(PY) -m hfstream.train export --data $(DATA)/train
 
 clean:

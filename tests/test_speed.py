@@ -18,7 +18,7 @@ def test_frame_covers_and_crops_to_768x512():
 def test_speed_prints_every_step_and_the_classic_ratios(capsys):
     assert speed.main(["--threads", "1", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
-    for step in (*speed.STEPS, "receive (read + decode)", "encode"):
+    for step in (*speed.STEPS, "up-sampler", "receive (read + decode)", "encode", "planned encode"):
         assert f"| {step} | " in out
     assert "hfstream receive / avif" in out
     assert "hfstream receive / webp" in out

@@ -2,11 +2,15 @@
 
 For one 768x512 frame (the bundled photo, or ``--image``) at schedule 1_4, on each thread
 count asked for, prints the best of ``--repeats`` runs of every step a receiver goes
-through (continuous latents and picture, index priors, predictor fill, correction branch,
-VQ decoder), of a whole receive (``container.read`` + ``decode`` of the ``.hfs`` bytes) and
-of an encode. Then it times Pillow decoding the same frame as AVIF and WebP at about the
-same byte size (each downscaled as ``hfstream.eval.classic`` finds best, and upscaled back
-to full size, which is what a viewer shows) and prints hfstream's receive time over theirs.
+through (continuous latents and thumbnail, index priors, predictor fill, correction
+branch, VQ decoder; the learned up-sampler, which the continuous picture adds instead),
+of a whole receive (``container.read`` + ``decode`` of the ``.hfs`` bytes, in the
+default ``auto`` mode), of an encode and of an encode planned within 0.05 bpp at 10 %
+loss (``hfstream.planning.encode_within``, what a rate-controlled sender runs).
+
+Then it times Pillow decoding the same frame as AVIF and WebP at about the same byte
+size (each downscaled as ``hfstream.eval.classic`` finds best, and upscaled back to full
+size, which is what a viewer shows) and prints hfstream's receive time over theirs.
 """
 
 from __future__ import annotations
@@ -24,14 +28,17 @@ from PIL import Image
 
 from hfstream import container
 from hfstream.apps.demo import bundled_image
+from hfstream.codec.continuous import from_blocks
 from hfstream.codec.correction import certainty_planes
 from hfstream.codec.encoded import MISSING
 from hfstream.codec.hybrid import HybridCodec, to_uint8_image
 from hfstream.eval.classic import encode_at, fit_budget
+from hfstream.planning import encode_within
 
 SCHEDULE = "1_4"
 SIZE = (768, 512)
 STEPS = ("continuous", "index priors", "predictor fill", "correction", "vq decoder")
+PLANNED_BPP, PLANNED_LOSS = 0.05, 0.1
 
 
 def best_ms(fn: Callable[[], object], repeats: int) -> float:
@@ -96,11 +103,19 @@ def codec_steps(codec: HybridCodec, image: np.ndarray, repeats: int) -> dict[str
         )
         out["correction"] = best_ms(lambda: codec.correction(y_hat, low, q, cert), repeats)
         out["vq decoder"] = best_ms(lambda: codec.tokenizer.decoder(q, feats), repeats)
+        rows, cols = kept.grid
+        y_frame = from_blocks(y_hat, rows, cols)
+        low_frame = codec.continuous.synthesize(y_frame)
+        out["up-sampler"] = best_ms(lambda: codec.continuous_picture(low_frame, y_frame), repeats)
     out["sum of steps"] = sum(out[s] for s in STEPS)
     out["receive (read + decode)"] = best_ms(
         fresh(lambda: codec.decode(container.read(data, codec))), repeats
     )
     out["encode"] = best_ms(lambda: codec.encode(image, SCHEDULE), repeats)
+    budget = PLANNED_BPP * image.shape[0] * image.shape[1] / 8
+    out["planned encode"] = best_ms(
+        lambda: encode_within(codec, image, budget, loss=PLANNED_LOSS), repeats
+    )
     out["bytes"] = float(len(data))
     return out
 
@@ -145,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"768x512 frame, schedule {SCHEDULE}, {budget} bytes; ms, best of {args.repeats}")
     print(f"| step | {' | '.join(heads)} |")
     print(f"|---|{'---:|' * len(heads)}")
-    for key in (*STEPS, "sum of steps", "receive (read + decode)", "encode"):
+    keys = (*STEPS, "sum of steps", "up-sampler", "receive (read + decode)", "encode")
+    for key in (*keys, "planned encode"):
         print(f"| {key} | {' | '.join(f'{rows[n][key]:.0f}' for n in args.threads)} |")
     top = max(args.threads)
     receive = rows[top]["receive (read + decode)"]
