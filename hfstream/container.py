@@ -97,16 +97,28 @@ def write(
     return buf.data()
 
 
-def read(data: bytes, codec: HybridCodec) -> EncodedImage:
+def read(data: bytes, codec: HybridCodec, indices: bool = True) -> EncodedImage:
+    """The encoding an ``.hfs`` file holds. With ``indices`` False the index blobs are
+    checked for framing only and every index is left missing: enough for the
+    ``continuous`` mode, and it spares the index priors (one predictor pass per patch)."""
     if len(data) > MAX_FILE_BYTES:
         raise ContainerError(f"{len(data)} bytes is more than an .hfs file may hold")
     try:
-        return _read(data, codec)
+        return _read(data, codec, indices)
     except BufferReadError as e:
         raise ContainerError(f"truncated file: {e}") from None
 
 
-def _read(data: bytes, codec: HybridCodec) -> EncodedImage:
+def read_to_decode(data: bytes, codec: HybridCodec, mode: str = "auto") -> EncodedImage:
+    """What ``codec.decode(..., mode)`` needs of an ``.hfs`` file: its indices only when
+    the mode uses them (``auto`` does not where it shows the continuous picture)."""
+    light = read(data, codec, indices=False)
+    if mode == "continuous" or (mode == "auto" and codec.auto_mode(light) == "continuous"):
+        return light
+    return read(data, codec)
+
+
+def _read(data: bytes, codec: HybridCodec, indices: bool = True) -> EncodedImage:
     buf = Buffer(data)
     if buf.pull_bytes(4, "magic") != MAGIC:
         raise ContainerError("not an hfstream file (bad magic)")
@@ -163,6 +175,8 @@ def _read(data: bytes, codec: HybridCodec) -> EncodedImage:
     if not buf.eof():
         raise ContainerError(f"{buf.remaining} unexpected bytes after the last patch")
     patches = [EncodedPatch(c, s, np.full(TOKENS, MISSING, np.int64), r) for s, c, _, r in raw]
+    if not indices:
+        return EncodedImage(height, width, k, model_id, tuple(patches))
     try:
         probs = None
         if coding == IndexCoding.PRIOR:

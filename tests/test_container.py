@@ -29,6 +29,27 @@ def test_round_trip_is_exact(codec, encoded, coding, withheld):
         assert np.array_equal(a.indices, b.indices)
 
 
+def test_reading_without_indices_keeps_tier_0(codec, encoded, blob, monkeypatch):
+    light = container.read(blob, codec, indices=False)
+    for a, b in zip(light.patches, encoded.patches, strict=True):
+        assert a.continuous == b.continuous and a.rung == b.rung and a.schedule == b.schedule
+        assert not a.known.any()
+    full = container.read(blob, codec)
+    assert np.array_equal(
+        codec.decode(light, mode="continuous"), codec.decode(full, mode="continuous")
+    )
+    # read_to_decode reads the indices only for a mode that uses them.
+    monkeypatch.setattr(
+        codec, "index_gain_db", {label: -1.0 for label in ("0", "1_4", "1_9", "1_2")}
+    )
+    assert not any(p.known.any() for p in container.read_to_decode(blob, codec).patches)
+    monkeypatch.setattr(
+        codec, "index_gain_db", {label: 1.0 for label in ("0", "1_4", "1_9", "1_2")}
+    )
+    assert any(p.known.any() for p in container.read_to_decode(blob, codec).patches)
+    assert any(p.known.any() for p in container.read_to_decode(blob, codec, "hybrid").patches)
+
+
 def test_prior_coding_is_smaller_than_fixed(codec, encoded):
     fixed = container.write(encoded, codec, IndexCoding.FIXED, include_withheld=True)
     prior = container.write(encoded, codec, IndexCoding.PRIOR, include_withheld=True)

@@ -97,7 +97,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     if size > container.MAX_FILE_BYTES:
         raise container.ContainerError(f"{size} bytes is more than an .hfs file may hold")
     codec = _codec(args.model)
-    enc = container.read(src.read_bytes(), codec)
+    enc = container.read_to_decode(src.read_bytes(), codec, args.mode)
     with _bar(len(enc.patches), DECODE_BAR_PATCHES, "decoding") as bar:
         img = codec.decode(enc, mode=args.mode, steps=args.steps, progress=bar.update)
     Image.fromarray(img).save(out)

@@ -4,8 +4,8 @@ For one 768x512 frame (the bundled photo, or ``--image``) at schedule 1_4, on ea
 count asked for, prints the best of ``--repeats`` runs of every step a receiver goes
 through (continuous latents and thumbnail, index priors, predictor fill, correction
 branch, VQ decoder; the learned up-sampler, which the continuous picture adds instead),
-of a whole receive (``container.read`` + ``decode`` of the ``.hfs`` bytes, in the
-default ``auto`` mode), of an encode and of an encode planned within 0.05 bpp at 10 %
+of a whole receive (``container.read_to_decode`` + ``decode`` of the ``.hfs`` bytes, in
+the default ``auto`` mode), of an encode and of an encode planned within 0.05 bpp at 10 %
 loss (``hfstream.planning.encode_within``, what a rate-controlled sender runs).
 
 Then it times Pillow decoding the same frame as AVIF and WebP at about the same byte
@@ -109,7 +109,7 @@ def codec_steps(codec: HybridCodec, image: np.ndarray, repeats: int) -> dict[str
         out["up-sampler"] = best_ms(lambda: codec.continuous_picture(low_frame, y_frame), repeats)
     out["sum of steps"] = sum(out[s] for s in STEPS)
     out["receive (read + decode)"] = best_ms(
-        fresh(lambda: codec.decode(container.read(data, codec))), repeats
+        fresh(lambda: codec.decode(container.read_to_decode(data, codec))), repeats
     )
     out["encode"] = best_ms(lambda: codec.encode(image, SCHEDULE), repeats)
     budget = PLANNED_BPP * image.shape[0] * image.shape[1] / 8
