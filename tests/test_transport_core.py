@@ -81,8 +81,9 @@ def test_packets_fit_the_mtu_and_carry_everything():
 def test_header_overhead_is_small_for_full_packets():
     fp, _ = packets(patches=64)
     sent = [p for _, p in fp.in_priority_order()]
-    # Header and tag of every datagram against what goes on the wire.
-    assert len(sent) * OVERHEAD / (sum(map(len, sent)) + len(sent) * TAG_SIZE) < 0.05
+    # Header and tag of every datagram against what goes on the wire. Tier-0 packets are
+    # filled evenly rather than to the brim (narrower parity), hence a little over 5 %.
+    assert len(sent) * OVERHEAD / (sum(map(len, sent)) + len(sent) * TAG_SIZE) < 0.055
 
 
 def test_one_lost_index_packet_removes_scattered_positions():
