@@ -121,12 +121,17 @@ def frame_outcomes(
     parity_ratio: float,
     fec_block: int,
     loss: float,
+    blank: np.ndarray | None = None,
+    grid: tuple[int, int] | None = None,
 ) -> tuple[float, float]:
     """(expected MSE, expected PSNR in dB) of a frame whose patches (errors ``received``
     when their tier 0 arrives, ``lost`` when not) travel in ``packets`` tier-0 packets,
     patch i in packet i mod ``packets`` (as the packetizer spreads them), protected by
     erasure-code blocks of ``fec_block`` packets with ``ceil(k * parity_ratio)`` parity
-    packets each, every packet lost with probability ``loss``.
+    packets each, every packet lost with probability ``loss``. With ``blank`` (the error
+    of a patch shown mid-grey), a lost patch none of whose 8 neighbours arrived (``grid``
+    rows and columns; without it, when no patch arrived) costs that instead: it has no
+    latent to borrow.
 
     The mean is over fixed loss patterns. PSNR is what a viewer (and every benchmark)
     averages frame by frame: a plan that risks losing one patch now and then can beat
@@ -148,9 +153,25 @@ def frame_outcomes(
         rebuilt = gone.sum(axis=1) <= mb  # MDS: any kb of the kb + mb packets will do
         lost_packet[:, start : start + kb] = gone[:, :kb] & ~rebuilt[:, None]
     patch_lost = lost_packet[:, np.arange(n) % packets]  # (PATTERNS, n)
-    frame_mse = np.where(patch_lost, lost[None, :], received[None, :]).mean(axis=1)
+    errors = np.where(patch_lost, lost[None, :], received[None, :])
+    if blank is not None:
+        if grid is not None and grid[0] * grid[1] == n:
+            arrived_near = (~patch_lost).astype(np.float64) @ _adjacency(*grid)
+            alone = patch_lost & (arrived_near == 0)
+        else:
+            alone = patch_lost & patch_lost.all(axis=1, keepdims=True)
+        errors = np.where(alone, blank[None, :], errors)
+    frame_mse = errors.mean(axis=1)
     psnr = -10.0 * np.log10(np.maximum(frame_mse, 1e-10))
     return float(frame_mse.mean()), float(psnr.mean())
+
+
+def _adjacency(rows: int, cols: int) -> np.ndarray:
+    """(n, n) 0/1: patches that are 8-neighbours (a patch is not its own)."""
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    near = (np.abs(r[:, None] - r[None, :]) <= 1) & (np.abs(c[:, None] - c[None, :]) <= 1)
+    np.fill_diagonal(near, False)
+    return near.astype(np.float64)
 
 
 def _psnr(mse: float) -> float:
@@ -208,7 +229,14 @@ def plan_frame(
                 continue
             t0, par, k, m = _tier0_cost_of(table, rungs, ratio, packing)
             mse, psnr = frame_outcomes(
-                table.error[idx, rungs] * shrink, table.lost, k, ratio, cfg.fec_block, loss
+                table.error[idx, rungs] * shrink,
+                table.lost,
+                k,
+                ratio,
+                cfg.fec_block,
+                loss,
+                table.blank,
+                table.grid,
             )
             plan = FramePlan(
                 tuple(int(r) for r in rungs), schedule, ratio, split, mse, psnr, t0, par, t1
@@ -218,7 +246,9 @@ def plan_frame(
     if best is None:
         strings = float(table.bits[:, 0].sum()) / 8
         t0, _, _, _ = tier0_cost(strings, n, 0.0, cfg)
-        mse, psnr = frame_outcomes(table.error[:, 0], table.lost, 1, 0.0, cfg.fec_block, loss)
+        mse, psnr = frame_outcomes(
+            table.error[:, 0], table.lost, 1, 0.0, cfg.fec_block, loss, table.blank, table.grid
+        )
         best = FramePlan((0,) * n, "0", 0.0, 0, mse, psnr, t0, 0, 0)
     return best
 

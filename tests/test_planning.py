@@ -146,3 +146,17 @@ def test_a_lost_patch_costs_its_distance_from_the_neighbours_colour():
     assert err[0] == pytest.approx((100 / 3 / 255) ** 2)  # one of three neighbours differs
     single = borrowed_error(patches[:1], 1, 1)  # no neighbour: shown mid-grey
     assert single[0] == pytest.approx((100 / 255 - 0.5) ** 2)
+
+
+def test_a_patch_with_no_neighbour_left_costs_a_blank_patch():
+    received, lost, blank = np.full(4, 1e-3), np.full(4, 0.01), np.full(4, 0.2)
+    # One packet holds every patch: when it is lost nothing is left to borrow from.
+    plain = frame_outcomes(received, lost, 1, 0.0, 16, 0.5)
+    blanked = frame_outcomes(received, lost, 1, 0.0, 16, 0.5, blank)
+    assert blanked[0] > 5 * plain[0] and blanked[1] < plain[1]
+    # Four packets, one patch each: without the grid only a frame that lost all four
+    # shows blank patches; in a row of four, a lost patch whose one or two neighbours
+    # were lost too is blank as well.
+    any_left = frame_outcomes(received, lost, 4, 0.0, 16, 0.5, blank)
+    in_a_row = frame_outcomes(received, lost, 4, 0.0, 16, 0.5, blank, (1, 4))
+    assert plain[0] < any_left[0] < in_a_row[0]

@@ -64,6 +64,9 @@ class RungTable:
     signal: np.ndarray  #: (P,) variance of each patch's thumbnail (for the quality floor)
     thumb_error: np.ndarray  #: (P, R) the thumbnail's own MSE at each rung
     lost: np.ndarray  #: (P,) MSE of a patch whose tier 0 is lost (see ``borrowed_error``)
+    #: (P,) MSE of a patch shown with nothing to borrow from (mid-grey); None: unknown
+    blank: np.ndarray | None = None
+    grid: tuple[int, int] | None = None  #: (rows, cols) of patches; None: unknown
 
     @property
     def patches(self) -> int:
@@ -176,6 +179,13 @@ def borrowed_error(patches: np.ndarray, rows: int, cols: int) -> np.ndarray:
         colour = means[near].mean(axis=0) if near else np.full(3, 0.5)
         out[k] = float(((pixels[k] - colour) ** 2).mean())
     return out
+
+
+def blank_error(patches: np.ndarray) -> np.ndarray:
+    """(P,) MSE (pixels in [0, 1]) of each patch shown mid-grey: what a receiver shows
+    where neither the patch nor any neighbour has its tier 0."""
+    pixels = patches.reshape(len(patches), -1).astype(np.float32) / 255.0
+    return ((pixels - 0.5) ** 2).mean(axis=1).astype(np.float64)
 
 
 def nearest_fill(indices: np.ndarray) -> np.ndarray:
@@ -468,6 +478,8 @@ class HybridCodec:
             signal=torch.cat(signal).double().numpy(),
             thumb_error=thumb,
             lost=borrowed_error(patches, rows, cols),
+            blank=blank_error(patches),
+            grid=(rows, cols),
         )
 
     def _compress_frame(
