@@ -336,10 +336,13 @@ def encode_within(
         schedules, prior_coding = ("0",), False
         cfg = replace(cfg, send_withheld=False)
     table = codec.rung_table(image)
-    start = min(codec.continuous.config.default_rung, table.rungs - 1)
-    first = codec.encode(image, "1_1", rungs=[start] * table.patches)
-    priors = index_priors(codec, first) if prior_coding else None
-    tier1 = schedule_tier1_bytes(codec, first, priors, cfg) if schedules != ("0",) else {}
+    tier1: dict[str, int] = {}
+    first = priors = None
+    if schedules != ("0",):  # tier 1's price needs the indices and their priors first
+        start = min(codec.continuous.config.default_rung, table.rungs - 1)
+        first = codec.encode(image, "1_1", rungs=[start] * table.patches)
+        priors = index_priors(codec, first) if prior_coding else None
+        tier1 = schedule_tier1_bytes(codec, first, priors, cfg)
 
     def planned(room: float) -> FramePlan:
         return plan_frame(
@@ -355,6 +358,8 @@ def encode_within(
         )
 
     plan = planned(budget)
+    if first is None:  # tier 0 alone: code it once, at the planned rungs
+        first = codec.encode(image, "1_1", rungs=list(plan.rungs))
     enc = first
     room = budget
     for attempt in range(3):  # the plan estimates; plan again for less if packets overshoot
