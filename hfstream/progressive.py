@@ -45,6 +45,10 @@ class FrameDecodeState:
     )
     bad_entries: int = 0
     shown: bool = False  # a picture of this frame went to the consumer
+    # The continuous picture last decoded, and the patches whose tier 0 it had: a later
+    # decode from the same tier 0 gives the same picture (indices do not change it).
+    continuous_patches: frozenset[int] | None = None
+    continuous_picture: np.ndarray | None = None
 
 
 def stage_of(frame: FrameState) -> Stage:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from hfstream.codec.encoded import EncodedImage
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.progressive import FrameDecodeState, Stage, build_encoded, stage_of, tier0_encoded
 from hfstream.protocol.auth import DATA, FEEDBACK, UNKEYED_WARNING, Opener, Sealer
@@ -414,10 +415,19 @@ class Receiver:
         }
         # The worker thread gets its own copy: the event loop keeps adding to ``frame``.
         snapshot = replace(frame, tier0=dict(frame.tier0), indices=dict(frame.indices))
+
+        def continuous(tier0: EncodedImage) -> np.ndarray:
+            patches = frozenset(snapshot.tier0)
+            if cache.continuous_patches == patches and cache.continuous_picture is not None:
+                return cache.continuous_picture.copy()  # each update owns its image
+            cache.continuous_picture = self.codec.decode(tier0, mode="continuous")
+            cache.continuous_patches = patches
+            return cache.continuous_picture
+
         if self.config.instant_preview and not cache.shown and stage != Stage.NONE:
 
             def instant() -> np.ndarray:
-                return self.codec.decode(tier0_encoded(self.codec, snapshot), mode="continuous")
+                return continuous(tier0_encoded(self.codec, snapshot))
 
             preview = await loop.run_in_executor(self._executor, instant)
             self._show(frame, cache, stage, preview, received, last=False, mode="continuous")
@@ -425,8 +435,9 @@ class Receiver:
         def work() -> np.ndarray:
             tier0 = tier0_encoded(self.codec, snapshot)
             if self.codec.auto_mode(tier0) == "continuous":
-                # The picture ignores the indices: skip their priors and decoding.
-                return self.codec.decode(tier0, mode="continuous")
+                # The picture ignores the indices: skip their priors and decoding, and
+                # the decode itself when the preview had this very tier 0.
+                return continuous(tier0)
             enc = build_encoded(self.codec, snapshot, cache)
             return self.codec.decode(enc, mode="auto", steps=self.config.decode_steps)
 

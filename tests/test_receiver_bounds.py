@@ -212,3 +212,24 @@ def test_preview_picture_is_the_real_one(codec, one_patch, small_image):
     assert instant.mode == "continuous" and not instant.final
     assert np.array_equal(instant.image, codec.decode(enc, mode="continuous"))
     assert PacketType.TIER0 == 0
+
+
+def test_final_picture_reuses_the_preview_of_the_same_tier0(codec, one_patch, monkeypatch):
+    """With ``auto`` showing the continuous picture, a frame whose tier 0 was whole at the
+    instant preview is not decoded again for its final picture."""
+    calls = []
+    decode = codec.decode
+
+    def counting(enc, *args, **kwargs):
+        calls.append(kwargs.get("mode"))
+        return decode(enc, *args, **kwargs)
+
+    monkeypatch.setattr(codec, "decode", counting)
+    monkeypatch.setattr(codec, "index_gain_db", {"0": -1.0, "1_4": -1.0, "1_9": -1.0, "1_2": -1.0})
+    updates, _, _ = asyncio.run(
+        run_burst(codec, one_patch["tier0"], ReceiverConfig(feedback_interval_s=None))
+    )
+    instant, final = updates
+    assert instant.mode == "continuous" and final.final
+    assert np.array_equal(instant.image, final.image) and instant.image is not final.image
+    assert calls == ["continuous"]
