@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -111,7 +112,27 @@ def tier0_cost(
 # Loss patterns the planner scores each plan on: fixed, so a plan is a function of its
 # inputs alone. 256 patterns keep the expected PSNR within about 0.1 dB.
 PATTERNS = 256
-_UNIFORM = np.random.default_rng(20261123).random((PATTERNS, 1024))
+PATTERN_PACKETS = 1024  # packets per pattern; a frame's tier 0 and parity are far fewer
+_UNIFORM = np.random.default_rng(20261123).random((PATTERNS, PATTERN_PACKETS))
+
+
+@lru_cache(maxsize=64)
+def loss_patterns(loss: float, burst: float | None = None) -> np.ndarray:
+    """(PATTERNS, PATTERN_PACKETS) bool, True where a packet is lost, in sending order:
+    independent losses at rate ``loss``, or with ``burst`` (mean run of consecutive
+    losses, in packets) a two-state Gilbert chain of that rate and mean run. Runs of
+    1 / (1 - loss) packets are what independent loss gives; shorter ones count as that."""
+    if burst is None or burst <= 1.0 / (1.0 - loss) + 1e-9:
+        return loss > _UNIFORM
+    leave_bad = 1.0 / burst
+    enter_bad = loss * leave_bad / (1.0 - loss)
+    draws = np.random.default_rng(20261124).random((PATTERNS, PATTERN_PACKETS))
+    out = np.empty((PATTERNS, PATTERN_PACKETS), bool)
+    bad = _UNIFORM[:, 0] < loss  # the chain's stationary share of bad packets
+    for j in range(PATTERN_PACKETS):
+        out[:, j] = bad
+        bad = np.where(bad, draws[:, j] >= leave_bad, draws[:, j] < enter_bad)
+    return out
 
 
 def frame_outcomes(
@@ -123,6 +144,7 @@ def frame_outcomes(
     loss: float,
     blank: np.ndarray | None = None,
     grid: tuple[int, int] | None = None,
+    burst: float | None = None,
 ) -> tuple[float, float]:
     """(expected MSE, expected PSNR in dB) of a frame whose patches (errors ``received``
     when their tier 0 arrives, ``lost`` when not) travel in ``packets`` tier-0 packets,
@@ -131,7 +153,8 @@ def frame_outcomes(
     packets each, every packet lost with probability ``loss``. With ``blank`` (the error
     of a patch shown mid-grey), a lost patch none of whose 8 neighbours arrived (``grid``
     rows and columns; without it, when no patch arrived) costs that instead: it has no
-    latent to borrow.
+    latent to borrow. ``burst``: losses come in runs of that mean length
+    (``loss_patterns``), and a run takes parity with the data it protects.
 
     The mean is over fixed loss patterns. PSNR is what a viewer (and every benchmark)
     averages frame by frame: a plan that risks losing one patch now and then can beat
@@ -141,14 +164,15 @@ def frame_outcomes(
     if loss <= 0:
         mse = float(received.mean())
         return mse, _psnr(mse)
+    pattern = loss_patterns(round(loss, 4), None if burst is None else round(burst, 2))
     lost_packet = np.zeros((PATTERNS, packets), bool)
     column = 0
     for start in range(0, packets, fec_block):
         kb = min(fec_block, packets - start)
         mb = max(1, math.ceil(kb * parity_ratio)) if parity_ratio > 0 else 0
-        if column + kb + mb > _UNIFORM.shape[1]:  # beyond any real frame: no coding gain
+        if column + kb + mb > PATTERN_PACKETS:  # beyond any real frame: no coding gain
             mb = 0
-        gone = _UNIFORM[:, column : column + kb + mb] < loss
+        gone = pattern[:, column : column + kb + mb]
         column += kb + mb
         rebuilt = gone.sum(axis=1) <= mb  # MDS: any kb of the kb + mb packets will do
         lost_packet[:, start : start + kb] = gone[:, :kb] & ~rebuilt[:, None]
@@ -184,15 +208,17 @@ def plan_frame(
     budget: float,
     *,
     loss: float = 0.0,
+    burst: float | None = None,
     index_gain_db: Mapping[str, float] | None = None,
     schedules: Sequence[str] = SCHEDULES,
     parity_ratios: Sequence[float] = PARITY_RATIOS,
     config: PacketizerConfig | None = None,
     floor_db: float | None = None,
 ) -> FramePlan:
-    """The plan with the least expected error whose tiers 0 and 1 and parity fit
+    """The plan with the best expected PSNR whose tiers 0 and 1 and parity fit
     ``budget`` bytes (with headers and tags). ``tier1_bytes[s]``: what schedule ``s``'s
-    tier-1 packets cost (0 for ``"0"``). When nothing fits, the cheapest plan (every patch
+    tier-1 packets cost (0 for ``"0"``). ``burst``: the mean run of consecutive losses
+    (None: independent losses). When nothing fits, the cheapest plan (every patch
     at rung 0, no indices, no parity) is returned: tier 0 is never left out."""
     if not 0 <= loss < 1:
         raise ValueError(f"Invalid loss rate {loss}, should be in [0, 1)")
@@ -237,6 +263,7 @@ def plan_frame(
                 loss,
                 table.blank,
                 table.grid,
+                burst,
             )
             plan = FramePlan(
                 tuple(int(r) for r in rungs), schedule, ratio, split, mse, psnr, t0, par, t1
@@ -316,13 +343,15 @@ def encode_within(
     budget: float,
     *,
     loss: float = 0.0,
+    burst: float | None = None,
     config: PacketizerConfig | None = None,
     prior_coding: bool = True,
     schedules: Sequence[str] = SCHEDULES,
     parity_ratios: Sequence[float] = PARITY_RATIOS,
 ) -> PlannedFrame:
     """Encode ``image`` to fit ``budget`` bytes of tiers 0, 1 and parity, planned for
-    ``loss`` (see the module doc). Returns the encoding, its index priors, the packetizer
+    ``loss`` in runs of ``burst`` packets on average (None: independent; see the module
+    doc). Returns the encoding, its index priors, the packetizer
     settings to send it with and the plan."""
     from hfstream.codec.hybrid import QUALITY_FLOOR_DB
     from hfstream.codec.schedules import Schedule
@@ -350,6 +379,7 @@ def encode_within(
             tier1,
             room,
             loss=loss,
+            burst=burst,
             index_gain_db=codec.index_gain_db,
             schedules=schedules,
             parity_ratios=parity_ratios,
@@ -399,4 +429,5 @@ __all__ = [
     "schedule_tier1_bytes",
     "tier0_cost",
     "frame_outcomes",
+    "loss_patterns",
 ]

@@ -53,8 +53,10 @@ def hfstream_packets(
     mode: str,
     fec: bool,
     loss: float = 0.0,
+    burst: float | None = None,
 ) -> tuple[list[bytes], str]:
     """The packets of ``ref`` within ``budget`` bytes, planned for the loss rate ``loss``
+    in runs of ``burst`` packets on average (None: independent losses)
     (``hfstream.planning``: rungs, schedule and tier-0 parity; without ``fec`` no parity,
     ``mode`` ``continuous``: no indices). Tier 2 fills what the plan leaves. When not even
     every patch at rung 0 fits, tier 0 is sent over the budget (and the detail says so).
@@ -75,6 +77,7 @@ def hfstream_packets(
         ref,
         budget,
         loss=loss,
+        burst=burst,
         schedules=("0",) if mode == "continuous" else SCHEDULES,
         parity_ratios=PARITY_RATIOS if fec else (0.0,),
     )

@@ -141,13 +141,13 @@ def _hfstream_case(case: Case, ref: np.ndarray, budget: int, loss):
 
     codec = _codec(case.model)
     mode = {"hfstream": "hybrid", "hfstream-nofec": "hybrid"}.get(case.method, case.method)
-    estimate = warmup_loss(case)
-    key = (case.image, case.method, budget, case.model, estimate)
+    estimate, burst = warmup_loss(case)
+    key = (case.image, case.method, budget, case.model, estimate, burst)
     if key not in _PACKETS:
         if len(_PACKETS) >= _CACHE_MAX:
             _PACKETS.clear()
         fec = case.method != "hfstream-nofec"
-        _PACKETS[key] = hfstream_packets(codec, ref, budget, mode, fec, estimate)
+        _PACKETS[key] = hfstream_packets(codec, ref, budget, mode, fec, estimate, burst)
     packets, detail = _PACKETS[key]
     fates = tuple(loss.lost() for _ in packets)
     pkey = (*key, fates)
@@ -158,24 +158,33 @@ def _hfstream_case(case: Case, ref: np.ndarray, budget: int, loss):
         _PICTURES[pkey] = hfstream_receive(codec, arrived, ref.shape, mode)
     img, ok = _PICTURES[pkey]
     detail += f" planned for {estimate:.0%} loss"
+    if burst is not None:
+        detail += f" in runs of {burst:g}"
     return Delivery(img, ok, sum(map(len, packets)), len(packets), sum(fates), detail)
 
 
 WARMUP_PACKETS = 100  # what the receiver's reports cover before the measured frame
 LOSS_STEP = 0.05  # the sender plans for the reported loss rounded to this step
+BURST_STEP = 0.5  # and for the mean run of losses rounded to this one
 
 
-def warmup_loss(case: Case) -> float:
-    """The loss rate hfstream's sender plans for: what its receiver reports over a warm-up
-    of ``WARMUP_PACKETS`` packets on the same channel (another realization of the case's
-    loss model), rounded to ``LOSS_STEP``. The classic FEC rows are told the true rate."""
+def warmup_loss(case: Case) -> tuple[float, float | None]:
+    """The loss rate hfstream's sender plans for, and the mean run of consecutive losses:
+    what its receiver sees over a warm-up of ``WARMUP_PACKETS`` packets on the same
+    channel (another realization of the case's loss model), the rate rounded to
+    ``LOSS_STEP`` and the run to ``BURST_STEP`` (None: no loss seen). The classic FEC rows
+    are told the true rate."""
     if case.loss_rate == 0:
-        return 0.0
+        return 0.0, None
     loss = make_loss(
         case.loss_model, case.loss_rate, case.seed, case.burst, Path(case.image).name + "/warm-up"
     )
-    measured = sum(loss.lost() for _ in range(WARMUP_PACKETS)) / WARMUP_PACKETS
-    return round(min(0.9, measured) / LOSS_STEP) * LOSS_STEP
+    fates = [loss.lost() for _ in range(WARMUP_PACKETS)]
+    lost = sum(fates)
+    runs = sum(1 for i, f in enumerate(fates) if f and (i == 0 or not fates[i - 1]))
+    rate = round(min(0.9, lost / WARMUP_PACKETS) / LOSS_STEP) * LOSS_STEP
+    burst = round(lost / runs / BURST_STEP) * BURST_STEP if runs else None
+    return rate, burst
 
 
 def _ray_map(cases: list[Case], address: str | None):

@@ -160,3 +160,21 @@ def test_a_patch_with_no_neighbour_left_costs_a_blank_patch():
     any_left = frame_outcomes(received, lost, 4, 0.0, 16, 0.5, blank)
     in_a_row = frame_outcomes(received, lost, 4, 0.0, 16, 0.5, blank, (1, 4))
     assert plain[0] < any_left[0] < in_a_row[0]
+
+
+def test_bursts_take_parity_with_the_data():
+    from hfstream.planning import loss_patterns
+
+    independent = loss_patterns(0.3)
+    bursty = loss_patterns(0.3, 4.0)
+    for pattern, run in ((independent, 1 / 0.7), (bursty, 4.0)):
+        starts = (pattern[:, 1:] & ~pattern[:, :-1]).sum()
+        assert pattern.mean() == pytest.approx(0.3, abs=0.01)
+        assert pattern.sum() / starts == pytest.approx(run, rel=0.08)
+    received, lost = np.full(6, 1e-3), np.full(6, 0.02)
+
+    def gain(burst):
+        base = frame_outcomes(received, lost, 6, 0.0, 16, 0.3, burst=burst)[1]
+        return frame_outcomes(received, lost, 6, 1.0, 16, 0.3, burst=burst)[1] - base
+
+    assert 0 < gain(4.0) < gain(None)

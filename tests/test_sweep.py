@@ -102,8 +102,11 @@ def test_warmup_loss_estimates_the_rate_and_is_deterministic():
 
     case = Case("photo.png", "hfstream", "bernoulli", 0.3, seed=0)
     assert warmup_loss(case) == warmup_loss(case)
-    assert abs(warmup_loss(case) - 0.3) <= 0.15
-    assert warmup_loss(Case("photo.png", "hfstream", "bernoulli", 0.0, seed=0)) == 0.0
+    rate, run = warmup_loss(case)
+    assert abs(rate - 0.3) <= 0.15 and run is not None and run < 2.5  # about 1 / 0.7
+    bursty = warmup_loss(Case("photo.png", "hfstream", "gilbert", 0.3, seed=0, burst=6.0))
+    assert bursty[1] is not None and bursty[1] > run
+    assert warmup_loss(Case("photo.png", "hfstream", "bernoulli", 0.0, seed=0)) == (0.0, None)
 
 
 def test_loss_realization_depends_on_seed_and_subject_not_method():
