@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from hfstream.codec.hybrid import HybridCodec
 from hfstream.eval import speed
 
 
@@ -18,7 +19,9 @@ def test_frame_covers_and_crops_to_768x512():
 def test_speed_prints_every_step_and_the_classic_ratios(capsys):
     assert speed.main(["--threads", "1", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
-    for step in (*speed.STEPS, "up-sampler", "receive (read + decode)", "encode", "planned encode"):
+    steps = speed.hybrid_steps(HybridCodec.from_pretrained())
+    rows = ("up-sampler", "receive hybrid (read + decode)", "receive (read + decode)", "encode")
+    for step in (*steps, *rows, "planned encode"):
         assert f"| {step} | " in out
     assert "hfstream receive / avif" in out
     assert "hfstream receive / webp" in out

@@ -36,9 +36,12 @@ def test_all_stages_and_export(photos, tmp_path):
     train(["tokenizer", *common, "--steps", "2", "--batch", "2", "--crop", "64"])
     up = ["--steps", "2", "--batch", "1", "--crop", "256", "--width", "8", "--blocks", "1"]
     train(["upsampler", *common, *up])
+    refine = ["--steps", "2", "--batch", "1", "--crop", "256", "--width", "8", "--blocks", "1"]
+    train(["refiner", *common, *refine, "--code-blocks", "1"])
     train(["export", *common, "--model-dir", str(model), "--complexity-samples", "20"])
     codec = HybridCodec.from_pretrained(model)
     assert codec.upsampler is not None and codec.upsampler.config.width == 8
+    assert codec.refiner is not None and codec.refiner.config.blocks == 1
     img = np.asarray(Image.open(photos / "p0.png"))
     enc = codec.encode(img, schedule="1_4")
     assert codec.decode(enc.kept_only()).shape == img.shape

@@ -34,6 +34,7 @@ from hfstream.codec.correction import CorrectionDecoder, certainty_planes
 from hfstream.codec.encoded import MISSING, PATCH, TOKENS, EncodedImage, EncodedPatch
 from hfstream.codec.model_io import DEFAULT_MODEL_DIR, ModelBundle, load_model, split_prefix
 from hfstream.codec.predictor import MaskedTokenPredictor, PredictorConfig
+from hfstream.codec.refiner import IndexRefiner, RefinerConfig
 from hfstream.codec.schedules import GRID, Schedule
 from hfstream.codec.tiling import from_tiles, patch_grid, to_tiles
 from hfstream.codec.tokenizer import Tokenizer, TokenizerConfig
@@ -227,6 +228,7 @@ class HybridCodec:
         name: str = "custom",
         index_gain_db: dict[str, float] | None = None,
         upsampler: LearnedUpsampler | None = None,
+        refiner: IndexRefiner | None = None,
     ) -> None:
         self.tokenizer = tokenizer.eval()
         self.continuous = continuous.eval()
@@ -241,12 +243,16 @@ class HybridCodec:
         self.index_gain_db = index_gain_db
         # The continuous picture at full size: learned (None: bicubic, as older models).
         self.upsampler = None if upsampler is None else upsampler.eval()
+        # The hybrid picture as the continuous picture plus what the indices add (None:
+        # the correction decoder and the VQ decoder, as older models).
+        self.refiner = None if refiner is None else refiner.eval()
         # Inference runs the conv decoders on channels-last maps; weights in that layout
         # spare oneDNN a reorder per call. Values and state-dict keys are unchanged.
         self.tokenizer.decoder.to(memory_format=torch.channels_last)
         self.correction.to(memory_format=torch.channels_last)
-        if self.upsampler is not None:
-            self.upsampler.to(memory_format=torch.channels_last)
+        for module in (self.upsampler, self.refiner):
+            if module is not None:
+                module.to(memory_format=torch.channels_last)
         self._latent_cache: OrderedDict[tuple[bytes, bytes, int], torch.Tensor] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -283,6 +289,10 @@ class HybridCodec:
         if "upsampler" in cfg:
             upsampler = LearnedUpsampler(UpsamplerConfig(**cfg["upsampler"]))
             upsampler.load_state_dict(split_prefix(t, "upsampler"))
+        refiner = None
+        if "refiner" in cfg:
+            refiner = IndexRefiner(RefinerConfig(**cfg["refiner"]))
+            refiner.load_state_dict(split_prefix(t, "refiner"))
         return cls(
             tokenizer,
             continuous,
@@ -294,6 +304,7 @@ class HybridCodec:
             cfg.get("name", "custom"),
             cfg.get("index_gain_db"),
             upsampler,
+            refiner,
         )
 
     @property
@@ -661,6 +672,10 @@ class HybridCodec:
             q_flat = q.flatten(2).transpose(1, 2)
             q = torch.where(known_t[..., None], cent, q_flat).transpose(1, 2).reshape(q.shape)
         q_frame = from_tiles(q.contiguous(), rows, cols)
+        if mode == "hybrid" and self.refiner is not None and low is not None:
+            certainty = from_tiles(certainty_planes(known_t, confidence), rows, cols)
+            base = self.continuous_picture(low, from_blocks(y_blocks, rows, cols))
+            return _to_uint8(self.refiner(base, q_frame, certainty))[0]
         with patch_grid(rows, cols):
             if mode == "hybrid" and y_blocks is not None:
                 certainty = from_tiles(certainty_planes(known_t, confidence), rows, cols)

@@ -32,7 +32,9 @@ class UpsamplerConfig:
     blocks: int = 4
 
 
-class _Residual(nn.Module):
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with a ReLU between, added to the input."""
+
     def __init__(self, width: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(width, width, 3, padding=1)
@@ -49,7 +51,7 @@ class LearnedUpsampler(nn.Module):
         w = config.width
         self.stem = nn.Conv2d(3, w, 3, padding=1)
         self.latent = nn.Conv2d(config.latent_channels, w, 1)
-        self.body = nn.Sequential(*(_Residual(w) for _ in range(config.blocks)))
+        self.body = nn.Sequential(*(ResidualBlock(w) for _ in range(config.blocks)))
         self.head = nn.Conv2d(w, 3 * SCALE * SCALE, 3, padding=1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)

@@ -18,9 +18,10 @@ import numpy as np
 import torch
 
 from hfstream.codec.continuous import ContinuousCodec, ContinuousConfig, from_blocks
-from hfstream.codec.upsampler import LearnedUpsampler, UpsamplerConfig
+from hfstream.codec.upsampler import LearnedUpsampler
 from hfstream.eval.metrics import psnr, seam_ratio
 from hfstream.train.data import list_images
+from hfstream.train.frozen import load_upsampler
 
 PATCH = 256
 
@@ -32,15 +33,6 @@ def load_checkpoint(path: Path) -> ContinuousCodec:
     model.load_state_dict(state["states"]["model"])
     model.eval().update(force=True)
     return model
-
-
-def load_upsampler(path: Path, model: ContinuousCodec) -> LearnedUpsampler:
-    """The up-sampler of an ``upsampler`` checkpoint; loads its synthesis into ``model``."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    upsampler = LearnedUpsampler(UpsamplerConfig(**state["args"]["config"]))
-    upsampler.load_state_dict(state["states"]["model"])
-    model.g_s.load_state_dict(state["states"]["synthesis"])
-    return upsampler.eval()
 
 
 @torch.inference_mode()

@@ -2,11 +2,13 @@
 
 For one 768x512 frame (the bundled photo, or ``--image``) at schedule 1_4, on each thread
 count asked for, prints the best of ``--repeats`` runs of every step a receiver goes
-through (continuous latents and thumbnail, index priors, predictor fill, correction
-branch, VQ decoder; the learned up-sampler, which the continuous picture adds instead),
-of a whole receive (``container.read_to_decode`` + ``decode`` of the ``.hfs`` bytes, in
-the default ``auto`` mode), of an encode and of an encode planned within 0.05 bpp at 10 %
-loss (``hfstream.planning.encode_within``, what a rate-controlled sender runs).
+through on the hybrid path (continuous latents and thumbnail, index priors, predictor
+fill, then the learned up-sampler and the index refiner, or for a model without a
+refiner the correction branch and the VQ decoder), of a whole hybrid receive
+(``container.read`` + ``decode(mode="hybrid")`` of the ``.hfs`` bytes), of a receive in
+the default ``auto`` mode (``container.read_to_decode`` + ``decode``), of an encode
+and of an encode planned within 0.05 bpp at 10 % loss
+(``hfstream.planning.encode_within``, what a rate-controlled sender runs).
 
 Then it times Pillow decoding the same frame as AVIF and WebP at about the same byte
 size (each downscaled as ``hfstream.eval.classic`` finds best, and upscaled back to full
@@ -32,12 +34,15 @@ from hfstream.codec.continuous import from_blocks
 from hfstream.codec.correction import certainty_planes
 from hfstream.codec.encoded import MISSING
 from hfstream.codec.hybrid import HybridCodec, to_uint8_image
+from hfstream.codec.tiling import from_tiles
 from hfstream.eval.classic import encode_at, fit_budget
 from hfstream.planning import encode_within
 
 SCHEDULE = "1_4"
 SIZE = (768, 512)
-STEPS = ("continuous", "index priors", "predictor fill", "correction", "vq decoder")
+# The hybrid path's steps: with an index refiner, or with the correction and VQ decoders.
+REFINER_STEPS = ("continuous", "index priors", "predictor fill", "up-sampler", "refiner")
+DECODER_STEPS = ("continuous", "index priors", "predictor fill", "correction", "vq decoder")
 PLANNED_BPP, PLANNED_LOSS = 0.05, 0.1
 
 
@@ -62,6 +67,10 @@ def frame(image: np.ndarray | None) -> np.ndarray:
         img = np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BICUBIC))
     top, left = (img.shape[0] - h) // 2, (img.shape[1] - w) // 2
     return np.ascontiguousarray(img[top : top + h, left : left + w])
+
+
+def hybrid_steps(codec: HybridCodec) -> tuple[str, ...]:
+    return REFINER_STEPS if codec.refiner is not None else DECODER_STEPS
 
 
 def codec_steps(codec: HybridCodec, image: np.ndarray, repeats: int) -> dict[str, float]:
@@ -91,7 +100,6 @@ def codec_steps(codec: HybridCodec, image: np.ndarray, repeats: int) -> dict[str
         filled, conf = codec.predictor.fill_with_confidence(full, known, y_hat)
         q = codec.tokenizer.codebook.embed(filled.reshape(-1, 16, 16))
         cert = certainty_planes(known, conf)
-        feats = codec.correction(y_hat, low, q, cert)
         out["continuous"] = best_ms(
             fresh(lambda: codec.continuous.synthesize(codec.latents(patches))), repeats
         )
@@ -101,13 +109,22 @@ def codec_steps(codec: HybridCodec, image: np.ndarray, repeats: int) -> dict[str
         out["predictor fill"] = best_ms(
             lambda: codec.predictor.fill_with_confidence(full, known, y_hat), repeats
         )
-        out["correction"] = best_ms(lambda: codec.correction(y_hat, low, q, cert), repeats)
-        out["vq decoder"] = best_ms(lambda: codec.tokenizer.decoder(q, feats), repeats)
         rows, cols = kept.grid
         y_frame = from_blocks(y_hat, rows, cols)
         low_frame = codec.continuous.synthesize(y_frame)
         out["up-sampler"] = best_ms(lambda: codec.continuous_picture(low_frame, y_frame), repeats)
-    out["sum of steps"] = sum(out[s] for s in STEPS)
+        if codec.refiner is not None:
+            picture = codec.continuous_picture(low_frame, y_frame)
+            q_frame, cert_frame = from_tiles(q, rows, cols), from_tiles(cert, rows, cols)
+            out["refiner"] = best_ms(lambda: codec.refiner(picture, q_frame, cert_frame), repeats)
+        else:
+            feats = codec.correction(y_hat, low, q, cert)
+            out["correction"] = best_ms(lambda: codec.correction(y_hat, low, q, cert), repeats)
+            out["vq decoder"] = best_ms(lambda: codec.tokenizer.decoder(q, feats), repeats)
+    out["sum of steps"] = sum(out[s] for s in hybrid_steps(codec))
+    out["receive hybrid (read + decode)"] = best_ms(
+        fresh(lambda: codec.decode(container.read(data, codec), mode="hybrid")), repeats
+    )
     out["receive (read + decode)"] = best_ms(
         fresh(lambda: codec.decode(container.read_to_decode(data, codec))), repeats
     )
@@ -160,7 +177,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"768x512 frame, schedule {SCHEDULE}, {budget} bytes; ms, best of {args.repeats}")
     print(f"| step | {' | '.join(heads)} |")
     print(f"|---|{'---:|' * len(heads)}")
-    keys = (*STEPS, "sum of steps", "up-sampler", "receive (read + decode)", "encode")
+    keys = (
+        *hybrid_steps(codec),
+        "sum of steps",
+        "receive hybrid (read + decode)",
+        "receive (read + decode)",
+        "encode",
+    )
+    if "up-sampler" not in keys:
+        keys = ("up-sampler", *keys)
     for key in (*keys, "planned encode"):
         print(f"| {key} | {' | '.join(f'{rows[n][key]:.0f}' for n in args.threads)} |")
     top = max(args.threads)

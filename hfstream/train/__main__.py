@@ -2,7 +2,8 @@
 
 Stages, in order: ``continuous`` and ``tokenizer`` (independent), ``predictor`` (needs
 both), ``correction`` (needs both, and learns on the predictor's fills when it is there),
-``upsampler`` (needs ``continuous``), then ``export`` writes the shipped model folder.
+``upsampler`` (needs ``continuous``), ``refiner`` (needs all but ``correction``;
+uses ``upsampler`` when it is there), then ``export`` writes the shipped model folder.
 Every stage resumes from ``OUT/STAGE.ckpt`` when it exists; ``init`` writes those
 checkpoints from a shipped model, to fine-tune it; ``average`` replaces a stage's
 checkpoint by the mean of several snapshots; ``pack`` writes a checkpoint as a portable
@@ -22,6 +23,7 @@ STAGES = {
     "predictor": "hfstream.train.stage_predictor",
     "correction": "hfstream.train.stage_correction",
     "upsampler": "hfstream.train.stage_upsampler",
+    "refiner": "hfstream.train.stage_refiner",
     "export": "hfstream.train.export",
     "init": "hfstream.train.stage_init",
     "average": "hfstream.train.stage_average",

@@ -21,6 +21,7 @@ from hfstream.codec.correction import CorrectionDecoder
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.model_io import DEFAULT_MODEL_DIR, save_model
 from hfstream.codec.predictor import MaskedTokenPredictor, PredictorConfig
+from hfstream.codec.refiner import IndexRefiner, RefinerConfig
 from hfstream.codec.upsampler import LearnedUpsampler, UpsamplerConfig
 from hfstream.eval.index_gain import index_gain_db, spread
 from hfstream.train.common import Checkpoint
@@ -105,6 +106,12 @@ def run(args: argparse.Namespace) -> None:
         upsampler = LearnedUpsampler(UpsamplerConfig(**u["args"]["config"]))
         upsampler.load_state_dict(u["states"]["model"])
         continuous.g_s.load_state_dict(u["states"]["synthesis"])
+    refiner = None
+    rstate = Checkpoint(out / "refiner.ckpt")
+    if rstate.exists():  # what the indices add to the continuous picture
+        r = rstate.load()
+        refiner = IndexRefiner(RefinerConfig(**r["args"]["config"]))
+        refiner.load_state_dict(r["states"]["model"])
 
     if not args.data:
         raise SystemExit("export needs --data DIR to fit the complexity thresholds")
@@ -117,8 +124,9 @@ def run(args: argparse.Namespace) -> None:
     )
     complexity = fit_complexity(feats, SHARE_NINTH, SHARE_HALF)
 
+    extras = {"upsampler": upsampler, "refiner": refiner}
     modules = [tokenizer, continuous, predictor, correction]
-    for module in modules if upsampler is None else [*modules, upsampler]:
+    for module in [*modules, *(m for m in extras.values() if m is not None)]:
         round_to_half(module)
     # The entropy coder's tables must come from the weights the receiver will load.
     continuous.update(force=True)
@@ -127,8 +135,9 @@ def run(args: argparse.Namespace) -> None:
     tensors.update(_half(continuous, "continuous"))
     tensors.update(_half(predictor, "predictor"))
     tensors.update(_half(correction, "correction"))
-    if upsampler is not None:
-        tensors.update(_half(upsampler, "upsampler"))
+    for name, module in extras.items():
+        if module is not None:
+            tensors.update(_half(module, name))
     codebook = tokenizer.codebook.normalized().detach()
     for k in REDUCTIONS:
         for name, t in reduce_codebook(codebook, k, args.seed).items():
@@ -144,8 +153,9 @@ def run(args: argparse.Namespace) -> None:
         "complexity": complexity.to_dict(),
         "codebook_reductions": list(REDUCTIONS),
     }
-    if upsampler is not None:
-        config["upsampler"] = asdict(upsampler.config)
+    for name, module in extras.items():
+        if module is not None:
+            config[name] = asdict(module.config)
     model_id = save_model(Path(args.model_dir), config, tensors)
     # What each schedule adds, measured on the model as shipped, for the frame planner.
     codec = HybridCodec.from_pretrained(args.model_dir)

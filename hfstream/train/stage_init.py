@@ -36,8 +36,9 @@ def run(args: argparse.Namespace) -> None:
         "predictor": (codec.predictor, {"config": asdict(codec.predictor.config)}),
         "correction": (codec.correction, {}),
     }
-    if codec.upsampler is not None:
-        stages["upsampler"] = (codec.upsampler, {"config": asdict(codec.upsampler.config)})
+    for name, extra in (("upsampler", codec.upsampler), ("refiner", codec.refiner)):
+        if extra is not None:
+            stages[name] = (extra, {"config": asdict(extra.config)})
     for stage, (module, stage_args) in stages.items():
         ckpt = Checkpoint(out / f"{stage}.ckpt")
         if ckpt.exists():

@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--blocks", type=int, default=UpsamplerConfig.blocks)
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def psnr_per_sample(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     mse = ((a.clamp(0, 1) - b) ** 2).flatten(1).mean(1)
     return -10 * torch.log10(mse.clamp(min=1e-10))
 
@@ -101,8 +101,8 @@ def run(args: argparse.Namespace) -> None:
         step += 1
         bar.update(1)
         with torch.no_grad():
-            learned = _psnr(picture, x).tolist()
-            bicubic = _psnr(ContinuousCodec.upsample(low), x).tolist()
+            learned = psnr_per_sample(picture, x).tolist()
+            bicubic = psnr_per_sample(ContinuousCodec.upsample(low), x).tolist()
         for r, b, p in zip(rung.tolist(), bicubic, learned, strict=True):
             stats[r].append((b, p))
         if step % 50 == 0:

@@ -1,0 +1,65 @@
+"""The index refiner: the continuous picture when untrained, checked shapes, used by the
+codec's hybrid mode in place of the correction and VQ decoders."""
+
+import copy
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from hfstream.codec.hybrid import HybridCodec
+from hfstream.codec.refiner import IndexRefiner, RefinerConfig
+
+TINY = RefinerConfig(code_dim=32, width=8, code_blocks=1, blocks=1)
+
+
+def _with_refiner(codec: HybridCodec, refiner: IndexRefiner | None) -> HybridCodec:
+    """The shared codec with another refiner (a shallow copy: the modules are shared)."""
+    other = copy.copy(codec)
+    other.refiner = refiner
+    return other
+
+
+def test_untrained_refiner_returns_the_picture():
+    picture = torch.rand(2, 3, 256, 512)
+    codes = torch.randn(2, 32, 16, 32)
+    certainty = torch.rand(2, 2, 16, 32)
+    assert torch.equal(IndexRefiner(TINY)(picture, codes, certainty), picture)
+
+
+def test_codes_must_match_the_picture():
+    with pytest.raises(ValueError, match="do not match picture"):
+        IndexRefiner(TINY)(
+            torch.rand(1, 3, 256, 256), torch.randn(1, 32, 8, 8), torch.rand(1, 2, 8, 8)
+        )
+
+
+def test_the_refined_picture_depends_on_the_codes():
+    torch.manual_seed(0)
+    model = IndexRefiner(TINY)
+    with torch.no_grad():
+        model.head.weight.normal_(0, 0.05)
+    picture = torch.rand(1, 3, 256, 256)
+    certainty = torch.ones(1, 2, 16, 16)
+    a = model(picture, torch.randn(1, 32, 16, 16), certainty)
+    b = model(picture, torch.randn(1, 32, 16, 16), certainty)
+    assert float((a - b).abs().mean().detach()) > 1e-3
+
+
+def test_hybrid_mode_with_a_refiner(codec, small_image):
+    enc = codec.encode(small_image, schedule="1_4").kept_only()
+    continuous = codec.decode(enc, mode="continuous")
+    zero = _with_refiner(codec, IndexRefiner(TINY))
+    assert np.array_equal(zero.decode(enc, mode="hybrid"), continuous)
+    torch.manual_seed(1)
+    busy = IndexRefiner(TINY)
+    with torch.no_grad():
+        busy.head.weight.normal_(0, 0.05)
+    out = _with_refiner(codec, busy).decode(enc, mode="hybrid")
+    assert out.shape == continuous.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - continuous.astype(int)).mean() > 1.0
+    # Without tier 0 the indices are all there is: the VQ decoder shows them, as before.
+    bare = replace(enc, patches=tuple(replace(p, continuous=None) for p in enc.patches))
+    vq = codec.decode(bare, mode="hybrid")
+    assert np.array_equal(_with_refiner(codec, busy).decode(bare, mode="hybrid"), vq)
