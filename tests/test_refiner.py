@@ -11,7 +11,7 @@ import torch
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.refiner import IndexRefiner, RefinerConfig
 
-TINY = RefinerConfig(code_dim=32, width=8, code_blocks=1, blocks=1)
+TINY = RefinerConfig(code_dim=32, vq_channels=64, width=8, code_blocks=1, blocks=1)
 
 
 def _with_refiner(codec: HybridCodec, refiner: IndexRefiner | None) -> HybridCodec:
@@ -25,13 +25,24 @@ def test_untrained_refiner_returns_the_picture():
     picture = torch.rand(2, 3, 256, 512)
     codes = torch.randn(2, 32, 16, 32)
     certainty = torch.rand(2, 2, 16, 32)
-    assert torch.equal(IndexRefiner(TINY)(picture, codes, certainty), picture)
+    features = torch.randn(2, 64, 64, 128)
+    assert torch.equal(IndexRefiner(TINY)(picture, codes, certainty, features), picture)
 
 
 def test_codes_must_match_the_picture():
     with pytest.raises(ValueError, match="do not match picture"):
         IndexRefiner(TINY)(
-            torch.rand(1, 3, 256, 256), torch.randn(1, 32, 8, 8), torch.rand(1, 2, 8, 8)
+            torch.rand(1, 3, 256, 256),
+            torch.randn(1, 32, 8, 8),
+            torch.rand(1, 2, 8, 8),
+            torch.randn(1, 64, 32, 32),
+        )
+    with pytest.raises(ValueError, match="VQ features"):
+        IndexRefiner(TINY)(
+            torch.rand(1, 3, 256, 256),
+            torch.randn(1, 32, 16, 16),
+            torch.rand(1, 2, 16, 16),
+            torch.randn(1, 64, 32, 32),
         )
 
 
@@ -42,9 +53,13 @@ def test_the_refined_picture_depends_on_the_codes():
         model.head.weight.normal_(0, 0.05)
     picture = torch.rand(1, 3, 256, 256)
     certainty = torch.ones(1, 2, 16, 16)
-    a = model(picture, torch.randn(1, 32, 16, 16), certainty)
-    b = model(picture, torch.randn(1, 32, 16, 16), certainty)
+    features = torch.randn(1, 64, 64, 64)
+    a = model(picture, torch.randn(1, 32, 16, 16), certainty, features)
+    b = model(picture, torch.randn(1, 32, 16, 16), certainty, features)
     assert float((a - b).abs().mean().detach()) > 1e-3
+    c = model(picture, torch.zeros(1, 32, 16, 16), certainty, features)
+    d = model(picture, torch.zeros(1, 32, 16, 16), certainty, torch.randn(1, 64, 64, 64))
+    assert float((c - d).abs().mean().detach()) > 1e-3
 
 
 def test_hybrid_mode_with_a_refiner(codec, small_image):
@@ -63,3 +78,16 @@ def test_hybrid_mode_with_a_refiner(codec, small_image):
     bare = replace(enc, patches=tuple(replace(p, continuous=None) for p in enc.patches))
     vq = codec.decode(bare, mode="hybrid")
     assert np.array_equal(_with_refiner(codec, busy).decode(bare, mode="hybrid"), vq)
+
+
+def test_decoder_features_are_the_decoders_own(codec):
+    """Through every up-sampling, the features plus the head give the decoder's picture."""
+    decoder = codec.tokenizer.decoder
+    q = codec.tokenizer.codebook.embed(torch.randint(0, 1024, (1, 16, 16)))
+    with torch.inference_mode():
+        whole = decoder(q)
+        features = decoder.features(q, len(decoder.ups))
+        assert torch.allclose((decoder.head(features) + 1) / 2, whole, atol=1e-5)
+        assert decoder.features(q, 2).shape == (1, decoder.level_channels[2], 64, 64)
+    with pytest.raises(ValueError, match="Invalid ups"):
+        decoder.features(q, 9)

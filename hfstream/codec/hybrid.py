@@ -34,7 +34,7 @@ from hfstream.codec.correction import CorrectionDecoder, certainty_planes
 from hfstream.codec.encoded import MISSING, PATCH, TOKENS, EncodedImage, EncodedPatch
 from hfstream.codec.model_io import DEFAULT_MODEL_DIR, ModelBundle, load_model, split_prefix
 from hfstream.codec.predictor import MaskedTokenPredictor, PredictorConfig
-from hfstream.codec.refiner import IndexRefiner, RefinerConfig
+from hfstream.codec.refiner import VQ_UPS, IndexRefiner, RefinerConfig
 from hfstream.codec.schedules import GRID, Schedule
 from hfstream.codec.tiling import from_tiles, patch_grid, to_tiles
 from hfstream.codec.tokenizer import Tokenizer, TokenizerConfig
@@ -604,6 +604,23 @@ class HybridCodec:
             return ContinuousCodec.upsample(low).clamp(0, 1)
         return self.upsampler(low, y_hat).clamp(0, 1)
 
+    @torch.inference_mode()
+    def refined_picture(
+        self,
+        picture: torch.Tensor,
+        codes: torch.Tensor,
+        certainty: torch.Tensor,
+        rows: int,
+        cols: int,
+    ) -> torch.Tensor:
+        """The continuous ``picture`` (1,3,H,W) of rows x cols patches refined by their
+        code vectors (1,D,H/16,W/16) and certainty planes; needs ``self.refiner``."""
+        if self.refiner is None:
+            raise ValueError(f"model {self.model_id:08x} has no index refiner")
+        with patch_grid(rows, cols):
+            features = self.tokenizer.decoder.features(codes, VQ_UPS)
+        return self.refiner(picture, codes, certainty, features)
+
     def _decode_region(
         self,
         patches: list[EncodedPatch],
@@ -675,7 +692,7 @@ class HybridCodec:
         if mode == "hybrid" and self.refiner is not None and low is not None:
             certainty = from_tiles(certainty_planes(known_t, confidence), rows, cols)
             base = self.continuous_picture(low, from_blocks(y_blocks, rows, cols))
-            return _to_uint8(self.refiner(base, q_frame, certainty))[0]
+            return _to_uint8(self.refined_picture(base, q_frame, certainty, rows, cols))[0]
         with patch_grid(rows, cols):
             if mode == "hybrid" and y_blocks is not None:
                 certainty = from_tiles(certainty_planes(known_t, confidence), rows, cols)

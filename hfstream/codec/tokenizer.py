@@ -111,6 +111,18 @@ class Decoder(nn.Module):
                 h = h + features[i + 1]
         return (self.head(h) + 1) / 2  # (B, 3, H, W), about [0, 1]
 
+    def features(self, q: torch.Tensor, ups: int) -> torch.Tensor:
+        """The decoder's feature map after its first ``ups`` up-sampling layers (no
+        correction features): what the codes mean, before the last layers draw pixels.
+        Run frame-wide inside ``patch_grid`` as the whole decoder is."""
+        if not 0 <= ups <= len(self.ups):
+            raise ValueError(f"Invalid ups {ups}, should be in [0, {len(self.ups)}]")
+        grad = torch.is_grad_enabled()
+        h = self.stem(q if grad else q.contiguous(memory_format=torch.channels_last))
+        for stage, up in list(zip(self.stages, self.ups, strict=True))[:ups]:
+            h = up(stage(h)) if grad else F.silu(up[0](stage(h)), inplace=True)
+        return h
+
     def _infer(self, q: torch.Tensor, features: list[torch.Tensor] | None) -> torch.Tensor:
         """``forward`` without autograd: channels-last maps (oneDNN's convolutions and
         transposed convolutions then skip their layout conversions, which cost as much as

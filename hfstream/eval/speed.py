@@ -116,7 +116,9 @@ def codec_steps(codec: HybridCodec, image: np.ndarray, repeats: int) -> dict[str
         if codec.refiner is not None:
             picture = codec.continuous_picture(low_frame, y_frame)
             q_frame, cert_frame = from_tiles(q, rows, cols), from_tiles(cert, rows, cols)
-            out["refiner"] = best_ms(lambda: codec.refiner(picture, q_frame, cert_frame), repeats)
+            out["refiner"] = best_ms(
+                lambda: codec.refined_picture(picture, q_frame, cert_frame, rows, cols), repeats
+            )
         else:
             feats = codec.correction(y_hat, low, q, cert)
             out["correction"] = best_ms(lambda: codec.correction(y_hat, low, q, cert), repeats)

@@ -23,8 +23,8 @@ import torch
 from tqdm import tqdm
 
 from hfstream.codec.continuous import ContinuousCodec, from_blocks
-from hfstream.codec.refiner import IndexRefiner, RefinerConfig
-from hfstream.codec.tiling import from_tiles, to_tiles
+from hfstream.codec.refiner import VQ_UPS, IndexRefiner, RefinerConfig
+from hfstream.codec.tiling import from_tiles, patch_grid, to_tiles
 from hfstream.train.common import Checkpoint, JsonLog, optimizer_step, setup_runtime
 from hfstream.train.data import PhotoCrops
 from hfstream.train.frozen import (
@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> None:
         predictor = predictor.to(rt.device)
     config = RefinerConfig(
         code_dim=tokenizer.config.code_dim,
+        vq_channels=tokenizer.decoder.level_channels[VQ_UPS],
         width=args.width,
         code_blocks=args.code_blocks,
         blocks=args.blocks,
@@ -105,7 +106,10 @@ def run(args: argparse.Namespace) -> None:
                 picture = ContinuousCodec.upsample(low).clamp(0, 1)
             else:
                 picture = upsampler(low, y_hat).clamp(0, 1)
-        refined = model(picture, from_tiles(q, side, side), from_tiles(certainty, side, side))
+            codes = from_tiles(q, side, side)
+            with patch_grid(side, side):
+                features = tokenizer.decoder.features(codes, VQ_UPS)
+        refined = model(picture, codes, from_tiles(certainty, side, side), features)
         loss = ((refined - x) ** 2).mean()
         optimizer_step(opt, loss, list(model.parameters()))
         step += 1
