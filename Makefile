@@ -78,6 +78,7 @@ train: $(STAMP)
 	$(PY) -m hfstream.train predictor --data $(DATA)/train
 	$(PY) -m hfstream.train correction --data $(DATA)/train
 	$(PY) -m hfstream.train upsampler --data $(DATA)/train
+	$(PY) -m hfstream.train refiner --data $(DATA)/train
 	$(PY) -m hfstream.train export --data $(DATA)/train
 
 clean:

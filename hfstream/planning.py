@@ -45,6 +45,10 @@ PARITY_RATIOS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0)
 TIER0_PATCHES = (0, 1, 2, 3, 4, 6)
 TIER0_ENTRY_BYTES = 6  # msgpack framing of a tier-0 entry beyond its strings
 PARITY_FIELDS = 24  # a parity entry's fields beyond its block (lengths grow with k)
+# The smallest index entry on the wire (``frame_coding.index_entries``): a msgpack array
+# header, five one-byte integers (patch, schedule, group, groups, check) and a bin of at
+# least one byte with its two-byte framing.
+INDEX_ENTRY_MIN_BYTES = 1 + 5 + 2 + 1
 # What each schedule adds over the continuous stream, in dB of full-resolution PSNR, for
 # a model whose config does not say: model a182b405 on 8 training photos
 # (``python -m hfstream.eval.index_gain ../shared/data/photos/train``).
@@ -365,18 +369,11 @@ def encode_within(
         schedules, prior_coding = ("0",), False
         cfg = replace(cfg, send_withheld=False)
     table = codec.rung_table(image)
-    tier1: dict[str, int] = {}
-    first = priors = None
-    if schedules != ("0",):  # tier 1's price needs the indices and their priors first
-        start = min(codec.continuous.config.default_rung, table.rungs - 1)
-        first = codec.encode(image, "1_1", rungs=[start] * table.patches)
-        priors = index_priors(codec, first) if prior_coding else None
-        tier1 = schedule_tier1_bytes(codec, first, priors, cfg)
 
-    def planned(room: float) -> FramePlan:
+    def planned(room: float, tier1: Mapping[str, int] | None = None) -> FramePlan:
         return plan_frame(
             table,
-            tier1,
+            tier1_bytes if tier1 is None else tier1,
             room,
             loss=loss,
             burst=burst,
@@ -386,6 +383,23 @@ def encode_within(
             config=cfg,
             floor_db=QUALITY_FLOOR_DB,
         )
+
+    if schedules != ("0",):
+        # A schedule's plan only loses by dearer indices: when it loses with tier 1 at its
+        # floor (``tier1_floor``) it loses at the true price, and the index priors (about
+        # 100 ms a frame) need not be run.
+        groups = cfg.index_groups
+        floor = {s: tier1_floor(s, table.patches, groups) for s in schedules if s != "0"}
+        if planned(budget, floor).schedule == "0":
+            schedules, prior_coding = ("0",), False
+            cfg = replace(cfg, send_withheld=False)
+    tier1_bytes: dict[str, int] = {}
+    first = priors = None
+    if schedules != ("0",):  # tier 1's price needs the indices and their priors first
+        start = min(codec.continuous.config.default_rung, table.rungs - 1)
+        first = codec.encode(image, "1_1", rungs=[start] * table.patches)
+        priors = index_priors(codec, first) if prior_coding else None
+        tier1_bytes = schedule_tier1_bytes(codec, first, priors, cfg)
 
     plan = planned(budget)
     if first is None:  # tier 0 alone: code it once, at the planned rungs
@@ -406,6 +420,21 @@ def encode_within(
     enc = replace(enc, patches=tuple(replace(p, schedule=sched) for p in enc.patches))
     packing = replace(cfg, parity_ratio=plan.parity_ratio, tier0_patches=plan.tier0_patches)
     return PlannedFrame(enc, priors, packing, plan)
+
+
+def tier1_floor(label: str, patches: int, groups: int) -> int:
+    """Fewer bytes than schedule ``label``'s tier 1 can take for ``patches`` patches in
+    ``groups`` index groups: one datagram's overhead and, per patch and group that keeps
+    an index, the smallest entry msgpack can frame (``INDEX_ENTRY_MIN_BYTES``), whatever
+    the prior makes of the indices themselves."""
+    from hfstream.codec.schedules import Schedule
+    from hfstream.frame_coding import group_positions
+
+    sched = Schedule.parse(label)
+    kept = 0
+    for g in range(groups):
+        kept += int(len(group_positions(sched, 1, g, groups)) > 0)
+    return OVERHEAD + INDEX_ENTRY_MIN_BYTES * patches * kept
 
 
 def _actual_bytes(

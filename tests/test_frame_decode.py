@@ -151,3 +151,27 @@ def test_encode_within_sends_no_indices_when_they_add_nothing(codec, frame):
         codec.index_gain_db = original
     assert planned.plan.schedule == "0" and planned.priors is None
     assert not planned.packetizer.send_withheld
+
+
+def test_indices_too_dear_at_their_floor_skip_the_priors(codec, frame):
+    """Gains too small to pay even for tier 1's smallest framing: planned without the
+    index priors; a large gain is planned with them. The floor is below the true price."""
+    from hfstream.planning import encode_within, schedule_tier1_bytes, tier1_floor
+    from hfstream.protocol.packetizer import PacketizerConfig
+
+    enc = codec.encode(frame, "1_1")
+    groups = PacketizerConfig().index_groups
+    true_bytes = schedule_tier1_bytes(codec, enc, None, PacketizerConfig())
+    for label, price in true_bytes.items():
+        assert tier1_floor(label, len(enc.patches), groups) <= price
+    budget = 0.05 * frame.shape[0] * frame.shape[1] / 8
+    original = codec.index_gain_db
+    try:
+        codec.index_gain_db = {"0": 0.0, "1_16": 0.001, "1_4": 0.002}
+        tiny = encode_within(codec, frame, budget)
+        codec.index_gain_db = {"0": 0.0, "1_1": 9.0}
+        large = encode_within(codec, frame, 10 * budget)
+    finally:
+        codec.index_gain_db = original
+    assert tiny.plan.schedule == "0" and tiny.priors is None
+    assert large.plan.schedule == "1_1" and large.priors is not None
