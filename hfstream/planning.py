@@ -362,7 +362,8 @@ def encode_within(
     from hfstream.frame_coding import index_priors
 
     cfg = config or PacketizerConfig()
-    gains = DEFAULT_INDEX_GAIN_DB if codec.index_gain_db is None else codec.index_gain_db
+    shown = codec.shown_gain_db
+    gains = DEFAULT_INDEX_GAIN_DB if shown is None else shown
     if not any(g > 0 for g in gains.values()):
         # The receiver shows the continuous picture whatever indices arrive (auto mode):
         # plan tier 0 alone, send no withheld indices and spare the index priors.
@@ -377,7 +378,7 @@ def encode_within(
             room,
             loss=loss,
             burst=burst,
-            index_gain_db=codec.index_gain_db,
+            index_gain_db=gains,
             schedules=schedules,
             parity_ratios=parity_ratios,
             config=cfg,

@@ -167,7 +167,7 @@ def test_indices_too_dear_at_their_floor_skip_the_priors(codec, frame):
     budget = 0.05 * frame.shape[0] * frame.shape[1] / 8
     original = codec.index_gain_db
     try:
-        codec.index_gain_db = {"0": 0.0, "1_16": 0.001, "1_4": 0.002}
+        codec.index_gain_db = {"0": 0.0, "1_16": 0.1}  # shown, but ~100 B buy more as rungs
         tiny = encode_within(codec, frame, budget)
         codec.index_gain_db = {"0": 0.0, "1_1": 9.0}
         large = encode_within(codec, frame, 10 * budget)
@@ -175,3 +175,23 @@ def test_indices_too_dear_at_their_floor_skip_the_priors(codec, frame):
         codec.index_gain_db = original
     assert tiny.plan.schedule == "0" and tiny.priors is None
     assert large.plan.schedule == "1_1" and large.priors is not None
+
+
+def test_gains_too_small_to_show_are_neither_shown_nor_planned(codec, frame):
+    """Below ``MIN_SHOWN_GAIN_DB`` a schedule's frames decode as the continuous picture in
+    ``auto`` mode, and the planner counts on nothing from it."""
+    from hfstream.codec.hybrid import MIN_SHOWN_GAIN_DB
+    from hfstream.planning import encode_within
+
+    enc = codec.encode(frame, "1_4")
+    original = codec.index_gain_db
+    try:
+        codec.index_gain_db = {"0": 0.0, "1_4": MIN_SHOWN_GAIN_DB / 2}
+        assert codec.auto_mode(enc) == "continuous"
+        assert codec.shown_gain_db == {"0": 0.0, "1_4": 0.0}
+        planned = encode_within(codec, frame, 0.05 * frame.shape[0] * frame.shape[1] / 8)
+        assert planned.priors is None and not planned.packetizer.send_withheld
+        codec.index_gain_db = {"0": 0.0, "1_4": MIN_SHOWN_GAIN_DB}
+        assert codec.auto_mode(enc) == "hybrid"
+    finally:
+        codec.index_gain_db = original

@@ -49,6 +49,10 @@ BATCH = 8  # patches per forward pass
 FRAME_PATCHES = 24
 QUALITY_FLOOR_DB = 12.0  # no patch's thumbnail below this signal-to-error ratio, if it can
 LATENT_CACHE = 1024  # patches whose ŷc is kept (8 KiB each)
+# The hybrid path decodes a frame in about 4x the continuous picture's time (index priors,
+# predictor fill, refiner): a schedule that adds less than this over the continuous
+# picture is shown as the continuous picture in ``auto`` mode, and not planned.
+MIN_SHOWN_GAIN_DB = 0.1
 
 
 @dataclass(frozen=True)
@@ -555,7 +559,8 @@ class HybridCodec:
 
         ``mode="auto"`` (the default, and what the receiver uses) is ``hybrid``, or
         ``continuous`` where the model measured that the frame's schedule loses quality
-        against the continuous picture (``index_gain_db`` at most 0; see ``auto_mode``).
+        against the continuous picture, or adds less than ``MIN_SHOWN_GAIN_DB`` (see
+        ``auto_mode``).
         """
         if mode not in ("continuous", "vq", "hybrid", "auto"):
             raise ValueError(f'Invalid mode "{mode}", should be continuous, vq, hybrid or auto')
@@ -587,14 +592,24 @@ class HybridCodec:
 
     def auto_mode(self, enc: EncodedImage) -> DecodeMode:
         """``hybrid``, or ``continuous`` when the model's measured gain of the most common
-        schedule among the patches with tier 0 is at most 0 dB (a patch without tier 0
-        then borrows its neighbours' latents). A frame without any tier 0 is ``hybrid``:
-        its indices are all there is."""
+        schedule among the patches with tier 0 is below ``MIN_SHOWN_GAIN_DB`` (a patch
+        without tier 0 then borrows its neighbours' latents). A frame without any tier 0
+        is ``hybrid``: its indices are all there is."""
         labels = [p.schedule.label for p in enc.patches if p.continuous is not None]
-        if self.index_gain_db is None or not labels:
+        gains = self.shown_gain_db
+        if gains is None or not labels:
             return "hybrid"
         common = max(set(labels), key=labels.count)
-        return "continuous" if self.index_gain_db.get(common, 1.0) <= 0 else "hybrid"
+        return "continuous" if gains.get(common, 1.0) <= 0 else "hybrid"
+
+    @property
+    def shown_gain_db(self) -> dict[str, float] | None:
+        """``index_gain_db`` with every gain below ``MIN_SHOWN_GAIN_DB`` as 0: what a
+        schedule adds to the picture the receiver shows in ``auto`` mode, and what the
+        frame planner may count on. None when the model did not measure its gains."""
+        if self.index_gain_db is None:
+            return None
+        return {s: g if g >= MIN_SHOWN_GAIN_DB else 0.0 for s, g in self.index_gain_db.items()}
 
     @torch.inference_mode()
     def continuous_picture(self, low: torch.Tensor, y_hat: torch.Tensor) -> torch.Tensor:
