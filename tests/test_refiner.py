@@ -91,3 +91,16 @@ def test_decoder_features_are_the_decoders_own(codec):
         assert decoder.features(q, 2).shape == (1, decoder.level_channels[2], 64, 64)
     with pytest.raises(ValueError, match="Invalid ups"):
         decoder.features(q, 9)
+
+
+def test_schedule_seams_measures_a_folder(tmp_path, small_image, capsys):
+    from PIL import Image
+
+    from hfstream.eval import schedule_seams
+
+    Image.fromarray(small_image).save(tmp_path / "a.png")
+    assert schedule_seams.main([str(tmp_path), "--schedule", "1_4"]) == 0
+    out = capsys.readouterr().out
+    assert "a.png" in out and "1 photos, 1_4:" in out and "seams" in out
+    assert schedule_seams.main([str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
