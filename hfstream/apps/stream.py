@@ -169,10 +169,14 @@ class _Stream:
             self.finals += u.final
 
 
-async def _receive_stream(receiver: Receiver, args: argparse.Namespace, stream: _Stream) -> bool:
+async def _receive_stream(
+    receiver: Receiver, args: argparse.Namespace, stream: _Stream, stop: Stop
+) -> bool:
     """Take pictures until ``--frames`` are done or none came for ``--timeout``; False
-    when no more can come (the transport closed)."""
+    when no more can come (the transport closed, or a stop was asked)."""
     while stream.finals < args.frames:
+        if stop.requested:  # a cancellation that ``wait_for`` let slip (Python < 3.12)
+            return False
         timeout = args.timeout if stream.records else args.wait
         try:
             u = await asyncio.wait_for(receiver.__anext__(), timeout)
@@ -227,7 +231,7 @@ async def run_recv(args: argparse.Namespace, stop: Stop) -> int:
                 if args.keep_listening:
                     stream = _Stream(out / f"stream{number:03d}", receiver.frames_skipped)
                     stream.out.mkdir(exist_ok=True)
-                more = await _receive_stream(receiver, args, stream)
+                more = await _receive_stream(receiver, args, stream, stop)
                 if not (args.keep_listening and more and stream.records):
                     break
                 shown += len(stream.records)
@@ -238,10 +242,14 @@ async def run_recv(args: argparse.Namespace, stop: Stop) -> int:
         if not stop.requested:
             raise
         stop.acknowledge()
-        print(f"hfstream recv: stopped by {stop.name}; writing what arrived", file=sys.stderr)
     finally:
         if transport is not None:
             await transport.close()
+    if stop.requested:
+        # Said here, not only where the cancellation is caught: it can also reach the
+        # receiver first, which then ends the stream as if the transport had closed.
+        stop.acknowledge()
+        print(f"hfstream recv: stopped by {stop.name}; writing what arrived", file=sys.stderr)
     if stream.records or not args.keep_listening:
         shown += len(stream.records)
         _finish_stream(stream, receiver, args)
