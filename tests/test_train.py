@@ -194,3 +194,24 @@ def test_unpack_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
         train(["unpack", "--out", str(tmp_path), "--source", str(bad)])
     with pytest.raises(SystemExit, match="does not exist"):
         train(["unpack", "--out", str(tmp_path), "--source", str(tmp_path / "none")])
+
+
+def test_a_non_finite_step_is_skipped_and_never_saved(tmp_path):
+    """A NaN loss leaves the weights as they were; a checkpoint with a NaN weight is
+    refused and the last good one stays."""
+    from hfstream.train.common import Checkpoint, optimizer_step
+
+    layer = torch.nn.Linear(3, 2)
+    before = {k: v.clone() for k, v in layer.state_dict().items()}
+    opt = torch.optim.Adam(layer.parameters(), lr=0.1)
+    x = torch.ones(4, 3)
+    assert not optimizer_step(opt, layer(x).sum() * float("nan"), layer.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in layer.state_dict().items())
+    assert optimizer_step(opt, layer(x).sum(), layer.parameters())
+    ckpt = Checkpoint(tmp_path / "s.ckpt")
+    ckpt.save(1, {"model": layer.state_dict(), "opt": opt.state_dict()}, {})
+    with torch.no_grad():
+        layer.weight[0, 0] = float("nan")
+    with pytest.raises(SystemExit, match="no longer finite"):
+        ckpt.save(2, {"model": layer.state_dict()}, {})
+    assert ckpt.load()["step"] == 1

@@ -62,12 +62,31 @@ def wrap_ddp(module: torch.nn.Module, rt: Runtime) -> torch.nn.Module:
 
 def optimizer_step(
     opt: torch.optim.Optimizer, loss: torch.Tensor, params: Iterable[torch.nn.Parameter]
-) -> None:
-    """One gradient step with the gradient norm clipped to 1 (every stage's recipe)."""
+) -> bool:
+    """One gradient step with the gradient norm clipped to 1 (every stage's recipe).
+
+    A step whose gradient norm is not finite (a NaN or infinite loss makes it so) is
+    skipped and False returned: one bad batch must not poison the weights of a run that
+    resumes for days. The decision follows the norm of the (all-reduced) gradients, so
+    every process of a distributed run takes the same one."""
     opt.zero_grad()
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+    if not torch.isfinite(norm):
+        opt.zero_grad()
+        return False
     opt.step()
+    return True
+
+
+def _all_finite(state: Any) -> bool:
+    if isinstance(state, torch.Tensor):
+        return not state.is_floating_point() or bool(torch.isfinite(state).all())
+    if isinstance(state, dict):
+        return all(_all_finite(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return all(_all_finite(v) for v in state)
+    return True
 
 
 class Checkpoint:
@@ -83,6 +102,13 @@ class Checkpoint:
         return self.path.exists()
 
     def save(self, step: int, states: dict[str, Any], args: dict[str, Any]) -> None:
+        """Write the checkpoint; refuse (SystemExit, the last one kept) when any weight or
+        optimiser state is NaN or infinite, so a diverged run never overwrites a good one."""
+        if not _all_finite(states):
+            raise SystemExit(
+                f"step {step}: the weights are no longer finite (the run diverged); "
+                f"{self.path} was not overwritten and holds the last good state"
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         torch.save({"step": step, "states": states, "args": args}, tmp)

@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> None:
     log = JsonLog(out / "continuous.jsonl", rt.is_main)
     bar = tqdm(total=args.steps, initial=step, desc="continuous", disable=not rt.is_main)
     stats: list[list[tuple[float, float]]] = [[] for _ in range(args.rungs)]
+    skipped = 0  # steps whose gradients were not finite (``optimizer_step``)
     while step < args.steps:
         lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
         for g in opt.param_groups:
@@ -86,11 +87,12 @@ def run(args: argparse.Namespace) -> None:
         mse = ((seen - x) ** 2).flatten(1).mean(1)  # (B,)
         bpp_low = res["bits"] / low[0, 0].numel()  # bits per thumbnail pixel
         loss = (lmbdas[rung] * 255**2 * mse + bpp_low).mean()
-        optimizer_step(opt, loss, main_params)
+        skipped += not optimizer_step(opt, loss, main_params)
         aux = model.aux_loss()
         aux_opt.zero_grad()
-        aux.backward()
-        aux_opt.step()
+        if torch.isfinite(aux):
+            aux.backward()
+            aux_opt.step()
         step += 1
         bar.update(1)
         with torch.no_grad():
@@ -101,7 +103,7 @@ def run(args: argparse.Namespace) -> None:
         if step % 100 == 0:
             ladder = [np.mean(st, axis=0).round(4).tolist() if st else None for st in stats]
             bar.set_postfix_str(" ".join(f"{r[0]:.3f}/{r[1]:.1f}" for r in ladder if r))
-            log.write(step=step, lr=lr, loss=loss.item(), ladder=ladder)
+            log.write(step=step, lr=lr, loss=loss.item(), ladder=ladder, skipped=skipped)
             stats = [[] for _ in range(args.rungs)]
         if rt.is_main and (step % 250 == 0 or step == args.steps):
             ckpt.save(
