@@ -271,10 +271,19 @@ class ContinuousCodec(MeanScaleHyperprior):
         return torch.cat(scales), torch.cat(means)
 
     @torch.inference_mode()
-    def compress_frame(self, low: torch.Tensor, rungs: list[int]) -> list[tuple[bytes, bytes]]:
+    def analyse(self, low: torch.Tensor) -> torch.Tensor:
+        """The analysis transform of a thumbnail (1,3,64R,64C): y (1,M,4R,4C), before any
+        rung's gains. ``ladder_table`` and ``compress_frame`` take it, so that a frame
+        measured at several rungs and then coded is analysed once."""
+        return self.g_a(low)
+
+    @torch.inference_mode()
+    def compress_frame(
+        self, low: torch.Tensor, rungs: list[int], y: torch.Tensor | None = None
+    ) -> list[tuple[bytes, bytes]]:
         """Code one frame's thumbnail (1,3,64R,64C): one ``(y, z)`` string pair per patch,
-        row-major, patch ``k`` at rung ``rungs[k]``."""
-        y = self.g_a(low)
+        row-major, patch ``k`` at rung ``rungs[k]``. ``y``: its ``analyse``, if known."""
+        y = self.g_a(low) if y is None else y
         blocks = to_blocks(y)
         if len(rungs) != blocks.shape[0]:
             raise ValueError(f"{len(rungs)} rungs given for {blocks.shape[0]} patches")
@@ -292,14 +301,15 @@ class ContinuousCodec(MeanScaleHyperprior):
 
     @torch.inference_mode()
     def ladder_table(
-        self, low: torch.Tensor, only: Sequence[int] | None = None
+        self, low: torch.Tensor, only: Sequence[int] | None = None, y: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """What each rung would give each patch of one frame's thumbnail (1,3,64R,64C):
         estimated bits (P, rungs) from the entropy model's likelihoods, the squared error
         (P, rungs) of the patch's synthesised thumbnail, and the patch's own signal power
         (P,), the variance of its thumbnail. For ``hfstream.codec.allocation``. ``only``:
-        these rungs, in this order (a synthesis each), instead of every rung."""
-        y = self.g_a(low)
+        these rungs, in this order (a synthesis each), instead of every rung. ``y``: the
+        thumbnail's ``analyse``, if known."""
+        y = self.g_a(low) if y is None else y
         rows, cols = y.shape[-2] // BLOCK, y.shape[-1] // BLOCK
         patches = to_blocks_image(low, rows, cols)  # (P, 3, 64, 64)
         bits, error = [], []

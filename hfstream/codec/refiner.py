@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hfstream.codec.correction import CERTAINTY_CHANNELS
-from hfstream.codec.upsampler import ResidualBlock
+from hfstream.codec.upsampler import ResidualBlock, channels_last
 
 SCALE = 4  # full-size pixels per thumbnail pixel, each way
 CODE_STRIDE = 4  # thumbnail pixels per code position, each way (16 px at full size)
@@ -80,13 +80,14 @@ class IndexRefiner(nn.Module):
             raise ValueError(
                 f"codes {tuple(codes.shape[-2:])} do not match picture {tuple(picture.shape[-2:])}"
             )
-        c = self.code_body(self.code_stem(torch.cat([codes, certainty.to(codes.dtype)], dim=1)))
+        c = torch.cat([codes, certainty.to(codes.dtype)], dim=1)
+        c = self.code_body(self.code_stem(channels_last(c)))
         c = F.pixel_shuffle(self.code_spread(c), CODE_STRIDE)
         if vq_features.shape[-2:] != c.shape[-2:]:
             raise ValueError(
                 f"VQ features {tuple(vq_features.shape[-2:])} do not match thumbnail "
                 f"{tuple(c.shape[-2:])}"
             )
-        h = self.picture_stem(F.pixel_unshuffle(picture * 2 - 1, SCALE)) + c
+        h = self.picture_stem(channels_last(F.pixel_unshuffle(picture * 2 - 1, SCALE))) + c
         h = h + self.vq_stem(vq_features)
         return picture + F.pixel_shuffle(self.head(self.body(h)), SCALE)

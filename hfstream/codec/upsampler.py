@@ -32,6 +32,13 @@ class UpsamplerConfig:
     blocks: int = 4
 
 
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in channels-last layout when no gradient is taken: oneDNN's convolutions
+    then skip a layout conversion per call (about a third of the refiner's time on a
+    768x512 frame). Training keeps the default layout."""
+    return x if torch.is_grad_enabled() else x.contiguous(memory_format=torch.channels_last)
+
+
 class ResidualBlock(nn.Module):
     """Two 3x3 convolutions with a ReLU between, added to the input."""
 
@@ -41,7 +48,10 @@ class ResidualBlock(nn.Module):
         self.conv2 = nn.Conv2d(width, width, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.relu(self.conv1(x)))
+        if torch.is_grad_enabled():
+            return x + self.conv2(F.relu(self.conv1(x)))
+        # Inference: the activation and the sum in place, on maps that are not kept.
+        return self.conv2(F.relu(self.conv1(x), inplace=True)).add_(x)
 
 
 class LearnedUpsampler(nn.Module):
@@ -64,7 +74,7 @@ class LearnedUpsampler(nn.Module):
             raise ValueError(
                 f"latent {tuple(y_hat.shape[-2:])} does not match thumbnail {tuple(low.shape[-2:])}"
             )
-        h = self.stem(low * 2 - 1)
+        h = self.stem(channels_last(low * 2 - 1))
         h = h + F.interpolate(self.latent(y_hat), scale_factor=LATENT_STRIDE, mode="nearest")
         h = self.body(h)
         detail = F.pixel_shuffle(self.head(h), SCALE)

@@ -2,9 +2,9 @@
 
 For one 768x512 frame (the bundled photo, or ``--image``) at schedule 1_4, on each thread
 count asked for, prints the best of ``--repeats`` runs of every step a receiver goes
-through on the hybrid path (continuous latents and thumbnail, index priors, predictor
-fill, then the learned up-sampler and the index refiner, or for a model without a
-refiner the correction branch and the VQ decoder), of a whole hybrid receive
+through on the hybrid path (continuous latents and thumbnail, index priors, the fill,
+then the learned up-sampler and the index refiner, or for a model without a refiner the
+correction branch and the VQ decoder), of a whole hybrid receive
 (``container.read`` + ``decode(mode="hybrid")`` of the ``.hfs`` bytes), of a receive in
 the default ``auto`` mode (``container.read_to_decode`` + ``decode``), of an encode
 and of an encode planned within 0.05 bpp at 10 % loss
@@ -41,7 +41,7 @@ from hfstream.planning import encode_within
 SCHEDULE = "1_4"
 SIZE = (768, 512)
 # The hybrid path's steps: with an index refiner, or with the correction and VQ decoders.
-REFINER_STEPS = ("continuous", "index priors", "predictor fill", "up-sampler", "refiner")
+REFINER_STEPS = ("continuous", "index priors", "prior fill", "up-sampler", "refiner")
 DECODER_STEPS = ("continuous", "index priors", "predictor fill", "correction", "vq decoder")
 PLANNED_BPP, PLANNED_LOSS = 0.05, 0.1
 
@@ -109,6 +109,9 @@ def codec_steps(codec: HybridCodec, image: np.ndarray, repeats: int) -> dict[str
         out["predictor fill"] = best_ms(
             lambda: codec.predictor.fill_with_confidence(full, known, y_hat), repeats
         )
+        # What a receiver's fill costs once the priors ran (their pass, kept): a lookup.
+        codec.index_probabilities(y_hat, kept.codebook_size)
+        out["prior fill"] = best_ms(lambda: codec.prior_fill(y_hat), repeats)
         rows, cols = kept.grid
         y_frame = from_blocks(y_hat, rows, cols)
         low_frame = codec.continuous.synthesize(y_frame)
@@ -188,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if "up-sampler" not in keys:
         keys = ("up-sampler", *keys)
+    if "prior fill" in keys:  # the fill with the known indices' context, for reference
+        keys = (*keys, "predictor fill")
     for key in (*keys, "planned encode"):
         print(f"| {key} | {' | '.join(f'{rows[n][key]:.0f}' for n in args.threads)} |")
     top = max(args.threads)
