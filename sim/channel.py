@@ -116,7 +116,7 @@ def hfstream_receive(
         return np.full(shape, FALLBACK_GREY, np.uint8), False
     enc = build_encoded(codec, frames[0], FrameDecodeState())
     decode_mode = "vq" if mode == "vq" else ("continuous" if mode == "continuous" else "auto")
-    fill = "nearest" if mode == "vq" else "predictor"
+    fill = "nearest" if mode == "vq" else "auto"  # what the receiver's decode uses
     img = codec.decode(enc, mode=decode_mode, fill=fill)
     ok = any(p.continuous is not None or p.known.any() for p in enc.patches)
     return img, ok
