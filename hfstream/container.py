@@ -22,6 +22,7 @@ Anything that does not fit this layout is a ``ContainerError`` naming the proble
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
@@ -101,24 +102,65 @@ def read(data: bytes, codec: HybridCodec, indices: bool = True) -> EncodedImage:
     """The encoding an ``.hfs`` file holds. With ``indices`` False the index blobs are
     checked for framing only and every index is left missing: enough for the
     ``continuous`` mode, and it spares the index priors (one predictor pass per patch)."""
-    if len(data) > MAX_FILE_BYTES:
-        raise ContainerError(f"{len(data)} bytes is more than an .hfs file may hold")
-    try:
-        return _read(data, codec, indices)
-    except BufferReadError as e:
-        raise ContainerError(f"truncated file: {e}") from None
+    parsed = _parse(data, codec)
+    return _with_indices(parsed, codec) if indices else parsed.light()
 
 
 def read_to_decode(data: bytes, codec: HybridCodec, mode: str = "auto") -> EncodedImage:
     """What ``codec.decode(..., mode)`` needs of an ``.hfs`` file: its indices only when
-    the mode uses them (``auto`` does not where it shows the continuous picture)."""
-    light = read(data, codec, indices=False)
-    if mode == "continuous" or (mode == "auto" and codec.auto_mode(light) == "continuous"):
+    the mode uses them (``auto`` does not where it shows the continuous picture: it
+    judges by the share of index positions the file holds, without decoding them)."""
+    parsed = _parse(data, codec)
+    light = parsed.light()
+    if mode == "continuous" or (
+        mode == "auto" and codec.auto_mode(light, parsed.index_share()) == "continuous"
+    ):
         return light
-    return read(data, codec)
+    return _with_indices(parsed, codec)
 
 
-def _read(data: bytes, codec: HybridCodec, indices: bool = True) -> EncodedImage:
+@dataclass(frozen=True)
+class _Parsed:
+    """An ``.hfs`` file with its framing checked and its index blobs not yet decoded."""
+
+    height: int
+    width: int
+    codebook_size: int
+    model_id: int
+    coding: IndexCoding
+    # Per patch: schedule, (y, z) strings, index blobs (kept, then withheld), rung.
+    raw: list[tuple[Schedule, tuple[bytes, bytes], list[bytes], int]]
+
+    def light(self) -> EncodedImage:
+        """The file's encoding with every index missing."""
+        patches = tuple(
+            EncodedPatch(c, s, np.full(TOKENS, MISSING, np.int64), r) for s, c, _, r in self.raw
+        )
+        return EncodedImage(self.height, self.width, self.codebook_size, self.model_id, patches)
+
+    def index_share(self) -> float:
+        """The share of index positions that the file's non-empty blobs cover."""
+        if not self.raw:
+            return 0.0
+        held = 0
+        for sched, _, blobs, _ in self.raw:
+            for pos, blob in zip(
+                (kept_positions(sched), withheld_positions(sched)), blobs, strict=False
+            ):
+                held += len(pos) if blob else 0
+        return held / (TOKENS * len(self.raw))
+
+
+def _parse(data: bytes, codec: HybridCodec) -> _Parsed:
+    if len(data) > MAX_FILE_BYTES:
+        raise ContainerError(f"{len(data)} bytes is more than an .hfs file may hold")
+    try:
+        return _parse_buffer(data, codec)
+    except BufferReadError as e:
+        raise ContainerError(f"truncated file: {e}") from None
+
+
+def _parse_buffer(data: bytes, codec: HybridCodec) -> _Parsed:
     buf = Buffer(data)
     if buf.pull_bytes(4, "magic") != MAGIC:
         raise ContainerError("not an hfstream file (bad magic)")
@@ -174,9 +216,14 @@ def _read(data: bytes, codec: HybridCodec, indices: bool = True) -> EncodedImage
         raw.append((Schedule(sid), (y, z), blobs, rung))
     if not buf.eof():
         raise ContainerError(f"{buf.remaining} unexpected bytes after the last patch")
-    patches = [EncodedPatch(c, s, np.full(TOKENS, MISSING, np.int64), r) for s, c, _, r in raw]
-    if not indices:
-        return EncodedImage(height, width, k, model_id, tuple(patches))
+    return _Parsed(height, width, k, model_id, coding, raw)
+
+
+def _with_indices(parsed: _Parsed, codec: HybridCodec) -> EncodedImage:
+    """The file's encoding with its indices decoded (under the priors where coded so)."""
+    height, width, k, model_id = parsed.height, parsed.width, parsed.codebook_size, parsed.model_id
+    coding, raw = parsed.coding, parsed.raw
+    patches = list(parsed.light().patches)
     try:
         probs = None
         if coding == IndexCoding.PRIOR:

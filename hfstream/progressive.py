@@ -19,10 +19,10 @@ from enum import IntEnum
 
 import numpy as np
 
-from hfstream.codec.encoded import EncodedImage, EncodedPatch
+from hfstream.codec.encoded import TOKENS, EncodedImage, EncodedPatch
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.schedules import Schedule
-from hfstream.frame_coding import decode_index_entry, empty_patch
+from hfstream.frame_coding import decode_index_entry, empty_patch, group_positions
 from hfstream.protocol.reassembly import FrameState
 from hfstream.protocol.wire import PacketType, WireError
 
@@ -84,6 +84,21 @@ def _tier0_patches(codec: HybridCodec, frame: FrameState) -> tuple[EncodedPatch,
             empty_patch(e.schedule, (e.y, e.z), e.rung) if ok else empty_patch(Schedule.NONE, None)
         )
     return tuple(out)
+
+
+def index_share(codec: HybridCodec, frame: FrameState) -> float:
+    """The share of index positions whose entries arrived, over the patches whose tier 0
+    did (what ``HybridCodec.auto_mode`` judges a frame by), before any is decoded."""
+    patches = [i for i, p in enumerate(_tier0_patches(codec, frame)) if p.continuous is not None]
+    if not patches:
+        return 0.0
+    have = set(patches)
+    held = sum(
+        len(group_positions(e.schedule, tier, e.group, e.groups))
+        for (tier, patch, _, _), e in frame.indices.items()
+        if patch in have
+    )
+    return min(1.0, held / (TOKENS * len(patches)))
 
 
 def build_encoded(codec: HybridCodec, frame: FrameState, cache: FrameDecodeState) -> EncodedImage:

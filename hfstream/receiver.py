@@ -29,7 +29,14 @@ import numpy as np
 
 from hfstream.codec.encoded import EncodedImage
 from hfstream.codec.hybrid import HybridCodec
-from hfstream.progressive import FrameDecodeState, Stage, build_encoded, stage_of, tier0_encoded
+from hfstream.progressive import (
+    FrameDecodeState,
+    Stage,
+    build_encoded,
+    index_share,
+    stage_of,
+    tier0_encoded,
+)
 from hfstream.protocol.auth import DATA, FEEDBACK, UNKEYED_WARNING, Opener, Sealer
 from hfstream.protocol.feedback import ReportBuilder
 from hfstream.protocol.reassembly import (
@@ -434,7 +441,7 @@ class Receiver:
 
         def work() -> np.ndarray:
             tier0 = tier0_encoded(self.codec, snapshot)
-            if self.codec.auto_mode(tier0) == "continuous":
+            if self.codec.auto_mode(tier0, index_share(self.codec, snapshot)) == "continuous":
                 # The picture ignores the indices: skip their priors and decoding, and
                 # the decode itself when the preview had this very tier 0.
                 return continuous(tier0)

@@ -160,3 +160,23 @@ def test_the_receiver_counts_a_foreign_rung_and_goes_on(single_codec, at_rung_2)
     assert "outside this decoder's ladder 0..0" in str(
         Reassembler(ReassemblerConfig(codec.model_id, rungs=1)).receive(fp.tier0[0], 0.0)[0]
     )
+
+
+def test_index_share_counts_the_entries_that_arrived(codec, encoded):
+    from hfstream.progressive import index_share
+
+    p = Packetizer(codec.model_id)
+    fp = packetize(encoded, p, frame_id=2, priors=index_priors(codec, encoded))
+    shares = []
+    for tiers in ((0,), (0, 1), (0, 1, 2)):
+        r = Reassembler(ReassemblerConfig(codec.model_id))
+        for tier, d in fp.in_priority_order():
+            if tier in tiers:
+                r.receive(d, 0.0)
+        (frame,) = r
+        shares.append(index_share(codec, frame))
+    assert shares == [0.0, 0.25, 1.0]  # tier 0 alone, kept 1_4 indices, and every index
+    r = Reassembler(ReassemblerConfig(codec.model_id))
+    for d in fp.tier1:  # indices whose tier 0 never came count for nothing
+        r.receive(d, 0.0)
+    assert [index_share(codec, f) for f in r] == [0.0]

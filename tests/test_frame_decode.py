@@ -177,6 +177,40 @@ def test_indices_too_dear_at_their_floor_skip_the_priors(codec, frame):
     assert large.plan.schedule == "1_1" and large.priors is not None
 
 
+def test_auto_mode_judges_by_the_indices_that_arrived(codec, frame):
+    """A 1_4 frame whose withheld indices arrived too is shown as the 1_1 frame it is."""
+    from hfstream import container
+
+    enc = codec.encode(frame, "1_4")  # every index known
+    kept = enc.kept_only()
+    original = codec.index_gain_db
+    try:
+        codec.index_gain_db = {"0": 0.0, "1_4": 0.05, "1_2": 0.15, "1_1": 0.3}
+        assert codec.auto_mode(kept) == "continuous"
+        assert codec.auto_mode(enc) == "hybrid"
+        bare = enc.without_indices()
+        assert codec.auto_mode(bare) == "continuous"
+        assert codec.auto_mode(bare, index_share=0.6) == "hybrid"  # past 1_2's half
+        assert codec.auto_mode(bare, index_share=0.45) == "continuous"
+        # An .hfs file is judged by the blobs it holds, before they are decoded.
+        light = container.read_to_decode(container.write(enc, codec), codec)
+        assert (np.stack([p.indices for p in light.patches]) == -1).all()
+        held = container.read_to_decode(container.write(enc, codec, include_withheld=True), codec)
+        assert (np.stack([p.indices for p in held.patches]) >= 0).all()
+        assert np.array_equal(codec.decode(held), codec.decode(enc, mode="hybrid"))
+    finally:
+        codec.index_gain_db = original
+
+
+def test_gain_at_share_takes_the_densest_schedule_within_it():
+    gains = {"0": 0.0, "1_16": 0.02, "1_4": 0.07, "1_1": 0.33}
+    assert hybrid.gain_at_share(gains, 0.0) == 0.0
+    assert hybrid.gain_at_share(gains, 0.25) == 0.07
+    assert hybrid.gain_at_share(gains, 0.99) == 0.07
+    assert hybrid.gain_at_share(gains, 1.0) == 0.33
+    assert hybrid.gain_at_share({"1_1": 0.3}, 0.5) == 0.0
+
+
 def test_gains_too_small_to_show_are_neither_shown_nor_planned(codec, frame):
     """Below ``MIN_SHOWN_GAIN_DB`` a schedule's frames decode as the continuous picture in
     ``auto`` mode, and the planner counts on nothing from it."""

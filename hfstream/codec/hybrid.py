@@ -36,7 +36,7 @@ from hfstream.codec.encoded import MISSING, PATCH, TOKENS, EncodedImage, Encoded
 from hfstream.codec.model_io import DEFAULT_MODEL_DIR, ModelBundle, load_model, split_prefix
 from hfstream.codec.predictor import MaskedTokenPredictor, PredictorConfig
 from hfstream.codec.refiner import VQ_UPS, IndexRefiner, RefinerConfig
-from hfstream.codec.schedules import GRID, Schedule
+from hfstream.codec.schedules import GRID, Schedule, kept_positions
 from hfstream.codec.tiling import from_tiles, patch_grid, to_tiles
 from hfstream.codec.tokenizer import Tokenizer, TokenizerConfig
 from hfstream.codec.upsampler import LearnedUpsampler, UpsamplerConfig
@@ -194,6 +194,17 @@ def blank_error(patches: np.ndarray) -> np.ndarray:
     where neither the patch nor any neighbour has its tier 0."""
     pixels = patches.reshape(len(patches), -1).astype(np.float32) / 255.0
     return ((pixels - 0.5) ** 2).mean(axis=1).astype(np.float64)
+
+
+def gain_at_share(gains: dict[str, float], share: float) -> float:
+    """The gain of the densest schedule in ``gains`` (label -> dB) whose kept share of
+    index positions is at most ``share`` (0 when none is)."""
+    fitting = [
+        (len(kept_positions(Schedule.parse(label))), gain)
+        for label, gain in gains.items()
+        if len(kept_positions(Schedule.parse(label))) <= share * TOKENS + 1e-6
+    ]
+    return max(fitting)[1] if fitting else 0.0
 
 
 def nearest_fill(indices: np.ndarray) -> np.ndarray:
@@ -628,17 +639,24 @@ class HybridCodec:
                 progress((stop - start) * cols)
         return np.ascontiguousarray(picture[: enc.height, : enc.width])
 
-    def auto_mode(self, enc: EncodedImage) -> DecodeMode:
-        """``hybrid``, or ``continuous`` when the model's measured gain of the most common
-        schedule among the patches with tier 0 is below ``MIN_SHOWN_GAIN_DB`` (a patch
-        without tier 0 then borrows its neighbours' latents). A frame without any tier 0
-        is ``hybrid``: its indices are all there is."""
-        labels = [p.schedule.label for p in enc.patches if p.continuous is not None]
+    def auto_mode(self, enc: EncodedImage, index_share: float | None = None) -> DecodeMode:
+        """``hybrid``, or ``continuous`` when the indices that arrived add less than
+        ``MIN_SHOWN_GAIN_DB`` by the model's measured gains (a patch without tier 0 then
+        borrows its neighbours' latents). A frame without any tier 0 is ``hybrid``: its
+        indices are all there is.
+
+        What the indices add is read off the share of index positions known among the
+        patches with tier 0 (``index_share``, or counted in ``enc``): the gain of the
+        densest schedule that keeps no more than that share. So a ``1_4`` frame whose
+        withheld indices (tier 2) also arrived is shown as the ``1_1`` frame it now is,
+        and one that lost its tier 1 as what is left of it."""
+        present = [p for p in enc.patches if p.continuous is not None]
         gains = self.shown_gain_db
-        if gains is None or not labels:
+        if gains is None or not present:
             return "hybrid"
-        common = max(set(labels), key=labels.count)
-        return "continuous" if gains.get(common, 1.0) <= 0 else "hybrid"
+        if index_share is None:
+            index_share = float(np.mean([(p.indices != MISSING).mean() for p in present]))
+        return "continuous" if gain_at_share(gains, index_share) <= 0 else "hybrid"
 
     @property
     def shown_gain_db(self) -> dict[str, float] | None:
