@@ -146,6 +146,9 @@ def test_live_sender_skips_frames_whose_successor_is_already_due(codec, small_im
     sent, sender = asyncio.run(run())
     assert len(sent) + sender.frames_skipped == 5
     assert [s.frame_id for s in sent] == list(range(len(sent)))
+    # Tier 2 refines a picture that the next frame replaces: a live sender leaves it out.
+    assert all((2 in s.packets) is not live for s in sent)
+    assert sender.config.packetizing.send_withheld is not live
     if live:
         # Frame 0 may go before the next slot passes; frames 1..3 never do.
         assert len(sent) <= 2 and sender.frames_skipped >= 3
