@@ -23,8 +23,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from hfstream.codec.encoded import EncodedImage
-from hfstream.codec.hybrid import HybridCodec
+from hfstream.codec.encoded import TOKENS, EncodedImage
+from hfstream.codec.hybrid import HybridCodec, gain_at_share
+from hfstream.codec.schedules import kept_positions
 from hfstream.frame_coding import index_priors, packetize
 from hfstream.planning import FramePlan, encode_within
 from hfstream.protocol.auth import (
@@ -68,9 +69,10 @@ class SenderConfig:
     fps: float = 10.0  # frame rate the target is spread over
     max_reports: int = 64  # the newest receiver reports kept in ``Sender.reports``
     # ``send_frames`` skips frames whose slot passed during an earlier encode (real time)
-    # instead of encoding every frame late. A live sender also sends no tier 2: withheld
+    # instead of encoding every frame late. A live sender also sends no tier 2 (withheld
     # indices would refine, at about 3.5x the continuous picture's decode, a picture that
-    # the next frame replaces.
+    # the next frame replaces), and without a target no tier 1 where the receiver's
+    # ``auto`` picture would not use it (``indices_shown``).
     live: bool = False
 
     @property
@@ -87,6 +89,17 @@ class SenderConfig:
             raise ValueError(
                 f"target_bytes_per_s must be positive or None, got {self.target_bytes_per_s}"
             )
+
+
+def indices_shown(codec: HybridCodec, enc: EncodedImage) -> bool:
+    """Whether a receiver in ``auto`` mode would show ``enc``'s kept indices (tier 1, no
+    tier 2): whether, by the model's measured gains, the share of index positions they
+    cover adds at least ``MIN_SHOWN_GAIN_DB`` (see ``HybridCodec.auto_mode``)."""
+    gains = codec.shown_gain_db
+    if gains is None or not enc.patches:
+        return True
+    share = np.mean([len(kept_positions(p.schedule)) / TOKENS for p in enc.patches])
+    return gain_at_share(gains, float(share)) > 0
 
 
 @dataclass(frozen=True)
@@ -145,9 +158,13 @@ class Sender:
         cfg = self.config
         t0 = time.perf_counter()
         packetizer = self.packetizer
+        tiers: tuple[int, ...] = (0, 1, 2)
         if budget is None:
             enc: EncodedImage = self.codec.encode(image, cfg.schedule, cfg.codebook_size)
-            priors = index_priors(self.codec, enc) if cfg.prior_coding else None
+            if cfg.live and not indices_shown(self.codec, enc):
+                tiers = (0,)  # the receiver's picture would not use them: spare their priors
+            coded = cfg.prior_coding and tiers != (0,)
+            priors = index_priors(self.codec, enc) if coded else None
         else:
             planned = encode_within(
                 self.codec,
@@ -165,6 +182,7 @@ class Sender:
             packetizer,
             frame_id=frame_id,
             priors=priors,
+            tiers=tiers,
             frame_budget=budget,
             strict_budget=budget is not None,
             capture_ms=capture_ms,

@@ -155,3 +155,24 @@ def test_live_sender_skips_frames_whose_successor_is_already_due(codec, small_im
         assert sent[-1].capture_ms == max(s.capture_ms for s in sent)
     else:
         assert len(sent) == 5 and sender.frames_skipped == 0
+
+
+def test_live_sender_sends_no_index_the_receiver_would_not_show(codec, small_image):
+    """Without a target, a live frame's tier 1 goes only where ``auto`` would show it."""
+
+    async def tiers(schedule: str, live: bool) -> set[int]:
+        tx, _ = memory_pair()
+        sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=5e7, schedule=schedule, live=live))
+        sent = await sender.send_image(small_image)
+        await sender.close()
+        await tx.close()
+        return set(sent.packets)
+
+    original = codec.index_gain_db
+    try:
+        codec.index_gain_db = {"0": 0.0, "1_4": 0.05, "1_1": 0.3}  # 1_4 below the threshold
+        assert asyncio.run(tiers("1_4", live=True)) == {0}
+        assert asyncio.run(tiers("1_1", live=True)) == {0, 1}
+        assert asyncio.run(tiers("1_4", live=False)) == {0, 1, 2}
+    finally:
+        codec.index_gain_db = original
