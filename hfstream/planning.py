@@ -352,11 +352,14 @@ def encode_within(
     prior_coding: bool = True,
     schedules: Sequence[str] = SCHEDULES,
     parity_ratios: Sequence[float] = PARITY_RATIOS,
+    refine_steps: int = 0,
 ) -> PlannedFrame:
     """Encode ``image`` to fit ``budget`` bytes of tiers 0, 1 and parity, planned for
     ``loss`` in runs of ``burst`` packets on average (None: independent; see the module
-    doc). Returns the encoding, its index priors, the packetizer
-    settings to send it with and the plan."""
+    doc). ``refine_steps``: the continuous latent's refinement at the planned rungs
+    (``HybridCodec.encode``); the plan is made from the unrefined latent, and the
+    refined strings are checked against the budget like any others. Returns the
+    encoding, its index priors, the packetizer settings to send it with and the plan."""
     from hfstream.codec.hybrid import QUALITY_FLOOR_DB
     from hfstream.codec.schedules import Schedule
     from hfstream.frame_coding import index_priors
@@ -403,13 +406,17 @@ def encode_within(
         tier1_bytes = schedule_tier1_bytes(codec, first, priors, cfg)
 
     plan = planned(budget)
+    # ``first`` priced tier 1 unrefined: its strings are coded again, refined, below.
+    stale = refine_steps > 0
     if first is None:  # tier 0 alone: code it once, at the planned rungs
-        first = codec.encode(image, "1_1", rungs=list(plan.rungs))
+        first = codec.encode(image, "1_1", rungs=list(plan.rungs), refine_steps=refine_steps)
+        stale = False
     enc = first
     room = budget
     for attempt in range(3):  # the plan estimates; plan again for less if packets overshoot
-        if list(plan.rungs) != [p.rung for p in enc.patches]:
-            enc = codec.recode_continuous(image, first, plan.rungs)
+        if stale or list(plan.rungs) != [p.rung for p in enc.patches]:
+            enc = codec.recode_continuous(image, first, plan.rungs, refine_steps)
+            stale = False
         over = _actual_bytes(codec, enc, plan, cfg) - budget
         room -= over
         if over <= 0 or room <= 0 or attempt == 2:

@@ -54,13 +54,15 @@ def hfstream_packets(
     fec: bool,
     loss: float = 0.0,
     burst: float | None = None,
+    refine_steps: int = 0,
 ) -> tuple[list[bytes], str]:
     """The packets of ``ref`` within ``budget`` bytes, planned for the loss rate ``loss``
     in runs of ``burst`` packets on average (None: independent losses)
     (``hfstream.planning``: rungs, schedule and tier-0 parity; without ``fec`` no parity,
     ``mode`` ``continuous``: no indices). Tier 2 fills what the plan leaves. When not even
     every patch at rung 0 fits, tier 0 is sent over the budget (and the detail says so).
-    ``vq``: every index, fixed-length, no tier 0."""
+    ``vq``: every index, fixed-length, no tier 0. ``refine_steps``: the continuous
+    latent's encode-time refinement (``hfstream.codec.refinement``)."""
     from dataclasses import replace
 
     from hfstream.codec.schedules import Schedule
@@ -80,6 +82,7 @@ def hfstream_packets(
         burst=burst,
         schedules=("0",) if mode == "continuous" else SCHEDULES,
         parity_ratios=PARITY_RATIOS if fec else (0.0,),
+        refine_steps=refine_steps,
     )
     plan = planned.plan
     fp = packetize(

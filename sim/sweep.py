@@ -37,6 +37,10 @@ CLASSIC_METHODS = tuple(
 )
 METHODS = HF_METHODS + CLASSIC_METHODS
 CASE_TIMEOUT_S = 600
+# The sweep codes still images: with the refinement a still-image encoder would use
+# (``hfstream.codec.refinement.DEFAULT_REFINE_STEPS``, not imported here: the CLI loads
+# no torch before it must).
+REFINE_STEPS = 50
 
 
 @dataclass(frozen=True)
@@ -50,12 +54,15 @@ class Case:
     burst: float = 3.0  # mean loss burst (gilbert)
     mtu: int = 1200
     model: str | None = None  # model folder, None = shipped
+    refine_steps: int = 0  # hfstream's encode-time refinement (``hfstream.codec.refinement``)
 
     @property
     def key(self) -> str:
         """What identifies a result: the case and, for the learned methods, the model's id,
         so that a sweep resumed after the model changed runs those cases again."""
         d = asdict(self)
+        if self.method not in HF_METHODS or not self.refine_steps:
+            del d["refine_steps"]  # keys of cases made before it existed stay valid
         if self.method in HF_METHODS:
             d["model_id"] = model_id_of_folder(self.model)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
@@ -142,12 +149,14 @@ def _hfstream_case(case: Case, ref: np.ndarray, budget: int, loss):
     codec = _codec(case.model)
     mode = {"hfstream": "hybrid", "hfstream-nofec": "hybrid"}.get(case.method, case.method)
     estimate, burst = warmup_loss(case)
-    key = (case.image, case.method, budget, case.model, estimate, burst)
+    key = (case.image, case.method, budget, case.model, estimate, burst, case.refine_steps)
     if key not in _PACKETS:
         if len(_PACKETS) >= _CACHE_MAX:
             _PACKETS.clear()
         fec = case.method != "hfstream-nofec"
-        _PACKETS[key] = hfstream_packets(codec, ref, budget, mode, fec, estimate, burst)
+        _PACKETS[key] = hfstream_packets(
+            codec, ref, budget, mode, fec, estimate, burst, refine_steps=case.refine_steps
+        )
     packets, detail = _PACKETS[key]
     fates = tuple(loss.lost() for _ in packets)
     pkey = (*key, fates)
@@ -326,6 +335,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--address", default=None, help="Ray cluster address")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument(
+        "--refine-steps",
+        type=int,
+        default=REFINE_STEPS,
+        help="hfstream's encode-time refinement of the continuous latent (0: none)",
+    )
+    p.add_argument(
         "--keep-from",
         default=None,
         metavar="CSV",
@@ -335,7 +350,17 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     images = [str(f) for f in list_images(args.folder)[: args.limit]]
     cases = [
-        Case(img, m, lm, rate, seed, args.bpp, args.burst, model=args.model)
+        Case(
+            img,
+            m,
+            lm,
+            rate,
+            seed,
+            args.bpp,
+            args.burst,
+            model=args.model,
+            refine_steps=args.refine_steps,
+        )
         for img in images
         for m in args.methods
         for lm in args.loss_models

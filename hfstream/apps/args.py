@@ -30,6 +30,11 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+# ``hfstream encode``'s default refinement: ``hfstream.codec.refinement.DEFAULT_REFINE_STEPS``,
+# not imported, so that ``--help`` loads no torch (a test keeps the two equal).
+REFINE_STEPS = 50
+
+
 def _number(text: str, kind: type[int] | type[float]) -> float:
     try:
         return kind(text)

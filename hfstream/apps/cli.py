@@ -69,13 +69,23 @@ def cmd_encode(args: argparse.Namespace) -> int:
         from hfstream.planning import encode_within
 
         planned = encode_within(
-            codec, img, args.bpp * h * w / 8, prior_coding=not args.fixed, parity_ratios=(0.0,)
+            codec,
+            img,
+            args.bpp * h * w / 8,
+            prior_coding=not args.fixed,
+            parity_ratios=(0.0,),
+            refine_steps=args.refine_steps,
         )
         enc = planned.encoded
     else:
         with _bar(_patches(w, h), ENCODE_BAR_PATCHES, "encoding") as bar:
             enc = codec.encode(
-                img, args.schedule or "auto", args.codebook, progress=bar.update, rung=args.rung
+                img,
+                args.schedule or "auto",
+                args.codebook,
+                progress=bar.update,
+                rung=args.rung,
+                refine_steps=args.refine_steps,
             )
     coding = container.IndexCoding.FIXED if args.fixed else container.IndexCoding.PRIOR
     data = container.write(enc, codec, coding, include_withheld=args.withheld)
@@ -244,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=a.non_negative_int,
         default=None,
         help="continuous-stream rung (ladder models)",
+    )
+    e.add_argument(
+        "--refine-steps",
+        type=a.non_negative_int,
+        default=a.REFINE_STEPS,
+        help="optimise the continuous latent for this picture (better quality for the bytes, "
+        f"about 0.1 s a step for 768x512; 0: none; default {a.REFINE_STEPS})",
     )
     e.add_argument(
         "--fixed", action="store_true", help="fixed-length indices instead of the learned prior"

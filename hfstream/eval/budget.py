@@ -22,13 +22,15 @@ BUDGETS_BPP = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06)
 
 
 def at_budget(
-    codec: HybridCodec, ref: np.ndarray, bpp: float
+    codec: HybridCodec, ref: np.ndarray, bpp: float, refine_steps: int = 0
 ) -> tuple[PlannedFrame, int, np.ndarray]:
     """(the plan, bytes on the wire, the receiver's picture) of ``ref`` at ``bpp`` on a
     clean channel: tiers 0 and 1, no parity, no tier 2."""
     budget = bpp * ref.shape[0] * ref.shape[1] / 8
     config = PacketizerConfig(parity_ratio=0.0, send_withheld=False)
-    planned = encode_within(codec, ref, budget, config=config, parity_ratios=(0.0,))
+    planned = encode_within(
+        codec, ref, budget, config=config, parity_ratios=(0.0,), refine_steps=refine_steps
+    )
     packets = packetize(
         planned.encoded,
         Packetizer(codec.model_id, config=planned.packetizer),
@@ -45,12 +47,13 @@ def budget_rows(
     ref: np.ndarray,
     budgets_bpp: tuple[float, ...] = BUDGETS_BPP,
     classic: bool = True,
+    refine_steps: int = 0,
 ) -> list[dict]:
     pixels = ref.shape[0] * ref.shape[1]
     rows = []
     for bpp in budgets_bpp:
         budget = bpp * pixels / 8
-        planned, sent, img = at_budget(codec, ref, bpp)
+        planned, sent, img = at_budget(codec, ref, bpp, refine_steps)
         plan = planned.plan
         rows.append(
             {

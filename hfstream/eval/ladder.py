@@ -5,7 +5,8 @@ the preview) at each rung of the ladder, frame-wide synthesis included, and prin
 bytes, bpp, PSNR and seam ratio of each rung. ``--checkpoint`` scores a training
 checkpoint (``runs/.../continuous.ckpt``) instead of the shipped model, and
 ``--upsampler`` a learned up-sampler's (``runs/.../upsampler.ckpt``, with the synthesis
-tuned beside it), which is how a run in progress is followed.
+tuned beside it), which is how a run in progress is followed. ``--refine-steps``
+refines each latent at encode time (``hfstream.codec.refinement``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from hfstream.codec.continuous import ContinuousCodec, ContinuousConfig, from_blocks
+from hfstream.codec.refinement import refine_latent
 from hfstream.codec.upsampler import LearnedUpsampler
 from hfstream.eval.metrics import psnr, seam_ratio
 from hfstream.train.data import list_images
@@ -41,14 +43,19 @@ def code_frame(
     image: np.ndarray,
     rung: int,
     upsampler: LearnedUpsampler | None = None,
+    refine_steps: int = 0,
 ) -> tuple[int, np.ndarray]:
-    """Code one HxWx3 uint8 image at one rung; return (bytes, decoded HxWx3 uint8)."""
+    """Code one HxWx3 uint8 image at one rung (its latent refined for ``refine_steps``);
+    return (bytes, decoded HxWx3 uint8)."""
     h, w = image.shape[:2]
     rows, cols = -(-h // PATCH), -(-w // PATCH)
     padded = np.pad(image, ((0, rows * PATCH - h), (0, cols * PATCH - w), (0, 0)), mode="edge")
     x = torch.from_numpy(padded).permute(2, 0, 1)[None].float() / 255.0
     low = ContinuousCodec.downsample(x)
-    strings = model.compress_frame(low, [rung] * (rows * cols))
+    y = refine_latent(
+        model, upsampler, x, low, model.analyse(low), [rung] * (rows * cols), refine_steps, (h, w)
+    )
+    strings = model.compress_frame(low, [rung] * (rows * cols), y=y)
     nbytes = sum(len(y) + len(z) for y, z in strings)
     blocks = model.decompress_latent(strings, [rung] * len(strings))
     thumb = model.synthesize_frame(blocks, torch.ones(len(strings), dtype=torch.bool), rows, cols)
@@ -66,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--upsampler", type=Path, help="an upsampler-stage checkpoint")
     p.add_argument("--bicubic", action="store_true", help="up-sample bicubic, not learned")
     p.add_argument("--limit", type=int, default=0, help="score only the first N images")
+    p.add_argument(
+        "--refine-steps", type=int, default=0, help="the encoder's refinement of the latent"
+    )
     args = p.parse_args(argv)
     upsampler = None
     if args.checkpoint is not None:
@@ -90,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     for rung in range(model.rungs):
         rows = []
         for im, ref_seam in zip(images, ref_seams, strict=True):
-            nbytes, out = code_frame(model, im, rung, upsampler)
+            nbytes, out = code_frame(model, im, rung, upsampler, args.refine_steps)
             bpp = 8 * nbytes / (im.shape[0] * im.shape[1])
             rows.append((nbytes, bpp, psnr(im, out), seam_ratio(out) / ref_seam))
         b, bpp, q, s = np.mean(rows, axis=0)

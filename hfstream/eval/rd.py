@@ -47,13 +47,18 @@ class IndexBytes:
 
 
 def evaluate_image(
-    codec: HybridCodec, ref: np.ndarray, iterative_steps: int = 8, classic: bool = True
+    codec: HybridCodec,
+    ref: np.ndarray,
+    iterative_steps: int = 8,
+    classic: bool = True,
+    refine_steps: int = 0,
 ) -> list[dict]:
-    """One row per method: bytes (as in an .hfs file, or the classic file), bpp, metrics."""
+    """One row per method: bytes (as in an .hfs file, or the classic file), bpp, metrics.
+    ``refine_steps``: the encoder's refinement of the continuous latent."""
     rows: list[dict] = []
     pixels = ref.shape[0] * ref.shape[1]
     t0 = time.perf_counter()
-    full = codec.encode(ref, schedule="1_1")
+    full = codec.encode(ref, schedule="1_1", refine_steps=refine_steps)
     encode_s = time.perf_counter() - t0
     n = len(full.patches)
     base = FILE_HEADER + n * PATCH_HEADER
@@ -138,9 +143,16 @@ def evaluate_image(
     )
     # Reduced codebooks at 1_4.
     for k in sorted(codec.reductions, reverse=True):
-        red = with_schedule(
-            codec.encode(ref, schedule="1_1", codebook_size=k), [Schedule.QUARTER] * n
+        # Only the indices depend on the codebook: the continuous strings are ``full``'s.
+        coded = codec.encode(ref, schedule="1_1", codebook_size=k)
+        coded = replace(
+            coded,
+            patches=tuple(
+                replace(p, continuous=f.continuous, rung=f.rung)
+                for p, f in zip(coded.patches, full.patches, strict=True)
+            ),
         )
+        red = with_schedule(coded, [Schedule.QUARTER] * n)
         rb = IndexBytes(codec, red)
         pos = [kept_positions(Schedule.QUARTER)] * n
         add(
@@ -167,7 +179,7 @@ def evaluate_image(
                 )
             else:
                 add(name, res.bytes, res.image, factor=res.factor, quality=res.quality)
-    rows += budget_rows(codec, ref, classic=classic)
+    rows += budget_rows(codec, ref, classic=classic, refine_steps=refine_steps)
     for r in rows:
         r["encode_s"] = encode_s
         r["decode_1_4_s"] = decode_s
