@@ -107,6 +107,7 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
         fps=fps,
         key=args.key,
         live=args.live,
+        refine_steps=args.refine_steps,
     )
     sender = Sender(transport, codec, config)
     try:

@@ -5,6 +5,7 @@ for every patch; the quality floor may raise it), its kept indices written as an
 ``.hfs`` file and decoded in ``hybrid`` mode and as the continuous picture of the same
 stream. Printed per photo and as means: the file's bytes, both PSNRs and the hybrid
 picture's seam ratio over the original's (``hfstream.eval.metrics.seam_ratio``).
+``--refine-steps`` refines the continuous latent at encode time.
 """
 
 from __future__ import annotations
@@ -32,9 +33,14 @@ class ScheduleRow:
 
 
 def measure(
-    codec: HybridCodec, image: np.ndarray, schedule: str, rung: int | None, name: str = ""
+    codec: HybridCodec,
+    image: np.ndarray,
+    schedule: str,
+    rung: int | None,
+    name: str = "",
+    refine_steps: int = 0,
 ) -> ScheduleRow:
-    enc = codec.encode(image, schedule, rung=rung).kept_only()
+    enc = codec.encode(image, schedule, rung=rung, refine_steps=refine_steps).kept_only()
     hybrid = codec.decode(enc, mode="hybrid")
     continuous = codec.decode(enc, mode="continuous")
     return ScheduleRow(
@@ -54,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--schedule", default="1_4")
     p.add_argument("--rung", type=int, default=None, help="ask this rung for every patch")
     p.add_argument("--model", default=None, help="model folder (default: the shipped model)")
+    p.add_argument(
+        "--refine-steps", type=int, default=0, help="the encoder's refinement of the latent"
+    )
     args = p.parse_args(argv)
     try:
         paths = list_images(args.folder)
@@ -63,7 +72,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     codec = HybridCodec.from_pretrained(args.model)
     rows = []
     for path in paths:
-        row = measure(codec, to_uint8_image(path), args.schedule, args.rung, Path(path).name)
+        row = measure(
+            codec,
+            to_uint8_image(path),
+            args.schedule,
+            args.rung,
+            Path(path).name,
+            args.refine_steps,
+        )
         rows.append(row)
         print(
             f"{row.name:40s} {row.bytes:6d} B  hybrid {row.hybrid_psnr:6.2f} dB  "
