@@ -3,7 +3,8 @@
 For each image: the original, hfstream at a byte budget (the frame planner on a clean
 channel, tiers 0 and 1 as the receiver decodes them) and AVIF and WebP files of as many
 bytes, each captioned with its bytes and PSNR. Each row shows the whole frame at half
-size and, below it, a crop at full size.
+size and, below it, a crop at full size. hfstream's encoder refines its latent
+(``--refine-steps``, default as ``hfstream encode``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from hfstream.codec.hybrid import HybridCodec, to_uint8_image
+from hfstream.codec.refinement import DEFAULT_REFINE_STEPS
 from hfstream.eval.budget import at_budget
 from hfstream.eval.classic import fit_budget
 from hfstream.eval.metrics import psnr
@@ -35,8 +37,10 @@ def _panel(img: np.ndarray, text: str, scale: float, crop: tuple[int, int, int, 
     return out
 
 
-def figure_row(codec: HybridCodec, ref: np.ndarray, bpp: float, name: str) -> Image.Image:
-    _, sent, ours = at_budget(codec, ref, bpp)
+def figure_row(
+    codec: HybridCodec, ref: np.ndarray, bpp: float, name: str, refine_steps: int = 0
+) -> Image.Image:
+    _, sent, ours = at_budget(codec, ref, bpp, refine_steps)
     h, w = ref.shape[:2]
     ch, cw = min(256, h), min(384, w)
     crop = ((h - ch) // 2, (w - cw) // 2, ch, cw)
@@ -65,9 +69,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bpp", type=float, default=0.05, help="budget, bits per pixel")
     p.add_argument("--out", default="out/side_by_side.png")
     p.add_argument("--model", default=None, help="model folder (default: the shipped model)")
+    p.add_argument(
+        "--refine-steps",
+        type=int,
+        default=DEFAULT_REFINE_STEPS,
+        help="the encoder's refinement of the continuous latent (0: none)",
+    )
     args = p.parse_args(argv)
     codec = HybridCodec.from_pretrained(args.model)
-    rows = [figure_row(codec, to_uint8_image(f), args.bpp, Path(f).stem) for f in args.images]
+    rows = [
+        figure_row(codec, to_uint8_image(f), args.bpp, Path(f).stem, args.refine_steps)
+        for f in args.images
+    ]
     fig = Image.new("RGB", (max(r.width for r in rows), sum(r.height + 8 for r in rows)), "white")
     y = 0
     for r in rows:
