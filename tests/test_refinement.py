@@ -95,3 +95,9 @@ def test_defaults_agree():
     from sim.sweep import REFINE_STEPS as sweep_default
 
     assert cli_default == sweep_default == DEFAULT_REFINE_STEPS
+
+
+def test_refinement_reports_its_progress(codec, small_image):
+    done: list[int] = []
+    codec.encode(small_image, "1_4", rung=1, refine_steps=3, refine_progress=done.append)
+    assert done == [2, 2, 2]  # one call per step, with the frame's two patches

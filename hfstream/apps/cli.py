@@ -28,6 +28,7 @@ EXIT_BAD_INPUT = a.EXIT_BAD_INPUT
 # A progress bar appears from this many 256x256 patches (about 4 Mpx to encode, 1 Mpx to
 # decode: a few seconds on a 2-core CPU).
 ENCODE_BAR_PATCHES = 64
+REFINE_BAR_PATCH_STEPS = 300  # a 768x512 photo at 50 steps: about 5 s
 DECODE_BAR_PATCHES = 16
 
 
@@ -37,10 +38,10 @@ def _codec(model: str | None):
     return shared_codec(model)
 
 
-def _bar(total: int, from_patches: int, desc: str):
+def _bar(total: int, from_patches: int, desc: str, unit: str = "patch"):
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="patch", desc=desc, disable=total < from_patches, leave=False)
+    return tqdm(total=total, unit=unit, desc=desc, disable=total < from_patches, leave=False)
 
 
 def _patches(width: int, height: int) -> int:
@@ -78,7 +79,11 @@ def cmd_encode(args: argparse.Namespace) -> int:
         )
         enc = planned.encoded
     else:
-        with _bar(_patches(w, h), ENCODE_BAR_PATCHES, "encoding") as bar:
+        work = _patches(w, h) * args.refine_steps
+        with (
+            _bar(work, REFINE_BAR_PATCH_STEPS, "refining", "patch-step") as refining,
+            _bar(_patches(w, h), ENCODE_BAR_PATCHES, "encoding") as bar,
+        ):
             enc = codec.encode(
                 img,
                 args.schedule or "auto",
@@ -86,6 +91,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
                 progress=bar.update,
                 rung=args.rung,
                 refine_steps=args.refine_steps,
+                refine_progress=refining.update,
             )
     coding = container.IndexCoding.FIXED if args.fixed else container.IndexCoding.PRIOR
     data = container.write(enc, codec, coding, include_withheld=args.withheld)

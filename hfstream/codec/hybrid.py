@@ -393,6 +393,7 @@ class HybridCodec:
         continuous_budget: int | None = None,
         rungs: Sequence[int] | None = None,
         refine_steps: int = 0,
+        refine_progress: Callable[[int], None] | None = None,
     ) -> EncodedImage:
         """Code an image. ``schedule`` is a label (``1_4``...) or ``auto`` (complexity-aware).
 
@@ -405,6 +406,7 @@ class HybridCodec:
         ``refine_steps`` > 0 optimises the continuous latent for this picture before coding
         it (``hfstream.codec.refinement``: better pictures for the bytes, about 0.1 s a step
         for 768x512 on 2 cores); rungs are still chosen from the unrefined latent.
+        ``refine_progress`` is called after each step with the patches it refined.
         ``progress`` is called with the number of patches just coded (for a progress bar).
         """
         arr = to_uint8_image(image)
@@ -425,7 +427,7 @@ class HybridCodec:
             rungs = [self.continuous.check_rung(int(r)) for r in rungs]
         else:
             rungs = self._choose_rungs(bands, rung, continuous_budget)
-        strings = self._compress_frame(bands, rungs, refine_steps)
+        strings = self._compress_frame(bands, rungs, refine_steps, refine_progress)
         out: list[EncodedPatch] = []
         for s in range(0, len(patches), BATCH):
             chunk = patches[s : s + BATCH]
@@ -563,7 +565,11 @@ class HybridCodec:
         )
 
     def _compress_frame(
-        self, bands: _FrameBands, rungs: list[int], refine_steps: int = 0
+        self,
+        bands: _FrameBands,
+        rungs: list[int],
+        refine_steps: int = 0,
+        refine_progress: Callable[[int], None] | None = None,
     ) -> list[tuple[bytes, bytes]]:
         """Each patch's (y, z) strings, the analysis (and refinement) run over whole bands
         of patch rows (on every thread: only what follows it must match the receiver bit
@@ -582,6 +588,7 @@ class HybridCodec:
                     rungs[lo * cols : hi * cols],
                     refine_steps,
                     valid=bands.valid(lo, hi),
+                    progress=refine_progress,
                 )
             with one_thread():
                 coded = self.continuous.compress_frame(low, rungs[lo * cols : hi * cols], y=y)

@@ -20,7 +20,7 @@ Measured on the validation photos in docs/benchmarks.md (``hfstream.eval.ladder
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -84,12 +84,14 @@ def refine_latent(
     rungs: Sequence[int],
     steps: int,
     valid: tuple[int, int] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """The latent of thumbnail ``low`` (1,3,64R,64C) refined for ``steps`` steps, each
-    patch at its rung ``rungs[k]`` (row-major), against the full-size picture ``full``
-    (1,3,256R,256C). ``y`` is ``continuous.analyse(low)``; so is the result's shape (the
-    un-gained latent that ``compress_frame`` takes). ``valid``: the rows and columns of
-    ``full`` that are picture rather than padding (default: all)."""
+        patch at its rung ``rungs[k]`` (row-major), against the full-size picture ``full``
+        (1,3,256R,256C). ``y`` is ``continuous.analyse(low)``; so is the result's shape (the
+        un-gained latent that ``compress_frame`` takes). ``valid``: the rows and columns of
+        ``full`` that are picture rather than padding (default: all). ``progress`` is called
+    after every step with the number of patches refined (for a progress bar)."""
     check_refine_steps(steps)
     if steps == 0:
         return y
@@ -151,6 +153,8 @@ def refine_latent(
             (grad,) = torch.autograd.grad(loss, [latent])
             latent.grad = grad
             opt.step()
+            if progress is not None:
+                progress(len(rungs))
         refined = latent.detach()
     if gains is not None:
         refined = refined / gains
