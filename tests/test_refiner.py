@@ -104,3 +104,38 @@ def test_schedule_seams_measures_a_folder(tmp_path, small_image, capsys):
     assert "a.png" in out and "1 photos, 1_4:" in out and "seams" in out
     assert schedule_seams.main([str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_schedule_seams_fits_a_file_size(codec, small_image):
+    from hfstream import container
+    from hfstream.eval import schedule_seams
+
+    free = schedule_seams.measure(codec, small_image, "1_4", 0)
+    tight = schedule_seams.measure(codec, small_image, "1_4", None, target_bytes=free.bytes - 1)
+    loose = schedule_seams.measure(codec, small_image, "1_4", None, target_bytes=4 * free.bytes)
+    assert loose.bytes > free.bytes >= tight.bytes
+    assert loose.bytes <= 4 * free.bytes
+    assert loose.continuous_psnr > tight.continuous_psnr
+    budget = schedule_seams.fit_continuous_budget(codec, small_image, "1_4", loose.bytes)
+    enc = codec.encode(small_image, "1_4", rung=0, continuous_budget=budget).kept_only()
+    assert len(container.write(enc, codec)) <= loose.bytes
+    with pytest.raises(SystemExit):
+        schedule_seams.main([".", "--bytes", "0"])
+
+
+def test_ladder_scores_rungs_added_below_against_classic_files(
+    codec, tmp_path, small_image, capsys
+):
+    from PIL import Image
+
+    from hfstream.eval import ladder
+
+    Image.fromarray(small_image).save(tmp_path / "a.png")
+    assert ladder.main([str(tmp_path), "--extend-below", "0.6", "--classic"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("rung")]
+    assert len(lines) == codec.continuous.rungs + 1  # the shipped rungs and one below
+    sizes = [float(ln.split()[2]) for ln in lines]
+    assert sizes[0] < sizes[1] < sizes[-1]
+    assert all("webp" in ln and "avif" in ln for ln in lines)
+    with pytest.raises(SystemExit):
+        ladder.main([str(tmp_path), "--extend-below", "1.5"])

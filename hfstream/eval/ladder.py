@@ -6,7 +6,9 @@ bytes, bpp, PSNR and seam ratio of each rung. ``--checkpoint`` scores a training
 checkpoint (``runs/.../continuous.ckpt``) instead of the shipped model, and
 ``--upsampler`` a learned up-sampler's (``runs/.../upsampler.ckpt``, with the synthesis
 tuned beside it), which is how a run in progress is followed. ``--refine-steps``
-refines each latent at encode time (``hfstream.codec.refinement``).
+refines each latent at encode time (``hfstream.codec.refinement``). ``--extend-below F ...``
+scores the ladder with rungs added under the lowest (``ContinuousCodec.extended_below``),
+and ``--classic`` fits WebP and AVIF files to each photo's bytes at every rung beside it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 from hfstream.codec.continuous import ContinuousCodec, ContinuousConfig, from_blocks
 from hfstream.codec.refinement import refine_latent
 from hfstream.codec.upsampler import LearnedUpsampler
+from hfstream.eval.classic import fit_budget
 from hfstream.eval.metrics import psnr, seam_ratio
 from hfstream.train.data import list_images
 from hfstream.train.frozen import load_upsampler
@@ -76,7 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--refine-steps", type=int, default=0, help="the encoder's refinement of the latent"
     )
+    p.add_argument(
+        "--extend-below",
+        type=float,
+        nargs="+",
+        metavar="F",
+        help="add rungs under the lowest, gains scaled by each F in (0, 1), ascending",
+    )
+    p.add_argument("--classic", action="store_true", help="WebP and AVIF at each rung's bytes")
     args = p.parse_args(argv)
+    if args.extend_below and not all(0 < f < 1 for f in args.extend_below):
+        p.error(f"--extend-below factors must be in (0, 1), got {args.extend_below}")
     upsampler = None
     if args.checkpoint is not None:
         model = load_checkpoint(args.checkpoint)
@@ -89,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         upsampler = load_upsampler(args.upsampler, model)
     if args.bicubic:
         upsampler = None
+    if args.extend_below:
+        model = model.extended_below(sorted(args.extend_below)).eval()
+        model.update(force=True)
     files = list_images(args.images)
     if args.limit:
         files = files[: args.limit]
@@ -99,14 +115,23 @@ def main(argv: list[str] | None = None) -> int:
     ref_seams = [seam_ratio(im) for im in images]
     for rung in range(model.rungs):
         rows = []
+        classic: dict[str, list[float]] = {"webp": [], "avif": []}
         for im, ref_seam in zip(images, ref_seams, strict=True):
             nbytes, out = code_frame(model, im, rung, upsampler, args.refine_steps)
             bpp = 8 * nbytes / (im.shape[0] * im.shape[1])
             rows.append((nbytes, bpp, psnr(im, out), seam_ratio(out) / ref_seam))
+            if args.classic:
+                for name, scores in classic.items():
+                    fit = fit_budget(im, name, nbytes)
+                    # No file that small (AVIF's container): scored as the mid-grey a
+                    # receiver shows for a picture it cannot decode.
+                    scores.append(psnr(im, fit.image) if fit else psnr(im, np.full_like(im, 128)))
         b, bpp, q, s = np.mean(rows, axis=0)
         worst = max(r[3] for r in rows)
+        extra = "".join(f"  {k} {np.mean(v):6.2f} dB" for k, v in classic.items() if v)
         print(
             f"rung {rung}: {b:6.0f} B {bpp:.4f} bpp {q:6.2f} dB  seams {s:.2f} (worst {worst:.2f})"
+            + extra
         )
     return 0
 

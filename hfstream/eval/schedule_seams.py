@@ -5,7 +5,10 @@ for every patch; the quality floor may raise it), its kept indices written as an
 ``.hfs`` file and decoded in ``hybrid`` mode and as the continuous picture of the same
 stream. Printed per photo and as means: the file's bytes, both PSNRs and the hybrid
 picture's seam ratio over the original's (``hfstream.eval.metrics.seam_ratio``).
-``--refine-steps`` refines the continuous latent at encode time.
+``--refine-steps`` refines the continuous latent at encode time. ``--bytes N`` fits each
+photo's file to N bytes: the largest continuous budget (``encode(continuous_budget=)``,
+from rung 0 up) whose unrefined file fits is searched, then coded refined; a photo whose
+lowest rungs (after the quality floor) do not fit stays above N.
 """
 
 from __future__ import annotations
@@ -39,8 +42,15 @@ def measure(
     rung: int | None,
     name: str = "",
     refine_steps: int = 0,
+    target_bytes: int | None = None,
 ) -> ScheduleRow:
-    enc = codec.encode(image, schedule, rung=rung, refine_steps=refine_steps).kept_only()
+    budget = None
+    if target_bytes is not None:
+        budget = fit_continuous_budget(codec, image, schedule, target_bytes)
+        rung = 0 if rung is None else rung
+    enc = codec.encode(
+        image, schedule, rung=rung, continuous_budget=budget, refine_steps=refine_steps
+    ).kept_only()
     hybrid = codec.decode(enc, mode="hybrid")
     continuous = codec.decode(enc, mode="continuous")
     return ScheduleRow(
@@ -50,6 +60,22 @@ def measure(
         psnr(image, continuous),
         seam_ratio(hybrid) / seam_ratio(image),
     )
+
+
+def fit_continuous_budget(
+    codec: HybridCodec, image: np.ndarray, schedule: str, target_bytes: int
+) -> int:
+    """The largest continuous budget (bytes, to 12 B) whose ``.hfs`` file at ``schedule``,
+    every patch from rung 0, fits ``target_bytes`` unrefined (the smallest tried if none)."""
+    lo, hi, best = 64, 8192, 64
+    while hi - lo > 12:
+        mid = (lo + hi) // 2
+        enc = codec.encode(image, schedule, rung=0, continuous_budget=mid).kept_only()
+        if len(container.write(enc, codec)) <= target_bytes:
+            best, lo = mid, mid
+        else:
+            hi = mid
+    return best
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,7 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--refine-steps", type=int, default=0, help="the encoder's refinement of the latent"
     )
+    p.add_argument("--bytes", type=int, default=None, help="fit each photo's file to N bytes")
     args = p.parse_args(argv)
+    if args.bytes is not None and args.bytes <= 0:
+        p.error(f"--bytes must be positive, got {args.bytes}")
     try:
         paths = list_images(args.folder)
     except FileNotFoundError as e:
@@ -79,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.rung,
             Path(path).name,
             args.refine_steps,
+            args.bytes,
         )
         rows.append(row)
         print(
