@@ -76,7 +76,7 @@ class SenderConfig:
     # ``auto`` picture would not use it (``indices_shown``).
     live: bool = False
     # Encode-time refinement of the continuous latent (``hfstream.codec.refinement``):
-    # better pictures for the bytes at about 0.1 s a step for 768x512 on 2 cores, so
+    # better pictures for the bytes at about 0.13 s a step for 768x512 on 2 cores, so
     # off by default (a stream's frames must keep up; a still image may spend it).
     refine_steps: int = 0
 

@@ -21,7 +21,7 @@ def test_speed_prints_every_step_and_the_classic_ratios(capsys):
     out = capsys.readouterr().out
     steps = speed.hybrid_steps(HybridCodec.from_pretrained())
     rows = ("up-sampler", "receive hybrid (read + decode)", "receive (read + decode)", "encode")
-    for step in (*steps, *rows, "planned encode"):
+    for step in (*steps, *rows, "encode refined (50 steps)", "planned encode"):
         assert f"| {step} | " in out
     assert "hfstream receive / avif" in out
     assert "hfstream receive / webp" in out

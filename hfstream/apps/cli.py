@@ -173,7 +173,7 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
         "--refine-steps",
         type=a.non_negative_int,
         default=0,
-        help="optimise each frame's continuous latent (about 0.1 s a step for 768x512: for "
+        help="optimise each frame's continuous latent (about 0.13 s a step for 768x512: for "
         "still images, not live video; default 0)",
     )
     send.add_argument(
@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=a.non_negative_int,
         default=a.REFINE_STEPS,
         help="optimise the continuous latent for this picture (better quality for the bytes, "
-        f"about 0.1 s a step for 768x512; 0: none; default {a.REFINE_STEPS})",
+        f"about 0.13 s a step for 768x512; 0: none; default {a.REFINE_STEPS})",
     )
     e.add_argument(
         "--fixed", action="store_true", help="fixed-length indices instead of the learned prior"

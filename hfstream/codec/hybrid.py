@@ -404,7 +404,7 @@ class HybridCodec:
         continuous strings), fitted to that budget (see ``hfstream.codec.allocation``).
         ``rungs`` gives every patch's rung instead (``hfstream.planning`` chooses them).
         ``refine_steps`` > 0 optimises the continuous latent for this picture before coding
-        it (``hfstream.codec.refinement``: better pictures for the bytes, about 0.1 s a step
+        it (``hfstream.codec.refinement``: better pictures for the bytes, about 0.13 s a step
         for 768x512 on 2 cores); rungs are still chosen from the unrefined latent.
         ``refine_progress`` is called after each step with the patches it refined.
         ``progress`` is called with the number of patches just coded (for a progress bar).

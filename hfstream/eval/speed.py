@@ -198,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         keys = ("up-sampler", *keys)
     if "prior fill" in keys:  # the fill with the known indices' context, for reference
         keys = (*keys, "predictor fill")
-    for key in (*keys, "planned encode"):
+    refined = f"encode refined ({DEFAULT_REFINE_STEPS} steps)"
+    for key in (*keys, refined, "planned encode"):
         print(f"| {key} | {' | '.join(f'{rows[n][key]:.0f}' for n in args.threads)} |")
     top = max(args.threads)
     receive = rows[top]["receive (read + decode)"]
