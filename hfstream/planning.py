@@ -43,7 +43,11 @@ PARITY_RATIOS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0)
 # (a header each, but parity in smaller steps, and a loss takes fewer patches; the
 # packetizer spreads a packet's patches over the frame).
 TIER0_PATCHES = (0, 1, 2, 3, 4, 6)
-TIER0_ENTRY_BYTES = 6  # msgpack framing of a tier-0 entry beyond its strings
+# A tier-0 entry's bytes beyond the rate table's bits/8 for its strings: msgpack framing
+# (8 or 9 bytes) and the strings' byte rounding and coder flush (2.6 bytes on average,
+# -9 to +9 per patch), measured on validation photos at rungs 0 and 3. With 6 (framing
+# alone) a plan could be 190 bytes short and lose a parity packet to the budget.
+TIER0_ENTRY_BYTES = 11
 PARITY_FIELDS = 24  # a parity entry's fields beyond its block (lengths grow with k)
 # The smallest index entry on the wire (``frame_coding.index_entries``): a msgpack array
 # header, five one-byte integers (patch, schedule, group, groups, check) and a bin of at

@@ -163,7 +163,8 @@ class Receiver:
         self.decode_errors = 0
         self.frames_shown = 0  # frames with at least one picture
         self.frames_skipped = 0  # live mode: frames with data never shown, a newer one won
-        self.skipped_ids: deque[int] = deque(maxlen=1024)  # the newest of them
+        # The newest 1024 of them, with the session each belonged to.
+        self._skipped: deque[tuple[int, int]] = deque(maxlen=1024)
         self.updates_dropped = 0  # pictures the consumer did not take in time
         self._bad_entries = 0
         self.reports = ReportBuilder()
@@ -336,13 +337,28 @@ class Receiver:
         """Older than the newest frame shown (frame ids are serial numbers mod 2**32)."""
         return self._newest_shown is not None and _newer(self._newest_shown, frame_id)
 
+    @property
+    def session_id(self) -> int:
+        """The sender session the receiver follows now (0 before any packet opened)."""
+        return self.opener.session_id or 0
+
+    @property
+    def skipped_ids(self) -> list[int]:
+        """The newest 1024 skipped frames' ids, oldest first (live mode)."""
+        return [frame_id for _, frame_id in self._skipped]
+
+    def skipped_in(self, session_id: int) -> list[int]:
+        """The ids of the skipped frames (of the newest 1024) of one session: streams
+        that follow each other can overlap, and both number their frames from 0."""
+        return [frame_id for s, frame_id in self._skipped if s == session_id]
+
     def _skip(self, frame_id: int) -> None:
         """Live mode: a newer frame won; this one gets no (further) picture."""
         self._pending.pop(frame_id, None)
         cache = self._caches.get(frame_id)
         if cache is None or not cache.shown:
             self.frames_skipped += 1
-            self.skipped_ids.append(frame_id)
+            self._skipped.append((self.session_id, frame_id))
         self._finish(frame_id)
 
     def _forget(self, frame_id: int) -> None:

@@ -1,5 +1,8 @@
 """The continuous stream's rate ladder, per-patch coding and frame-wide synthesis."""
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 import torch
 
@@ -131,3 +134,51 @@ def test_ladder_table_predicts_bytes_and_error(shipped_ladder):
         spent = [8 * (len(y) + len(z)) for y, z in shipped_ladder.compress_frame(low, [rung] * 2)]
         for k in range(2):
             assert abs(spent[k] - float(bits[k, rung])) < 0.1 * float(bits[k, rung]) + 64
+
+
+def test_a_lost_patch_is_filled_smoothly_from_the_arrived_pixels():
+    from hfstream.codec.continuous import fill_missing_pixels
+
+    g = torch.Generator().manual_seed(0)
+    low = torch.rand((1, 3, 128, 192), generator=g)
+    low[..., :64, :64] = torch.tensor([0.9, 0.1, 0.1])[:, None, None]  # a red patch
+    present = torch.tensor([True, False, True, True, True, True])
+    out = fill_missing_pixels(low, present, 2, 3)
+    hole = (slice(None), slice(None), slice(0, 64), slice(64, 128))
+    keep = torch.ones_like(low, dtype=torch.bool)
+    keep[hole] = False
+    assert torch.equal(out[keep], low[keep])  # arrived patches untouched
+    filled = out[hole]
+    assert filled.min() >= low[keep].min() and filled.max() <= low[keep].max()
+    # Smooth: steps inside the hole are far below the random neighbours' steps ...
+    inside = (filled[..., 1:, :] - filled[..., :-1, :]).abs().mean()
+    around = (low[..., 64:, :][..., 1:, :] - low[..., 64:, :][..., :-1, :]).abs().mean()
+    assert inside < 0.1 * around
+    # ... and it leans to its red left neighbour near that border, not beyond it.
+    assert filled[0, 0, :, :4].mean() > filled[0, 0, :, -4:].mean()
+    assert torch.equal(fill_missing_pixels(low, torch.ones(6, dtype=torch.bool), 2, 3), low)
+    assert torch.equal(fill_missing_pixels(low, torch.zeros(6, dtype=torch.bool), 2, 3), low)
+
+
+def test_a_lost_patch_decodes_nearer_its_own_content_than_a_borrowed_latent(codec):
+    """Against synthesising the neighbours' mean latent in the lost patch's place."""
+    from conftest import bundled_image
+
+    image = bundled_image()[:512, :512]  # 2 x 2 patches
+    enc = codec.encode(image, "1_4", rung=0)
+    lost = [1]
+    patches = tuple(
+        replace(p, continuous=None) if i in lost else p for i, p in enumerate(enc.patches)
+    )
+    shown = codec.decode(replace(enc, patches=patches), mode="continuous")
+    present = torch.tensor([i not in lost for i in range(4)])
+    own = codec.latents([p for p in patches if p.continuous is not None])
+    blocks = own.new_zeros((4, *own.shape[1:]))
+    blocks[present] = own
+    borrowed = from_blocks(fill_missing_blocks(blocks, present, 2, 2), 2, 2)
+    low = codec.continuous.synthesize(borrowed)
+    old = codec.continuous_picture(low, borrowed)[0].permute(1, 2, 0).numpy() * 255
+    region = (slice(0, 256), slice(256, 512))  # patch 1
+    err_new = np.abs(shown[region].astype(float) - image[region]).mean()
+    err_old = np.abs(old[region] - image[region]).mean()
+    assert err_new < err_old

@@ -176,3 +176,15 @@ def test_live_sender_sends_no_index_the_receiver_would_not_show(codec, small_ima
         assert asyncio.run(tiers("1_4", live=False)) == {0, 1, 2}
     finally:
         codec.index_gain_db = original
+
+
+def test_skipped_frames_are_kept_per_session(codec, tier0):
+    """Two streams one after the other both number their frames from 0: a stream's
+    summary lists its own skipped frames, not the next stream's."""
+    burst = [renumber(tier0, f) for f in range(3)]
+    _, receiver = asyncio.run(_live(codec, [burst]))
+    session = receiver.session_id
+    assert session != 0
+    assert receiver.skipped_in(session) == [0, 1]
+    assert receiver.skipped_in(session + 1) == []
+    assert receiver.skipped_ids == [0, 1]

@@ -178,3 +178,23 @@ def test_bursts_take_parity_with_the_data():
         return frame_outcomes(received, lost, 6, 1.0, 16, 0.3, burst=burst)[1] - base
 
     assert 0 < gain(4.0) < gain(None)
+
+
+def test_the_tier0_estimate_is_not_short_of_what_is_sent(codec):
+    """The planner prices tier 0 from the rate table; the packetizer sends real strings.
+    Short estimates made plans that the budget then cut a parity packet from."""
+    from conftest import bundled_image
+
+    from hfstream.frame_coding import tier0_entries
+    from hfstream.planning import _tier0_cost_of
+    from hfstream.protocol.packetizer import Packetizer
+
+    image = bundled_image()[:512, :512]
+    table = codec.rung_table(image)
+    for rung in (0, table.rungs - 1):
+        rungs = np.full(table.patches, rung)
+        enc = codec.encode(image, "1_4", rungs=list(rungs))
+        sent, _ = Packetizer(codec.model_id).tier0_bytes(tier0_entries(enc))
+        estimate, _, _, _ = _tier0_cost_of(table, rungs, 0.0, PacketizerConfig())
+        assert estimate >= 0.98 * sent, (rung, estimate, sent)
+        assert estimate <= 1.05 * sent, (rung, estimate, sent)

@@ -153,11 +153,13 @@ class _Stream:
     """What ``recv`` keeps of one stream (``--keep-listening`` takes one after another)."""
 
     out: Path
-    skipped_before: int  # the receiver's skip count when this stream began
+    session: int | None = None  # the sender's session, as of the stream's first picture
     records: dict[int, FrameRecord] = field(default_factory=dict)
     finals: int = 0  # frames done: final, or (live) superseded by a newer picture
 
-    def add(self, u: FrameUpdate, live: bool) -> None:
+    def add(self, u: FrameUpdate, live: bool, session: int) -> None:
+        if self.session is None:
+            self.session = session
         rec = self.records.get(u.frame_id)
         if rec is None:
             self.records[u.frame_id] = FrameRecord.first(u)
@@ -187,7 +189,7 @@ async def _receive_stream(
             return True
         except StopAsyncIteration:
             return False
-        stream.add(u, args.live)
+        stream.add(u, args.live, receiver.session_id)
         if args.frames == 1:
             name = stream.out / f"frame{u.frame_id}_{u.stage.name.lower()}.png"
             Image.fromarray(u.image).save(name)
@@ -219,7 +221,7 @@ async def run_recv(args: argparse.Namespace, stop: Stop) -> int:
         )
     receiver: Receiver | None = None
     transport: DatagramTransport | None = None
-    stream = _Stream(out, 0)
+    stream = _Stream(out)
     shown = 0  # frames shown over every stream
     try:
         transport = await _open(args, sending=False)
@@ -230,7 +232,7 @@ async def run_recv(args: argparse.Namespace, stop: Stop) -> int:
             number = 1
             while True:
                 if args.keep_listening:
-                    stream = _Stream(out / f"stream{number:03d}", receiver.frames_skipped)
+                    stream = _Stream(out / f"stream{number:03d}")
                     stream.out.mkdir(exist_ok=True)
                 more = await _receive_stream(receiver, args, stream, stop)
                 if not (args.keep_listening and more and stream.records):
@@ -260,9 +262,10 @@ async def run_recv(args: argparse.Namespace, stop: Stop) -> int:
 
 
 def _finish_stream(stream: _Stream, receiver: Receiver | None, args: argparse.Namespace) -> None:
-    n = receiver.frames_skipped - stream.skipped_before if receiver else 0
     # The ids of this stream's skipped frames (the receiver keeps the newest 1024).
-    skipped = list(receiver.skipped_ids)[-n:] if receiver and n else []
+    skipped = []
+    if receiver is not None and stream.session is not None:
+        skipped = list(dict.fromkeys(receiver.skipped_in(stream.session)))
     wrote = _write_results(stream.out, stream.records, skipped, args)
     _summary(stream, skipped, receiver.drops if receiver else {}, wrote)
 

@@ -29,6 +29,7 @@ from hfstream.codec.continuous import (
     ContinuousCodec,
     ContinuousConfig,
     fill_missing_blocks,
+    fill_missing_pixels,
     from_blocks,
 )
 from hfstream.codec.correction import CorrectionDecoder, certainty_planes
@@ -752,7 +753,8 @@ class HybridCodec:
 
         Indices are filled patch by patch (each with its own ŷc); the conv decoders then
         run over the whole region with per-patch normalisation (``codec.tiling``), so no
-        seam shows. A patch whose tier 0 is missing borrows ŷc from its neighbours.
+        seam shows. A patch whose tier 0 is missing borrows ŷc from its neighbours, and
+        its thumbnail is filled from their pixels (``fill_missing_pixels``).
         """
         n = len(patches)
         present = torch.tensor([p.continuous is not None for p in patches])
@@ -764,6 +766,7 @@ class HybridCodec:
             blocks[present] = own
             y_blocks = fill_missing_blocks(blocks, present, rows, cols)
             low = self.continuous.synthesize(from_blocks(y_blocks, rows, cols))
+            low = fill_missing_pixels(low, present, rows, cols)
         if mode == "continuous":
             if low is None or y_blocks is None:
                 return np.full((rows * PATCH, cols * PATCH, 3), 128, np.uint8)
