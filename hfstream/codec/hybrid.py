@@ -33,6 +33,7 @@ from hfstream.codec.continuous import (
     from_blocks,
 )
 from hfstream.codec.correction import CorrectionDecoder, certainty_planes
+from hfstream.codec.deblocking import deblock
 from hfstream.codec.encoded import MISSING, PATCH, TOKENS, EncodedImage, EncodedPatch
 from hfstream.codec.model_io import DEFAULT_MODEL_DIR, ModelBundle, load_model, split_prefix
 from hfstream.codec.predictor import MaskedTokenPredictor, PredictorConfig
@@ -648,7 +649,8 @@ class HybridCodec:
         photos by under 0.01 dB at every schedule, docs/benchmarks.md), else
         ``predictor``. A patch without tier 0 falls back to its indices (nearest fill),
         and one with neither is mid-grey. ``progress`` is called
-        with the number of patches just decoded.
+        with the number of patches just decoded. The picture's patch borders then go
+        through the deblocking filter (``hfstream.codec.deblocking``).
 
         ``mode="auto"`` (the default, and what the receiver uses) is ``hybrid``, or
         ``continuous`` where the model measured that the frame's schedule loses quality
@@ -684,7 +686,7 @@ class HybridCodec:
             picture[start * PATCH : stop * PATCH] = band[(start - lo) * PATCH : (stop - lo) * PATCH]
             if progress is not None:
                 progress((stop - start) * cols)
-        return np.ascontiguousarray(picture[: enc.height, : enc.width])
+        return np.ascontiguousarray(deblock(picture)[: enc.height, : enc.width])
 
     def auto_mode(self, enc: EncodedImage, index_share: float | None = None) -> DecodeMode:
         """``hybrid``, or ``continuous`` when the indices that arrived add less than

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from hfstream.codec.continuous import ContinuousCodec, ContinuousConfig, from_blocks
+from hfstream.codec.deblocking import deblock
 from hfstream.codec.refinement import refine_latent
 from hfstream.codec.upsampler import LearnedUpsampler
 from hfstream.eval.classic import fit_budget
@@ -49,7 +50,7 @@ def code_frame(
     refine_steps: int = 0,
 ) -> tuple[int, np.ndarray]:
     """Code one HxWx3 uint8 image at one rung (its latent refined for ``refine_steps``);
-    return (bytes, decoded HxWx3 uint8)."""
+    return (bytes, decoded HxWx3 uint8, deblocked as ``HybridCodec.decode`` does)."""
     h, w = image.shape[:2]
     rows, cols = -(-h // PATCH), -(-w // PATCH)
     padded = np.pad(image, ((0, rows * PATCH - h), (0, cols * PATCH - w), (0, 0)), mode="edge")
@@ -66,7 +67,7 @@ def code_frame(
         full = ContinuousCodec.upsample(thumb).clamp(0, 1)[0, :, :h, :w]
     else:
         full = upsampler(thumb, from_blocks(blocks, rows, cols)).clamp(0, 1)[0, :, :h, :w]
-    return nbytes, (full * 255).round().byte().permute(1, 2, 0).numpy()
+    return nbytes, deblock((full * 255).round().byte().permute(1, 2, 0).numpy())
 
 
 def main(argv: list[str] | None = None) -> int:
