@@ -215,3 +215,43 @@ def test_a_non_finite_step_is_skipped_and_never_saved(tmp_path):
     with pytest.raises(SystemExit, match="no longer finite"):
         ckpt.save(2, {"model": layer.state_dict()}, {})
     assert ckpt.load()["step"] == 1
+
+
+def test_extend_adds_rungs_below_and_keeps_the_trained_ones(codec, tmp_path):
+    dst = tmp_path / "extended"
+    assert train(["extend", "--factors", "0.5", "--model-dir", str(dst), "--version", "99"]) == 0
+    wider = HybridCodec.from_pretrained(dst)
+    assert wider.model_id != codec.model_id
+    assert wider.continuous.config.rungs == codec.continuous.config.rungs + 1
+    assert wider.continuous.config.default_rung == codec.continuous.config.default_rung + 1
+    rng = np.random.default_rng(3)
+    image = (rng.random((256, 512, 3)) * 64 + 96).astype(np.uint8)
+    image[:, 256:] //= 2  # two different patches
+    # A trained rung codes the very same strings under its new number.
+    old = codec.encode(image, "0", rungs=[0, 0]).patches
+    same = wider.encode(image, "0", rungs=[1, 1]).patches
+    assert [p.continuous for p in old] == [p.continuous for p in same]
+    # The new rung is coarser: fewer bytes.
+    low = wider.encode(image, "0", rungs=[0, 0]).patches
+
+    def size(patches) -> int:
+        return sum(len(p.continuous[0]) + len(p.continuous[1]) for p in patches)
+
+    assert size(low) < size(old)
+
+
+def test_extend_refuses_bad_factors(tmp_path):
+    with pytest.raises(SystemExit, match="ascend"):
+        train(["extend", "--factors", "0.7", "0.5", "--model-dir", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="Cannot read"):
+        train(
+            [
+                "extend",
+                "--factors",
+                "0.5",
+                "--from",
+                str(tmp_path),
+                "--model-dir",
+                str(tmp_path / "y"),
+            ]
+        )

@@ -7,7 +7,8 @@ uses ``upsampler`` when it is there), then ``export`` writes the shipped model f
 Every stage resumes from ``OUT/STAGE.ckpt`` when it exists; ``init`` writes those
 checkpoints from a shipped model, to fine-tune it; ``average`` replaces a stage's
 checkpoint by the mean of several snapshots; ``pack`` writes a checkpoint as a portable
-file to commit and ``unpack`` restores it on another machine.
+file to commit and ``unpack`` restores it on another machine; ``extend`` adds rungs
+under a model's lowest without retraining.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ STAGES = {
     "average": "hfstream.train.stage_average",
     "pack": "hfstream.train.stage_pack",
     "unpack": "hfstream.train.stage_unpack",
+    "extend": "hfstream.train.stage_extend",
 }
-NEEDS_NO_DATA = {"export", "init", "average", "pack", "unpack"}
+NEEDS_NO_DATA = {"export", "init", "average", "pack", "unpack", "extend"}
 
 
 def main(argv: list[str] | None = None) -> int:

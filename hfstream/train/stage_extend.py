@@ -1,0 +1,74 @@
+"""Stage ``extend``: a model folder with rungs added under its lowest, nothing retrained.
+
+``extend --factors 0.3 0.5 0.7 --model-dir DST`` copies the shipped model (or
+``--from FOLDER``) and gives its continuous stream one rung more under the lowest per
+factor: the lowest rung's gains scaled by it (``ContinuousCodec.extended_below``), so
+the latent is quantised more coarsely and costs fewer bytes. Only the two gain tables
+change; every other tensor, the entropy coder's tables included, is copied as it is, so
+the trained rungs code exactly as before, under new numbers (each moves up by the count
+of factors, and so does the default rung). The new folder has its own model id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from hfstream.codec.model_io import CONFIG_NAME, DEFAULT_MODEL_DIR, WEIGHTS_NAME, save_model
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="source", type=Path, help="model folder (default: shipped)")
+    p.add_argument("--model-dir", type=Path, required=True, help="folder to write")
+    p.add_argument(
+        "--factors", type=float, nargs="+", required=True, help="ascending, each in (0, 1)"
+    )
+    p.add_argument("--version", type=int, help="the new model's version (default: unchanged)")
+
+
+def extend_tensors(
+    tensors: dict[str, torch.Tensor], factors: list[float]
+) -> dict[str, torch.Tensor]:
+    """The weights with the continuous stream's gain tables extended below; the rest
+    shared, untouched."""
+    if not factors or factors != sorted(factors) or not 0 < factors[0] <= factors[-1] < 1:
+        raise ValueError(f"Invalid factors {factors}, should ascend within (0, 1)")
+    if "continuous.gain" not in tensors:
+        raise ValueError("this model's continuous stream has one rate: no gains to extend")
+    gain = tensors["continuous.gain"]
+    inverse = tensors["continuous.inverse_gain"]
+    f = torch.tensor(factors, dtype=torch.float32)[:, None]
+    out = dict(tensors)
+    out["continuous.gain"] = torch.cat([f * gain[:1].float(), gain.float()]).to(gain.dtype)
+    out["continuous.inverse_gain"] = torch.cat([inverse[:1].float() / f, inverse.float()]).to(
+        inverse.dtype
+    )
+    return out
+
+
+def run(args: argparse.Namespace) -> None:
+    source = Path(args.source or DEFAULT_MODEL_DIR)
+    try:
+        config = json.loads((source / CONFIG_NAME).read_text())
+        tensors = load_file(str(source / WEIGHTS_NAME))
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"Cannot read the model in {source}: {e}") from e
+    try:
+        tensors = extend_tensors(tensors, list(args.factors))
+    except ValueError as e:
+        raise SystemExit(str(e)) from e
+    for key in ("format", "format_version", "weights_sha256"):  # save_model writes them
+        config.pop(key, None)
+    config["continuous"]["rungs"] += len(args.factors)
+    config["continuous"]["default_rung"] += len(args.factors)
+    if args.version is not None:
+        config["version"] = args.version
+    model_id = save_model(args.model_dir, config, tensors)
+    print(
+        f"wrote {args.model_dir}: model id {model_id:08x}, rungs "
+        f"{config['continuous']['rungs']} (default {config['continuous']['default_rung']})"
+    )
