@@ -29,7 +29,8 @@ def with_rungs(continuous, rungs: int):
 
     from hfstream.codec.continuous import ContinuousCodec
 
-    out = ContinuousCodec(dataclasses.replace(continuous.config, rungs=rungs))
+    default = min(continuous.config.default_rung, max(rungs - 1, 0))
+    out = ContinuousCodec(dataclasses.replace(continuous.config, rungs=rungs, default_rung=default))
     state = continuous.state_dict()
     if continuous.config.rungs != rungs:
         state = {k: v for k, v in state.items() if k not in ("gain", "inverse_gain")}

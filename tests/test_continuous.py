@@ -76,7 +76,8 @@ def test_higher_rung_spends_more_bytes(shipped_ladder):
 
 def test_rungs_added_below_cost_less_and_keep_the_trained_ones(shipped_ladder):
     extended = shipped_ladder.extended_below([0.5, 0.7])
-    assert extended.rungs == 5 and extended.config.default_rung == 3
+    assert extended.rungs == 5
+    assert extended.config.default_rung == shipped_ladder.config.default_rung + 2
     torch.manual_seed(3)
     low = torch.rand(1, 3, 64, 128)
     sizes = [

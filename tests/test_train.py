@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from hfstream.apps.demo import bundled_image
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.train.__main__ import main as train
 from hfstream.train.stage_average import average_states
@@ -224,9 +225,7 @@ def test_extend_adds_rungs_below_and_keeps_the_trained_ones(codec, tmp_path):
     assert wider.model_id != codec.model_id
     assert wider.continuous.config.rungs == codec.continuous.config.rungs + 1
     assert wider.continuous.config.default_rung == codec.continuous.config.default_rung + 1
-    rng = np.random.default_rng(3)
-    image = (rng.random((256, 512, 3)) * 64 + 96).astype(np.uint8)
-    image[:, 256:] //= 2  # two different patches
+    image = bundled_image()[:256, :512]
     # A trained rung codes the very same strings under its new number.
     old = codec.encode(image, "0", rungs=[0, 0]).patches
     same = wider.encode(image, "0", rungs=[1, 1]).patches
