@@ -9,6 +9,7 @@ tuned beside it), which is how a run in progress is followed. ``--refine-steps``
 refines each latent at encode time (``hfstream.codec.refinement``). ``--extend-below F ...``
 scores the ladder with rungs added under the lowest (``ContinuousCodec.extended_below``),
 and ``--classic`` fits WebP and AVIF files to each photo's bytes at every rung beside it.
+``--rungs R ...`` scores only those rungs.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         help="add rungs under the lowest, gains scaled by each F in (0, 1), ascending",
     )
     p.add_argument("--classic", action="store_true", help="WebP and AVIF at each rung's bytes")
+    p.add_argument("--rungs", type=int, nargs="+", metavar="R", help="score only these rungs")
     args = p.parse_args(argv)
     if args.extend_below and not all(0 < f < 1 for f in args.extend_below):
         p.error(f"--extend-below factors must be in (0, 1), got {args.extend_below}")
@@ -114,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     images = [np.asarray(Image.open(f).convert("RGB")) for f in files]
     print(f"{len(images)} images; mean bytes, bpp, PSNR and seam ratio over the original's")
     ref_seams = [seam_ratio(im) for im in images]
-    for rung in range(model.rungs):
+    chosen = range(model.rungs) if args.rungs is None else sorted(set(args.rungs))
+    bad = [r for r in chosen if not 0 <= r < model.rungs]
+    if bad:
+        p.error(f"--rungs {bad}: this model has rungs 0..{model.rungs - 1}")
+    for rung in chosen:
         rows = []
         classic: dict[str, list[float]] = {"webp": [], "avif": []}
         for im, ref_seam in zip(images, ref_seams, strict=True):
