@@ -69,7 +69,15 @@ def budget_rows(
         if classic:
             for name in CODECS:
                 res = fit_budget(ref, name, sent)
-                row: dict = {"method": f"{name} {bpp:g} bpp", "bytes": None, "bpp": None}
+                # No file that small: the row says so in every column, as rd's rows do.
+                row: dict = {
+                    "method": f"{name} {bpp:g} bpp",
+                    "bytes": None,
+                    "bpp": None,
+                    "psnr": None,
+                    "ms_ssim": None,
+                    "haarpsi": None,
+                }
                 if res is not None:
                     row.update(
                         bytes=res.bytes, bpp=8 * res.bytes / pixels, **all_metrics(ref, res.image)
