@@ -77,6 +77,9 @@ class FramePlan:
     tier0_bytes: int  #: estimated, with headers and tags
     parity_bytes: int
     tier1_bytes: int
+    #: with retransmission (``rounds`` > 1): the bytes left for resending lost tier-0
+    #: packets (the plan sends no parity then)
+    resend_bytes: int = 0
 
     @property
     def bytes(self) -> int:
@@ -153,6 +156,9 @@ def frame_outcomes(
     blank: np.ndarray | None = None,
     grid: tuple[int, int] | None = None,
     burst: float | None = None,
+    *,
+    rounds: int = 1,
+    resends: float = math.inf,
 ) -> tuple[float, float]:
     """(expected MSE, expected PSNR in dB) of a frame whose patches (errors ``received``
     when their tier 0 arrives, ``lost`` when not) travel in ``packets`` tier-0 packets,
@@ -162,7 +168,10 @@ def frame_outcomes(
     of a patch shown mid-grey), a lost patch none of whose 8 neighbours arrived (``grid``
     rows and columns; without it, when no patch arrived) costs that instead: it has no
     latent to borrow. ``burst``: losses come in runs of that mean length
-    (``loss_patterns``), and a run takes parity with the data it protects.
+    (``loss_patterns``), and a run takes parity with the data it protects. ``rounds``
+    above 1: a lost tier-0 packet is sent again (the receiver's acknowledgements, or the
+    WebRTC tier-0 channel's retransmissions) in up to ``rounds - 1`` more rounds, at most
+    ``resends`` packets in all (what the budget leaves), first lost first resent.
 
     The mean is over fixed loss patterns. PSNR is what a viewer (and every benchmark)
     averages frame by frame: a plan that risks losing one patch now and then can beat
@@ -184,6 +193,8 @@ def frame_outcomes(
         column += kb + mb
         rebuilt = gone.sum(axis=1) <= mb  # MDS: any kb of the kb + mb packets will do
         lost_packet[:, start : start + kb] = gone[:, :kb] & ~rebuilt[:, None]
+    if rounds > 1:
+        lost_packet = _resent(lost_packet, pattern, column, rounds, resends)
     patch_lost = lost_packet[:, np.arange(n) % packets]  # (PATTERNS, n)
     errors = np.where(patch_lost, lost[None, :], received[None, :])
     if blank is not None:
@@ -196,6 +207,25 @@ def frame_outcomes(
     frame_mse = errors.mean(axis=1)
     psnr = -10.0 * np.log10(np.maximum(frame_mse, 1e-10))
     return float(frame_mse.mean()), float(psnr.mean())
+
+
+def _resent(
+    lost: np.ndarray, pattern: np.ndarray, column: int, rounds: int, resends: float
+) -> np.ndarray:
+    """``lost`` (PATTERNS, k) after up to ``rounds - 1`` rounds that send each still-lost
+    packet again, ``resends`` packets at most per pattern. A resend of packet j in a round
+    meets the pattern's column ``column + j`` of that round's k columns: resends in one
+    round are consecutive, as bursts see them."""
+    k = lost.shape[1]
+    used = np.zeros(lost.shape[0])
+    for _ in range(rounds - 1):
+        if column + k > PATTERN_PACKETS or not lost.any():
+            break
+        allowed = lost & (used[:, None] + np.cumsum(lost, axis=1) <= resends)
+        lost = lost & ~(allowed & ~pattern[:, column : column + k])
+        used += allowed.sum(axis=1)
+        column += k
+    return lost
 
 
 def _adjacency(rows: int, cols: int) -> np.ndarray:
@@ -222,16 +252,24 @@ def plan_frame(
     parity_ratios: Sequence[float] = PARITY_RATIOS,
     config: PacketizerConfig | None = None,
     floor_db: float | None = None,
+    rounds: int = 1,
 ) -> FramePlan:
     """The plan with the best expected PSNR whose tiers 0 and 1 and parity fit
     ``budget`` bytes (with headers and tags). ``tier1_bytes[s]``: what schedule ``s``'s
     tier-1 packets cost (0 for ``"0"``). ``burst``: the mean run of consecutive losses
     (None: independent losses). When nothing fits, the cheapest plan (every patch
-    at rung 0, no indices, no parity) is returned: tier 0 is never left out."""
+    at rung 0, no indices, no parity) is returned: tier 0 is never left out.
+
+    ``rounds`` above 1: lost tier-0 packets are sent again, in up to ``rounds - 1`` more
+    rounds (``frame_outcomes``), from what the budget leaves. No parity is sent then; each
+    of ``parity_ratios`` instead sets aside that share of tier 0's size for resends."""
     if not 0 <= loss < 1:
         raise ValueError(f"Invalid loss rate {loss}, should be in [0, 1)")
     if budget <= 0:
         raise ValueError(f"Invalid budget {budget} bytes, should be positive")
+    if rounds < 1:
+        raise ValueError(f"Invalid rounds {rounds}, should be at least 1")
+    resending = rounds > 1 and loss > 0
     cfg = config or PacketizerConfig()
     # The receiver's auto mode shows the continuous picture where indices would lower the
     # quality (``HybridCodec.auto_mode``): a schedule never costs dB, it may add nothing.
@@ -255,26 +293,40 @@ def plan_frame(
         shrink = 10 ** (-gains[schedule] * (1 - loss) / 10)
         for ratio, split in [(r, s) for r in parity_ratios for s in TIER0_PATCHES]:
             room = budget - t1
-            if room <= 0 or (split and not ratio):  # one per packet pays only with parity
+            # Small tier-0 packets pay only with parity or resends (a loss takes less).
+            if room <= 0 or (split and not ratio and not resending):
                 continue
             packing = replace(cfg, tier0_patches=split)
             rungs = _fit_rungs(table, floor, room, ratio, packing)
             if rungs is None:
                 continue
-            t0, par, k, m = _tier0_cost_of(table, rungs, ratio, packing)
+            sent_ratio = 0.0 if resending else ratio
+            t0, par, k, m = _tier0_cost_of(table, rungs, sent_ratio, packing)
+            spare = max(0, int(room - t0)) if resending else 0
             mse, psnr = frame_outcomes(
                 table.error[idx, rungs] * shrink,
                 table.lost,
                 k,
-                ratio,
+                sent_ratio,
                 cfg.fec_block,
                 loss,
                 table.blank,
                 table.grid,
                 burst,
+                rounds=rounds if resending else 1,
+                resends=spare // max(1.0, t0 / k),
             )
             plan = FramePlan(
-                tuple(int(r) for r in rungs), schedule, ratio, split, mse, psnr, t0, par, t1
+                tuple(int(r) for r in rungs),
+                schedule,
+                sent_ratio,
+                split,
+                mse,
+                psnr,
+                t0,
+                par,
+                t1,
+                spare,
             )
             if best is None or plan.expected_psnr > best.expected_psnr:
                 best = plan
@@ -357,12 +409,15 @@ def encode_within(
     schedules: Sequence[str] = SCHEDULES,
     parity_ratios: Sequence[float] = PARITY_RATIOS,
     refine_steps: int = 0,
+    rounds: int = 1,
 ) -> PlannedFrame:
     """Encode ``image`` to fit ``budget`` bytes of tiers 0, 1 and parity, planned for
     ``loss`` in runs of ``burst`` packets on average (None: independent; see the module
     doc). ``refine_steps``: the continuous latent's refinement at the planned rungs
     (``HybridCodec.encode``); the plan is made from the unrefined latent, and the
-    refined strings are checked against the budget like any others. Returns the
+    refined strings are checked against the budget like any others. ``rounds``: lost
+    tier-0 packets are sent again in up to ``rounds - 1`` more rounds (``plan_frame``);
+    the plan then leaves room for them instead of parity. Returns the
     encoding, its index priors, the packetizer settings to send it with and the plan."""
     from hfstream.codec.hybrid import QUALITY_FLOOR_DB
     from hfstream.codec.schedules import Schedule
@@ -390,6 +445,7 @@ def encode_within(
             parity_ratios=parity_ratios,
             config=cfg,
             floor_db=QUALITY_FLOOR_DB,
+            rounds=rounds,
         )
 
     if schedules != ("0",):

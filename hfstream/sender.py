@@ -79,6 +79,12 @@ class SenderConfig:
     # better pictures for the bytes at about 0.13 s a step for 768x512 on 2 cores, so
     # off by default (a stream's frames must keep up; a still image may spend it).
     refine_steps: int = 0
+    # Sends a tier-0 packet may get: 1 over UDP (lost is lost; tier-0 parity protects it).
+    # Over a transport that resends lost tier 0 (the WebRTC tier-0 channel, partially
+    # reliable within ``tier0_lifetime_ms``), the number of sends its lifetime allows at
+    # the path's round trip: the planner then sends no parity and leaves room in each
+    # frame's budget for the resends instead (``hfstream.planning.plan_frame``).
+    tier0_sends: int = 1
 
     @property
     def packetizing(self) -> PacketizerConfig:
@@ -87,7 +93,14 @@ class SenderConfig:
         return replace(self.packetizer, send_withheld=False) if self.live else self.packetizer
 
     def __post_init__(self) -> None:
-        for name in ("rate_bytes_per_s", "burst_bytes", "deadline_s", "fps", "max_reports"):
+        for name in (
+            "rate_bytes_per_s",
+            "burst_bytes",
+            "deadline_s",
+            "fps",
+            "max_reports",
+            "tier0_sends",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.target_bytes_per_s is not None and not self.target_bytes_per_s > 0:
@@ -182,6 +195,7 @@ class Sender:
                 config=cfg.packetizing,
                 prior_coding=cfg.prior_coding,
                 refine_steps=cfg.refine_steps,
+                rounds=cfg.tier0_sends,
             )
             enc, priors = planned.encoded, planned.priors
             packetizer = Packetizer(self.codec.model_id, self.session_id, planned.packetizer)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -46,7 +48,13 @@ def _apply_loss(packets: list[bytes], loss: LossModel) -> list[bytes]:
 
 
 # ---------------------------------------------------------------- hfstream
-def hfstream_packets(
+def hfstream_packets(*args: Any, **kwargs: Any) -> tuple[list[bytes], str]:
+    """``hfstream_tiered_packets``'s packets without their tiers."""
+    tiered, detail = hfstream_tiered_packets(*args, **kwargs)
+    return [d for _, d in tiered], detail
+
+
+def hfstream_tiered_packets(
     codec: HybridCodec,
     ref: np.ndarray,
     budget: int,
@@ -55,14 +63,18 @@ def hfstream_packets(
     loss: float = 0.0,
     burst: float | None = None,
     refine_steps: int = 0,
-) -> tuple[list[bytes], str]:
+    rounds: int = 1,
+) -> tuple[list[tuple[int, bytes]], str]:
     """The packets of ``ref`` within ``budget`` bytes, planned for the loss rate ``loss``
     in runs of ``burst`` packets on average (None: independent losses)
     (``hfstream.planning``: rungs, schedule and tier-0 parity; without ``fec`` no parity,
     ``mode`` ``continuous``: no indices). Tier 2 fills what the plan leaves. When not even
     every patch at rung 0 fits, tier 0 is sent over the budget (and the detail says so).
     ``vq``: every index, fixed-length, no tier 0. ``refine_steps``: the continuous
-    latent's encode-time refinement (``hfstream.codec.refinement``)."""
+    latent's encode-time refinement (``hfstream.codec.refinement``). ``rounds`` above 1:
+    the plan leaves room for resending lost tier-0 packets instead of parity
+    (``arq_delivery`` sends them). Returns (tier, packet) pairs in sending order and a
+    line on the plan (``hfstream_packets``: the packets alone)."""
     from dataclasses import replace
 
     from hfstream.codec.schedules import Schedule
@@ -73,7 +85,7 @@ def hfstream_packets(
         p = Packetizer(codec.model_id, config=PacketizerConfig(parity_ratio=0.0))
         enc = replace(full, patches=tuple(replace(q, schedule=Schedule.ALL) for q in full.patches))
         fp = packetize(enc, p, frame_id=0, tiers=(1,), frame_budget=budget)
-        return [d for _, d in fp.in_priority_order()], "1_1 fixed"
+        return fp.in_priority_order(), "1_1 fixed"
     planned = encode_within(
         codec,
         ref,
@@ -81,8 +93,9 @@ def hfstream_packets(
         loss=loss,
         burst=burst,
         schedules=("0",) if mode == "continuous" else SCHEDULES,
-        parity_ratios=PARITY_RATIOS if fec else (0.0,),
+        parity_ratios=PARITY_RATIOS if fec or rounds > 1 else (0.0,),
         refine_steps=refine_steps,
+        rounds=rounds,
     )
     plan = planned.plan
     fp = packetize(
@@ -94,14 +107,54 @@ def hfstream_packets(
         frame_budget=budget,
         strict_budget=True,
     )
-    packets = [d for _, d in fp.in_priority_order()]
+    tiered = fp.in_priority_order()
     rungs = "".join(str(r) for r in plan.rungs)
     detail = f"{plan.schedule} rungs {rungs} parity {plan.parity_ratio:g}"
+    if plan.resend_bytes:
+        detail += f" resends {plan.resend_bytes} B"
     if plan.tier0_patches:
         detail += f" ({plan.tier0_patches} patches per packet)"
-    if sum(len(q) + TAG_SIZE for q in packets) > budget:
+    if sum(len(q) + TAG_SIZE for _, q in tiered) > budget:
         detail += " over budget"
-    return packets, detail
+    return tiered, detail
+
+
+def arq_delivery(
+    tiered: list[tuple[int, bytes]], lost: Callable[[], bool], budget: int, rounds: int
+) -> tuple[list[int], int, int]:
+    """Send tier 0 and tier 1 once, then each lost tier-0 packet again, round after round
+    (up to ``rounds`` sends of a packet in all), then tier 2, while the bytes sent (with
+    tags) stay within ``budget``: what a sender does whose receiver acknowledges tier 0,
+    or the WebRTC tier-0 channel's retransmissions. ``lost()``: the channel, one draw per
+    packet sent, in sending order. Returns (indices of the packets that arrived, bytes
+    sent, packets sent)."""
+    arrived: set[int] = set()
+    sent_bytes = sent = 0
+
+    def send(i: int, planned: bool = False) -> bool:
+        """Send packet i unless it would overrun the budget (``planned``: the packetizer
+        fitted it already, or it is tier 0 that must go out even over the budget)."""
+        nonlocal sent_bytes, sent
+        size = len(tiered[i][1]) + TAG_SIZE
+        if not planned and sent_bytes + size > budget:
+            return False
+        sent_bytes += size
+        sent += 1
+        if not lost():
+            arrived.add(i)
+        return True
+
+    first = [i for i, (tier, _) in enumerate(tiered) if tier < 2]
+    for i in first:
+        send(i, planned=True)
+    for _ in range(rounds - 1):
+        missing = [i for i in first if tiered[i][0] == 0 and i not in arrived]
+        if not missing or not all(send(i) for i in missing):
+            break
+    for i, (tier, _) in enumerate(tiered):
+        if tier == 2 and not send(i):
+            break
+    return sorted(arrived), sent_bytes, sent
 
 
 def hfstream_receive(

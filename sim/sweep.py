@@ -6,7 +6,9 @@ line per case, with its full configuration and seed; an interrupted sweep resume
 it stopped), ``OUT/summary.csv`` (means per method, loss model and rate) and plots of
 quality and decodable rate against loss.
 
-Methods: ``hfstream`` (hybrid, tier-0 FEC), ``hfstream-nofec``, ``continuous``, ``vq``,
+Methods: ``hfstream`` (hybrid, tier-0 FEC), ``hfstream-nofec``, ``hfstream-arq`` (no
+parity: lost tier-0 packets are sent again, up to ``ARQ_ROUNDS`` sends within the budget,
+as the WebRTC tier-0 channel or an acknowledging receiver does), ``continuous``, ``vq``,
 and ``jpeg|webp|avif`` × ``none|fec|arq``. An undecodable picture is scored as a
 mid-grey frame.
 
@@ -31,7 +33,8 @@ from tqdm import tqdm
 
 from sim.results import plot_vs_loss, read_results, write_markdown
 
-HF_METHODS = ("hfstream", "hfstream-nofec", "continuous", "vq")
+HF_METHODS = ("hfstream", "hfstream-nofec", "hfstream-arq", "continuous", "vq")
+ARQ_ROUNDS = 4  # sends of a lost packet at most, as the classic ``arq`` rows
 CLASSIC_METHODS = tuple(
     f"{c}-{p}" for c in ("jpeg", "webp", "avif") for p in ("none", "fec", "arq")
 )
@@ -144,32 +147,39 @@ def _hfstream_case(case: Case, ref: np.ndarray, budget: int, loss):
     """hfstream through the channel. What does not depend on the loss (the packets) and
     the picture of each arrival set are remembered across the cases of a worker: every
     seed at 0 % loss, and many at low loss, see the same packets arrive."""
-    from sim.channel import Delivery, hfstream_packets, hfstream_receive
+    from hfstream.protocol.wire import TAG_SIZE
+    from sim.channel import Delivery, arq_delivery, hfstream_receive, hfstream_tiered_packets
 
     codec = _codec(case.model)
-    mode = {"hfstream": "hybrid", "hfstream-nofec": "hybrid"}.get(case.method, case.method)
+    mode = "hybrid" if case.method.startswith("hfstream") else case.method
+    rounds = ARQ_ROUNDS if case.method == "hfstream-arq" else 1
     estimate, burst = warmup_loss(case)
     key = (case.image, case.method, budget, case.model, estimate, burst, case.refine_steps)
     if key not in _PACKETS:
         if len(_PACKETS) >= _CACHE_MAX:
             _PACKETS.clear()
-        fec = case.method != "hfstream-nofec"
-        _PACKETS[key] = hfstream_packets(
-            codec, ref, budget, mode, fec, estimate, burst, refine_steps=case.refine_steps
+        fec = case.method == "hfstream"
+        _PACKETS[key] = hfstream_tiered_packets(
+            codec, ref, budget, mode, fec, estimate, burst, case.refine_steps, rounds
         )
-    packets, detail = _PACKETS[key]
-    fates = tuple(loss.lost() for _ in packets)
-    pkey = (*key, fates)
+    tiered, detail = _PACKETS[key]
+    if rounds > 1:
+        arrived, sent_bytes, sent = arq_delivery(tiered, loss.lost, budget, rounds)
+        sent_bytes -= TAG_SIZE * sent  # reported without tags, as the other hfstream rows
+    else:
+        arrived = [i for i in range(len(tiered)) if not loss.lost()]
+        sent_bytes, sent = sum(len(p) for _, p in tiered), len(tiered)
+    pkey = (*key, tuple(arrived))
     if pkey not in _PICTURES:
         if len(_PICTURES) >= _CACHE_MAX:
             _PICTURES.clear()
-        arrived = [p for p, lost in zip(packets, fates, strict=True) if not lost]
-        _PICTURES[pkey] = hfstream_receive(codec, arrived, ref.shape, mode)
+        packets = [tiered[i][1] for i in arrived]
+        _PICTURES[pkey] = hfstream_receive(codec, packets, ref.shape, mode)
     img, ok = _PICTURES[pkey]
     detail += f" planned for {estimate:.0%} loss"
     if burst is not None:
         detail += f" in runs of {burst:g}"
-    return Delivery(img, ok, sum(map(len, packets)), len(packets), sum(fates), detail)
+    return Delivery(img, ok, sent_bytes, sent, sent - len(arrived), detail)
 
 
 WARMUP_PACKETS = 100  # what the receiver's reports cover before the measured frame

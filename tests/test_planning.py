@@ -198,3 +198,29 @@ def test_the_tier0_estimate_is_not_short_of_what_is_sent(codec):
         estimate, _, _, _ = _tier0_cost_of(table, rungs, 0.0, PacketizerConfig())
         assert estimate >= 0.98 * sent, (rung, estimate, sent)
         assert estimate <= 1.05 * sent, (rung, estimate, sent)
+
+
+def test_resent_tier0_packets_are_lost_only_when_every_send_is():
+    received, lost = np.full(6, 1e-3), np.full(6, 0.05)
+    once = frame_outcomes(received, lost, 6, 0.0, 16, 0.4)[0]
+    # No budget for resends: the same as sending once.
+    assert frame_outcomes(received, lost, 6, 0.0, 16, 0.4, rounds=4, resends=0)[0] == once
+    # Four sends: a packet is lost in about 0.4 ** 4 of the patterns.
+    four = frame_outcomes(received, lost, 6, 0.0, 16, 0.4, rounds=4)[0]
+    assert four - 1e-3 == pytest.approx(0.4**4 * (0.05 - 1e-3), rel=0.3)
+    # A budget for two resends lies between.
+    two = frame_outcomes(received, lost, 6, 0.0, 16, 0.4, rounds=4, resends=2)[0]
+    assert four < two < once
+
+
+def test_with_resends_the_plan_keeps_room_for_them_instead_of_parity():
+    t = table()
+    fec = plan_frame(t, TIER1, 6000, loss=0.4)
+    arq = plan_frame(t, TIER1, 6000, loss=0.4, rounds=4)
+    assert arq.parity_ratio == 0 and arq.parity_bytes == 0
+    assert arq.resend_bytes > 0 and arq.bytes + arq.resend_bytes <= 6000
+    assert arq.expected_psnr > fec.expected_psnr  # resends cost only when a packet is lost
+    clean = plan_frame(t, TIER1, 6000, rounds=4)  # nothing is lost: nothing set aside
+    assert clean == plan_frame(t, TIER1, 6000) and clean.resend_bytes == 0
+    with pytest.raises(ValueError, match="rounds"):
+        plan_frame(t, TIER1, 6000, rounds=0)

@@ -121,3 +121,15 @@ def test_sender_plans_tier0_parity_for_the_reported_loss(codec, small_image):
     assert sender.last_plan is not None and sender.last_plan.parity_ratio > 0
     for packets in (clean, lossy):
         assert sum(len(p) + 16 for _, p in packets.in_priority_order()) <= 5000
+
+
+def test_a_sender_whose_transport_resends_tier0_plans_room_for_it(codec, small_image):
+    tx, _ = memory_pair()
+    cfg = SenderConfig(target_bytes_per_s=50_000, fps=10, tier0_sends=4)
+    sender = Sender(tx, codec, cfg)
+    lossy, _ = sender._prepare(small_image, 0, 5000, 0.3, 0)
+    assert not lossy.parity  # the transport resends: parity would only cost
+    assert sender.last_plan is not None and sender.last_plan.resend_bytes > 0
+    assert sum(len(p) + 16 for _, p in lossy.in_priority_order()) <= 5000
+    with pytest.raises(ValueError, match="tier0_sends"):
+        SenderConfig(tier0_sends=0)

@@ -156,3 +156,27 @@ def test_rows_kept_from_an_earlier_summary_join_the_new_one(tmp_path):
     (back,) = read_summary(tmp_path / "summary.csv")
     assert back == kept
     assert "webp-fec" in (tmp_path / "summary.md").read_text()
+
+
+def test_arq_delivery_resends_lost_tier0_within_the_budget():
+    from hfstream.protocol.wire import TAG_SIZE
+    from sim.channel import arq_delivery
+
+    tiered = [(0, b"a" * 100), (0, b"b" * 100), (1, b"c" * 100), (2, b"d" * 100)]
+    size = 100 + TAG_SIZE
+
+    def channel(fates):
+        it = iter(fates)
+        return lambda: next(it)
+
+    # a is lost twice and arrives on its third send; then tier 2 goes out.
+    arrived, sent_bytes, sent = arq_delivery(
+        tiered, channel([True, False, False, True, False, False]), 10 * size, 4
+    )
+    assert arrived == [0, 1, 2, 3] and sent == 6 and sent_bytes == 6 * size
+    # At most `rounds` sends of a packet: a is given up after two.
+    arrived, _, sent = arq_delivery(tiered, channel([True, False, False, True, False]), 10**4, 2)
+    assert arrived == [1, 2, 3] and sent == 5
+    # The budget stops resends and tier 2; tiers 0 and 1 go out as planned.
+    arrived, sent_bytes, sent = arq_delivery(tiered, channel([True] * 3), 3 * size, 4)
+    assert arrived == [] and sent == 3 and sent_bytes == 3 * size
