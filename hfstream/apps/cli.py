@@ -177,6 +177,14 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
         "still images, not live video; default 0)",
     )
     send.add_argument(
+        "--tier0-sends",
+        type=a.positive_int,
+        default=1,
+        help="with --target: the sends a tier-0 packet can get from the transport (--rtc "
+        "resends within the frame deadline); above 1 the planner keeps room for resends "
+        "instead of parity (default 1)",
+    )
+    send.add_argument(
         "--report-wait",
         type=a.positive_float,
         default=5.0,

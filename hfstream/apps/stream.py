@@ -108,6 +108,7 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
         key=args.key,
         live=args.live,
         refine_steps=args.refine_steps,
+        tier0_sends=args.tier0_sends,
     )
     sender = Sender(transport, codec, config)
     try:
