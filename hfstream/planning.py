@@ -276,7 +276,6 @@ def plan_frame(
     measured = DEFAULT_INDEX_GAIN_DB if index_gain_db is None else index_gain_db
     gains = {s: max(0.0, g) for s, g in measured.items()}
     n = table.patches
-    idx = np.arange(n)
     floor = (
         np.zeros(n, int)
         if floor_db is None
@@ -300,36 +299,27 @@ def plan_frame(
             rungs = _fit_rungs(table, floor, room, ratio, packing)
             if rungs is None:
                 continue
-            sent_ratio = 0.0 if resending else ratio
-            t0, par, k, m = _tier0_cost_of(table, rungs, sent_ratio, packing)
-            spare = max(0, int(room - t0)) if resending else 0
-            mse, psnr = frame_outcomes(
-                table.error[idx, rungs] * shrink,
-                table.lost,
-                k,
-                sent_ratio,
-                cfg.fec_block,
-                loss,
-                table.blank,
-                table.grid,
-                burst,
-                rounds=rounds if resending else 1,
-                resends=spare // max(1.0, t0 / k),
-            )
-            plan = FramePlan(
-                tuple(int(r) for r in rungs),
-                schedule,
-                sent_ratio,
-                split,
-                mse,
-                psnr,
-                t0,
-                par,
-                t1,
-                spare,
-            )
-            if best is None or plan.expected_psnr > best.expected_psnr:
-                best = plan
+            # With resends, the share ``ratio`` of tier 0 set aside goes to resends, or
+            # part of it to parity (and resends of what parity cannot rebuild): each is
+            # priced.
+            sent = [r for r in parity_ratios if r <= ratio] if resending else [ratio]
+            for sent_ratio in sent:
+                plan = _priced_plan(
+                    table,
+                    rungs,
+                    shrink,
+                    schedule,
+                    t1,
+                    room,
+                    sent_ratio,
+                    split,
+                    packing,
+                    loss,
+                    burst,
+                    rounds if resending else 1,
+                )
+                if best is None or plan.expected_psnr > best.expected_psnr:
+                    best = plan
     if best is None:
         strings = float(table.bits[:, 0].sum()) / 8
         t0, _, _, _ = tier0_cost(strings, n, 0.0, cfg)
@@ -338,6 +328,42 @@ def plan_frame(
         )
         best = FramePlan((0,) * n, "0", 0.0, 0, mse, psnr, t0, 0, 0)
     return best
+
+
+def _priced_plan(
+    table: RungTable,
+    rungs: np.ndarray,
+    shrink: float,
+    schedule: str,
+    t1: int,
+    room: float,
+    ratio: float,
+    split: int,
+    packing: PacketizerConfig,
+    loss: float,
+    burst: float | None,
+    rounds: int,
+) -> FramePlan:
+    """The plan that sends ``rungs`` with parity ``ratio`` and, with ``rounds`` above 1,
+    resends from what ``room`` leaves, with its expected outcome."""
+    t0, par, k, _ = _tier0_cost_of(table, rungs, ratio, packing)
+    spare = max(0, int(room - t0 - par)) if rounds > 1 else 0
+    mse, psnr = frame_outcomes(
+        table.error[np.arange(table.patches), rungs] * shrink,
+        table.lost,
+        k,
+        ratio,
+        packing.fec_block,
+        loss,
+        table.blank,
+        table.grid,
+        burst,
+        rounds=rounds,
+        resends=spare // max(1.0, t0 / k),
+    )
+    return FramePlan(
+        tuple(int(r) for r in rungs), schedule, ratio, split, mse, psnr, t0, par, t1, spare
+    )
 
 
 def _tier0_cost_of(

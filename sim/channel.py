@@ -119,15 +119,50 @@ def hfstream_tiered_packets(
     return tiered, detail
 
 
+Block = tuple[list[int], list[int]]  # a tier-0 erasure-code block: data, parity positions
+
+
+def tier0_blocks(tiered: list[tuple[int, bytes]]) -> list[Block]:
+    """The erasure-code blocks of a frame's packets, as positions in ``tiered``: each
+    block's tier-0 data packets and parity packets (a data packet no parity covers is a
+    block of its own)."""
+    from hfstream.protocol.wire import PacketType, parse_header, parse_parity
+
+    data: list[int] = []
+    parity: dict[tuple[int, int], list[int]] = {}
+    for i, (_, packet) in enumerate(tiered):
+        header, payload = parse_header(packet)
+        if header.type == PacketType.TIER0:
+            data.append(i)
+        elif header.type == PacketType.PARITY:
+            entry = parse_parity(payload)
+            parity.setdefault((entry.first, entry.k), []).append(i)
+    covered: set[int] = set()
+    blocks: list[Block] = []
+    for (first, k), shares in sorted(parity.items()):
+        members = data[first : first + k]
+        covered.update(members)
+        blocks.append((members, shares))
+    blocks += [([i], []) for i in data if i not in covered]
+    return blocks
+
+
 def arq_delivery(
-    tiered: list[tuple[int, bytes]], lost: Callable[[], bool], budget: int, rounds: int
+    tiered: list[tuple[int, bytes]],
+    lost: Callable[[], bool],
+    budget: int,
+    rounds: int,
+    blocks: list[Block] | None = None,
 ) -> tuple[list[int], int, int]:
-    """Send tier 0 and tier 1 once, then each lost tier-0 packet again, round after round
-    (up to ``rounds`` sends of a packet in all), then tier 2, while the bytes sent (with
-    tags) stay within ``budget``: what a sender does whose receiver acknowledges tier 0,
-    or the WebRTC tier-0 channel's retransmissions. ``lost()``: the channel, one draw per
-    packet sent, in sending order. Returns (indices of the packets that arrived, bytes
-    sent, packets sent)."""
+    """Send tiers 0 and 1 once, then, round after round (up to ``rounds`` sends of a
+    packet in all), the lost tier-0 data packets of each erasure-code block that what
+    arrived cannot rebuild, then tier 2, while the bytes sent (with tags) stay within
+    ``budget``: what a sender does whose receiver acknowledges tier 0, or the WebRTC
+    tier-0 channel's retransmissions. ``lost()``: the channel, one draw per packet sent,
+    in sending order. ``blocks``: ``tier0_blocks`` (None: every tier-0 packet on its
+    own). Returns (positions of the packets that arrived, bytes sent, packets sent)."""
+    if blocks is None:
+        blocks = [([i], []) for i, (tier, _) in enumerate(tiered) if tier == 0]
     arrived: set[int] = set()
     sent_bytes = sent = 0
 
@@ -144,11 +179,17 @@ def arq_delivery(
             arrived.add(i)
         return True
 
-    first = [i for i, (tier, _) in enumerate(tiered) if tier < 2]
-    for i in first:
-        send(i, planned=True)
+    for i, (tier, _) in enumerate(tiered):
+        if tier < 2:
+            send(i, planned=True)
     for _ in range(rounds - 1):
-        missing = [i for i in first if tiered[i][0] == 0 and i not in arrived]
+        missing = [
+            i
+            for members, shares in blocks
+            if len(arrived.intersection(members + shares)) < len(members)
+            for i in members
+            if i not in arrived
+        ]
         if not missing or not all(send(i) for i in missing):
             break
     for i, (tier, _) in enumerate(tiered):

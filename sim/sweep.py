@@ -148,7 +148,13 @@ def _hfstream_case(case: Case, ref: np.ndarray, budget: int, loss):
     the picture of each arrival set are remembered across the cases of a worker: every
     seed at 0 % loss, and many at low loss, see the same packets arrive."""
     from hfstream.protocol.wire import TAG_SIZE
-    from sim.channel import Delivery, arq_delivery, hfstream_receive, hfstream_tiered_packets
+    from sim.channel import (
+        Delivery,
+        arq_delivery,
+        hfstream_receive,
+        hfstream_tiered_packets,
+        tier0_blocks,
+    )
 
     codec = _codec(case.model)
     mode = "hybrid" if case.method.startswith("hfstream") else case.method
@@ -164,7 +170,8 @@ def _hfstream_case(case: Case, ref: np.ndarray, budget: int, loss):
         )
     tiered, detail = _PACKETS[key]
     if rounds > 1:
-        arrived, sent_bytes, sent = arq_delivery(tiered, loss.lost, budget, rounds)
+        blocks = tier0_blocks(tiered)
+        arrived, sent_bytes, sent = arq_delivery(tiered, loss.lost, budget, rounds, blocks)
         sent_bytes -= TAG_SIZE * sent  # reported without tags, as the other hfstream rows
     else:
         arrived = [i for i in range(len(tiered)) if not loss.lost()]

@@ -180,3 +180,29 @@ def test_arq_delivery_resends_lost_tier0_within_the_budget():
     # The budget stops resends and tier 2; tiers 0 and 1 go out as planned.
     arrived, sent_bytes, sent = arq_delivery(tiered, channel([True] * 3), 3 * size, 4)
     assert arrived == [] and sent == 3 and sent_bytes == 3 * size
+
+
+def test_arq_resends_only_what_parity_cannot_rebuild(codec, small_image):
+    from hfstream.protocol.wire import PacketType, parse_header
+    from sim.channel import arq_delivery, hfstream_tiered_packets, tier0_blocks
+
+    tiered, _ = hfstream_tiered_packets(codec, small_image, 100_000, "hybrid", True, loss=0.3)
+    kinds = [parse_header(p)[0].type for _, p in tiered]
+    data = [i for i, t in enumerate(kinds) if t == PacketType.TIER0]
+    parity = [i for i, t in enumerate(kinds) if t == PacketType.PARITY]
+    assert data and parity
+    assert tier0_blocks(tiered) == [(data, parity)]
+    first_pass = [i for i, (tier, _) in enumerate(tiered) if tier < 2]
+
+    def channel(lost_positions):
+        sent = iter(range(10**6))
+        return lambda: next(sent) in lost_positions
+
+    blocks = tier0_blocks(tiered)
+    # The first data packet is lost and parity rebuilds it: nothing is sent again.
+    _, _, sent = arq_delivery(tiered, channel({0}), 10**6, 4, blocks)
+    assert sent == len(tiered)
+    # Every tier-0 packet is lost: the data packets (not the parity) are sent again.
+    gone = {first_pass.index(i) for i in data + parity}
+    arrived, _, sent = arq_delivery(tiered, channel(gone), 10**6, 4, blocks)
+    assert sent == len(tiered) + len(data) and set(data) <= set(arrived)
