@@ -183,3 +183,14 @@ def test_a_lost_patch_decodes_nearer_its_own_content_than_a_borrowed_latent(code
     err_new = np.abs(shown[region].astype(float) - image[region]).mean()
     err_old = np.abs(old[region] - image[region]).mean()
     assert err_new < err_old
+
+
+def test_the_likelihood_floors_survive_a_float16_copy_of_the_weights():
+    """A packed checkpoint stores float16, which flushes the 1e-9 floors to 0; with a zero
+    floor a rare symbol's estimated bits were infinite (the planner then overflowed)."""
+    model = ContinuousCodec(ContinuousConfig(n=8, m=8, rungs=2))
+    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    assert float(state["gaussian_conditional.likelihood_lower_bound.bound"]) == 0
+    model.load_state_dict(state)
+    for entropy_model in (model.entropy_bottleneck, model.gaussian_conditional):
+        assert float(entropy_model.likelihood_lower_bound.bound) == pytest.approx(1e-9)

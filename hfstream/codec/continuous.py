@@ -198,6 +198,14 @@ class ContinuousCodec(MeanScaleHyperprior):
         if self.config.rungs > 1 and prefix + "gain" not in state_dict:
             state_dict[prefix + "gain"] = self.gain.detach().clone()
             state_dict[prefix + "inverse_gain"] = self.inverse_gain.detach().clone()
+        # The likelihood floors are constants, not weights: a float16 copy (a packed
+        # checkpoint) flushes 1e-9 to 0, and a zero floor makes a rare symbol's estimated
+        # bits infinite. Keep the constructor's value whatever the file says.
+        for entropy_model in ("entropy_bottleneck", "gaussian_conditional"):
+            key = f"{prefix}{entropy_model}.likelihood_lower_bound.bound"
+            if key in state_dict:
+                module = getattr(self, entropy_model).likelihood_lower_bound
+                state_dict[key] = module.bound.detach().clone()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extended_below(self, factors: Sequence[float]) -> ContinuousCodec:

@@ -55,7 +55,9 @@ def save_portable(checkpoint: dict[str, Any], path: Path) -> None:
             _flatten_optimizer(name, state, tensors, optimizers)
             continue
         for key, value in state.items():
-            v = value.half() if value.is_floating_point() else value
+            # Scalars (bounds and other constants) stay float32: float16 would flush a
+            # likelihood floor of 1e-9 to 0.
+            v = value.half() if value.is_floating_point() and value.numel() > 1 else value.clone()
             tensors[_SEP.join((name, key))] = v.contiguous()
     meta = {
         "format": FORMAT,
@@ -87,7 +89,10 @@ def load_portable(path: Path) -> dict[str, Any]:
         name, rest = key.split(_SEP, 1)
         if name in optimizers:
             continue
-        states.setdefault(name, {})[rest] = value.float() if value.is_floating_point() else value
+        # A copy: a float32 tensor would otherwise stay a view into the file's storage.
+        states.setdefault(name, {})[rest] = (
+            value.to(torch.float32, copy=True) if value.is_floating_point() else value
+        )
     for name, opt_meta in optimizers.items():
         states[name] = _unflatten_optimizer(name, tensors, opt_meta)
     return {"step": int(meta["step"]), "args": json.loads(meta["args"]), "states": states}
