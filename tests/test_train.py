@@ -254,3 +254,24 @@ def test_extend_refuses_bad_factors(tmp_path):
                 str(tmp_path / "y"),
             ]
         )
+
+
+def test_only_rungs_trains_those_gains_and_nothing_else(photos, tmp_path):
+    """``--only-rungs`` moves the chosen rungs' gain rows; every other weight, the other
+    rungs' gains included, stays bit-identical."""
+    from hfstream.train.common import Checkpoint
+
+    out = tmp_path / "run"
+    common = ["--data", str(photos), "--out", str(out), "--device", "cpu", "--crop", "256"]
+    train(["continuous", *common, "--steps", "1", "--batch", "2", "--rungs", "3"])
+    before = Checkpoint(out / "continuous.ckpt").load()["states"]["model"]
+    only = ["--steps", "3", "--batch", "2", "--rungs", "3", "--only-rungs", "0", "--lr", "1e-2"]
+    train(["continuous", *common, *only])
+    after = Checkpoint(out / "continuous.ckpt").load()["states"]["model"]
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved == {"gain", "inverse_gain"}
+    for table in ("gain", "inverse_gain"):
+        assert not torch.equal(before[table][0], after[table][0])
+        assert torch.equal(before[table][1:], after[table][1:])
+    with pytest.raises(ValueError, match="Invalid rung 5"):
+        train(["continuous", *common, *only[:-4], "--only-rungs", "5"])

@@ -16,6 +16,11 @@ Recipe (chosen for a 2-core CPU, where every step counts):
 
 ``init`` (weights of a shipped single-rate model) gives a warm start: its transforms are
 kept and the rung gains start around them.
+
+``--only-rungs 0 1`` trains those rungs' gain vectors alone, every other weight frozen:
+rungs added under a shipped model's lowest (``extend``, then ``init``) learn their own
+per-channel gains while every trained rung codes the very same strings as before, and the
+up-sampler, predictor and refiner tuned on them stay valid.
 """
 
 from __future__ import annotations
@@ -48,6 +53,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=ContinuousConfig.n)
     p.add_argument("--m", type=int, default=ContinuousConfig.m)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument(
+        "--only-rungs",
+        type=int,
+        nargs="+",
+        help="train these rungs' gains alone, every other weight frozen",
+    )
+
+
+def _gains_only(model: ContinuousCodec, rungs: list[int]) -> list[torch.Tensor]:
+    """Freeze every weight but the gain tables, and mask their gradients to ``rungs``'
+    rows: Adam's moments stay zero on the other rows, so those never move."""
+    if model.rungs == 1:
+        raise SystemExit("--only-rungs needs a model with a rate ladder")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    mask = torch.zeros(model.rungs, 1, device=model.gain.device)
+    mask[rungs] = 1.0
+    for table in (model.gain, model.inverse_gain):
+        table.requires_grad_(True)
+        table.register_hook(lambda g: g * mask)
+    return [model.gain, model.inverse_gain]
 
 
 def run(args: argparse.Namespace) -> None:
@@ -65,9 +91,16 @@ def run(args: argparse.Namespace) -> None:
     lmbdas = torch.tensor(ladder_lmbdas(args.rungs, args.lmbda_lowest), device=rt.device)
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    rungs_trained = list(range(args.rungs))
+    if args.only_rungs:
+        rungs_trained = sorted({model.check_rung(r) for r in args.only_rungs})
+        main_params, aux_params = _gains_only(model, rungs_trained), []
     opt = torch.optim.Adam(main_params, lr=args.lr)
-    aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
-    step = ckpt.resume(model=model, opt=opt, aux_opt=aux_opt)
+    aux_opt = torch.optim.Adam(aux_params or [torch.zeros(1, requires_grad=True)], lr=1e-3)
+    # The optimisers' states resume only a run that trained the same parameters.
+    saved = ckpt.load()["args"].get("only_rungs") if ckpt.exists() else None
+    same = saved == (rungs_trained if args.only_rungs else None)
+    step = ckpt.resume(model=model, **({"opt": opt, "aux_opt": aux_opt} if same else {}))
     net = wrap_ddp(model, rt)
     data = PhotoCrops(args.data, args.crop, seed=args.seed + 1000 * rt.rank + step)
     rng = np.random.default_rng(args.seed + 7 * step + rt.rank)
@@ -80,7 +113,7 @@ def run(args: argparse.Namespace) -> None:
         for g in opt.param_groups:
             g["lr"] = lr
         x = data.batch(args.batch).to(rt.device)
-        rung = torch.from_numpy(rng.integers(0, args.rungs, size=args.batch)).to(rt.device)
+        rung = torch.from_numpy(rng.choice(rungs_trained, size=args.batch)).to(rt.device)
         low = ContinuousCodec.downsample(x)
         res = net(low, rung)
         seen = ContinuousCodec.upsample(res["x_hat"])
@@ -88,11 +121,12 @@ def run(args: argparse.Namespace) -> None:
         bpp_low = res["bits"] / low[0, 0].numel()  # bits per thumbnail pixel
         loss = (lmbdas[rung] * 255**2 * mse + bpp_low).mean()
         skipped += not optimizer_step(opt, loss, main_params)
-        aux = model.aux_loss()
-        aux_opt.zero_grad()
-        if torch.isfinite(aux):
-            aux.backward()
-            aux_opt.step()
+        if aux_params:
+            aux = model.aux_loss()
+            aux_opt.zero_grad()
+            if torch.isfinite(aux):
+                aux.backward()
+                aux_opt.step()
         step += 1
         bar.update(1)
         with torch.no_grad():
@@ -119,6 +153,7 @@ def run(args: argparse.Namespace) -> None:
                     "rungs": args.rungs,
                     "default_rung": default_rung,
                     "lmbda_lowest": args.lmbda_lowest,
+                    "only_rungs": rungs_trained if args.only_rungs else None,
                 },
             )
     bar.close()
