@@ -275,3 +275,29 @@ def test_only_rungs_trains_those_gains_and_nothing_else(photos, tmp_path):
         assert torch.equal(before[table][1:], after[table][1:])
     with pytest.raises(ValueError, match="Invalid rung 5"):
         train(["continuous", *common, *only[:-4], "--only-rungs", "5"])
+
+
+def test_extend_takes_trained_gains_from_a_checkpoint(tmp_path):
+    """``extend --gains-from`` puts a run's trained gains on the new rungs, and refuses a
+    checkpoint of another ladder."""
+    from safetensors.torch import load_file
+
+    from hfstream.train.common import Checkpoint
+
+    scaled, run = tmp_path / "scaled", tmp_path / "run"
+    train(["extend", "--factors", "0.5", "--model-dir", str(scaled)])
+    train(["init", "--model", str(scaled), "--out", str(run)])
+    ckpt = Checkpoint(run / "continuous.ckpt")
+    state = ckpt.load()
+    state["states"]["model"]["gain"][0] *= 1.25  # what --only-rungs 0 would have learned
+    ckpt.save(1, state["states"], state["args"])
+    trained = tmp_path / "trained"
+    gains = ["--gains-from", str(run / "continuous.ckpt")]
+    train(["extend", "--factors", "0.5", "--model-dir", str(trained), *gains])
+    a = load_file(str(scaled / "weights.safetensors"))
+    b = load_file(str(trained / "weights.safetensors"))
+    want = 1.25 * a["continuous.gain"][0].float()
+    assert torch.allclose(b["continuous.gain"][0].float(), want, rtol=2e-3)
+    assert torch.equal(b["continuous.gain"][1:], a["continuous.gain"][1:])
+    with pytest.raises(SystemExit, match="gain is"):  # two rungs added: another ladder
+        train(["extend", "--factors", "0.4", "0.5", "--model-dir", str(tmp_path / "x"), *gains])

@@ -7,6 +7,10 @@ the latent is quantised more coarsely and costs fewer bytes. Only the two gain t
 change; every other tensor, the entropy coder's tables included, is copied as it is, so
 the trained rungs code exactly as before, under new numbers (each moves up by the count
 of factors, and so does the default rung). The new folder has its own model id.
+
+``--gains-from RUN/continuous.ckpt`` then takes the new rungs' gains from a run that
+trained them (``init`` from the extended folder, then ``continuous --only-rungs``): the
+checkpoint's ladder must be the extended one, its trained rungs' gains unchanged.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 from safetensors.torch import load_file
 
 from hfstream.codec.model_io import CONFIG_NAME, DEFAULT_MODEL_DIR, WEIGHTS_NAME, save_model
+from hfstream.train.common import Checkpoint
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,6 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--factors", type=float, nargs="+", required=True, help="ascending, each in (0, 1)"
     )
     p.add_argument("--version", type=int, help="the new model's version (default: unchanged)")
+    p.add_argument(
+        "--gains-from",
+        type=Path,
+        help="a continuous checkpoint whose new rungs' gains were trained (--only-rungs)",
+    )
 
 
 def extend_tensors(
@@ -50,6 +60,24 @@ def extend_tensors(
     return out
 
 
+def trained_gains(
+    tensors: dict[str, torch.Tensor], state: dict[str, torch.Tensor], new: int
+) -> dict[str, torch.Tensor]:
+    """The extended weights with the ``new`` lowest rungs' gain tables taken from a
+    continuous-stage ``state``, which must hold the same ladder with the trained rungs'
+    gains as they are."""
+    out = dict(tensors)
+    for table in ("gain", "inverse_gain"):
+        ours, theirs = tensors[f"continuous.{table}"], state.get(table)
+        if theirs is None or theirs.shape != ours.shape:
+            got = None if theirs is None else tuple(theirs.shape)
+            raise ValueError(f"the checkpoint's {table} is {got}, the model's {tuple(ours.shape)}")
+        if not torch.allclose(theirs[new:].to(ours.dtype).float(), ours[new:].float()):
+            raise ValueError(f"the checkpoint's trained rungs have other {table}s than the model")
+        out[f"continuous.{table}"] = torch.cat([theirs[:new].to(ours.dtype), ours[new:]])
+    return out
+
+
 def run(args: argparse.Namespace) -> None:
     source = Path(args.source or DEFAULT_MODEL_DIR)
     try:
@@ -59,6 +87,11 @@ def run(args: argparse.Namespace) -> None:
         raise SystemExit(f"Cannot read the model in {source}: {e}") from e
     try:
         tensors = extend_tensors(tensors, list(args.factors))
+        if args.gains_from is not None:
+            state = Checkpoint(args.gains_from).load()["states"]["model"]
+            tensors = trained_gains(tensors, state, len(args.factors))
+    except (OSError, KeyError, RuntimeError) as e:
+        raise SystemExit(f"Cannot read the checkpoint {args.gains_from}: {e}") from e
     except ValueError as e:
         raise SystemExit(str(e)) from e
     for key in ("format", "format_version", "weights_sha256"):  # save_model writes them
