@@ -46,6 +46,16 @@ class Buffer:
     def pull_uint32(self, what: str = "uint32") -> int:
         return self._pull("!I", 4, what)
 
+    def pull_varint(self, what: str = "varint", max_bytes: int = 4) -> int:
+        """An unsigned LEB128 integer of at most ``max_bytes`` bytes (7 bits each)."""
+        value = 0
+        for i in range(max_bytes):
+            byte = self.pull_uint8(what)
+            value |= (byte & 0x7F) << (7 * i)
+            if not byte & 0x80:
+                return value
+        raise BufferReadError(f"{what} runs over {max_bytes} bytes")
+
     # writing
     def push_bytes(self, b: bytes) -> None:
         self._out += b
@@ -58,6 +68,14 @@ class Buffer:
 
     def push_uint32(self, v: int) -> None:
         self._out += struct.pack("!I", v)
+
+    def push_varint(self, v: int) -> None:
+        if v < 0:
+            raise ValueError(f"a varint is unsigned, got {v}")
+        while v >= 0x80:
+            self._out.append(0x80 | (v & 0x7F))
+            v >>= 7
+        self._out.append(v)
 
     def data(self) -> bytes:
         return bytes(self._out)

@@ -1,21 +1,26 @@
 """The ``.hfs`` file: an encoded image, versioned, tied to the model that made it.
 
-Layout (big-endian)::
+Layout (big-endian), version 3::
 
     magic        4 B   b"HFS\\x00"
-    version      1 B   2 (version 1, before the rate ladder, is read too)
+    version      1 B   3 (versions 1 and 2 are read too)
     coding       1 B   0 = fixed-length indices, 1 = learned-prior (ANS) indices
     model id     4 B   the id of the model that encoded it (decoding with another fails)
-    height       4 B   of the image, 1..16384
-    width        4 B
+    height       2 B   of the image, 1..16384
+    width        2 B
     codebook     2 B   codebook size the indices refer to
     tiers        1 B   1 = kept indices only, 2 = kept and withheld
     then, for every patch (row-major):
-      schedule   1 B   wire id of the patch's schedule
-      rung       1 B   rung of its continuous strings (not in version 1, where it is 0)
-      y length   2 B, y string;  z length 2 B, z string
-      kept       2 B length, the kept indices (raster order)
-      withheld   2 B length, the withheld indices (only when tiers == 2)
+      kind       1 B   16 * the schedule's place in ``SCHEDULE_ORDER`` + the rung
+      y length   varint, y string;  z length varint, z string
+      kept       varint length, the kept indices (raster order)
+      withheld   varint length, the withheld indices (only when tiers == 2)
+
+A varint is unsigned LEB128 (7 bits a byte, low first, at most 4 bytes): a string of
+under 128 bytes costs one byte of length. Version 2 had 4-byte height and width, the
+schedule's wire id and the rung in a byte each and 2-byte lengths; version 1 had no rung
+(rung 0). At the rates the codec runs at (a few hundred bytes a 768x512 picture) those
+fixed fields were 2 % of a file.
 
 Anything that does not fit this layout is a ``ContainerError`` naming the problem.
 """
@@ -41,8 +46,18 @@ from hfstream.codec.schedules import Schedule, kept_positions, withheld_position
 from hfstream.protocol.geometry import MAX_SIDE, patch_count
 
 MAGIC = b"HFS\x00"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+# Version 3's patch byte: the schedule's place here (3 bits) and the rung (4 bits).
+SCHEDULE_ORDER = (
+    Schedule.NONE,
+    Schedule.ALL,
+    Schedule.HALF,
+    Schedule.QUARTER,
+    Schedule.NINTH,
+    Schedule.SIXTEENTH,
+)
+MAX_RUNG_V3 = 15
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a 16384x16384 image at 1_1 stays well below this
 
 
@@ -64,24 +79,35 @@ def write(
     codec: HybridCodec,
     coding: IndexCoding = IndexCoding.PRIOR,
     include_withheld: bool = False,
+    version: int = VERSION,
 ) -> bytes:
+    """The ``.hfs`` bytes of ``enc``: its kept indices, and with ``include_withheld`` the
+    withheld ones too. ``version`` 2 writes the older layout (for readers before 3)."""
+    if version not in (2, 3):
+        raise ValueError(f"can write container versions 2 and 3, not {version}")
     buf = Buffer()
     buf.push_bytes(MAGIC)
-    buf.push_uint8(VERSION)
+    buf.push_uint8(version)
     buf.push_uint8(int(coding))
     buf.push_uint32(enc.model_id)
-    buf.push_uint32(enc.height)
-    buf.push_uint32(enc.width)
+    push_size = buf.push_uint16 if version == 3 else buf.push_uint32
+    push_size(enc.height)
+    push_size(enc.width)
     buf.push_uint16(enc.codebook_size)
     buf.push_uint8(2 if include_withheld else 1)
+    push_length = buf.push_varint if version == 3 else buf.push_uint16
     bits = bits_per_index(enc.codebook_size)
     probs = _prior(codec, enc) if coding == IndexCoding.PRIOR else None
     for i, p in enumerate(enc.patches):
         assert p.continuous is not None, "only a complete encoding can be written"
-        buf.push_uint8(int(p.schedule))
-        buf.push_uint8(p.rung)
+        if version == 3:
+            assert 0 <= p.rung <= MAX_RUNG_V3, f"rung {p.rung} does not fit the patch byte"
+            buf.push_uint8(16 * SCHEDULE_ORDER.index(p.schedule) + p.rung)
+        else:
+            buf.push_uint8(int(p.schedule))
+            buf.push_uint8(p.rung)
         for s in p.continuous:
-            buf.push_uint16(len(s))
+            push_length(len(s))
             buf.push_bytes(s)
         groups = [kept_positions(p.schedule)]
         if include_withheld:
@@ -93,7 +119,7 @@ def write(
                 data = pack_fixed(values, bits)
             else:
                 data = encode_with_prior(values, probs[i, pos])
-            buf.push_uint16(len(data))
+            push_length(len(data))
             buf.push_bytes(data)
     return buf.data()
 
@@ -178,7 +204,8 @@ def _parse_buffer(data: bytes, codec: HybridCodec) -> _Parsed:
         raise ContainerError(
             f"file was encoded with model {model_id:08x}, the loaded model is {codec.model_id:08x}"
         )
-    height, width = buf.pull_uint32("height"), buf.pull_uint32("width")
+    pull_size = buf.pull_uint16 if version == 3 else buf.pull_uint32
+    height, width = pull_size("height"), pull_size("width")
     if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
         raise ContainerError(f"image size {width}x{height} is outside 1..{MAX_SIDE} per side")
     k = buf.pull_uint16("codebook size")
@@ -188,29 +215,39 @@ def _parse_buffer(data: bytes, codec: HybridCodec) -> _Parsed:
     if tiers not in (1, 2):
         raise ContainerError(f"tiers must be 1 or 2, got {tiers}")
     n = patch_count(height, width)
-    # Every patch needs at least 7 bytes (8 with its rung): refuse a header that promises
-    # more than the file holds.
-    if n * (7 if version == 1 else 8) > buf.remaining:
+    # Every patch needs at least 4 bytes (version 3: kind and three lengths; 7 in
+    # version 1, 8 in 2): refuse a header that promises more than the file holds.
+    if n * {1: 7, 2: 8, 3: 4}[version] > buf.remaining:
         raise ContainerError(
             f"file declares {n} patches but holds only {buf.remaining} bytes of them"
         )
+
+    def pull_length(what: str) -> int:
+        return buf.pull_varint(what) if version == 3 else buf.pull_uint16(what)
+
     raw = []
     for i in range(n):
-        sid = buf.pull_uint8(f"patch {i} schedule")
-        if sid not in Schedule._value2member_map_:
-            raise ContainerError(f"patch {i} has unknown schedule id {sid}")
-        rung = 0 if version == 1 else buf.pull_uint8(f"patch {i} rung")
+        if version == 3:
+            kind = buf.pull_uint8(f"patch {i} schedule and rung")
+            if kind >> 4 >= len(SCHEDULE_ORDER):
+                raise ContainerError(f"patch {i} has unknown schedule {kind >> 4}")
+            sid, rung = int(SCHEDULE_ORDER[kind >> 4]), kind & 0x0F
+        else:
+            sid = buf.pull_uint8(f"patch {i} schedule")
+            if sid not in Schedule._value2member_map_:
+                raise ContainerError(f"patch {i} has unknown schedule id {sid}")
+            rung = 0 if version == 1 else buf.pull_uint8(f"patch {i} rung")
         if rung >= codec.continuous.rungs:
             raise ContainerError(
                 f"patch {i} has rung {rung}, the model has rungs 0..{codec.continuous.rungs - 1}"
             )
-        y = buf.pull_bytes(buf.pull_uint16(f"patch {i} y length"), f"patch {i} y string")
-        z = buf.pull_bytes(buf.pull_uint16(f"patch {i} z length"), f"patch {i} z string")
-        blobs = [buf.pull_bytes(buf.pull_uint16(f"patch {i} index length"), f"patch {i} indices")]
+        y = buf.pull_bytes(pull_length(f"patch {i} y length"), f"patch {i} y string")
+        z = buf.pull_bytes(pull_length(f"patch {i} z length"), f"patch {i} z string")
+        blobs = [buf.pull_bytes(pull_length(f"patch {i} index length"), f"patch {i} indices")]
         if tiers == 2:
             blobs.append(
                 buf.pull_bytes(
-                    buf.pull_uint16(f"patch {i} withheld length"), f"patch {i} withheld indices"
+                    pull_length(f"patch {i} withheld length"), f"patch {i} withheld indices"
                 )
             )
         raw.append((Schedule(sid), (y, z), blobs, rung))

@@ -82,28 +82,51 @@ def test_specific_errors(codec, encoded, blob):
     with pytest.raises(ContainerError, match="encoded with model"):
         container.read(bytes(foreign), codec)
     huge = bytearray(blob)
-    huge[10:14] = (16384).to_bytes(4, "big")
-    huge[14:18] = (16384).to_bytes(4, "big")
+    huge[10:12] = (16384).to_bytes(2, "big")
+    huge[12:14] = (16384).to_bytes(2, "big")
     with pytest.raises(ContainerError, match="declares 4096 patches"):
         container.read(bytes(huge), codec)
     absurd = bytearray(blob)
-    absurd[10:14] = (1 << 31).to_bytes(4, "big")
+    absurd[10:12] = (65535).to_bytes(2, "big")
     with pytest.raises(ContainerError, match="outside 1..16384"):
         container.read(bytes(absurd), codec)
     with pytest.raises(ContainerError, match="unexpected bytes"):
         container.read(blob + b"\0", codec)
-    header = 21  # magic .. tiers; then the first patch's schedule, then its rung
-    assert blob[4] == container.VERSION == 2 and blob[header + 1] == encoded.patches[0].rung
+    header = 17  # magic .. tiers; then the first patch's schedule and rung in a byte
+    assert blob[4] == container.VERSION == 3 and blob[header] & 15 == encoded.patches[0].rung
     rung = bytearray(blob)
-    rung[header + 1] = codec.continuous.rungs
+    rung[header] = (blob[header] & 0xF0) | codec.continuous.rungs
     with pytest.raises(ContainerError, match=f"patch 0 has rung {codec.continuous.rungs}"):
         container.read(bytes(rung), codec)
+    schedule = bytearray(blob)
+    schedule[header] = 0x70 | (blob[header] & 15)
+    with pytest.raises(ContainerError, match="patch 0 has unknown schedule 7"):
+        container.read(bytes(schedule), codec)
+    endless = bytearray(blob[: header + 1]) + b"\xff" * 8
+    with pytest.raises(ContainerError, match="y length runs over 4 bytes"):
+        container.read(bytes(endless), codec)
+
+
+def test_version_3_is_smaller_and_version_2_files_still_read(codec, small_image):
+    """Version 3 drops 4 header bytes and about 3 a patch; a version-2 file holds the
+    very same encoding."""
+    encoded = codec.encode(small_image, schedule="1_4")
+    for withheld in (False, True):
+        new = container.write(encoded, codec, include_withheld=withheld)
+        old = container.write(encoded, codec, include_withheld=withheld, version=2)
+        assert old[4] == 2 and len(old) - len(new) >= 4 + 3 * len(encoded.patches)
+        a, b = container.read(new, codec), container.read(old, codec)
+        for p, q in zip(a.patches, b.patches, strict=True):
+            assert p.continuous == q.continuous and p.rung == q.rung
+            assert p.schedule == q.schedule and np.array_equal(p.indices, q.indices)
+    with pytest.raises(ValueError, match="versions 2 and 3, not 1"):
+        container.write(encoded, codec, version=1)
 
 
 def test_version_1_files_read_at_rung_0(codec, small_image):
     """Files written before the rate ladder have no rung byte; they read as rung 0."""
     encoded = codec.encode(small_image, schedule="auto", rungs=[0, 0])
-    blob = container.write(encoded, codec, IndexCoding.PRIOR)
+    blob = container.write(encoded, codec, IndexCoding.PRIOR, version=2)
     n = len(encoded.patches)
     old = bytearray(blob[:21])
     old[4] = 1
