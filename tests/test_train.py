@@ -299,5 +299,18 @@ def test_extend_takes_trained_gains_from_a_checkpoint(tmp_path):
     want = 1.25 * a["continuous.gain"][0].float()
     assert torch.allclose(b["continuous.gain"][0].float(), want, rtol=2e-3)
     assert torch.equal(b["continuous.gain"][1:], a["continuous.gain"][1:])
+    # The gain tables alone, as committed, give the same model.
+    from safetensors.torch import save_file
+
+    tables = {k: state["states"]["model"][k].contiguous() for k in ("gain", "inverse_gain")}
+    save_file(tables, str(tmp_path / "gains.safetensors"))
+    alone = tmp_path / "alone"
+    train(
+        ["extend", "--factors", "0.5", "--model-dir", str(alone)]
+        + ["--gains-from", str(tmp_path / "gains.safetensors")]
+    )
+    assert (alone / "weights.safetensors").read_bytes() == (
+        trained / "weights.safetensors"
+    ).read_bytes()
     with pytest.raises(SystemExit, match="gain is"):  # two rungs added: another ladder
         train(["extend", "--factors", "0.4", "0.5", "--model-dir", str(tmp_path / "x"), *gains])

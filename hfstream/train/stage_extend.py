@@ -10,7 +10,9 @@ of factors, and so does the default rung). The new folder has its own model id.
 
 ``--gains-from RUN/continuous.ckpt`` then takes the new rungs' gains from a run that
 trained them (``init`` from the extended folder, then ``continuous --only-rungs``): the
-checkpoint's ladder must be the extended one, its trained rungs' gains unchanged.
+checkpoint's ladder must be the extended one, its trained rungs' gains unchanged. A
+``.safetensors`` file holding just ``gain`` and ``inverse_gain`` does as well (how
+trained gains are committed: a few kilobytes).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--gains-from",
         type=Path,
-        help="a continuous checkpoint whose new rungs' gains were trained (--only-rungs)",
+        help="a continuous checkpoint (or .safetensors of its gain tables) whose new rungs'"
+        " gains were trained (--only-rungs)",
     )
 
 
@@ -88,7 +91,10 @@ def run(args: argparse.Namespace) -> None:
     try:
         tensors = extend_tensors(tensors, list(args.factors))
         if args.gains_from is not None:
-            state = Checkpoint(args.gains_from).load()["states"]["model"]
+            if args.gains_from.suffix == ".safetensors":  # the gain tables alone
+                state = load_file(str(args.gains_from))
+            else:
+                state = Checkpoint(args.gains_from).load()["states"]["model"]
             tensors = trained_gains(tensors, state, len(args.factors))
     except (OSError, KeyError, RuntimeError) as e:
         raise SystemExit(f"Cannot read the checkpoint {args.gains_from}: {e}") from e
