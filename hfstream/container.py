@@ -9,7 +9,9 @@ Layout (big-endian), version 3::
     height       2 B   of the image, 1..16384
     width        2 B
     codebook     2 B   codebook size the indices refer to
-    tiers        1 B   1 = kept indices only, 2 = kept and withheld
+    tiers        1 B   low 4 bits: 1 = kept indices only, 2 = kept and withheld;
+                       bits 4-5: log2 of the scale the image is shown at (0 in files
+                       before it: ``hfstream.codec.scaling``; height and width are as coded)
     then, for every patch (row-major):
       kind       1 B   16 * the schedule's place in ``SCHEDULE_ORDER`` + the rung
       y length   varint, y string;  z length varint, z string
@@ -43,7 +45,7 @@ from hfstream.codec.index_coding import (
     unpack_fixed,
 )
 from hfstream.codec.schedules import Schedule, kept_positions, withheld_positions
-from hfstream.protocol.geometry import MAX_SIDE, patch_count
+from hfstream.protocol.geometry import MAX_SIDE, SCALES, patch_count
 
 MAGIC = b"HFS\x00"
 VERSION = 3
@@ -85,6 +87,8 @@ def write(
     withheld ones too. ``version`` 2 writes the older layout (for readers before 3)."""
     if version not in (2, 3):
         raise ValueError(f"can write container versions 2 and 3, not {version}")
+    if version == 2 and enc.scale != 1:
+        raise ValueError("container version 2 cannot hold an image coded below its size")
     buf = Buffer()
     buf.push_bytes(MAGIC)
     buf.push_uint8(version)
@@ -94,7 +98,7 @@ def write(
     push_size(enc.height)
     push_size(enc.width)
     buf.push_uint16(enc.codebook_size)
-    buf.push_uint8(2 if include_withheld else 1)
+    buf.push_uint8((2 if include_withheld else 1) | (enc.scale.bit_length() - 1) << 4)
     push_length = buf.push_varint if version == 3 else buf.push_uint16
     bits = bits_per_index(enc.codebook_size)
     probs = _prior(codec, enc) if coding == IndexCoding.PRIOR else None
@@ -154,6 +158,7 @@ class _Parsed:
     codebook_size: int
     model_id: int
     coding: IndexCoding
+    scale: int
     # Per patch: schedule, (y, z) strings, index blobs (kept, then withheld), rung.
     raw: list[tuple[Schedule, tuple[bytes, bytes], list[bytes], int]]
 
@@ -162,7 +167,9 @@ class _Parsed:
         patches = tuple(
             EncodedPatch(c, s, np.full(TOKENS, MISSING, np.int64), r) for s, c, _, r in self.raw
         )
-        return EncodedImage(self.height, self.width, self.codebook_size, self.model_id, patches)
+        return EncodedImage(
+            self.height, self.width, self.codebook_size, self.model_id, patches, self.scale
+        )
 
     def index_share(self) -> float:
         """The share of index positions that the file's non-empty blobs cover."""
@@ -211,9 +218,16 @@ def _parse_buffer(data: bytes, codec: HybridCodec) -> _Parsed:
     k = buf.pull_uint16("codebook size")
     if k not in codec.codebook_sizes:
         raise ContainerError(f"codebook size {k} is not one of the model's {codec.codebook_sizes}")
-    tiers = buf.pull_uint8("tiers")
+    tiers_byte = buf.pull_uint8("tiers")
+    tiers, scale = tiers_byte & 0x0F, 1 << (tiers_byte >> 4)
     if tiers not in (1, 2):
         raise ContainerError(f"tiers must be 1 or 2, got {tiers}")
+    if (version < 3 and scale != 1) or scale not in SCALES:
+        raise ContainerError(f"unknown scale bits in the tiers byte {tiers_byte:#04x}")
+    if max(height, width) * scale > MAX_SIDE:
+        raise ContainerError(
+            f"image size {width}x{height} shown at {scale}x is outside 1..{MAX_SIDE} per side"
+        )
     n = patch_count(height, width)
     # Every patch needs at least 4 bytes (version 3: kind and three lengths; 7 in
     # version 1, 8 in 2): refuse a header that promises more than the file holds.
@@ -253,7 +267,7 @@ def _parse_buffer(data: bytes, codec: HybridCodec) -> _Parsed:
         raw.append((Schedule(sid), (y, z), blobs, rung))
     if not buf.eof():
         raise ContainerError(f"{buf.remaining} unexpected bytes after the last patch")
-    return _Parsed(height, width, k, model_id, coding, raw)
+    return _Parsed(height, width, k, model_id, coding, scale, raw)
 
 
 def _with_indices(parsed: _Parsed, codec: HybridCodec) -> EncodedImage:
@@ -285,4 +299,4 @@ def _with_indices(parsed: _Parsed, codec: HybridCodec) -> EncodedImage:
                 raise ContainerError(f"patch {i} has an index outside the {k}-word codebook")
             idx[pos] = values
         out.append(EncodedPatch(cont, sched, idx, rung))
-    return EncodedImage(height, width, k, model_id, tuple(out))
+    return EncodedImage(height, width, k, model_id, tuple(out), parsed.scale)

@@ -133,6 +133,7 @@ def frame_entries(
         tier0=tier0_entries(enc) if 0 in tiers else (),
         tier1=index_entries(enc, 1, groups, priors) if 1 in tiers else (),
         tier2=index_entries(enc, 2, groups, priors) if withheld else (),
+        scale=enc.scale,
     )
 
 

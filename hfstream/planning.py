@@ -397,6 +397,19 @@ def _fit_rungs(
     return np.zeros(n, int)
 
 
+def choose_scale(tables: Mapping[int, RungTable], budget: float, **plan_args: object) -> int:
+    """The scale (a key of ``tables``: the frame's rung tables coded at 1/scale of its
+    size) whose tier-0 plan (``plan_frame`` with ``plan_args``, no indices) is best: one
+    that fits ``budget`` before one that does not, then the higher expected PSNR; when
+    none fits, the one that overshoots least."""
+    scored = []
+    for scale, table in tables.items():
+        plan = plan_frame(table, {}, budget, schedules=("0",), **plan_args)  # type: ignore[arg-type]
+        fits = plan.bytes <= budget
+        scored.append(((fits, plan.expected_psnr if fits else -plan.bytes), -scale, scale))
+    return max(scored)[2]
+
+
 @dataclass(frozen=True)
 class PlannedFrame:
     encoded: EncodedImage
@@ -436,6 +449,7 @@ def encode_within(
     parity_ratios: Sequence[float] = PARITY_RATIOS,
     refine_steps: int = 0,
     rounds: int = 1,
+    scales: Sequence[int] = (1, 2),
 ) -> PlannedFrame:
     """Encode ``image`` to fit ``budget`` bytes of tiers 0, 1 and parity, planned for
     ``loss`` in runs of ``burst`` packets on average (None: independent; see the module
@@ -443,9 +457,12 @@ def encode_within(
     (``HybridCodec.encode``); the plan is made from the unrefined latent, and the
     refined strings are checked against the budget like any others. ``rounds``: lost
     tier-0 packets are sent again in up to ``rounds - 1`` more rounds (``plan_frame``);
-    the plan then leaves room for them instead of parity. Returns the
-    encoding, its index priors, the packetizer settings to send it with and the plan."""
-    from hfstream.codec.hybrid import QUALITY_FLOOR_DB
+    the plan then leaves room for them instead of parity. ``scales``: the frame may be
+    coded at 1/2 of its size where that plans better (``choose_scale``; tier 0 alone
+    then), when 2 divides both sides. Returns the encoding, its index priors, the
+    packetizer settings to send it with and the plan."""
+    from hfstream.codec.hybrid import QUALITY_FLOOR_DB, to_uint8_image
+    from hfstream.codec.scaling import scalable
     from hfstream.codec.schedules import Schedule
     from hfstream.frame_coding import index_priors
 
@@ -457,21 +474,38 @@ def encode_within(
         # plan tier 0 alone, send no withheld indices and spare the index priors.
         schedules, prior_coding = ("0",), False
         cfg = replace(cfg, send_withheld=False)
+    channel = {"loss": loss, "burst": burst, "rounds": rounds}
+    image = to_uint8_image(image)
     table = codec.rung_table(image)
+    scale = 1
+    if 2 in scales and scalable(image.shape[0], image.shape[1], 2):
+        tables = {1: table, 2: codec.rung_table(image, 2)}
+        scale = choose_scale(
+            tables,
+            budget,
+            index_gain_db=gains,
+            parity_ratios=parity_ratios,
+            config=cfg,
+            floor_db=QUALITY_FLOOR_DB,
+            **channel,
+        )
+        if scale != 1:
+            # Indices are not planned at a scale: the picture they refine is up-scaled.
+            table = tables[scale]
+            schedules, prior_coding = ("0",), False
+            cfg = replace(cfg, send_withheld=False)
 
     def planned(room: float, tier1: Mapping[str, int] | None = None) -> FramePlan:
         return plan_frame(
             table,
             tier1_bytes if tier1 is None else tier1,
             room,
-            loss=loss,
-            burst=burst,
             index_gain_db=gains,
             schedules=schedules,
             parity_ratios=parity_ratios,
             config=cfg,
             floor_db=QUALITY_FLOOR_DB,
-            rounds=rounds,
+            **channel,  # type: ignore[arg-type]
         )
 
     if schedules != ("0",):
@@ -487,7 +521,7 @@ def encode_within(
     first = priors = None
     if schedules != ("0",):  # tier 1's price needs the indices and their priors first
         start = min(codec.continuous.config.default_rung, table.rungs - 1)
-        first = codec.encode(image, "1_1", rungs=[start] * table.patches)
+        first = codec.encode(image, "1_1", rungs=[start] * table.patches, scale=scale)
         priors = index_priors(codec, first) if prior_coding else None
         tier1_bytes = schedule_tier1_bytes(codec, first, priors, cfg)
 
@@ -495,7 +529,9 @@ def encode_within(
     # ``first`` priced tier 1 unrefined: its strings are coded again, refined, below.
     stale = refine_steps > 0
     if first is None:  # tier 0 alone: code it once, at the planned rungs
-        first = codec.encode(image, "1_1", rungs=list(plan.rungs), refine_steps=refine_steps)
+        first = codec.encode(
+            image, "1_1", rungs=list(plan.rungs), refine_steps=refine_steps, scale=scale
+        )
         stale = False
     enc = first
     room = budget
@@ -547,6 +583,7 @@ __all__ = [
     "DEFAULT_INDEX_GAIN_DB",
     "FramePlan",
     "PlannedFrame",
+    "choose_scale",
     "encode_within",
     "plan_frame",
     "schedule_tier1_bytes",

@@ -68,7 +68,12 @@ def tier0_encoded(codec: HybridCodec, frame: FrameState) -> EncodedImage:
     """``frame``'s tier 0 alone as an ``EncodedImage``, without the index priors: what the
     instant preview (``mode="continuous"``) decodes."""
     return EncodedImage(
-        frame.height, frame.width, frame.codebook_size, codec.model_id, _tier0_patches(codec, frame)
+        frame.height,
+        frame.width,
+        frame.codebook_size,
+        codec.model_id,
+        _tier0_patches(codec, frame),
+        frame.scale,
     )
 
 
@@ -130,5 +135,5 @@ def build_encoded(codec: HybridCodec, frame: FrameState, cache: FrameDecodeState
     for (_, patch, _, _), (pos, values) in cache.decoded.items():
         patches[patch].indices[pos] = values
     return EncodedImage(
-        frame.height, frame.width, frame.codebook_size, codec.model_id, tuple(patches)
+        frame.height, frame.width, frame.codebook_size, codec.model_id, tuple(patches), frame.scale
     )

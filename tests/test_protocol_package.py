@@ -35,22 +35,22 @@ def _frame():
     )
 
 
-# magic, version 4, type, model, session, counter, frame 7, capture (ms after the session's
+# magic, version 5, type, model, session, counter, frame 7, capture (ms after the session's
 # start second), 240 x 256, codebook 2**10, flags (prior-coded), seq 0, count 1
 # | msgpack payload | tag
 HEADER_T0 = (
-    "4846 04 00 c0dec0de 65a1b2c301020304 00000000 00000007 01020304 00f0 0100 0a 01 0000 0001"
+    "4846 05 00 c0dec0de 65a1b2c301020304 00000000 00000007 01020304 00f0 0100 0a 01 0000 0001"
 )
 # tier 0: [[patch 0, schedule 4 (1_4), rung 2, y, z]]
 GOLDEN_TIER0 = HEADER_T0 + " 91 95 00 04 02 c405 7979797979 c402 7a7a"
 GOLDEN_TIER1 = (
-    "4846 04 01 c0dec0de 65a1b2c301020304 00000000 00000007 01020304 00f0 0100 0a 01 0000 0001"
+    "4846 05 01 c0dec0de 65a1b2c301020304 00000000 00000007 01020304 00f0 0100 0a 01 0000 0001"
     " 91 96 00 04 00 01 c402 0102 cdbeef"
 )
-GOLDEN_TAG = "b5f9beea659c18078658fc3e2499849c"
+GOLDEN_TAG = "8dd5fa9aedc963ca4bec52530cdfdf25"
 # A report: type 4, the report number in the frame id, zero capture and geometry, count 1.
 GOLDEN_REPORT = (
-    "4846 04 04 c0dec0de 65a1b2c301020304 00000000 00000009 00000000 0000 0000 00 00 0000 0001"
+    "4846 05 04 c0dec0de 65a1b2c301020304 00000000 00000009 00000000 0000 0000 00 00 0000 0001"
     " 95 ccfa 93 040201 93 040101 03 cd0384"
 )
 

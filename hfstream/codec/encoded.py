@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from hfstream.codec.schedules import Schedule, kept_mask
-from hfstream.protocol.geometry import PATCH, TOKENS
+from hfstream.protocol.geometry import PATCH, SCALES, TOKENS
 from hfstream.protocol.wire import MAX_RUNG
 
 MISSING = -1  # an index the decoder does not have (withheld or lost)
@@ -53,13 +53,23 @@ class EncodedImage:
     codebook_size: int  # 1024, or the size of the reduced codebook the indices refer to
     model_id: int
     patches: tuple[EncodedPatch, ...]
+    #: the picture is shown ``scale`` times its coded size (``height`` x ``width``) in
+    #: each direction (``hfstream.codec.scaling``)
+    scale: int = 1
 
     @property
     def grid(self) -> tuple[int, int]:
         """(rows, cols) of 256x256 patches."""
         return (-(-self.height // PATCH), -(-self.width // PATCH))
 
+    @property
+    def shown_size(self) -> tuple[int, int]:
+        """(height, width) of the picture the decoder shows."""
+        return self.height * self.scale, self.width * self.scale
+
     def __post_init__(self) -> None:
+        if self.scale not in SCALES:
+            raise ValueError(f"Invalid scale {self.scale}, should be one of {SCALES}")
         rows, cols = self.grid
         if len(self.patches) != rows * cols:
             raise ValueError(

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 import msgpack
 import zfec
 
+from hfstream.protocol.geometry import SCALES
 from hfstream.protocol.wire import (
     FLAG_PRIOR,
     FLAG_TIER2,
     MAX_CAPTURE_MS,
     MAX_FEC_BLOCK,
     OVERHEAD,
+    SCALE_SHIFT,
     IndexEntry,
     Packet,
     PacketHeader,
@@ -83,6 +85,7 @@ class FrameEntries:
     tier0: Sequence[Tier0Entry] = ()  #: each patch's continuous strings
     tier1: Sequence[IndexEntry] = ()  #: kept indices, ordered by interleave group
     tier2: Sequence[IndexEntry] = ()  #: withheld indices, ordered by interleave group
+    scale: int = 1  #: the frame is shown at this many times its coded size (1, 2 or 4)
 
 
 @dataclass
@@ -197,6 +200,8 @@ class Packetizer:
         bits = codebook_size.bit_length() - 1
         if codebook_size < 1 or 1 << bits != codebook_size:
             raise ValueError(f"codebook size must be a power of two, got {codebook_size}")
+        if frame.scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {frame.scale}")
         if not 0 <= frame_id <= 0xFFFFFFFF:
             raise ValueError(f"frame id must be in 0..2**32-1, got {frame_id}")
         assert 0 <= capture_ms <= MAX_CAPTURE_MS, f"capture_ms {capture_ms} outside the field"
@@ -223,7 +228,11 @@ class Packetizer:
                 kept.append(p)
                 left -= len(p) + OVERHEAD
             t2_payloads = kept
-        flags = (FLAG_PRIOR if frame.prior_coded else 0) | (FLAG_TIER2 if t2_payloads else 0)
+        flags = (
+            (FLAG_PRIOR if frame.prior_coded else 0)
+            | (FLAG_TIER2 if t2_payloads else 0)
+            | (frame.scale.bit_length() - 1) << SCALE_SHIFT
+        )
 
         def build(ptype: PacketType, payloads: list[bytes]) -> list[bytes]:
             return [

@@ -21,6 +21,8 @@ from hfstream.protocol.wire import (
     FLAG_TIER2,
     HEADER_SIZE,
     MAX_RUNG,
+    SCALE_MASK,
+    SCALE_SHIFT,
     IndexEntry,
     PacketHeader,
     PacketType,
@@ -91,6 +93,7 @@ class FrameState:
     opened_at: float
     updated_at: float
     capture_ms: int = 0  # the headers' capture field (``wire.capture_time`` reads it)
+    scale: int = 1  # shown at this many times the coded size (``PacketHeader.scale``)
     bytes: int = 0
     tier0: dict[int, Tier0Entry] = field(default_factory=dict)  # patch -> entry
     indices: dict[tuple[int, int, int, int], IndexEntry] = field(default_factory=dict)
@@ -129,11 +132,15 @@ class FrameState:
 
     @property
     def flags(self) -> int:
-        return (FLAG_PRIOR if self.prior_coded else 0) | (FLAG_TIER2 if self.has_tier2 else 0)
+        return (
+            (FLAG_PRIOR if self.prior_coded else 0)
+            | (FLAG_TIER2 if self.has_tier2 else 0)
+            | (self.scale.bit_length() - 1) << SCALE_SHIFT
+        )
 
     def matches(self, h: PacketHeader) -> bool:
         own = (self.height, self.width, self.codebook_size, self.flags, self.capture_ms)
-        flags = h.flags & (FLAG_PRIOR | FLAG_TIER2)
+        flags = h.flags & (FLAG_PRIOR | FLAG_TIER2 | SCALE_MASK)
         return (h.height, h.width, h.codebook_size, flags, h.capture_ms) == own
 
 
@@ -229,11 +236,11 @@ class Reassembler:
         if len(data) > cfg.mtu:
             raise WireError("size", f"packet of {len(data)} bytes exceeds the MTU of {cfg.mtu}")
         h, payload = parse_header(data, cfg.model_id)
-        if h.height * h.width > cfg.max_frame_pixels:
+        if h.height * h.width * h.scale**2 > cfg.max_frame_pixels:
             raise WireError(
                 "geometry",
-                f"frame size {h.width}x{h.height} is more than the {cfg.max_frame_pixels} "
-                "pixels this receiver accepts",
+                f"frame size {h.width * h.scale}x{h.height * h.scale} is more than the "
+                f"{cfg.max_frame_pixels} pixels this receiver accepts",
             )
         if h.type == PacketType.FEEDBACK:
             raise WireError("type", "feedback packets go to the sender")
@@ -257,6 +264,7 @@ class Reassembler:
                 now,
                 now,
                 h.capture_ms,
+                h.scale,
             )
             self.frames[h.frame_id] = frame
             events.append(FrameOpened(h.frame_id, h.height, h.width))

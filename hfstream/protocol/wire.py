@@ -3,7 +3,8 @@
 Header (big-endian)::
 
     magic       2  b"HF"
-    version     1  4 (3 had no capture time, 2 no rung in tier-0 entries)
+    version     1  5 (4 had no scale bits, 3 no capture time, 2 no rung in tier-0
+                   entries)
     type        1  PacketType
     model id    4  the codec model; a receiver drops packets for any other model
     session     8  random per stream (high 32 bits: its start, unix seconds); see auth.py
@@ -12,11 +13,13 @@ Header (big-endian)::
     capture     4  ms from the session's start second (see auth.py) to the frame's
                    capture, so the receiver measures capture-to-display latency; 0 in
                    FEEDBACK packets
-    height      2  frame geometry, 1..16384: any packet can open the frame's state
-    width       2
+    height      2  frame geometry as coded, 1..16384: any packet can open the frame's
+    width       2  state (shown at ``scale`` times that, at most 16384 a side)
     codebook    1  log2 of the codebook size the indices refer to (6..10)
     flags       1  bit 0: indices are prior-coded (else fixed-length);
-                   bit 1: the frame has tier-2 packets
+                   bit 1: the frame has tier-2 packets;
+                   bits 2-3: log2 of the scale the frame is shown at (0..2:
+                   ``hfstream.codec.scaling``)
     seq         2  packet number within (frame, type)
     count       2  packets of this (frame, type), 1..4096
 
@@ -39,11 +42,11 @@ from enum import IntEnum
 
 import msgpack
 
-from hfstream.protocol.geometry import MAX_SIDE, patch_count
+from hfstream.protocol.geometry import MAX_SIDE, SCALES, patch_count
 from hfstream.protocol.schedules import Schedule
 
 MAGIC = b"HF"
-VERSION = 4
+VERSION = 5
 HEADER = struct.Struct("!2sBBIQIIIHHBBHH")
 HEADER_SIZE = HEADER.size  # 38
 MAX_CAPTURE_MS = 0xFFFFFFFF  # 49.7 days: a session longer than that wraps
@@ -58,6 +61,8 @@ MAX_FEC_BLOCK = 32  # tier-0 packets per erasure-code block
 MAX_FEC_SHARES = 256  # zfec codes at most 256 shares per block
 FLAG_PRIOR = 0x01
 FLAG_TIER2 = 0x02  # the frame has tier-2 packets (so "complete" waits for them)
+SCALE_SHIFT = 2  # flag bits 2-3: log2 of the frame's scale
+SCALE_MASK = 0x0C
 
 
 class WireError(ValueError):
@@ -97,6 +102,11 @@ class PacketHeader:
     @property
     def codebook_size(self) -> int:
         return 1 << self.codebook_bits
+
+    @property
+    def scale(self) -> int:
+        """The frame is shown at this many times its coded size (1, 2 or 4)."""
+        return 1 << ((self.flags & SCALE_MASK) >> SCALE_SHIFT)
 
     @property
     def patches(self) -> int:
@@ -175,6 +185,12 @@ def parse_header(data: bytes, model_id: int | None = None) -> tuple[PacketHeader
     if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
         raise WireError(
             "geometry", f"frame size {width}x{height} is outside 1..{MAX_SIDE} per side"
+        )
+    scale = 1 << ((flags & SCALE_MASK) >> SCALE_SHIFT)
+    if scale not in SCALES or max(height, width) * scale > MAX_SIDE:
+        raise WireError(
+            "geometry",
+            f"frame size {width}x{height} shown at {scale}x is outside 1..{MAX_SIDE} per side",
         )
     if not 6 <= cb <= 10:
         raise WireError("codebook", f"codebook of 2**{cb} words is outside 2**6..2**10")
