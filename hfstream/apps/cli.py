@@ -97,7 +97,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
     data = container.write(enc, codec, coding, include_withheld=args.withheld)
     out.write_bytes(data)
     bpp = 8 * len(data) / (h * w)
-    print(f"{out}: {len(data)} bytes, {bpp:.4f} bpp, {len(enc.patches)} patches")
+    scaled = f", coded at 1/{enc.scale} of its size" if enc.scale > 1 else ""
+    print(f"{out}: {len(data)} bytes, {bpp:.4f} bpp, {len(enc.patches)} patches{scaled}")
     return 0
 
 
