@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hfstream.codec.allocation import allocate_rungs, floor_rungs
+from hfstream.protocol.geometry import SCALES
 from hfstream.protocol.packetizer import PARITY_OVERHEAD, PacketizerConfig
 from hfstream.protocol.wire import OVERHEAD
 
@@ -449,7 +450,7 @@ def encode_within(
     parity_ratios: Sequence[float] = PARITY_RATIOS,
     refine_steps: int = 0,
     rounds: int = 1,
-    scales: Sequence[int] = (1, 2),
+    scales: Sequence[int] = SCALES,
 ) -> PlannedFrame:
     """Encode ``image`` to fit ``budget`` bytes of tiers 0, 1 and parity, planned for
     ``loss`` in runs of ``burst`` packets on average (None: independent; see the module
@@ -458,8 +459,8 @@ def encode_within(
     refined strings are checked against the budget like any others. ``rounds``: lost
     tier-0 packets are sent again in up to ``rounds - 1`` more rounds (``plan_frame``);
     the plan then leaves room for them instead of parity. ``scales``: the frame may be
-    coded at 1/2 of its size where that plans better (``choose_scale``; tier 0 alone
-    then), when 2 divides both sides. Returns the encoding, its index priors, the
+    coded at 1/2 or 1/4 of its size where that plans better (``choose_scale``; tier 0
+    alone then), when the scale divides both sides. Returns the encoding, its index priors, the
     packetizer settings to send it with and the plan."""
     from hfstream.codec.hybrid import QUALITY_FLOOR_DB, to_uint8_image
     from hfstream.codec.scaling import scalable
@@ -478,8 +479,9 @@ def encode_within(
     image = to_uint8_image(image)
     table = codec.rung_table(image)
     scale = 1
-    if 2 in scales and scalable(image.shape[0], image.shape[1], 2):
-        tables = {1: table, 2: codec.rung_table(image, 2)}
+    smaller = [s for s in scales if s > 1 and scalable(image.shape[0], image.shape[1], s)]
+    if smaller:
+        tables = {1: table} | {s: codec.rung_table(image, s) for s in smaller}
         scale = choose_scale(
             tables,
             budget,

@@ -1,5 +1,6 @@
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -59,11 +60,11 @@ def test_encode_to_a_budget(tmp_path, small_image, capsys):
     assert "--rung 99" in capsys.readouterr().err
 
 
-def test_a_budget_under_the_lowest_rung_codes_at_half_size(tmp_path, small_image, capsys):
+def test_a_budget_under_the_lowest_rung_codes_below_size(tmp_path, small_image, capsys):
     src, hfs, out = tmp_path / "in.png", tmp_path / "x.hfs", tmp_path / "out.png"
     Image.fromarray(small_image).save(src)
     assert main(["encode", str(src), str(hfs), "--bpp", "0.01", "--refine-steps", "0"]) == 0
-    assert "coded at 1/2 of its size" in capsys.readouterr().out
+    assert re.search(r"coded at 1/[24] of its size", capsys.readouterr().out)
     assert main(["decode", str(hfs), str(out)]) == 0
     assert np.asarray(Image.open(out)).shape == small_image.shape
 

@@ -153,3 +153,7 @@ def test_encode_within_codes_below_size_only_when_it_plans_better(codec, frame):
     assert tiny.plan.bytes <= 0.015 * frame.shape[0] * frame.shape[1] / 8
     assert codec.decode(tiny.encoded).shape == frame.shape
     assert encode_within(codec, frame, 300, scales=(1,)).encoded.scale == 1
+    # Under even the half-size lowest rung: a quarter of the size (one patch).
+    least = encode_within(codec, frame, 250)
+    assert least.encoded.scale == 4 and len(least.encoded.patches) == 1
+    assert codec.decode(least.encoded).shape == frame.shape

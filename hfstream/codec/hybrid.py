@@ -62,11 +62,12 @@ PRIOR_FILL_CACHE = 1024  # patches whose prior arg-max and confidence are kept (
 # picture is shown as the continuous picture in ``auto`` mode, and not planned.
 MIN_SHOWN_GAIN_DB = 0.1
 # ``rung_table``'s errors are estimates: at full size the learned up-sampler makes the
-# picture 0.21-0.32 dB better than the estimate (bicubic), and a frame coded at half size
-# comes out 0.20-0.31 dB worse (its last 2x is bicubic over a picture the estimate does
-# not see). Measured on 20 training photos (768x512) at rungs 0 and 2; the scaled table's
-# errors are raised by the difference so that the planner compares the two fairly.
-SCALED_ERROR_BIAS = 10 ** (0.52 / 10)
+# picture 0.21-0.32 dB better than the estimate (bicubic); a frame coded at half size
+# comes out 0.20-0.31 dB worse, at a quarter 1.0-1.3 dB worse (its last up-scale is
+# bicubic over a picture the estimate does not see). Measured on 20 training photos
+# (768x512) at rungs 0 and 2; a scaled table's errors are raised by the difference (in
+# dB, per scale) so that the planner compares the scales fairly.
+SCALED_ERROR_BIAS_DB = {2: 0.52, 4: 1.5}
 
 
 @dataclass(frozen=True)
@@ -582,7 +583,8 @@ class HybridCodec:
         # The thumbnail's coding error, plus what up-sampling the exact thumbnail all the
         # way to the shown size loses (the down-scaling's loss included).
         detail = scaled_detail(bands, shown, scale)
-        return replace(table, error=(table.thumb_error + detail[:, None]) * SCALED_ERROR_BIAS)
+        bias = 10 ** (SCALED_ERROR_BIAS_DB[scale] / 10)
+        return replace(table, error=(table.thumb_error + detail[:, None]) * bias)
 
     def _rung_table(self, bands: _FrameBands) -> RungTable:
         patches, rows, cols = bands.patches, bands.rows, bands.cols
