@@ -135,13 +135,13 @@ def _table(patches: int, bits: float, error: float) -> RungTable:
 def test_choose_scale_prefers_a_plan_that_fits_then_the_better_one():
     full, small = _table(6, 3200.0, 2e-3), _table(2, 3000.0, 4e-3)
     # Full size fits and is better: kept.
-    assert choose_scale({1: full, 2: small}, 6000) == 1
+    assert choose_scale({1: full, 2: small}, 6000) == (1, True)
     # Full size does not fit at its lowest rung: the smaller frame that fits wins.
-    assert choose_scale({1: full, 2: small}, 1500) == 2
+    assert choose_scale({1: full, 2: small}, 1500) == (2, True)
     # Under heavy loss full size fits without protection, half size with it.
-    assert choose_scale({1: full, 2: small}, 3000, loss=0.4, rounds=4) == 2
+    assert choose_scale({1: full, 2: small}, 3000, loss=0.4, rounds=4) == (2, True)
     # Nothing fits: the one that overshoots least.
-    assert choose_scale({1: full, 2: small}, 100) == 2
+    assert choose_scale({1: full, 2: small}, 100) == (2, False)
 
 
 def test_encode_within_codes_below_size_only_when_it_plans_better(codec, frame):
