@@ -144,10 +144,13 @@ def test_choose_scale_prefers_a_plan_that_fits_then_the_better_one():
     assert choose_scale({1: full, 2: small}, 100) == (2, False)
 
 
-def test_encode_within_codes_below_size_only_when_it_plans_better(codec, frame):
+def test_encode_within_codes_below_size_only_where_full_size_does_not_fit(codec, frame):
     budget = 0.05 * frame.shape[0] * frame.shape[1] / 8
     clean = encode_within(codec, frame, budget)
     assert clean.encoded.scale == 1
+    # Heavy loss: full size still fits (with less protection), so it is kept.
+    lossy = encode_within(codec, frame, budget, loss=0.4, rounds=4)
+    assert lossy.encoded.scale == 1 and lossy.plan.bytes <= budget
     tiny = encode_within(codec, frame, 0.015 * frame.shape[0] * frame.shape[1] / 8)
     assert tiny.encoded.scale == 2 and tiny.plan.schedule == "0"
     assert tiny.plan.bytes <= 0.015 * frame.shape[0] * frame.shape[1] / 8
