@@ -481,9 +481,13 @@ def encode_within(
         cfg = replace(cfg, send_withheld=False)
     channel = {"loss": loss, "burst": burst, "rounds": rounds}
     image = to_uint8_image(image)
-    table = codec.rung_table(image)
-    scale = 1
-    tables = {1: table}
+    order = [1] if 1 in scales else []
+    order += sorted(s for s in set(scales) - {1} if scalable(image.shape[0], image.shape[1], s))
+    if not order:
+        raise ValueError(
+            f"no scale in {tuple(scales)} divides a {image.shape[1]}x{image.shape[0]} frame"
+        )
+    tables: dict[int, RungTable] = {}
 
     def best_scale() -> tuple[int, bool]:
         return choose_scale(
@@ -499,16 +503,14 @@ def encode_within(
     # A smaller size only where no larger one fits the budget: weighed by expected PSNR
     # against a full-size plan that fits, half size lost where it was taken (0.6 dB
     # under bursty loss, 0.05 at 20 %: docs/benchmarks.md), so the scale is a fallback.
-    scale, fits = best_scale() if len(scales) > 1 else (1, True)
-    for smaller in sorted(s for s in scales if s > 1):
+    for candidate in order:
+        tables[candidate] = codec.rung_table(image, candidate)
+        scale, fits = best_scale() if len(order) > 1 else (candidate, True)
         if fits:
             break
-        if scalable(image.shape[0], image.shape[1], smaller):
-            tables[smaller] = codec.rung_table(image, smaller)
-            scale, fits = best_scale()
+    table = tables[scale]
     if scale != 1:
         # Indices are not planned at a scale: the picture they refine is up-scaled.
-        table = tables[scale]
         schedules, prior_coding = ("0",), False
         cfg = replace(cfg, send_withheld=False)
 
@@ -561,6 +563,24 @@ def encode_within(
         if over <= 0 or room <= 0 or attempt == 2:
             break
         plan = planned(room)
+    smaller = tuple(s for s in order if s > scale)
+    if over > 0 and smaller:
+        # The estimate fitted, the strings do not (a frame at its lowest rungs): the next
+        # smaller size.
+        return encode_within(
+            codec,
+            image,
+            budget,
+            loss=loss,
+            burst=burst,
+            config=config,
+            prior_coding=prior_coding,
+            schedules=schedules,
+            parity_ratios=parity_ratios,
+            refine_steps=refine_steps,
+            rounds=rounds,
+            scales=smaller,
+        )
     if enc is not first:
         priors = index_priors(codec, enc) if prior_coding else None
     sched = Schedule.parse(plan.schedule)

@@ -160,3 +160,14 @@ def test_encode_within_codes_below_size_only_where_full_size_does_not_fit(codec,
     least = encode_within(codec, frame, 250)
     assert least.encoded.scale == 4 and len(least.encoded.patches) == 1
     assert codec.decode(least.encoded).shape == frame.shape
+
+
+def test_a_frame_whose_strings_overshoot_at_full_size_goes_smaller(codec):
+    """Noise: the estimate of its lowest rung fits the budget, its strings do not; the
+    planner then codes the next smaller size rather than send over the budget."""
+    noise = np.random.default_rng(3).integers(0, 256, (512, 768, 3), np.uint8)
+    full = codec.rung_table(noise).bits[:, 0].sum() / 8
+    planned = encode_within(codec, noise, 0.98 * full, loss=0.4, rounds=4)
+    assert planned.encoded.scale > 1 and planned.plan.bytes <= 0.98 * full
+    with pytest.raises(ValueError, match="no scale in \\(4,\\) divides a 766x512 frame"):
+        encode_within(codec, noise[:, :766], 1000, scales=(4,))
