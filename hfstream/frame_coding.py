@@ -3,7 +3,8 @@
 ``packetize`` is the one encode-to-packets path: the sender and the simulator both call
 it, so what the simulator measures is what the sender sends.
 
-Tier 0 holds each patch's continuous strings and schedule. Tiers 1 and 2 hold a patch's
+Tier 0 holds each patch's continuous strings and schedule, and the frame's fallback when
+it has one (``hfstream.codec.fallback``). Tiers 1 and 2 hold a patch's
 kept and withheld indices, split into ``groups`` interleaved groups
 (``positions[g::groups]``), so that a lost packet takes scattered positions of a patch
 rather than a block of them. Each group is coded on its own (fixed-length, or ANS under
@@ -33,7 +34,7 @@ from hfstream.protocol.packetizer import (
     Packetizer,
     PacketizerConfig,
 )
-from hfstream.protocol.wire import IndexEntry, Tier0Entry, WireError
+from hfstream.protocol.wire import FallbackPayload, IndexEntry, Tier0Entry, WireError
 
 if TYPE_CHECKING:
     from hfstream.codec.hybrid import HybridCodec
@@ -46,6 +47,13 @@ def group_positions(schedule: Schedule, tier: int, group: int, groups: int) -> n
 
 def checksum(values: np.ndarray) -> int:
     return zlib.crc32(np.asarray(values, dtype="<u2").tobytes()) & 0xFFFF
+
+
+def fallback_payload(enc: EncodedImage) -> FallbackPayload | None:
+    """The FALLBACK packets' content of ``enc`` (None: it has no fallback)."""
+    if enc.fallback is None:
+        return None
+    return FallbackPayload(enc.fallback.scale, tuple(tier0_entries(enc.fallback)))
 
 
 def tier0_entries(enc: EncodedImage) -> list[Tier0Entry]:
@@ -134,6 +142,7 @@ def frame_entries(
         tier1=index_entries(enc, 1, groups, priors) if 1 in tiers else (),
         tier2=index_entries(enc, 2, groups, priors) if withheld else (),
         scale=enc.scale,
+        fallback=fallback_payload(enc) if 0 in tiers else None,
     )
 
 

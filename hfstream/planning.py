@@ -81,10 +81,23 @@ class FramePlan:
     #: with retransmission (``rounds`` > 1): the bytes left for resending lost tier-0
     #: packets (the plan sends no parity then)
     resend_bytes: int = 0
+    #: the fallback's packets (``hfstream.codec.fallback``; 0: not sent), with headers
+    fallback_bytes: int = 0
 
     @property
     def bytes(self) -> int:
-        return self.tier0_bytes + self.parity_bytes + self.tier1_bytes
+        return self.tier0_bytes + self.parity_bytes + self.tier1_bytes + self.fallback_bytes
+
+
+@dataclass(frozen=True)
+class FallbackOption:
+    """What sending the frame's fallback would cost and give: its packets' bytes (headers
+    and tags included), how many packets, and each patch's error (pixels in [0, 1]) when
+    the patch's tier 0 is lost and the fallback's picture shows instead."""
+
+    bytes: int
+    packets: int
+    errors: np.ndarray
 
 
 def tier0_cost(
@@ -160,6 +173,7 @@ def frame_outcomes(
     *,
     rounds: int = 1,
     resends: float = math.inf,
+    fallback: FallbackOption | None = None,
 ) -> tuple[float, float]:
     """(expected MSE, expected PSNR in dB) of a frame whose patches (errors ``received``
     when their tier 0 arrives, ``lost`` when not) travel in ``packets`` tier-0 packets,
@@ -173,6 +187,8 @@ def frame_outcomes(
     above 1: a lost tier-0 packet is sent again (the receiver's acknowledgements, or the
     WebRTC tier-0 channel's retransmissions) in up to ``rounds - 1`` more rounds, at most
     ``resends`` packets in all (what the budget leaves), first lost first resent.
+    ``fallback``: the fallback's packets go after tier 0 and its parity (and are resent
+    like them); where they all arrive, a lost patch costs the fallback's error instead.
 
     The mean is over fixed loss patterns. PSNR is what a viewer (and every benchmark)
     averages frame by frame: a plan that risks losing one patch now and then can beat
@@ -194,6 +210,11 @@ def frame_outcomes(
         column += kb + mb
         rebuilt = gone.sum(axis=1) <= mb  # MDS: any kb of the kb + mb packets will do
         lost_packet[:, start : start + kb] = gone[:, :kb] & ~rebuilt[:, None]
+    extra = 0
+    if fallback is not None and column + fallback.packets <= PATTERN_PACKETS:
+        extra = fallback.packets
+        lost_packet = np.concatenate([lost_packet, pattern[:, column : column + extra]], 1)
+        column += extra
     if rounds > 1:
         lost_packet = _resent(lost_packet, pattern, column, rounds, resends)
     patch_lost = lost_packet[:, np.arange(n) % packets]  # (PATTERNS, n)
@@ -205,6 +226,9 @@ def frame_outcomes(
         else:
             alone = patch_lost & patch_lost.all(axis=1, keepdims=True)
         errors = np.where(alone, blank[None, :], errors)
+    if fallback is not None and extra:
+        shown = ~lost_packet[:, packets:].any(axis=1, keepdims=True)  # every fallback packet
+        errors = np.where(patch_lost & shown, fallback.errors[None, :], errors)
     frame_mse = errors.mean(axis=1)
     psnr = -10.0 * np.log10(np.maximum(frame_mse, 1e-10))
     return float(frame_mse.mean()), float(psnr.mean())
@@ -254,6 +278,7 @@ def plan_frame(
     config: PacketizerConfig | None = None,
     floor_db: float | None = None,
     rounds: int = 1,
+    fallback: FallbackOption | None = None,
 ) -> FramePlan:
     """The plan with the best expected PSNR whose tiers 0 and 1 and parity fit
     ``budget`` bytes (with headers and tags). ``tier1_bytes[s]``: what schedule ``s``'s
@@ -263,7 +288,10 @@ def plan_frame(
 
     ``rounds`` above 1: lost tier-0 packets are sent again, in up to ``rounds - 1`` more
     rounds (``frame_outcomes``), from what the budget leaves. No parity is sent then; each
-    of ``parity_ratios`` instead sets aside that share of tier 0's size for resends."""
+    of ``parity_ratios`` instead sets aside that share of tier 0's size for resends.
+
+    ``fallback``: each plan is also priced with the frame's fallback sent (its bytes taken
+    from the budget first), when there is loss."""
     if not 0 <= loss < 1:
         raise ValueError(f"Invalid loss rate {loss}, should be in [0, 1)")
     if budget <= 0:
@@ -291,8 +319,10 @@ def plan_frame(
             continue  # bytes for no gain: the plan without indices is better
         # Indices count for what arrives: a lost tier-1 packet takes its share of the gain.
         shrink = 10 ** (-gains[schedule] * (1 - loss) / 10)
-        for ratio, split in [(r, s) for r in parity_ratios for s in TIER0_PATCHES]:
-            room = budget - t1
+        fallbacks = [None, fallback] if fallback is not None and loss > 0 else [None]
+        candidates = [(r, s, f) for r in parity_ratios for s in TIER0_PATCHES for f in fallbacks]
+        for ratio, split, fb in candidates:
+            room = budget - t1 - (fb.bytes if fb is not None else 0)
             # Small tier-0 packets pay only with parity or resends (a loss takes less).
             if room <= 0 or (split and not ratio and not resending):
                 continue
@@ -318,6 +348,7 @@ def plan_frame(
                     loss,
                     burst,
                     rounds if resending else 1,
+                    fb,
                 )
                 if best is None or plan.expected_psnr > best.expected_psnr:
                     best = plan
@@ -344,9 +375,10 @@ def _priced_plan(
     loss: float,
     burst: float | None,
     rounds: int,
+    fallback: FallbackOption | None = None,
 ) -> FramePlan:
-    """The plan that sends ``rungs`` with parity ``ratio`` and, with ``rounds`` above 1,
-    resends from what ``room`` leaves, with its expected outcome."""
+    """The plan that sends ``rungs`` with parity ``ratio`` (and ``fallback``) and, with
+    ``rounds`` above 1, resends from what ``room`` leaves, with its expected outcome."""
     t0, par, k, _ = _tier0_cost_of(table, rungs, ratio, packing)
     spare = max(0, int(room - t0 - par)) if rounds > 1 else 0
     mse, psnr = frame_outcomes(
@@ -361,10 +393,11 @@ def _priced_plan(
         burst,
         rounds=rounds,
         resends=spare // max(1.0, t0 / k),
+        fallback=fallback,
     )
-    return FramePlan(
-        tuple(int(r) for r in rungs), schedule, ratio, split, mse, psnr, t0, par, t1, spare
-    )
+    fb_bytes = fallback.bytes if fallback is not None else 0
+    rungs_ = tuple(int(r) for r in rungs)
+    return FramePlan(rungs_, schedule, ratio, split, mse, psnr, t0, par, t1, spare, fb_bytes)
 
 
 def _tier0_cost_of(
@@ -514,6 +547,8 @@ def encode_within(
         schedules, prior_coding = ("0",), False
         cfg = replace(cfg, send_withheld=False)
 
+    fallback = fallback_option(codec, image, table, scale, cfg) if loss > 0 else None
+
     def planned(room: float, tier1: Mapping[str, int] | None = None) -> FramePlan:
         return plan_frame(
             table,
@@ -524,6 +559,7 @@ def encode_within(
             parity_ratios=parity_ratios,
             config=cfg,
             floor_db=QUALITY_FLOOR_DB,
+            fallback=fallback[0] if fallback is not None else None,
             **channel,  # type: ignore[arg-type]
         )
 
@@ -585,6 +621,8 @@ def encode_within(
         priors = index_priors(codec, enc) if prior_coding else None
     sched = Schedule.parse(plan.schedule)
     enc = replace(enc, patches=tuple(replace(p, schedule=sched) for p in enc.patches))
+    if plan.fallback_bytes and fallback is not None:
+        enc = replace(enc, fallback=fallback[1])
     packing = replace(cfg, parity_ratio=plan.parity_ratio, tier0_patches=plan.tier0_patches)
     return PlannedFrame(enc, priors, packing, plan)
 
@@ -613,11 +651,36 @@ def _actual_bytes(
 
     packing = replace(cfg, parity_ratio=plan.parity_ratio, tier0_patches=plan.tier0_patches)
     t0, parity = Packetizer(codec.model_id, config=packing).tier0_bytes(tier0_entries(enc))
-    return t0 + parity + plan.tier1_bytes
+    return t0 + parity + plan.tier1_bytes + plan.fallback_bytes
+
+
+def fallback_option(
+    codec: HybridCodec, image: np.ndarray, table: RungTable, scale: int, cfg: PacketizerConfig
+) -> tuple[FallbackOption, EncodedImage] | None:
+    """The fallback of ``image`` coded at 1/``scale`` (``hfstream.codec.fallback``) as the
+    planner prices it, and its encoding; None where the frame can have none."""
+    from hfstream.codec.fallback import FALLBACK_SCALE, patch_errors
+    from hfstream.codec.scaling import scalable
+    from hfstream.frame_coding import tier0_entries
+    from hfstream.protocol.packetizer import fallback_bins
+    from hfstream.protocol.wire import FallbackPayload
+
+    if table.grid is None or scale >= FALLBACK_SCALE:
+        return None
+    if not scalable(*image.shape[:2], FALLBACK_SCALE):
+        return None
+    small = codec.encode(image, "0", rung=0, scale=FALLBACK_SCALE)
+    picture = codec.decode(small, mode="continuous")
+    payload = FallbackPayload(FALLBACK_SCALE, tuple(tier0_entries(small)))
+    packets = fallback_bins(payload, cfg.mtu - OVERHEAD)
+    size = sum(len(p) + OVERHEAD for p in packets)
+    errors = patch_errors(image, picture, table.grid, scale)
+    return FallbackOption(size, len(packets), errors), small
 
 
 __all__ = [
     "DEFAULT_INDEX_GAIN_DB",
+    "FallbackOption",
     "FramePlan",
     "PlannedFrame",
     "choose_scale",

@@ -23,8 +23,9 @@ from hfstream.codec.encoded import TOKENS, EncodedImage, EncodedPatch
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.schedules import Schedule
 from hfstream.frame_coding import decode_index_entry, empty_patch, group_positions
+from hfstream.protocol.geometry import patch_count
 from hfstream.protocol.reassembly import FrameState
-from hfstream.protocol.wire import PacketType, WireError
+from hfstream.protocol.wire import PacketType, Tier0Entry, WireError
 
 
 class Stage(IntEnum):
@@ -47,12 +48,13 @@ class FrameDecodeState:
     shown: bool = False  # a picture of this frame went to the consumer
     # The continuous picture last decoded, and the patches whose tier 0 it had: a later
     # decode from the same tier 0 gives the same picture (indices do not change it).
-    continuous_patches: frozenset[int] | None = None
+    # (patches with tier 0, fallback patches)
+    continuous_patches: tuple[frozenset[int], frozenset[int]] | None = None
     continuous_picture: np.ndarray | None = None
 
 
 def stage_of(frame: FrameState) -> Stage:
-    if not frame.tier0:
+    if not frame.tier0 and not frame.fallback:
         return Stage.NONE
     t1 = frame.expected.get(PacketType.TIER1)
     t2 = frame.expected.get(PacketType.TIER2)
@@ -72,18 +74,31 @@ def tier0_encoded(codec: HybridCodec, frame: FrameState) -> EncodedImage:
         frame.width,
         frame.codebook_size,
         codec.model_id,
-        _tier0_patches(codec, frame),
+        _tier0_patches(codec, frame.tier0, frame.patches),
         frame.scale,
+        _fallback(codec, frame),
     )
 
 
-def _tier0_patches(codec: HybridCodec, frame: FrameState) -> tuple[EncodedPatch, ...]:
+def _fallback(codec: HybridCodec, frame: FrameState) -> EncodedImage | None:
+    """The fallback that arrived of ``frame`` (None: none did)."""
+    if not frame.fallback:
+        return None
+    scale = frame.fallback_scale
+    height, width = frame.height * frame.scale // scale, frame.width * frame.scale // scale
+    patches = _tier0_patches(codec, frame.fallback, patch_count(height, width))
+    return EncodedImage(height, width, frame.codebook_size, codec.model_id, patches, scale)
+
+
+def _tier0_patches(
+    codec: HybridCodec, tier0: dict[int, Tier0Entry], patches: int
+) -> tuple[EncodedPatch, ...]:
     # The reassembler drops tier 0 above the ladder (``ReassemblerConfig.rungs``); a frame
     # assembled without that check still decodes, such patches as if their tier 0 were lost.
     ladder = codec.continuous.rungs
     out = []
-    for i in range(frame.patches):
-        e = frame.tier0.get(i)
+    for i in range(patches):
+        e = tier0.get(i)
         ok = e is not None and e.rung < ladder
         out.append(
             empty_patch(e.schedule, (e.y, e.z), e.rung) if ok else empty_patch(Schedule.NONE, None)
@@ -94,7 +109,8 @@ def _tier0_patches(codec: HybridCodec, frame: FrameState) -> tuple[EncodedPatch,
 def index_share(codec: HybridCodec, frame: FrameState) -> float:
     """The share of index positions whose entries arrived, over the patches whose tier 0
     did (what ``HybridCodec.auto_mode`` judges a frame by), before any is decoded."""
-    patches = [i for i, p in enumerate(_tier0_patches(codec, frame)) if p.continuous is not None]
+    tier0 = _tier0_patches(codec, frame.tier0, frame.patches)
+    patches = [i for i, p in enumerate(tier0) if p.continuous is not None]
     if not patches:
         return 0.0
     have = set(patches)
@@ -108,7 +124,7 @@ def index_share(codec: HybridCodec, frame: FrameState) -> float:
 
 def build_encoded(codec: HybridCodec, frame: FrameState, cache: FrameDecodeState) -> EncodedImage:
     """Assemble everything usable of ``frame`` into an ``EncodedImage`` (CPU-heavy)."""
-    patches = list(_tier0_patches(codec, frame))
+    patches = list(_tier0_patches(codec, frame.tier0, frame.patches))
     tier0 = [i for i, p in enumerate(patches) if p.continuous is not None]
     need = [i for i in tier0 if i not in cache.probs]
     if need and frame.prior_coded:
@@ -135,5 +151,11 @@ def build_encoded(codec: HybridCodec, frame: FrameState, cache: FrameDecodeState
     for (_, patch, _, _), (pos, values) in cache.decoded.items():
         patches[patch].indices[pos] = values
     return EncodedImage(
-        frame.height, frame.width, frame.codebook_size, codec.model_id, tuple(patches), frame.scale
+        frame.height,
+        frame.width,
+        frame.codebook_size,
+        codec.model_id,
+        tuple(patches),
+        frame.scale,
+        _fallback(codec, frame),
     )

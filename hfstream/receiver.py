@@ -293,7 +293,8 @@ class Receiver:
         for ev in events:
             if isinstance(ev, PatchesUpdated):
                 frame = self.reassembler.frames.get(ev.frame_id)
-                if frame is not None and frame.tier0:  # nothing to show before tier 0
+                # Nothing to show before tier 0 (a patch's own, or the fallback).
+                if frame is not None and (frame.tier0 or frame.fallback):
                     self._enqueue(frame)
             elif isinstance(ev, FrameComplete):
                 self._wake.set()  # a settling live frame need not wait any longer
@@ -302,7 +303,8 @@ class Receiver:
                 self.reports.frame_done(ev.expected, ev.received)
                 # A waiting frame keeps its place for a last decode of what it has; the
                 # state object it holds is the frame as it ended.
-                if ev.reason == "ended" and ev.state is not None and ev.state.tier0:
+                ended = ev.state if ev.reason == "ended" else None
+                if ended is not None and (ended.tier0 or ended.fallback):
                     self._enqueue(ev.state)
                 elif ev.frame_id not in self._pending and ev.frame_id != self._active:
                     self._forget(ev.frame_id)
@@ -437,10 +439,15 @@ class Receiver:
             for t, p in ((0, PacketType.TIER0), (1, PacketType.TIER1), (2, PacketType.TIER2))
         }
         # The worker thread gets its own copy: the event loop keeps adding to ``frame``.
-        snapshot = replace(frame, tier0=dict(frame.tier0), indices=dict(frame.indices))
+        snapshot = replace(
+            frame,
+            tier0=dict(frame.tier0),
+            indices=dict(frame.indices),
+            fallback=dict(frame.fallback),
+        )
 
         def continuous(tier0: EncodedImage) -> np.ndarray:
-            patches = frozenset(snapshot.tier0)
+            patches = (frozenset(snapshot.tier0), frozenset(snapshot.fallback))
             if cache.continuous_patches == patches and cache.continuous_picture is not None:
                 return cache.continuous_picture.copy()  # each update owns its image
             cache.continuous_picture = self.codec.decode(tier0, mode="continuous")

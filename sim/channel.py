@@ -114,6 +114,8 @@ def hfstream_tiered_packets(
         detail += f" resends {plan.resend_bytes} B"
     if plan.tier0_patches:
         detail += f" ({plan.tier0_patches} patches per packet)"
+    if plan.fallback_bytes:
+        detail += f" fallback {plan.fallback_bytes} B"
     if sum(len(q) + TAG_SIZE for _, q in tiered) > budget:
         detail += " over budget"
     return tiered, detail
@@ -124,16 +126,19 @@ Block = tuple[list[int], list[int]]  # a tier-0 erasure-code block: data, parity
 
 def tier0_blocks(tiered: list[tuple[int, bytes]]) -> list[Block]:
     """The erasure-code blocks of a frame's packets, as positions in ``tiered``: each
-    block's tier-0 data packets and parity packets (a data packet no parity covers is a
-    block of its own)."""
+    block's tier-0 data packets and parity packets (a data packet no parity covers, and
+    each fallback packet, is a block of its own)."""
     from hfstream.protocol.wire import PacketType, parse_header, parse_parity
 
     data: list[int] = []
+    fallback: list[int] = []
     parity: dict[tuple[int, int], list[int]] = {}
     for i, (_, packet) in enumerate(tiered):
         header, payload = parse_header(packet)
         if header.type == PacketType.TIER0:
             data.append(i)
+        elif header.type == PacketType.FALLBACK:
+            fallback.append(i)
         elif header.type == PacketType.PARITY:
             entry = parse_parity(payload)
             parity.setdefault((entry.first, entry.k), []).append(i)
@@ -144,7 +149,7 @@ def tier0_blocks(tiered: list[tuple[int, bytes]]) -> list[Block]:
         covered.update(members)
         blocks.append((members, shares))
     blocks += [([i], []) for i in data if i not in covered]
-    return blocks
+    return blocks + [([i], []) for i in fallback]
 
 
 def arq_delivery(
@@ -215,7 +220,9 @@ def hfstream_receive(
     decode_mode = "vq" if mode == "vq" else ("continuous" if mode == "continuous" else "auto")
     fill = "nearest" if mode == "vq" else "auto"  # what the receiver's decode uses
     img = codec.decode(enc, mode=decode_mode, fill=fill)
-    ok = any(p.continuous is not None or p.known.any() for p in enc.patches)
+    ok = enc.fallback is not None or any(
+        p.continuous is not None or p.known.any() for p in enc.patches
+    )
     return img, ok
 
 

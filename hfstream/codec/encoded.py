@@ -56,6 +56,10 @@ class EncodedImage:
     #: the picture is shown ``scale`` times its coded size (``height`` x ``width``) in
     #: each direction (``hfstream.codec.scaling``)
     scale: int = 1
+    #: the same frame coded again, tier 0 alone, at a larger ``scale`` (a network stream's
+    #: ``hfstream.codec.fallback``): shown where a patch's own tier 0 is missing. Files do
+    #: not carry it.
+    fallback: EncodedImage | None = field(default=None, repr=False)
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -74,6 +78,12 @@ class EncodedImage:
         if len(self.patches) != rows * cols:
             raise ValueError(
                 f"{self.height}x{self.width} needs {rows * cols} patches, got {len(self.patches)}"
+            )
+        fb = self.fallback
+        if fb is not None and (fb.shown_size != self.shown_size or fb.scale <= self.scale):
+            raise ValueError(
+                f"a fallback shown at {fb.shown_size} from 1/{fb.scale} does not fit a frame "
+                f"shown at {self.shown_size} from 1/{self.scale}"
             )
 
     def kept_only(self) -> EncodedImage:

@@ -36,6 +36,7 @@ from hfstream.codec.continuous import (
 from hfstream.codec.correction import CorrectionDecoder, certainty_planes
 from hfstream.codec.deblocking import deblock
 from hfstream.codec.encoded import MISSING, PATCH, TOKENS, EncodedImage, EncodedPatch
+from hfstream.codec.fallback import blend_fallback, lost_mask
 from hfstream.codec.model_io import DEFAULT_MODEL_DIR, ModelBundle, load_model, split_prefix
 from hfstream.codec.predictor import MaskedTokenPredictor, PredictorConfig
 from hfstream.codec.refinement import check_refine_steps, refine_latent
@@ -694,9 +695,10 @@ class HybridCodec:
         refiner leans on the received codes: the fill's context moved the validation
         photos by under 0.01 dB at every schedule, docs/benchmarks.md), else
         ``predictor``. A patch without tier 0 falls back to its indices (nearest fill),
-        and one with neither is mid-grey. ``progress`` is called
-        with the number of patches just decoded. The picture's patch borders then go
-        through the deblocking filter (``hfstream.codec.deblocking``).
+        and one with neither is mid-grey; where ``enc`` has a fallback
+        (``hfstream.codec.fallback``), such patches show its picture instead. ``progress``
+        is called with the number of patches just decoded. The picture's patch borders
+        then go through the deblocking filter (``hfstream.codec.deblocking``).
 
         ``mode="auto"`` (the default, and what the receiver uses) is ``hybrid``, or
         ``continuous`` where the model measured that the frame's schedule loses quality
@@ -732,7 +734,14 @@ class HybridCodec:
             picture[start * PATCH : stop * PATCH] = band[(start - lo) * PATCH : (stop - lo) * PATCH]
             if progress is not None:
                 progress((stop - start) * cols)
-        return upscale(np.ascontiguousarray(deblock(picture)[: enc.height, : enc.width]), enc.scale)
+        shown = upscale(
+            np.ascontiguousarray(deblock(picture)[: enc.height, : enc.width]), enc.scale
+        )
+        lost = lost_mask(enc)
+        if enc.fallback is not None and lost.any():
+            small = self.decode(replace(enc.fallback, fallback=None), mode="continuous")
+            shown = blend_fallback(shown, small, lost, enc.scale)
+        return shown
 
     def auto_mode(self, enc: EncodedImage, index_share: float | None = None) -> DecodeMode:
         """``hybrid``, or ``continuous`` when the indices that arrived add less than

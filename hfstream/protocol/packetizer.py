@@ -26,6 +26,7 @@ from hfstream.protocol.wire import (
     MAX_FEC_BLOCK,
     OVERHEAD,
     SCALE_SHIFT,
+    FallbackPayload,
     IndexEntry,
     Packet,
     PacketHeader,
@@ -86,6 +87,8 @@ class FrameEntries:
     tier1: Sequence[IndexEntry] = ()  #: kept indices, ordered by interleave group
     tier2: Sequence[IndexEntry] = ()  #: withheld indices, ordered by interleave group
     scale: int = 1  #: the frame is shown at this many times its coded size (1, 2 or 4)
+    #: the frame's tier 0 coded again at a fraction of its size (None: not sent)
+    fallback: FallbackPayload | None = None
 
 
 @dataclass
@@ -98,11 +101,14 @@ class FramePackets:
     parity: list[bytes] = field(default_factory=list)
     tier1: list[bytes] = field(default_factory=list)
     tier2: list[bytes] = field(default_factory=list)
+    fallback: list[bytes] = field(default_factory=list)
 
     def in_priority_order(self) -> list[tuple[int, bytes]]:
-        """(tier, packet) pairs: tier 0 and its parity, then tier 1, then tier 2."""
+        """(tier, packet) pairs: tier 0, its parity and the fallback (sent last of tier 0,
+        so that a burst that takes tier 0 is less likely to take it too), then tier 1,
+        then tier 2."""
         return (
-            [(0, p) for p in self.tier0 + self.parity]
+            [(0, p) for p in self.tier0 + self.parity + self.fallback]
             + [(1, p) for p in self.tier1]
             + [(2, p) for p in self.tier2]
         )
@@ -166,6 +172,22 @@ def _balanced(entries: list[list], limit: int) -> list[bytes]:
     return payloads if max(map(len, payloads)) <= limit else greedy
 
 
+def fallback_bins(fallback: FallbackPayload, limit: int) -> list[bytes]:
+    """Fallback payloads of at most ``limit`` bytes, each ``[scale, entry, ...]``."""
+    groups: list[list[Tier0Entry]] = [[]]
+    for e in fallback.entries:
+        trial = FallbackPayload(fallback.scale, (*groups[-1], e))
+        if groups[-1] and len(pack_payload(trial.to_list())) > limit:
+            groups.append([])
+        groups[-1].append(e)
+    payloads = [pack_payload(FallbackPayload(fallback.scale, tuple(g)).to_list()) for g in groups]
+    if max(map(len, payloads)) > limit:
+        raise ValueError(
+            f"a fallback entry does not fit a {limit}-byte payload; raise PacketizerConfig.mtu"
+        )
+    return payloads
+
+
 def _array(items: list[bytes]) -> bytes:
     n = len(items)
     head = bytes([0x90 | n]) if n < 16 else b"\xdc" + n.to_bytes(2, "big")
@@ -210,16 +232,20 @@ class Packetizer:
             [e.to_list() for e in frame.tier0], room - PARITY_OVERHEAD, cfg.tier0_patches
         )
         parity_payloads = self._parity(t0_payloads)
+        fallback_payloads = (
+            fallback_bins(frame.fallback, room) if frame.fallback is not None else []
+        )
         t1_payloads = _bins([e.to_list() for e in frame.tier1], room)
         t2_payloads = _bins([e.to_list() for e in frame.tier2], room) if cfg.send_withheld else []
         cut = 0
         if frame_budget is not None and strict_budget:
             t1_payloads, parity_payloads, cut = _fit_strict(
-                t0_payloads, parity_payloads, t1_payloads, frame_budget
+                t0_payloads + fallback_payloads, parity_payloads, t1_payloads, frame_budget
             )
         if frame_budget is not None:
             left = frame_budget - sum(
-                len(p) + OVERHEAD for p in t0_payloads + parity_payloads + t1_payloads
+                len(p) + OVERHEAD
+                for p in t0_payloads + parity_payloads + fallback_payloads + t1_payloads
             )
             kept = []
             for p in t2_payloads:
@@ -261,6 +287,7 @@ class Packetizer:
         out.parity = build(PacketType.PARITY, parity_payloads)
         out.tier1 = build(PacketType.TIER1, t1_payloads)
         out.tier2 = build(PacketType.TIER2, t2_payloads)
+        out.fallback = build(PacketType.FALLBACK, fallback_payloads)
         return out
 
     def tier0_bytes(self, tier0: Sequence[Tier0Entry]) -> tuple[int, int]:
@@ -293,8 +320,8 @@ class Packetizer:
 def _fit_strict(
     tier0: list[bytes], parity: list[bytes], tier1: list[bytes], budget: float
 ) -> tuple[list[bytes], list[bytes], int]:
-    """(tier 1, parity, bytes cut): the most parity that fits beside tier 0, then the
-    longest prefix of tier 1 that fits beside both."""
+    """(tier 1, parity, bytes cut): the most parity that fits beside tier 0 (with the
+    fallback), then the longest prefix of tier 1 that fits beside both."""
 
     def cost(ps: list[bytes]) -> int:
         return sum(len(p) + OVERHEAD for p in ps)

@@ -23,6 +23,7 @@ from hfstream.protocol.wire import (
     MAX_RUNG,
     SCALE_MASK,
     SCALE_SHIFT,
+    FallbackPayload,
     IndexEntry,
     PacketHeader,
     PacketType,
@@ -30,6 +31,7 @@ from hfstream.protocol.wire import (
     Tier0Entry,
     WireError,
     parse_entries,
+    parse_fallback,
     parse_header,
     parse_parity,
     parse_tier0,
@@ -105,6 +107,9 @@ class FrameState:
     parity: dict[int, dict[int, ParityEntry]] = field(default_factory=dict)
     complete: bool = False
     recovered: int = 0  # tier-0 packets rebuilt by the erasure code
+    # The fallback (``PacketType.FALLBACK``): its patches' entries and its scale (0: none)
+    fallback: dict[int, Tier0Entry] = field(default_factory=dict)
+    fallback_scale: int = 0
 
     @property
     def patches(self) -> int:
@@ -115,16 +120,21 @@ class FrameState:
         return 0.0 if not n else len(self.seen.get(ptype, ())) / n
 
     def packet_counts(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
-        """(announced, arrived) packets per tier; parity counts in tier 0."""
+        """(announced, arrived) packets per tier; parity and the fallback count in tier 0."""
         e = self.expected
         s = {t: len(v) for t, v in self.seen.items()}
         expected = (
-            e.get(PacketType.TIER0, 0) + e.get(PacketType.PARITY, 0),
+            e.get(PacketType.TIER0, 0)
+            + e.get(PacketType.PARITY, 0)
+            + e.get(PacketType.FALLBACK, 0),
             e.get(PacketType.TIER1, 0),
             e.get(PacketType.TIER2, 0),
         )
         received = (
-            s.get(PacketType.TIER0, 0) - self.recovered + s.get(PacketType.PARITY, 0),
+            s.get(PacketType.TIER0, 0)
+            - self.recovered
+            + s.get(PacketType.PARITY, 0)
+            + s.get(PacketType.FALLBACK, 0),
             s.get(PacketType.TIER1, 0),
             s.get(PacketType.TIER2, 0),
         )
@@ -301,6 +311,9 @@ class Reassembler:
                 )
             frame.parity.setdefault(parsed.first, {})[parsed.index] = parsed
             events += self._try_fec(frame)
+        elif h.type == PacketType.FALLBACK:
+            assert isinstance(parsed, FallbackPayload)
+            events += self._add_fallback(frame, parsed)
         else:
             tier = int(h.type)
             new = []
@@ -316,9 +329,13 @@ class Reassembler:
             events.append(FrameComplete(frame.frame_id))
         return events
 
-    def _parse(self, h: PacketHeader, payload: bytes) -> list | ParityEntry:
+    def _parse(self, h: PacketHeader, payload: bytes) -> list | ParityEntry | FallbackPayload:
         if h.type == PacketType.PARITY:
             return parse_parity(payload, self.config.mtu)
+        if h.type == PacketType.FALLBACK:
+            fallback = parse_fallback(payload, h, self.config.mtu)
+            self._check_rungs(list(fallback.entries))
+            return fallback
         entries = parse_entries(h, payload, self.config.mtu)
         if h.type == PacketType.TIER0:
             self._check_rungs(entries)  # type: ignore[arg-type]
@@ -340,6 +357,16 @@ class Reassembler:
                 frame.tier0[e.patch] = e
                 new.append(e.patch)
         return [PatchesUpdated(frame.frame_id, 0, tuple(sorted(new)))] if new else []
+
+    def _add_fallback(self, frame: FrameState, fallback: FallbackPayload) -> list[Event]:
+        if frame.fallback_scale not in (0, fallback.scale):
+            raise WireError("inconsistent", f"fallback scale changed within frame {frame.frame_id}")
+        frame.fallback_scale = fallback.scale
+        new = [e for e in fallback.entries if e.patch not in frame.fallback]
+        for e in new:
+            frame.fallback[e.patch] = e
+        # Tier 0 of no patch of its own, but a picture for every patch that lacks one.
+        return [PatchesUpdated(frame.frame_id, 0, ())] if new else []
 
     def _try_fec(self, frame: FrameState) -> list[Event]:
         """Rebuild the missing tier-0 payloads of every block that now has enough packets."""
@@ -396,6 +423,8 @@ class Reassembler:
         needed = [PacketType.TIER0, PacketType.TIER1]
         if frame.has_tier2:
             needed.append(PacketType.TIER2)
+        if PacketType.FALLBACK in frame.expected:
+            needed.append(PacketType.FALLBACK)
         return all(
             t in frame.expected and len(frame.seen.get(t, ())) >= frame.expected[t] for t in needed
         )

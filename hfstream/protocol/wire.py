@@ -81,6 +81,7 @@ class PacketType(IntEnum):
     TIER2 = 2  # withheld indices (refinement)
     PARITY = 3  # erasure-code parity over the frame's tier-0 packets
     FEEDBACK = 4  # receiver report
+    FALLBACK = 5  # the frame's tier 0 coded again at a fraction of its size (below)
 
 
 @dataclass(frozen=True)
@@ -407,6 +408,46 @@ class FeedbackEntry:
             _int(e[3], 0, 2**40 - 1, "feedback late count"),
             _int(e[4], 0, 2**40 - 1, "feedback bytes"),
         )
+
+
+@dataclass(frozen=True)
+class FallbackPayload:
+    """``[scale, entry, ...]``: the frame coded again, tier 0 alone, at 1/``scale`` of the
+    size it is shown at (``hfstream.codec.fallback``), as ``Tier0Entry`` arrays over the
+    patches of that small frame. A receiver shows it where a patch's own tier 0 is lost."""
+
+    scale: int
+    entries: tuple[Tier0Entry, ...]
+
+    def to_list(self) -> list:
+        return [self.scale, *(e.to_list() for e in self.entries)]
+
+
+def fallback_geometry(header: PacketHeader, scale: int) -> tuple[int, int]:
+    """(height, width) of the fallback frame of a frame with ``header``, coded at
+    1/``scale`` of its shown size; a ``WireError`` unless that scale is one of ``SCALES``,
+    above the frame's own and dividing both shown sides."""
+    height, width = header.height * header.scale, header.width * header.scale
+    if scale not in SCALES or scale <= header.scale or height % scale or width % scale:
+        raise WireError(
+            "field",
+            f"fallback scale {scale!r} does not fit a {width}x{height} frame shown at "
+            f"{header.scale}x",
+        )
+    return height // scale, width // scale
+
+
+def parse_fallback(payload: bytes, header: PacketHeader, mtu: int = DEFAULT_MTU) -> FallbackPayload:
+    """The entries of a FALLBACK payload of the frame ``header`` describes."""
+    obj = unpack_payload(payload, mtu)
+    if len(obj) < 2:
+        raise WireError("field", "fallback payload must hold a scale and at least one entry")
+    scale = obj[0]
+    if not isinstance(scale, int) or isinstance(scale, bool):
+        raise WireError("field", f"fallback scale must be an integer, got {scale!r}")
+    patches = patch_count(*fallback_geometry(header, scale))
+    entries = [Tier0Entry.from_list(e, patches) for e in _entries(obj[1:], 5, "fallback")]
+    return FallbackPayload(scale, tuple(entries))
 
 
 def feedback_header(model_id: int, session_id: int, number: int) -> PacketHeader:
