@@ -233,3 +233,19 @@ def test_final_picture_reuses_the_preview_of_the_same_tier0(codec, one_patch, mo
     assert instant.mode == "continuous" and final.final
     assert np.array_equal(instant.image, final.image) and instant.image is not final.image
     assert calls == ["continuous"]
+
+
+def test_a_frame_whose_fallback_alone_arrived_is_shown(codec, small_image):
+    from hfstream.codec.fallback import encode_fallback
+    from hfstream.eval.metrics import psnr
+
+    image = small_image[:240, :256]
+    enc = encode_fallback(codec, image, codec.encode(image, "0"))
+    fp = packetize(enc, Packetizer(codec.model_id), frame_id=0)
+    updates, _, receiver = asyncio.run(
+        run_burst(codec, fp.fallback, ReceiverConfig(feedback_interval_s=None))
+    )
+    assert updates and updates[-1].final and updates[-1].stage == Stage.PREVIEW
+    assert receiver.decode_errors == 0
+    grey = np.full_like(image, 128)
+    assert psnr(image, updates[-1].image) > psnr(image, grey) + 3
