@@ -85,7 +85,7 @@ def test_a_lost_patch_shows_the_fallback_and_the_others_stay(codec, frame, encod
     assert _patch_psnr(frame, with_fb, 1, 1) > _patch_psnr(frame, without, 1, 1) + 3
     # Away from its borders nothing else changed.
     far = np.ones(frame.shape[:2], bool)
-    far[256 - BLEND_PX - 1 :, 256 - BLEND_PX - 1 : 512 + BLEND_PX + 1] = False
+    far[256 - BLEND_PX :, 256 - BLEND_PX : 512 + BLEND_PX] = False
     assert (with_fb[far] == without[far]).all()
     # With every patch's tier 0 there is nothing to fill: the fallback is not decoded.
     assert (
@@ -97,8 +97,8 @@ def test_a_lost_patch_shows_the_fallback_and_the_others_stay(codec, frame, encod
 def test_patch_weights_fade_across_borders_only():
     lost = np.array([[True, False]])
     w = patch_weights(lost, 1, 256, 512)
-    assert w[:, :200].min() == 1 and w[:, 300:].max() == 0
-    assert 0 < w[0, 256] < 1 and (np.diff(w[0, 240:272]) <= 0).all()
+    assert w[:, :256].min() == 1 and w[:, 256 + BLEND_PX :].max() == 0
+    assert 0 < w[0, 256 + BLEND_PX // 2] < 1 and (np.diff(w[0, 240:300]) <= 0).all()
     assert (patch_weights(np.ones((1, 2), bool), 1, 200, 500) == 1).all()
 
 

@@ -10,7 +10,7 @@ direction (``FALLBACK_SCALE``; about a tenth of the bytes of the frame at rung 0
 packet for 768x512). It travels as tier 0 in packets of its own (``PacketType.FALLBACK``),
 so a loss that takes a patch's packet seldom takes it too, and the decoder shows its
 up-scaled picture where a patch's own tier 0 is missing (17-38 dB on the same photos),
-blended into the picture over a few pixels. The frame planner sends it only where its
+faded out over a few pixels into the patches that came. The frame planner sends it only where its
 expected gain under the reported loss pays for its bytes.
 """
 
@@ -29,7 +29,11 @@ if TYPE_CHECKING:
     from hfstream.codec.hybrid import HybridCodec
 
 FALLBACK_SCALE = 4
-BLEND_PX = 8  # the fallback fades in over this many pixels each side of a patch border
+# The fallback fades out over this many pixels into the patches that came: their first
+# pixels next to a lost patch carry some of its borrowed latent (the decoders are
+# convolutional), so the lost patch is all fallback up to its border and the fade lies
+# beyond it.
+BLEND_PX = 16
 
 
 def fallback_scale(enc: EncodedImage) -> int | None:
@@ -64,13 +68,15 @@ def lost_mask(enc: EncodedImage) -> np.ndarray:
 def patch_weights(lost: np.ndarray, scale: int, height: int, width: int) -> np.ndarray:
     """(height, width) float32 in [0, 1]: how much of the fallback to show at each pixel
     of a picture shown at ``scale`` times its patches' size, 1 inside lost patches and
-    fading over ``BLEND_PX`` pixels each side of their borders with patches that came."""
+    fading to 0 over ``BLEND_PX`` pixels into the patches that came."""
     side = PATCH * scale
     mask = np.kron(lost.astype(np.uint8) * 255, np.ones((side, side), np.uint8))
     mask = mask[:height, :width]
     if lost.all() or not lost.any():
         return mask.astype(np.float32) / 255
-    soft = Image.fromarray(mask).filter(ImageFilter.BoxBlur(BLEND_PX))
+    half = BLEND_PX // 2
+    grown = Image.fromarray(mask).filter(ImageFilter.MaxFilter(2 * half + 1))
+    soft = grown.filter(ImageFilter.BoxBlur(half))
     return np.asarray(soft, np.float32) / 255
 
 
