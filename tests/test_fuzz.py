@@ -23,10 +23,12 @@ from hfstream.protocol.reassembly import PacketDropped, Reassembler, Reassembler
 from hfstream.protocol.schedules import Schedule
 from hfstream.protocol.wire import (
     HEADER_SIZE,
+    FallbackPayload,
     IndexEntry,
     Tier0Entry,
     WireError,
     parse_entries,
+    parse_fallback,
     parse_feedback,
     parse_header,
     parse_indices,
@@ -51,8 +53,9 @@ def _packets() -> list[bytes]:
     t0 = [Tier0Entry(i, Schedule.QUARTER, bytes([i]) * 150, b"z" * 9, rung=i) for i in (0, 1)]
     t1 = [IndexEntry(i, Schedule.QUARTER, g, 2, bytes(20), 7) for g in (0, 1) for i in (0, 1)]
     t2 = [IndexEntry(i, Schedule.QUARTER, g, 2, bytes(60), 9) for g in (0, 1) for i in (0, 1)]
+    fallback = FallbackPayload(4, (Tier0Entry(0, Schedule.NONE, b"f" * 40, b"z" * 9),))
     fp = Packetizer(MODEL, SESSION, PacketizerConfig(parity_ratio=1.0)).packetize(
-        FrameEntries(240, 300, 1024, True, t0, t1, t2), frame_id=3
+        FrameEntries(240, 300, 1024, True, t0, t1, t2, fallback=fallback), frame_id=3
     )
     report = Report(0.25, (4, 2, 1), (4, 1, 1), 0, 900).to_packet(MODEL, SESSION, 1)
     return [p for _, p in fp.in_priority_order()] + [report]
@@ -102,6 +105,7 @@ def test_header_and_entry_parsers_raise_only_wire_errors(data):
         lambda: parse_tier0(payload, h.patches or 1),
         lambda: parse_indices(payload, h.patches or 1),
         lambda: parse_parity(payload),
+        lambda: parse_fallback(payload, h),
         lambda: parse_feedback(payload),
         lambda: Report.from_payload(payload),
         lambda: unpack_payload(payload),
