@@ -659,7 +659,7 @@ def fallback_option(
 ) -> tuple[FallbackOption, EncodedImage] | None:
     """The fallback of ``image`` coded at 1/``scale`` (``hfstream.codec.fallback``) as the
     planner prices it, and its encoding; None where the frame can have none."""
-    from hfstream.codec.fallback import FALLBACK_SCALE, patch_errors
+    from hfstream.codec.fallback import FALLBACK_SCALE, encode_small, patch_errors
     from hfstream.codec.scaling import scalable
     from hfstream.frame_coding import tier0_entries
     from hfstream.protocol.packetizer import fallback_bins
@@ -669,7 +669,7 @@ def fallback_option(
         return None
     if not scalable(*image.shape[:2], FALLBACK_SCALE):
         return None
-    small = codec.encode(image, "0", rung=0, scale=FALLBACK_SCALE)
+    small = encode_small(codec, image)
     picture = codec.decode(small, mode="continuous")
     payload = FallbackPayload(FALLBACK_SCALE, tuple(tier0_entries(small)))
     packets = fallback_bins(payload, cfg.mtu - OVERHEAD)

@@ -63,6 +63,8 @@ def test_the_fallback_is_the_frame_at_a_quarter_of_its_size(codec, frame, encode
     assert fb is not None and fb.scale == FALLBACK_SCALE == 4
     assert (fb.height, fb.width) == (128, 192) and fb.shown_size == encoded.shown_size
     assert fb.continuous_bytes < 0.25 * encoded.continuous_bytes
+    # Tier 0 alone, at the lowest rung: no index was coded.
+    assert all(p.rung == 0 and not p.known.any() for p in fb.patches)
     # A frame that cannot be divided by 4, or that is coded at a quarter itself, has none.
     assert fallback_scale(codec.encode(frame[:510], "0")) is None
     with pytest.raises(ValueError, match="has no fallback"):

@@ -55,8 +55,22 @@ def encode_fallback(codec: HybridCodec, image: np.ndarray, enc: EncodedImage) ->
             f"a frame shown at {enc.shown_size} from 1/{enc.scale} has no fallback: its sides "
             f"must be divisible by {FALLBACK_SCALE} and its scale below it"
         )
-    small = codec.encode(image, "0", enc.codebook_size, rung=0, scale=scale)
-    return replace(enc, fallback=small)
+    return replace(enc, fallback=encode_small(codec, image, scale, enc.codebook_size))
+
+
+def encode_small(
+    codec: HybridCodec,
+    image: np.ndarray,
+    scale: int = FALLBACK_SCALE,
+    codebook_size: int | None = None,
+) -> EncodedImage:
+    """``image`` coded at 1/``scale``, tier 0 alone, every patch at rung 0 (no quality
+    floor: the fallback is the cheapest picture of the frame)."""
+    from hfstream.protocol.geometry import patch_count
+
+    height, width = image.shape[0] // scale, image.shape[1] // scale
+    rungs = [0] * patch_count(height, width)
+    return codec.encode(image, "0", codebook_size, rungs=rungs, scale=scale, indices=False)
 
 
 def lost_mask(enc: EncodedImage) -> np.ndarray:

@@ -428,6 +428,7 @@ class HybridCodec:
         refine_steps: int = 0,
         refine_progress: Callable[[int], None] | None = None,
         scale: int = 1,
+        indices: bool = True,
     ) -> EncodedImage:
         """Code an image. ``schedule`` is a label (``1_4``...) or ``auto`` (complexity-aware).
 
@@ -444,7 +445,8 @@ class HybridCodec:
         ``progress`` is called with the number of patches just coded (for a progress bar).
         ``scale`` 2 or 4 codes the image at that fraction of its size, shown up-scaled
         (``hfstream.codec.scaling``; the scale must divide both sides); ``rungs`` then
-        count the smaller frame's patches.
+        count the smaller frame's patches. ``indices=False`` codes tier 0 alone (every index
+        missing; the tokenizer is not run).
         """
         arr = downscale(to_uint8_image(image), scale)
         k = codebook_size or self.tokenizer.config.codebook_size
@@ -468,10 +470,13 @@ class HybridCodec:
         out: list[EncodedPatch] = []
         for s in range(0, len(patches), BATCH):
             chunk = patches[s : s + BATCH]
-            z = F.normalize(self.tokenizer.encoder(_to_tensor(chunk)), dim=1)
-            if reduction is None:
+            if not indices:
+                idx = torch.full((len(chunk), TOKENS), MISSING, dtype=torch.long)
+            elif reduction is None:
+                z = F.normalize(self.tokenizer.encoder(_to_tensor(chunk)), dim=1)
                 idx = self.tokenizer.codebook.lookup(z)
             else:
+                z = F.normalize(self.tokenizer.encoder(_to_tensor(chunk)), dim=1)
                 idx = torch.einsum("bdhw,kd->bkhw", z, reduction.centroids).argmax(dim=1)
             for j, p in enumerate(chunk):
                 sched = (
