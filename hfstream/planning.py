@@ -49,6 +49,9 @@ TIER0_PATCHES = (0, 1, 2, 3, 4, 6)
 # -9 to +9 per patch), measured on validation photos at rungs 0 and 3. With 6 (framing
 # alone) a plan could be 190 bytes short and lose a parity packet to the budget.
 TIER0_ENTRY_BYTES = 11
+# Copies of the fallback tried: without resends a second copy is what keeps it from a
+# single loss (an erasure code over one packet is a copy too).
+FALLBACK_COPIES = (1, 2)
 PARITY_FIELDS = 24  # a parity entry's fields beyond its block (lengths grow with k)
 # The smallest index entry on the wire (``frame_coding.index_entries``): a msgpack array
 # header, five one-byte integers (patch, schedule, group, groups, check) and a bin of at
@@ -81,8 +84,10 @@ class FramePlan:
     #: with retransmission (``rounds`` > 1): the bytes left for resending lost tier-0
     #: packets (the plan sends no parity then)
     resend_bytes: int = 0
-    #: the fallback's packets (``hfstream.codec.fallback``; 0: not sent), with headers
+    #: the fallback's packets (``hfstream.codec.fallback``; 0: not sent), with headers,
+    #: every copy
     fallback_bytes: int = 0
+    fallback_copies: int = 0  #: copies of the fallback sent (0: none)
 
     @property
     def bytes(self) -> int:
@@ -93,11 +98,17 @@ class FramePlan:
 class FallbackOption:
     """What sending the frame's fallback would cost and give: its packets' bytes (headers
     and tags included), how many packets, and each patch's error (pixels in [0, 1]) when
-    the patch's tier 0 is lost and the fallback's picture shows instead."""
+    the patch's tier 0 is lost and the fallback's picture shows instead; ``copies`` of it
+    (any copy of each packet will do) cost ``copies`` times the bytes."""
 
     bytes: int
     packets: int
     errors: np.ndarray
+    copies: int = 1
+
+    @property
+    def total_bytes(self) -> int:
+        return self.bytes * self.copies
 
 
 def tier0_cost(
@@ -187,8 +198,9 @@ def frame_outcomes(
     above 1: a lost tier-0 packet is sent again (the receiver's acknowledgements, or the
     WebRTC tier-0 channel's retransmissions) in up to ``rounds - 1`` more rounds, at most
     ``resends`` packets in all (what the budget leaves), first lost first resent.
-    ``fallback``: the fallback's packets go after tier 0 and its parity (and are resent
-    like them); where they all arrive, a lost patch costs the fallback's error instead.
+    ``fallback``: the fallback's packets (every copy) go after tier 0 and its parity, and
+    one lost in every copy is resent like them; where each arrives, a lost patch costs
+    the fallback's error instead.
 
     The mean is over fixed loss patterns. PSNR is what a viewer (and every benchmark)
     averages frame by frame: a plan that risks losing one patch now and then can beat
@@ -211,10 +223,12 @@ def frame_outcomes(
         rebuilt = gone.sum(axis=1) <= mb  # MDS: any kb of the kb + mb packets will do
         lost_packet[:, start : start + kb] = gone[:, :kb] & ~rebuilt[:, None]
     extra = 0
-    if fallback is not None and column + fallback.packets <= PATTERN_PACKETS:
+    sent = fallback.packets * fallback.copies if fallback is not None else 0
+    if fallback is not None and column + sent <= PATTERN_PACKETS:
         extra = fallback.packets
-        lost_packet = np.concatenate([lost_packet, pattern[:, column : column + extra]], 1)
-        column += extra
+        copies = pattern[:, column : column + sent].reshape(PATTERNS, fallback.copies, extra)
+        lost_packet = np.concatenate([lost_packet, copies.all(axis=1)], 1)
+        column += sent
     if rounds > 1:
         lost_packet = _resent(lost_packet, pattern, column, rounds, resends)
     patch_lost = lost_packet[:, np.arange(n) % packets]  # (PATTERNS, n)
@@ -290,8 +304,9 @@ def plan_frame(
     rounds (``frame_outcomes``), from what the budget leaves. No parity is sent then; each
     of ``parity_ratios`` instead sets aside that share of tier 0's size for resends.
 
-    ``fallback``: each plan is also priced with the frame's fallback sent (its bytes taken
-    from the budget first), when there is loss."""
+    ``fallback``: each plan is also priced with the frame's fallback sent, in 1 or 2
+    copies (``FALLBACK_COPIES``; their bytes taken from the budget first), when there is
+    loss."""
     if not 0 <= loss < 1:
         raise ValueError(f"Invalid loss rate {loss}, should be in [0, 1)")
     if budget <= 0:
@@ -319,10 +334,12 @@ def plan_frame(
             continue  # bytes for no gain: the plan without indices is better
         # Indices count for what arrives: a lost tier-1 packet takes its share of the gain.
         shrink = 10 ** (-gains[schedule] * (1 - loss) / 10)
-        fallbacks = [None, fallback] if fallback is not None and loss > 0 else [None]
+        fallbacks: list[FallbackOption | None] = [None]
+        if fallback is not None and loss > 0:
+            fallbacks += [replace(fallback, copies=c) for c in FALLBACK_COPIES]
         candidates = [(r, s, f) for r in parity_ratios for s in TIER0_PATCHES for f in fallbacks]
         for ratio, split, fb in candidates:
-            room = budget - t1 - (fb.bytes if fb is not None else 0)
+            room = budget - t1 - (fb.total_bytes if fb is not None else 0)
             # Small tier-0 packets pay only with parity or resends (a loss takes less).
             if room <= 0 or (split and not ratio and not resending):
                 continue
@@ -395,9 +412,12 @@ def _priced_plan(
         resends=spare // max(1.0, t0 / k),
         fallback=fallback,
     )
-    fb_bytes = fallback.bytes if fallback is not None else 0
+    fb_bytes = fallback.total_bytes if fallback is not None else 0
+    copies = fallback.copies if fallback is not None else 0
     rungs_ = tuple(int(r) for r in rungs)
-    return FramePlan(rungs_, schedule, ratio, split, mse, psnr, t0, par, t1, spare, fb_bytes)
+    return FramePlan(
+        rungs_, schedule, ratio, split, mse, psnr, t0, par, t1, spare, fb_bytes, copies
+    )
 
 
 def _tier0_cost_of(
@@ -623,7 +643,12 @@ def encode_within(
     enc = replace(enc, patches=tuple(replace(p, schedule=sched) for p in enc.patches))
     if plan.fallback_bytes and fallback is not None:
         enc = replace(enc, fallback=fallback[1])
-    packing = replace(cfg, parity_ratio=plan.parity_ratio, tier0_patches=plan.tier0_patches)
+    packing = replace(
+        cfg,
+        parity_ratio=plan.parity_ratio,
+        tier0_patches=plan.tier0_patches,
+        fallback_copies=max(1, plan.fallback_copies),
+    )
     return PlannedFrame(enc, priors, packing, plan)
 
 

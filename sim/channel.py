@@ -116,6 +116,8 @@ def hfstream_tiered_packets(
         detail += f" ({plan.tier0_patches} patches per packet)"
     if plan.fallback_bytes:
         detail += f" fallback {plan.fallback_bytes} B"
+        if plan.fallback_copies > 1:
+            detail += f" in {plan.fallback_copies} copies"
     if sum(len(q) + TAG_SIZE for _, q in tiered) > budget:
         detail += " over budget"
     return tiered, detail
@@ -126,8 +128,8 @@ Block = tuple[list[int], list[int]]  # a tier-0 erasure-code block: data, parity
 
 def tier0_blocks(tiered: list[tuple[int, bytes]]) -> list[Block]:
     """The erasure-code blocks of a frame's packets, as positions in ``tiered``: each
-    block's tier-0 data packets and parity packets (a data packet no parity covers, and
-    each fallback packet, is a block of its own)."""
+    block's tier-0 data packets and parity packets (a data packet no parity covers is a
+    block of its own, and so is each fallback packet, its copies as its parity)."""
     from hfstream.protocol.wire import PacketType, parse_header, parse_parity
 
     data: list[int] = []
@@ -149,7 +151,11 @@ def tier0_blocks(tiered: list[tuple[int, bytes]]) -> list[Block]:
         covered.update(members)
         blocks.append((members, shares))
     blocks += [([i], []) for i in data if i not in covered]
-    return blocks + [([i], []) for i in fallback]
+    # Copies of a fallback packet: any one will do, the first is resent.
+    copies: dict[bytes, list[int]] = {}
+    for i in fallback:
+        copies.setdefault(parse_header(tiered[i][1])[1], []).append(i)
+    return blocks + [([first], rest) for first, *rest in copies.values()]
 
 
 def arq_delivery(

@@ -216,7 +216,7 @@ def test_the_planner_sends_the_fallback_under_loss_only():
     clean = plan_frame(t, {}, 4000, schedules=("0",), fallback=fb)
     assert clean.fallback_bytes == 0
     lossy = plan_frame(t, {}, 4000, schedules=("0",), loss=0.4, rounds=4, fallback=fb)
-    assert lossy.fallback_bytes == 200 and lossy.bytes <= 4000
+    assert lossy.fallback_bytes == 200 * lossy.fallback_copies > 0 and lossy.bytes <= 4000
     plain = plan_frame(t, {}, 4000, schedules=("0",), loss=0.4, rounds=4)
     assert lossy.expected_psnr > plain.expected_psnr
     # A fallback no better than a mid-grey patch is not worth its bytes.
@@ -245,7 +245,8 @@ def test_the_simulator_resends_the_fallback_and_shows_it(codec, frame):
     assert "fallback" in detail
     types = [parse_header(p)[0].type for _, p in tiered]
     fallback = [i for i, t in enumerate(types) if t == PacketType.FALLBACK]
-    assert len(fallback) == 1 and ([fallback[0]], []) in tier0_blocks(tiered)
+    assert 1 <= len(fallback) <= 2
+    assert ([fallback[0]], fallback[1:]) in tier0_blocks(tiered)  # copies count as parity
     # Every tier-0 data packet lost: the fallback alone still gives the frame.
     only = [p for (_, p), t in zip(tiered, types, strict=True) if t != PacketType.TIER0]
     pic, ok = hfstream_receive(codec, only, frame.shape, "hybrid")
@@ -257,3 +258,25 @@ def test_the_simulator_resends_the_fallback_and_shows_it(codec, frame):
         "hybrid",
     )
     assert psnr(frame, pic) > psnr(frame, grey) + 3
+
+
+def test_a_second_copy_keeps_the_fallback_from_a_single_loss(codec, encoded):
+    received, lost = np.full(6, 3e-3), np.full(6, 0.08)
+    one, two = (FallbackOption(150, 1, np.full(6, 8e-3), copies=c) for c in (1, 2))
+    assert two.total_bytes == 300
+    assert (
+        frame_outcomes(received, lost, 2, 0.0, 16, 0.4, fallback=two)[1]
+        > frame_outcomes(received, lost, 2, 0.0, 16, 0.4, fallback=one)[1]
+    )
+    config = dataclasses.replace(Packetizer(codec.model_id).config, fallback_copies=2)
+    fp = packetize(encoded, Packetizer(codec.model_id, config=config), frame_id=7)
+    assert len(fp.fallback) == 2
+    (h0, p0), (h1, p1) = (parse_header(p) for p in fp.fallback)
+    assert p0 == p1 and (h0.seq, h1.seq, h0.count) == (0, 1, 2)
+    # The receiver takes either.
+    r = Reassembler(ReassemblerConfig(codec.model_id))
+    r.receive(fp.fallback[1], 0.0)
+    (state,) = r
+    assert list(state.fallback) == [0]
+    with pytest.raises(ValueError, match="fallback_copies must be in 1..4"):
+        dataclasses.replace(config, fallback_copies=0)

@@ -57,6 +57,8 @@ class PacketizerConfig:
     # patches of a packet are spread over the frame (patch j, j + P, j + 2P... of P
     # packets), so a lost packet leaves its patches' neighbours to borrow from.
     tier0_patches: int = 0
+    # Copies of the frame's fallback sent, when it has one (the frame planner chooses).
+    fallback_copies: int = 1
 
     def __post_init__(self) -> None:
         if not MIN_MTU <= self.mtu <= MAX_MTU:
@@ -72,6 +74,8 @@ class PacketizerConfig:
             raise ValueError(f"index_groups must be in 1..64, got {self.index_groups}")
         if not 0 <= self.tier0_patches <= 4096:
             raise ValueError(f"tier0_patches must be in 0..4096, got {self.tier0_patches}")
+        if not 1 <= self.fallback_copies <= 4:
+            raise ValueError(f"fallback_copies must be in 1..4, got {self.fallback_copies}")
 
 
 @dataclass(frozen=True)
@@ -233,7 +237,9 @@ class Packetizer:
         )
         parity_payloads = self._parity(t0_payloads)
         fallback_payloads = (
-            fallback_bins(frame.fallback, room) if frame.fallback is not None else []
+            fallback_bins(frame.fallback, room) * cfg.fallback_copies
+            if frame.fallback is not None
+            else []
         )
         t1_payloads = _bins([e.to_list() for e in frame.tier1], room)
         t2_payloads = _bins([e.to_list() for e in frame.tier2], room) if cfg.send_withheld else []
