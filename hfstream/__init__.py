@@ -17,13 +17,13 @@ _EXPORTS = {
     "HybridCodec": "hfstream.codec.hybrid",
     "to_uint8_image": "hfstream.codec.hybrid",
     "EncodedImage": "hfstream.codec.encoded",
-    "Sender": "hfstream.sender",
-    "SenderConfig": "hfstream.sender",
-    "FrameSent": "hfstream.sender",
-    "Receiver": "hfstream.receiver",
-    "ReceiverConfig": "hfstream.receiver",
-    "FrameUpdate": "hfstream.receiver",
-    "Stage": "hfstream.progressive",
+    "Sender": "hfstream.stream.sender",
+    "SenderConfig": "hfstream.stream.sender",
+    "FrameSent": "hfstream.stream.sender",
+    "Receiver": "hfstream.stream.receiver",
+    "ReceiverConfig": "hfstream.stream.receiver",
+    "FrameUpdate": "hfstream.stream.receiver",
+    "Stage": "hfstream.stream.progressive",
     "PacketizerConfig": "hfstream.protocol.packetizer",
     "WireError": "hfstream.protocol.wire",
     "parse_key": "hfstream.protocol.auth",
@@ -53,12 +53,12 @@ __all__ = [
 if TYPE_CHECKING:
     from hfstream.codec.encoded import EncodedImage
     from hfstream.codec.hybrid import HybridCodec, to_uint8_image
-    from hfstream.progressive import Stage
     from hfstream.protocol.auth import parse_key
     from hfstream.protocol.packetizer import PacketizerConfig
     from hfstream.protocol.wire import WireError
-    from hfstream.receiver import FrameUpdate, Receiver, ReceiverConfig
-    from hfstream.sender import FrameSent, Sender, SenderConfig
+    from hfstream.stream.progressive import Stage
+    from hfstream.stream.receiver import FrameUpdate, Receiver, ReceiverConfig
+    from hfstream.stream.sender import FrameSent, Sender, SenderConfig
     from hfstream.transports.memory import MemoryTransport, memory_pair
     from hfstream.transports.udp import UdpTransport
 

@@ -20,13 +20,13 @@ import numpy as np
 from PIL import Image
 from scipy.stats import binom
 
+from hfstream.codec.frame_coding import packetize
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.eval.classic import CODECS, fit_budget
-from hfstream.frame_coding import packetize
-from hfstream.progressive import FrameDecodeState, build_encoded
 from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
 from hfstream.protocol.reassembly import Reassembler, ReassemblerConfig
 from hfstream.protocol.wire import OVERHEAD, TAG_SIZE
+from hfstream.stream.progressive import FrameDecodeState, build_encoded
 from sim.loss import LossModel
 
 FALLBACK_GREY = 128  # an undecodable picture is scored as a mid-grey frame
@@ -351,10 +351,10 @@ def classic_file(ref: np.ndarray, codec: str, source: int) -> tuple:
 
 def _encode_again(ref: np.ndarray, fit) -> bytes:
     """The bytes of the classic file ``fit_budget`` chose (it returns only the picture)."""
-    from hfstream.eval.classic import _encode
+    from hfstream.eval.classic import encode_pillow
 
     h, w = ref.shape[:2]
     small = Image.fromarray(ref).resize(
         (max(1, round(w / fit.factor)), max(1, round(h / fit.factor))), Image.Resampling.LANCZOS
     )
-    return _encode(small, CODECS[fit.codec], fit.quality)
+    return encode_pillow(small, CODECS[fit.codec], fit.quality)

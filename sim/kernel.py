@@ -154,7 +154,7 @@ def run_kernel(
     from PIL import Image
 
     from hfstream.eval.metrics import psnr
-    from hfstream.video import pattern_frames
+    from hfstream.media.video import pattern_frames
 
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     with tempfile.TemporaryDirectory() as tmp, NetnsLink(loss, mode) as link:
@@ -255,12 +255,12 @@ class SimRun:
 
 def run_simulated(loss: float, frames: int, fps: float, seed: int, schedule: str = "1_4") -> SimRun:
     """The same frames, Sender and Receiver over ``sim.link`` with Bernoulli loss."""
-    from hfstream.apps.collect import collect_frames, in_order
     from hfstream.codec.hybrid import HybridCodec
     from hfstream.eval.metrics import psnr
-    from hfstream.receiver import Receiver
-    from hfstream.sender import Sender, SenderConfig
-    from hfstream.video import pattern_frames
+    from hfstream.media.video import pattern_frames
+    from hfstream.stream.collect import collect_frames, in_order
+    from hfstream.stream.receiver import Receiver
+    from hfstream.stream.sender import Sender, SenderConfig
     from sim.link import Link, LinkConfig
     from sim.loss import Bernoulli, NoLoss
     from sim.transport import sim_pair

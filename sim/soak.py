@@ -32,12 +32,12 @@ import numpy as np
 import psutil
 from tqdm import tqdm
 
+from hfstream.codec.frame_coding import frame_entries, index_priors
 from hfstream.codec.hybrid import HybridCodec
-from hfstream.frame_coding import frame_entries, index_priors
 from hfstream.protocol.auth import DATA, Sealer, new_session_id
 from hfstream.protocol.packetizer import FrameEntries, Packetizer, PacketizerConfig
 from hfstream.protocol.wire import Packet, parse_header
-from hfstream.receiver import Receiver, ReceiverConfig
+from hfstream.stream.receiver import Receiver, ReceiverConfig
 from hfstream.transports.memory import MemoryTransport, memory_pair
 
 KEY = bytes(range(32))
@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--forged and --frames must be >= 0, --flood-frames >= 1")
     if not 0 <= args.loss < 1 or not args.fps > 0 or not 64 <= args.size <= 1024:
         p.error("--loss must be in [0, 1), --fps positive, --size in 64..1024")
-    from hfstream.apps.demo import bundled_image
+    from hfstream.media.samples import bundled_image
 
     codec = HybridCodec.from_pretrained()
     image = bundled_image()[: args.size, : args.size].copy()

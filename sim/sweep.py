@@ -331,7 +331,7 @@ def write_summary(rows: list[dict], out: Path, kept: list[dict] | None = None) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hfstream.train.data import list_images
+    from hfstream.media.images import list_images
 
     p = argparse.ArgumentParser(
         prog="python -m sim.sweep",

@@ -58,7 +58,7 @@ class VideoCase:
 
 def load_clip(video: str | None, image: str | None, frames: int, height: int, width: int):
     from hfstream.codec.hybrid import to_uint8_image
-    from hfstream.video import read_frames
+    from hfstream.media.video import read_frames
     from sim.video_channel import pan_clip
 
     if video:
@@ -68,7 +68,7 @@ def load_clip(video: str | None, image: str | None, frames: int, height: int, wi
         h, w = clip[0].shape[:2]
         return [f[: h - h % 2, : w - w % 2] for f in clip], video
     if image is None:
-        from hfstream.apps.demo import bundled_image
+        from hfstream.media.samples import bundled_image
 
         arr, name = bundled_image(), "bundled photo"
     else:

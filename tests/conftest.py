@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hfstream.apps.demo import bundled_image
 from hfstream.codec.hybrid import HybridCodec
+from hfstream.media.samples import bundled_image
 
 
 @pytest.fixture(scope="session")

@@ -166,9 +166,9 @@ def test_a_forged_datagram_costs_one_mac_and_no_parsing(monkeypatch):
 
 # ------------------------------------------------------------------ end to end
 def test_keyed_receiver_shows_only_the_keyed_senders_frame(codec, small_image):
-    from hfstream.progressive import Stage
-    from hfstream.receiver import Receiver, ReceiverConfig
-    from hfstream.sender import Sender, SenderConfig
+    from hfstream.stream.progressive import Stage
+    from hfstream.stream.receiver import Receiver, ReceiverConfig
+    from hfstream.stream.sender import Sender, SenderConfig
     from hfstream.transports.memory import memory_pair
 
     image = small_image[:, :256]
@@ -216,7 +216,7 @@ def test_keyed_receiver_shows_only_the_keyed_senders_frame(codec, small_image):
 
 
 def test_reports_reach_only_their_own_sender(codec):
-    from hfstream.sender import Sender, SenderConfig
+    from hfstream.stream.sender import Sender, SenderConfig
     from hfstream.transports.memory import memory_pair
 
     async def main():
@@ -245,8 +245,8 @@ def test_reports_reach_only_their_own_sender(codec):
 
 def test_a_session_switch_restarts_frame_ids(codec, small_image):
     """A sender that restarts reuses frame id 0: the receiver must not drop it as late."""
-    from hfstream.receiver import Receiver, ReceiverConfig
-    from hfstream.sender import Sender, SenderConfig
+    from hfstream.stream.receiver import Receiver, ReceiverConfig
+    from hfstream.stream.sender import Sender, SenderConfig
     from hfstream.transports.memory import memory_pair
 
     image = small_image[:, :256]

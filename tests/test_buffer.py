@@ -1,6 +1,6 @@
 import pytest
 
-from hfstream.buffer import Buffer, BufferReadError
+from hfstream.files.buffer import Buffer, BufferReadError
 
 
 def test_round_trip():

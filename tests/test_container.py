@@ -3,8 +3,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hfstream import container
-from hfstream.container import ContainerError, IndexCoding
+from hfstream.files import container
+from hfstream.files.container import ContainerError, IndexCoding
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hfstream.apps.demo import bundled_image
 from hfstream.codec.fallback import (
     BLEND_PX,
     FALLBACK_SCALE,
@@ -17,11 +16,11 @@ from hfstream.codec.fallback import (
     fallback_scale,
     patch_weights,
 )
+from hfstream.codec.frame_coding import packetize
 from hfstream.codec.hybrid import RungTable
 from hfstream.eval.metrics import psnr
-from hfstream.frame_coding import packetize
+from hfstream.media.samples import bundled_image
 from hfstream.planning import FallbackOption, encode_within, frame_outcomes, plan_frame
-from hfstream.progressive import FrameDecodeState, Stage, build_encoded, stage_of
 from hfstream.protocol.packetizer import Packetizer
 from hfstream.protocol.reassembly import (
     FrameComplete,
@@ -39,6 +38,7 @@ from hfstream.protocol.wire import (
     parse_fallback,
     parse_header,
 )
+from hfstream.stream.progressive import FrameDecodeState, Stage, build_encoded, stage_of
 from sim.channel import hfstream_receive, hfstream_tiered_packets, tier0_blocks
 
 

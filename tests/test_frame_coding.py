@@ -9,11 +9,11 @@ import dataclasses
 import pytest
 import torch
 
-from hfstream.frame_coding import index_priors, packetize
-from hfstream.progressive import FrameDecodeState, build_encoded
+from hfstream.codec.frame_coding import index_priors, packetize
 from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
 from hfstream.protocol.reassembly import Reassembler, ReassemblerConfig
 from hfstream.protocol.wire import FLAG_PRIOR, FLAG_TIER2, parse_header
+from hfstream.stream.progressive import FrameDecodeState, build_encoded
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def test_a_rung_outside_the_ladder_is_a_counted_drop(single_codec, ladder_codec,
 
 def test_the_receiver_counts_a_foreign_rung_and_goes_on(single_codec, at_rung_2):
     from hfstream.protocol.auth import DATA, Sealer
-    from hfstream.receiver import Receiver, ReceiverConfig
+    from hfstream.stream.receiver import Receiver, ReceiverConfig
     from hfstream.transports.memory import memory_pair
 
     codec = single_codec
@@ -163,7 +163,7 @@ def test_the_receiver_counts_a_foreign_rung_and_goes_on(single_codec, at_rung_2)
 
 
 def test_index_share_counts_the_entries_that_arrived(codec, encoded):
-    from hfstream.progressive import index_share
+    from hfstream.stream.progressive import index_share
 
     p = Packetizer(codec.model_id)
     fp = packetize(encoded, p, frame_id=2, priors=index_priors(codec, encoded))

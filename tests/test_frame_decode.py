@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import hfstream.codec.hybrid as hybrid
-from hfstream.apps.demo import bundled_image
 from hfstream.codec.hybrid import HybridCodec, row_bands
 from hfstream.eval.metrics import psnr, seam_ratio
+from hfstream.media.samples import bundled_image
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,7 @@ def test_indices_too_dear_at_their_floor_skip_the_priors(codec, frame):
 
 def test_auto_mode_judges_by_the_indices_that_arrived(codec, frame):
     """A 1_4 frame whose withheld indices arrived too is shown as the 1_1 frame it is."""
-    from hfstream import container
+    from hfstream.files import container
 
     enc = codec.encode(frame, "1_4")  # every index known
     kept = enc.kept_only()

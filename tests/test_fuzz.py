@@ -199,7 +199,7 @@ def _sealable(p: bytes) -> bool:
 @pytest.fixture(scope="module")
 def frame_packets(codec, small_image) -> list[bytes]:
     """The packets of a real one-patch frame (frame id 0), tier 0 first."""
-    from hfstream.frame_coding import index_priors, packetize
+    from hfstream.codec.frame_coding import index_priors, packetize
 
     enc = codec.encode(small_image[:, :256], "1_4")
     p = Packetizer(codec.model_id, config=PacketizerConfig(parity_ratio=0.5))
@@ -208,7 +208,7 @@ def frame_packets(codec, small_image) -> list[bytes]:
 
 
 async def _receive(codec, datagrams: list[bytes], key: bytes | None):
-    from hfstream.receiver import Receiver, ReceiverConfig
+    from hfstream.stream.receiver import Receiver, ReceiverConfig
     from hfstream.transports.memory import memory_pair
 
     config = ReceiverConfig(

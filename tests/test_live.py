@@ -10,13 +10,13 @@ import time
 
 import pytest
 
-from hfstream.frame_coding import index_priors, packetize
+from hfstream.codec.frame_coding import index_priors, packetize
 from hfstream.protocol.auth import DATA, Sealer
 from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
 from hfstream.protocol.reassembly import Reassembler, ReassemblerConfig
 from hfstream.protocol.wire import Packet, parse_header
-from hfstream.receiver import Receiver, ReceiverConfig
-from hfstream.sender import Sender, SenderConfig
+from hfstream.stream.receiver import Receiver, ReceiverConfig
+from hfstream.stream.sender import Sender, SenderConfig
 from hfstream.transports.memory import memory_pair
 
 SESSION = 0x65A1B2C3_00000001

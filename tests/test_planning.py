@@ -185,7 +185,7 @@ def test_the_tier0_estimate_is_not_short_of_what_is_sent(codec):
     Short estimates made plans that the budget then cut a parity packet from."""
     from conftest import bundled_image
 
-    from hfstream.frame_coding import tier0_entries
+    from hfstream.codec.frame_coding import tier0_entries
     from hfstream.planning import _tier0_cost_of
     from hfstream.protocol.packetizer import Packetizer
 

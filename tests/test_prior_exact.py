@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from hfstream import container
-from hfstream.apps.demo import bundled_image
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.index_coding import decode_with_prior, encode_with_prior
 from hfstream.codec.schedules import Schedule, kept_positions
+from hfstream.files import container
+from hfstream.media.samples import bundled_image
 
 COMPOSITIONS = ([0], [3], [3, 2, 1, 0], [2, 0], [1, 1], [0, 1, 2, 3])
 

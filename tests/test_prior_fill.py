@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hfstream import container
 from hfstream.codec.hybrid import HybridCodec
+from hfstream.files import container
 
 
 @contextmanager

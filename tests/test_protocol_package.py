@@ -19,7 +19,7 @@ def test_importing_the_protocol_loads_no_torch():
     code = (
         "import sys, hfstream.protocol, hfstream.protocol.auth, hfstream.protocol.wire, "
         "hfstream.protocol.packetizer, hfstream.protocol.pacer, hfstream.protocol.reassembly, "
-        "hfstream.protocol.feedback, hfstream.protocol.geometry\n"
+        "hfstream.protocol.feedback, hfstream.geometry\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'compressai')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -96,7 +96,7 @@ def test_public_api_is_lazy_and_complete():
         "print(light, Sender.__module__, PacketizerConfig.__module__)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["True", "hfstream.sender", "hfstream.protocol.packetizer"]
+    assert out.stdout.split() == ["True", "hfstream.stream.sender", "hfstream.protocol.packetizer"]
 
 
 def test_public_names_match_their_table():

@@ -4,13 +4,13 @@ import asyncio
 
 import pytest
 
-from hfstream.apps.collect import collect_frames
+from hfstream.media.video import pattern_frames
 from hfstream.protocol.feedback import RateController, Report, ReportBuilder
 from hfstream.protocol.wire import WireError, parse_header
-from hfstream.receiver import Receiver, ReceiverConfig
-from hfstream.sender import Sender, SenderConfig
+from hfstream.stream.collect import collect_frames
+from hfstream.stream.receiver import Receiver, ReceiverConfig
+from hfstream.stream.sender import Sender, SenderConfig
 from hfstream.transports.memory import memory_pair
-from hfstream.video import pattern_frames
 
 
 def test_report_round_trip_and_loss():

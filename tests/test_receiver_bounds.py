@@ -11,13 +11,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from hfstream.frame_coding import index_priors, packetize
-from hfstream.progressive import Stage
+from hfstream.codec.frame_coding import index_priors, packetize
 from hfstream.protocol.auth import DATA, FEEDBACK, Sealer
 from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
 from hfstream.protocol.reassembly import Reassembler, ReassemblerConfig
 from hfstream.protocol.wire import Packet, PacketType, parse_header
-from hfstream.receiver import Receiver, ReceiverConfig
+from hfstream.stream.progressive import Stage
+from hfstream.stream.receiver import Receiver, ReceiverConfig
 
 SESSION = 0x65A1B2C3_00000001
 
@@ -156,7 +156,7 @@ def test_configs_are_checked_with_value_errors(make, message):
 
 def test_sender_config_and_pacer_are_checked_with_value_errors():
     from hfstream.protocol.pacer import Pacer
-    from hfstream.sender import SenderConfig
+    from hfstream.stream.sender import SenderConfig
 
     with pytest.raises(ValueError, match="rate_bytes_per_s must be positive, got 0"):
         SenderConfig(rate_bytes_per_s=0)
@@ -168,7 +168,7 @@ def test_sender_config_and_pacer_are_checked_with_value_errors():
 
 def test_sender_keeps_only_the_newest_reports(codec):
     from hfstream.protocol.feedback import Report
-    from hfstream.sender import Sender, SenderConfig
+    from hfstream.stream.sender import Sender, SenderConfig
     from hfstream.transports.memory import memory_pair
 
     async def main():

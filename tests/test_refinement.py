@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hfstream import container
 from hfstream.codec.continuous import REFERENCE_LMBDA
 from hfstream.codec.refinement import DEFAULT_REFINE_STEPS, check_refine_steps, rung_lmbdas
 from hfstream.eval.metrics import psnr
+from hfstream.files import container
 from hfstream.planning import encode_within
 from tests.conftest import with_rungs
 

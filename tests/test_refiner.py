@@ -107,8 +107,8 @@ def test_schedule_seams_measures_a_folder(tmp_path, small_image, capsys):
 
 
 def test_schedule_seams_fits_a_file_size(codec, small_image):
-    from hfstream import container
     from hfstream.eval import schedule_seams
+    from hfstream.files import container
 
     free = schedule_seams.measure(codec, small_image, "1_4", 0)
     tight = schedule_seams.measure(codec, small_image, "1_4", None, target_bytes=free.bytes - 1)

@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hfstream import container
-from hfstream.apps.demo import bundled_image
+from hfstream.codec.frame_coding import packetize
 from hfstream.codec.hybrid import RungTable
 from hfstream.codec.scaling import downscale, scalable, upscale
 from hfstream.eval.metrics import psnr
-from hfstream.frame_coding import packetize
+from hfstream.files import container
+from hfstream.media.samples import bundled_image
 from hfstream.planning import choose_scale, encode_within
-from hfstream.progressive import FrameDecodeState, build_encoded
 from hfstream.protocol.packetizer import Packetizer
 from hfstream.protocol.reassembly import Reassembler, ReassemblerConfig
 from hfstream.protocol.wire import (
@@ -27,6 +26,7 @@ from hfstream.protocol.wire import (
     WireError,
     parse_header,
 )
+from hfstream.stream.progressive import FrameDecodeState, build_encoded
 
 
 @pytest.fixture(scope="module")

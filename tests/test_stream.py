@@ -6,13 +6,13 @@ import contextlib
 import numpy as np
 import pytest
 
-from hfstream.progressive import FrameDecodeState, Stage, build_encoded
 from hfstream.protocol.auth import DATA, Opener
 from hfstream.protocol.packetizer import PacketizerConfig
 from hfstream.protocol.reassembly import Reassembler, ReassemblerConfig
 from hfstream.protocol.wire import PacketType, WireError
-from hfstream.receiver import Receiver, ReceiverConfig
-from hfstream.sender import Sender, SenderConfig
+from hfstream.stream.progressive import FrameDecodeState, Stage, build_encoded
+from hfstream.stream.receiver import Receiver, ReceiverConfig
+from hfstream.stream.sender import Sender, SenderConfig
 from hfstream.transports.memory import memory_pair
 
 

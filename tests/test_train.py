@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from hfstream.apps.demo import bundled_image
 from hfstream.codec.hybrid import HybridCodec
+from hfstream.media.samples import bundled_image
 from hfstream.train.__main__ import main as train
 from hfstream.train.stage_average import average_states
 

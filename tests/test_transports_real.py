@@ -4,9 +4,9 @@ import asyncio
 
 import numpy as np
 
-from hfstream.progressive import Stage
-from hfstream.receiver import Receiver, ReceiverConfig
-from hfstream.sender import Sender, SenderConfig
+from hfstream.stream.progressive import Stage
+from hfstream.stream.receiver import Receiver, ReceiverConfig
+from hfstream.stream.sender import Sender, SenderConfig
 from hfstream.transports.rtc import rtc_pair
 from hfstream.transports.udp import UdpTransport
 

@@ -5,11 +5,11 @@ import asyncio
 import numpy as np
 import pytest
 
-from hfstream.apps.collect import collect_frames, in_order
-from hfstream.receiver import Receiver, ReceiverConfig
-from hfstream.sender import Sender, SenderConfig
+from hfstream.media.video import VideoWriter, pattern_frames, read_frames
+from hfstream.stream.collect import collect_frames, in_order
+from hfstream.stream.receiver import Receiver, ReceiverConfig
+from hfstream.stream.sender import Sender, SenderConfig
 from hfstream.transports.memory import memory_pair
-from hfstream.video import VideoWriter, pattern_frames, read_frames
 
 
 def test_pattern_frames_differ():

@@ -8,11 +8,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from hfstream.apps.demo import bundled_image, loss_pattern
+from hfstream.apps.demo import loss_pattern
 from hfstream.codec import HybridCodec
 from hfstream.codec.hybrid import to_uint8_image
-from hfstream.receiver import Receiver
-from hfstream.sender import Sender, SenderConfig
+from hfstream.media.samples import bundled_image
+from hfstream.stream.receiver import Receiver
+from hfstream.stream.sender import Sender, SenderConfig
 from hfstream.transports.memory import memory_pair
 
 

@@ -20,16 +20,16 @@ import time
 
 import numpy as np
 
-from hfstream.apps.collect import collect_frames
-from hfstream.apps.demo import bundled_image
 from hfstream.codec.hybrid import HybridCodec, to_uint8_image
 from hfstream.codec.shared import shared_codec
-from hfstream.progressive import Stage
+from hfstream.media.samples import bundled_image
+from hfstream.media.video import pattern_frames
 from hfstream.protocol.wire import OVERHEAD, PacketType, parse_header
-from hfstream.receiver import Receiver, ReceiverConfig
-from hfstream.sender import Sender, SenderConfig
+from hfstream.stream.collect import collect_frames
+from hfstream.stream.progressive import Stage
+from hfstream.stream.receiver import Receiver, ReceiverConfig
+from hfstream.stream.sender import Sender, SenderConfig
 from hfstream.transports.memory import memory_pair
-from hfstream.video import pattern_frames
 
 
 async def header_overhead(codec: HybridCodec, image: np.ndarray) -> dict:

@@ -55,7 +55,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     out = a.output_file(args.output)
     img = read_rgb(src, args.max_megapixels, "hfstream encode")  # size checked before decoding
 
-    from hfstream import container
+    from hfstream.files import container
 
     if args.bpp is not None and (args.schedule or args.codebook or args.rung is not None):
         raise ValueError(
@@ -108,7 +108,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     from PIL import Image
 
-    from hfstream import container
+    from hfstream.files import container
 
     size = src.stat().st_size
     if size > container.MAX_FILE_BYTES:

@@ -15,20 +15,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hfstream import container
-from hfstream.codec.hybrid import HybridCodec, to_uint8_image
+from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.shared import shared_codec
 from hfstream.eval.metrics import all_metrics
-from hfstream.receiver import FrameUpdate, Receiver
-from hfstream.sender import Sender, SenderConfig
+from hfstream.files import container
+from hfstream.media.samples import bundled_image
+from hfstream.stream.receiver import FrameUpdate, Receiver
+from hfstream.stream.sender import Sender, SenderConfig
 from hfstream.transports.memory import memory_pair
-
-
-def bundled_image() -> np.ndarray:
-    from matplotlib import cbook
-
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        return to_uint8_image(Image.open(f))
 
 
 def loss_pattern(share: float, length: int = 100) -> list[bool]:

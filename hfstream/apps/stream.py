@@ -34,15 +34,15 @@ import numpy as np
 from PIL import Image
 
 from hfstream.apps import args as a
-from hfstream.apps.collect import FrameRecord, in_order
 from hfstream.apps.images import read_rgb
 from hfstream.apps.stops import Stop
 from hfstream.codec.shared import shared_codec
-from hfstream.progressive import Stage
-from hfstream.receiver import FrameUpdate, Receiver, ReceiverConfig
-from hfstream.sender import Sender, SenderConfig
+from hfstream.media.video import VideoWriter, pattern_frames, read_frames, video_fps
+from hfstream.stream.collect import FrameRecord, in_order
+from hfstream.stream.progressive import Stage
+from hfstream.stream.receiver import FrameUpdate, Receiver, ReceiverConfig
+from hfstream.stream.sender import Sender, SenderConfig
 from hfstream.transports.base import DatagramTransport
-from hfstream.video import VideoWriter, pattern_frames, read_frames, video_fps
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 STAGE_WORDS = {

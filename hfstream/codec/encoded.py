@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from hfstream.codec.schedules import Schedule, kept_mask
-from hfstream.protocol.geometry import PATCH, SCALES, TOKENS
+from hfstream.geometry import PATCH, SCALES, TOKENS
 from hfstream.protocol.wire import MAX_RUNG
 
 MISSING = -1  # an index the decoder does not have (withheld or lost)

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from hfstream.codec.scaling import scalable
-from hfstream.protocol.geometry import PATCH
+from hfstream.geometry import PATCH
 
 if TYPE_CHECKING:
     from hfstream.codec.encoded import EncodedImage
@@ -67,7 +67,7 @@ def encode_small(
 ) -> EncodedImage:
     """``image`` coded at 1/``scale``, tier 0 alone, every patch at rung 0 (no quality
     floor: the fallback is the cheapest picture of the frame)."""
-    from hfstream.protocol.geometry import patch_count
+    from hfstream.geometry import patch_count
 
     height, width = image.shape[0] // scale, image.shape[1] // scale
     rungs = [0] * patch_count(height, width)

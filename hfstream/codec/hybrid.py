@@ -46,7 +46,7 @@ from hfstream.codec.schedules import GRID, Schedule, kept_positions
 from hfstream.codec.tiling import from_tiles, patch_grid, to_tiles
 from hfstream.codec.tokenizer import Tokenizer, TokenizerConfig
 from hfstream.codec.upsampler import LearnedUpsampler, UpsamplerConfig
-from hfstream.protocol.geometry import MAX_SIDE  # larger images are refused
+from hfstream.geometry import MAX_SIDE  # larger images are refused
 
 DecodeMode = Literal["continuous", "vq", "hybrid", "auto"]
 FillMethod = Literal["auto", "prior", "predictor", "soft", "nearest"]

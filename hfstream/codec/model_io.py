@@ -102,3 +102,21 @@ def split_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, tor
         if k.startswith(prefix + "."):
             out[k[len(prefix) + 1 :]] = v.float() if v.is_floating_point() else v
     return out
+
+
+def load_upsampler_checkpoint(path: Path, continuous: Any) -> Any:
+    """The up-sampler of a training run's ``upsampler`` checkpoint (``hfstream.train``),
+    frozen, for evaluation; loads the synthesis transform it was trained with into
+    ``continuous`` (a ``ContinuousCodec``), frozen too. The checkpoint is read with
+    ``weights_only=True``: tensors and plain containers only."""
+    from hfstream.codec.upsampler import LearnedUpsampler, UpsamplerConfig
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    upsampler = LearnedUpsampler(UpsamplerConfig(**state["args"]["config"]))
+    upsampler.load_state_dict(state["states"]["model"])
+    continuous.g_s.load_state_dict(state["states"]["synthesis"])
+    for module in (upsampler, continuous):
+        module.eval()
+        for p in module.parameters():
+            p.requires_grad_(False)
+    return upsampler

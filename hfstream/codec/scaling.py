@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from hfstream.protocol.geometry import SCALES
+from hfstream.geometry import SCALES
 
 
 def check_scale(scale: int) -> int:

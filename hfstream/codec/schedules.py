@@ -23,7 +23,7 @@ from functools import cache
 
 import numpy as np
 
-from hfstream.protocol.geometry import GRID
+from hfstream.geometry import GRID
 from hfstream.protocol.schedules import Schedule
 
 __all__ = ["GRID", "Schedule", "kept_mask", "kept_positions", "withheld_positions"]

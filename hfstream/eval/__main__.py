@@ -18,7 +18,7 @@ from tqdm import tqdm
 from hfstream.codec.hybrid import HybridCodec, to_uint8_image
 from hfstream.codec.refinement import DEFAULT_REFINE_STEPS
 from hfstream.eval.rd import evaluate_image
-from hfstream.train.data import list_images
+from hfstream.media.images import list_images
 
 NUMERIC = ("bytes", "bpp", "psnr", "ms_ssim", "haarpsi")
 

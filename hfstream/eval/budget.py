@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from hfstream.codec.frame_coding import packetize
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.eval.classic import CODECS, fit_budget
 from hfstream.eval.metrics import all_metrics
-from hfstream.frame_coding import packetize
 from hfstream.planning import PlannedFrame, encode_within
 from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
 from hfstream.protocol.wire import TAG_SIZE

@@ -29,7 +29,7 @@ class ClassicResult:
     image: np.ndarray
 
 
-def _encode(img: Image.Image, fmt: str, quality: int) -> bytes:
+def encode_pillow(img: Image.Image, fmt: str, quality: int) -> bytes:
     buf = io.BytesIO()
     opts: dict = {"quality": quality}
     if fmt == "JPEG":
@@ -49,7 +49,7 @@ def encode_at(ref: np.ndarray, codec: str, factor: int, quality: int) -> bytes:
     small = Image.fromarray(ref).resize(
         (max(1, round(w / factor)), max(1, round(h / factor))), Image.Resampling.LANCZOS
     )
-    return _encode(small, CODECS[codec], quality)
+    return encode_pillow(small, CODECS[codec], quality)
 
 
 def fit_budget(ref: np.ndarray, codec: str, budget: int) -> ClassicResult | None:
@@ -64,7 +64,7 @@ def fit_budget(ref: np.ndarray, codec: str, budget: int) -> ClassicResult | None
         lo, hi, found = 0, 100, None
         while lo <= hi:
             q = (lo + hi) // 2
-            data = _encode(small, fmt, q)
+            data = encode_pillow(small, fmt, q)
             if len(data) <= budget:
                 found, lo = (q, data), q + 1
             else:

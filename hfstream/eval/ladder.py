@@ -23,12 +23,12 @@ import torch
 
 from hfstream.codec.continuous import ContinuousCodec, ContinuousConfig, from_blocks
 from hfstream.codec.deblocking import deblock
+from hfstream.codec.model_io import load_upsampler_checkpoint
 from hfstream.codec.refinement import refine_latent
 from hfstream.codec.upsampler import LearnedUpsampler
 from hfstream.eval.classic import fit_budget
 from hfstream.eval.metrics import psnr, seam_ratio
-from hfstream.train.data import list_images
-from hfstream.train.frozen import load_upsampler
+from hfstream.media.images import list_images
 
 PATCH = 256
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         codec = HybridCodec.from_pretrained()
         model, upsampler = codec.continuous, codec.upsampler
     if args.upsampler is not None:
-        upsampler = load_upsampler(args.upsampler, model)
+        upsampler = load_upsampler_checkpoint(args.upsampler, model)
     if args.bicubic:
         upsampler = None
     if args.extend_below:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hfstream import container
 from hfstream.codec.hybrid import HybridCodec, to_uint8_image
 from hfstream.eval.metrics import psnr, seam_ratio
+from hfstream.files import container
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def fit_continuous_budget(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from hfstream.train.data import list_images
+    from hfstream.media.images import list_images
 
     p = argparse.ArgumentParser(prog="python -m hfstream.eval.schedule_seams", description=__doc__)
     p.add_argument("folder", help="photos to measure on")

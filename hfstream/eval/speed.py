@@ -28,8 +28,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from hfstream import container
-from hfstream.apps.demo import bundled_image
 from hfstream.codec.continuous import from_blocks
 from hfstream.codec.correction import certainty_planes
 from hfstream.codec.encoded import MISSING
@@ -37,6 +35,8 @@ from hfstream.codec.hybrid import HybridCodec, to_uint8_image
 from hfstream.codec.refinement import DEFAULT_REFINE_STEPS
 from hfstream.codec.tiling import from_tiles
 from hfstream.eval.classic import encode_at, fit_budget
+from hfstream.files import container
+from hfstream.media.samples import bundled_image
 from hfstream.planning import encode_within
 
 SCHEDULE = "1_4"

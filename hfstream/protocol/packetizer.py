@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import msgpack
 import zfec
 
-from hfstream.protocol.geometry import SCALES
+from hfstream.geometry import SCALES
 from hfstream.protocol.wire import (
     FLAG_PRIOR,
     FLAG_TIER2,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import zfec
 
-from hfstream.protocol.geometry import patch_count
+from hfstream.geometry import patch_count
 from hfstream.protocol.wire import (
     DEFAULT_MTU,
     FLAG_PRIOR,

@@ -42,7 +42,7 @@ from enum import IntEnum
 
 import msgpack
 
-from hfstream.protocol.geometry import MAX_SIDE, SCALES, patch_count
+from hfstream.geometry import MAX_SIDE, SCALES, patch_count
 from hfstream.protocol.schedules import Schedule
 
 MAGIC = b"HF"

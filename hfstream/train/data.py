@@ -8,17 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    root = Path(folder)
-    if not root.is_dir():
-        raise FileNotFoundError(f'Training data folder "{root}" does not exist')
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f'No images ({", ".join(sorted(IMAGE_SUFFIXES))}) in "{root}"')
-    return files
+from hfstream.media.images import list_images
 
 
 class PhotoCrops:

@@ -23,9 +23,10 @@ from hfstream.codec.model_io import DEFAULT_MODEL_DIR, save_model
 from hfstream.codec.predictor import MaskedTokenPredictor, PredictorConfig
 from hfstream.codec.refiner import IndexRefiner, RefinerConfig
 from hfstream.codec.upsampler import LearnedUpsampler, UpsamplerConfig
-from hfstream.eval.index_gain import index_gain_db, spread
+from hfstream.media.images import list_images, spread
+from hfstream.planning.gains import index_gain_db
 from hfstream.train.common import Checkpoint
-from hfstream.train.data import PhotoCrops, list_images
+from hfstream.train.data import PhotoCrops
 from hfstream.train.frozen import load_continuous, load_tokenizer
 
 REDUCTIONS = (512, 256, 128, 64)

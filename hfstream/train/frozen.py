@@ -9,7 +9,6 @@ import torch
 from hfstream.codec.continuous import ContinuousCodec, ContinuousConfig
 from hfstream.codec.predictor import MaskedTokenPredictor, PredictorConfig
 from hfstream.codec.tokenizer import Tokenizer, TokenizerConfig
-from hfstream.codec.upsampler import LearnedUpsampler, UpsamplerConfig
 from hfstream.train.common import Checkpoint
 
 
@@ -58,15 +57,3 @@ def load_predictor(out: Path) -> MaskedTokenPredictor | None:
     model.load_state_dict(state["states"]["model"])
     _freeze(model)
     return model
-
-
-def load_upsampler(path: Path, continuous: ContinuousCodec) -> LearnedUpsampler:
-    """The up-sampler of an ``upsampler`` checkpoint, frozen; loads the synthesis
-    transform it was trained with into ``continuous``."""
-    state = Checkpoint(path).load()
-    upsampler = LearnedUpsampler(UpsamplerConfig(**state["args"]["config"]))
-    upsampler.load_state_dict(state["states"]["model"])
-    continuous.g_s.load_state_dict(state["states"]["synthesis"])
-    _freeze(upsampler)
-    _freeze(continuous)
-    return upsampler

@@ -23,16 +23,12 @@ import torch
 from tqdm import tqdm
 
 from hfstream.codec.continuous import ContinuousCodec, from_blocks
+from hfstream.codec.model_io import load_upsampler_checkpoint
 from hfstream.codec.refiner import VQ_UPS, IndexRefiner, RefinerConfig
 from hfstream.codec.tiling import from_tiles, patch_grid, to_tiles
 from hfstream.train.common import Checkpoint, JsonLog, optimizer_step, setup_runtime
 from hfstream.train.data import PhotoCrops
-from hfstream.train.frozen import (
-    load_continuous,
-    load_predictor,
-    load_tokenizer,
-    load_upsampler,
-)
+from hfstream.train.frozen import load_continuous, load_predictor, load_tokenizer
 from hfstream.train.stage_correction import FILL_KINDS, training_codes
 from hfstream.train.stage_upsampler import psnr_per_sample
 
@@ -67,7 +63,9 @@ def run(args: argparse.Namespace) -> None:
     tokenizer = load_tokenizer(out).to(rt.device)
     continuous = load_continuous(out)
     ustate = out / "upsampler.ckpt"
-    upsampler = load_upsampler(ustate, continuous).to(rt.device) if ustate.exists() else None
+    upsampler = (
+        load_upsampler_checkpoint(ustate, continuous).to(rt.device) if ustate.exists() else None
+    )
     continuous = continuous.to(rt.device)
     predictor = load_predictor(out)
     if predictor is not None:

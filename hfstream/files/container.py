@@ -34,7 +34,6 @@ from enum import IntEnum
 
 import numpy as np
 
-from hfstream.buffer import Buffer, BufferReadError
 from hfstream.codec.encoded import MISSING, TOKENS, EncodedImage, EncodedPatch
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.index_coding import (
@@ -45,7 +44,8 @@ from hfstream.codec.index_coding import (
     unpack_fixed,
 )
 from hfstream.codec.schedules import Schedule, kept_positions, withheld_positions
-from hfstream.protocol.geometry import MAX_SIDE, SCALES, patch_count
+from hfstream.files.buffer import Buffer, BufferReadError
+from hfstream.geometry import MAX_SIDE, SCALES, patch_count
 
 MAGIC = b"HFS\x00"
 VERSION = 3

@@ -20,10 +20,10 @@ from enum import IntEnum
 import numpy as np
 
 from hfstream.codec.encoded import TOKENS, EncodedImage, EncodedPatch
+from hfstream.codec.frame_coding import decode_index_entry, empty_patch, group_positions
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.schedules import Schedule
-from hfstream.frame_coding import decode_index_entry, empty_patch, group_positions
-from hfstream.protocol.geometry import patch_count
+from hfstream.geometry import patch_count
 from hfstream.protocol.reassembly import FrameState
 from hfstream.protocol.wire import PacketType, Tier0Entry, WireError
 

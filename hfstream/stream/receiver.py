@@ -29,14 +29,6 @@ import numpy as np
 
 from hfstream.codec.encoded import EncodedImage
 from hfstream.codec.hybrid import HybridCodec
-from hfstream.progressive import (
-    FrameDecodeState,
-    Stage,
-    build_encoded,
-    index_share,
-    stage_of,
-    tier0_encoded,
-)
 from hfstream.protocol.auth import DATA, FEEDBACK, UNKEYED_WARNING, Opener, Sealer
 from hfstream.protocol.feedback import ReportBuilder
 from hfstream.protocol.reassembly import (
@@ -49,6 +41,14 @@ from hfstream.protocol.reassembly import (
     ReassemblerConfig,
 )
 from hfstream.protocol.wire import PacketType, WireError, capture_time
+from hfstream.stream.progressive import (
+    FrameDecodeState,
+    Stage,
+    build_encoded,
+    index_share,
+    stage_of,
+    tier0_encoded,
+)
 from hfstream.transports.base import DatagramTransport, TransportClosed
 
 log = logging.getLogger(__name__)

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from hfstream.codec.encoded import TOKENS, EncodedImage
+from hfstream.codec.frame_coding import index_priors, packetize
 from hfstream.codec.hybrid import HybridCodec, gain_at_share
 from hfstream.codec.refinement import check_refine_steps
 from hfstream.codec.schedules import kept_positions
-from hfstream.frame_coding import index_priors, packetize
 from hfstream.planning import FramePlan, encode_within
 from hfstream.protocol.auth import (
     DATA,

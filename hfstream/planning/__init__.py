@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hfstream.codec.allocation import allocate_rungs, floor_rungs
-from hfstream.protocol.geometry import SCALES
+from hfstream.geometry import SCALES
 from hfstream.protocol.packetizer import PARITY_OVERHEAD, PacketizerConfig
 from hfstream.protocol.wire import OVERHEAD
 
@@ -479,8 +479,8 @@ def schedule_tier1_bytes(
     codec: HybridCodec, enc: EncodedImage, priors: np.ndarray | None, config: PacketizerConfig
 ) -> dict[str, int]:
     """What each schedule's tier-1 packets would cost for ``enc`` (headers and tags)."""
+    from hfstream.codec.frame_coding import index_entries
     from hfstream.codec.schedules import Schedule
-    from hfstream.frame_coding import index_entries
     from hfstream.protocol.packetizer import _bins
 
     out = {}
@@ -519,10 +519,10 @@ def encode_within(
     1/2 of its size, or 1/4 where that does not fit either (``choose_scale``; tier 0
     alone then), when the scale divides both sides. Returns the encoding, its index priors, the
     packetizer settings to send it with and the plan."""
+    from hfstream.codec.frame_coding import index_priors
     from hfstream.codec.hybrid import QUALITY_FLOOR_DB, to_uint8_image
     from hfstream.codec.scaling import scalable
     from hfstream.codec.schedules import Schedule
-    from hfstream.frame_coding import index_priors
 
     cfg = config or PacketizerConfig()
     shown = codec.shown_gain_db
@@ -657,8 +657,8 @@ def tier1_floor(label: str, patches: int, groups: int) -> int:
     ``groups`` index groups: one datagram's overhead and, per patch and group that keeps
     an index, the smallest entry msgpack can frame (``INDEX_ENTRY_MIN_BYTES``), whatever
     the prior makes of the indices themselves."""
+    from hfstream.codec.frame_coding import group_positions
     from hfstream.codec.schedules import Schedule
-    from hfstream.frame_coding import group_positions
 
     sched = Schedule.parse(label)
     kept = 0
@@ -671,7 +671,7 @@ def _actual_bytes(
     codec: HybridCodec, enc: EncodedImage, plan: FramePlan, cfg: PacketizerConfig
 ) -> int:
     """Tier 0 and its parity as the packetizer will send them, and tier 1 as planned."""
-    from hfstream.frame_coding import tier0_entries
+    from hfstream.codec.frame_coding import tier0_entries
     from hfstream.protocol.packetizer import Packetizer
 
     packing = replace(cfg, parity_ratio=plan.parity_ratio, tier0_patches=plan.tier0_patches)
@@ -685,8 +685,8 @@ def fallback_option(
     """The fallback of ``image`` coded at 1/``scale`` (``hfstream.codec.fallback``) as the
     planner prices it, and its encoding; None where the frame can have none."""
     from hfstream.codec.fallback import FALLBACK_SCALE, encode_small, patch_errors
+    from hfstream.codec.frame_coding import tier0_entries
     from hfstream.codec.scaling import scalable
-    from hfstream.frame_coding import tier0_entries
     from hfstream.protocol.packetizer import fallback_bins
     from hfstream.protocol.wire import FallbackPayload
 

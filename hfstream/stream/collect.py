@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hfstream.progressive import Stage
-from hfstream.receiver import FrameUpdate, Receiver
+from hfstream.stream.progressive import Stage
+from hfstream.stream.receiver import FrameUpdate, Receiver
 
 
 @dataclass

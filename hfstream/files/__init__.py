@@ -1,0 +1,1 @@
+"""Files: the ``.hfs`` container and the byte buffer it is written with."""

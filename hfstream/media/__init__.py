@@ -1,0 +1,1 @@
+"""Media in and out: video files through PyAV, photo folders, the bundled sample picture."""
