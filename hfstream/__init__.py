@@ -15,10 +15,12 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "HybridCodec": "hfstream.codec.hybrid",
-    "to_uint8_image": "hfstream.codec.hybrid",
+    "to_uint8_image": "hfstream.codec.frames",
     "EncodedImage": "hfstream.codec.encoded",
     "Sender": "hfstream.stream.sender",
     "SenderConfig": "hfstream.stream.sender",
+    "FixedCoding": "hfstream.stream.coding",
+    "PlannedCoding": "hfstream.stream.coding",
     "FrameSent": "hfstream.stream.sender",
     "Receiver": "hfstream.stream.receiver",
     "ReceiverConfig": "hfstream.stream.receiver",
@@ -33,11 +35,13 @@ _EXPORTS = {
 }
 __all__ = [
     "EncodedImage",
+    "FixedCoding",
     "FrameSent",
     "FrameUpdate",
     "HybridCodec",
     "MemoryTransport",
     "PacketizerConfig",
+    "PlannedCoding",
     "Receiver",
     "ReceiverConfig",
     "Sender",
@@ -52,10 +56,12 @@ __all__ = [
 
 if TYPE_CHECKING:
     from hfstream.codec.encoded import EncodedImage
-    from hfstream.codec.hybrid import HybridCodec, to_uint8_image
+    from hfstream.codec.frames import to_uint8_image
+    from hfstream.codec.hybrid import HybridCodec
     from hfstream.protocol.auth import parse_key
     from hfstream.protocol.packetizer import PacketizerConfig
     from hfstream.protocol.wire import WireError
+    from hfstream.stream.coding import FixedCoding, PlannedCoding
     from hfstream.stream.progressive import Stage
     from hfstream.stream.receiver import FrameUpdate, Receiver, ReceiverConfig
     from hfstream.stream.sender import FrameSent, Sender, SenderConfig

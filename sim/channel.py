@@ -78,7 +78,7 @@ def hfstream_tiered_packets(
     from dataclasses import replace
 
     from hfstream.codec.schedules import Schedule
-    from hfstream.planning import PARITY_RATIOS, SCHEDULES, encode_within
+    from hfstream.planning import PARITY_RATIOS, SCHEDULES, Channel, encode_within
 
     if mode == "vq":  # indices only, fixed-length, no tier 0: every position in tier 1
         full = codec.encode(ref, "1_1")
@@ -90,12 +90,10 @@ def hfstream_tiered_packets(
         codec,
         ref,
         budget,
-        loss=loss,
-        burst=burst,
+        channel=Channel(loss=loss, burst=burst, rounds=rounds),
         schedules=("0",) if mode == "continuous" else SCHEDULES,
         parity_ratios=PARITY_RATIOS if fec or rounds > 1 else (0.0,),
         refine_steps=refine_steps,
-        rounds=rounds,
     )
     plan = planned.plan
     fp = packetize(

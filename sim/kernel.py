@@ -258,6 +258,7 @@ def run_simulated(loss: float, frames: int, fps: float, seed: int, schedule: str
     from hfstream.codec.hybrid import HybridCodec
     from hfstream.eval.metrics import psnr
     from hfstream.media.video import pattern_frames
+    from hfstream.stream.coding import FixedCoding
     from hfstream.stream.collect import collect_frames, in_order
     from hfstream.stream.receiver import Receiver
     from hfstream.stream.sender import Sender, SenderConfig
@@ -273,7 +274,9 @@ def run_simulated(loss: float, frames: int, fps: float, seed: int, schedule: str
         model = Bernoulli(loss, rng) if loss > 0 else NoLoss()
         fwd = Link(LinkConfig(delay_s=0.001), rng, model)
         a, b = sim_pair(fwd, Link(LinkConfig(delay_s=0.001), np.random.default_rng(seed + 1)))
-        sender = Sender(a, codec, SenderConfig(rate_bytes_per_s=250_000, schedule=schedule))
+        sender = Sender(
+            a, codec, SenderConfig(rate_bytes_per_s=250_000, coding=FixedCoding(schedule))
+        )
         receiver = Receiver(b, codec)
         async with receiver:
             await sender.send_frames(refs, fps)

@@ -13,6 +13,8 @@ from typing import Protocol
 
 import numpy as np
 
+from hfstream.planning.channel import gilbert_transitions
+
 
 class LossModel(Protocol):
     def lost(self) -> bool: ...
@@ -64,7 +66,9 @@ class GilbertElliott:
 
     and a visit to B lasts 1 / r packets on average. With k = 1 and h = 0 (the Gilbert
     model) every packet in B is lost, p_E = p / (p + r) and the mean loss burst is 1 / r.
-    ``from_rate(loss, burst)`` builds that model from a target loss rate and burst length.
+    ``from_rate(loss, burst)`` builds that model from a target loss rate and burst length
+    (``hfstream.planning.channel.gilbert_transitions``, the chain the frame planner's
+    loss patterns follow).
     """
 
     p: float
@@ -89,8 +93,7 @@ class GilbertElliott:
             raise ValueError(f"loss rate must be in (0, 1), got {loss}")
         if burst < 1.0:
             raise ValueError(f"mean burst length must be at least 1 packet, got {burst}")
-        r = 1.0 / burst
-        p = loss * r / (1.0 - loss)
+        p, r = gilbert_transitions(loss, burst)
         if p > 1.0:
             raise ValueError(f"loss {loss} with bursts of {burst} needs p = {p:.3f} > 1")
         return cls(p=p, r=r, rng=rng)

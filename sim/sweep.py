@@ -112,7 +112,7 @@ def make_loss(loss_model: str, loss_rate: float, seed: int, burst: float = 3.0, 
 
 
 def run_case(case: Case) -> dict:
-    from hfstream.codec.hybrid import to_uint8_image
+    from hfstream.codec.frames import to_uint8_image
     from hfstream.eval.metrics import all_metrics
     from sim.channel import classic_deliver
 

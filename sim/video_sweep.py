@@ -57,7 +57,7 @@ class VideoCase:
 
 
 def load_clip(video: str | None, image: str | None, frames: int, height: int, width: int):
-    from hfstream.codec.hybrid import to_uint8_image
+    from hfstream.codec.frames import to_uint8_image
     from hfstream.media.video import read_frames
     from sim.video_channel import pan_clip
 

@@ -148,7 +148,8 @@ def test_keys_are_checked():
 def test_a_forged_datagram_costs_one_mac_and_no_parsing(monkeypatch):
     """The tag is checked before anything past the fixed prefix is read: a forged
     datagram never reaches a parser, the replay window or the session policy (its CPU
-    cost, one HMAC, is measured by ``python -m sim.auth_cost``, see docs/benchmarks.md)."""
+    cost, one HMAC, is measured by ``python -m sim.auth_cost``, see
+    docs/notebook/security-and-soak.md)."""
     import hfstream.protocol.auth as auth
 
     forged = bytearray(sealer().seal(REPORT) + bytes(1000))
@@ -166,6 +167,7 @@ def test_a_forged_datagram_costs_one_mac_and_no_parsing(monkeypatch):
 
 # ------------------------------------------------------------------ end to end
 def test_keyed_receiver_shows_only_the_keyed_senders_frame(codec, small_image):
+    from hfstream.stream.coding import FixedCoding
     from hfstream.stream.progressive import Stage
     from hfstream.stream.receiver import Receiver, ReceiverConfig
     from hfstream.stream.sender import Sender, SenderConfig
@@ -176,7 +178,9 @@ def test_keyed_receiver_shows_only_the_keyed_senders_frame(codec, small_image):
     async def capture(key):
         """The datagrams a sender with ``key`` puts on the wire for ``image``."""
         tx, rx = memory_pair()
-        sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=5e6, schedule="1_4", key=key))
+        sender = Sender(
+            tx, codec, SenderConfig(rate_bytes_per_s=5e6, coding=FixedCoding("1_4"), key=key)
+        )
         await sender.send_image(image)
         await sender.flush()
         await sender.close()
@@ -189,7 +193,9 @@ def test_keyed_receiver_shows_only_the_keyed_senders_frame(codec, small_image):
         await asyncio.sleep(1.1)  # the live session starts in a later second
         tx, rx = memory_pair()
         receiver = Receiver(rx, codec, ReceiverConfig(key=KEY, frame_timeout_s=0.5))
-        sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=5e6, schedule="1_4", key=KEY))
+        sender = Sender(
+            tx, codec, SenderConfig(rate_bytes_per_s=5e6, coding=FixedCoding("1_4"), key=KEY)
+        )
         updates = []
         async with receiver:
             for d in forged + other:

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from hfstream.codec.encoded import MISSING
-from hfstream.codec.hybrid import merge_patches, nearest_fill, one_thread, split_patches
+from hfstream.codec.fills import nearest_fill
+from hfstream.codec.frames import merge_patches, split_patches
+from hfstream.codec.latents import one_thread
 from hfstream.codec.schedules import Schedule, kept_mask
 from hfstream.eval.metrics import psnr
 
@@ -90,14 +92,19 @@ def test_predictor_keeps_known_indices(codec, encoded):
 def test_correction_loads_weights_saved_without_codes_inputs(codec):
     """A decoder saved before it saw the codes and certainty keeps its behaviour."""
     from hfstream.codec.correction import CorrectionDecoder
+    from hfstream.codec.legacy import load_correction
+    from hfstream.codec.model_io import DEFAULT_MODEL_DIR, load_model
 
-    old = {k: v.clone() for k, v in codec.correction.state_dict().items()}
-    base = codec.correction.base_inputs
+    correction = load_correction(
+        load_model(DEFAULT_MODEL_DIR), codec.tokenizer, codec.continuous.config.m
+    )
+    old = {k: v.clone() for k, v in correction.state_dict().items()}
+    base = correction.base_inputs
     old["body.stem.weight"] = old["body.stem.weight"][:, :base]
     fresh = CorrectionDecoder(codec.tokenizer.decoder, codec.continuous.config.m)
     fresh.load_state_dict(old)
     w = fresh.body.stem.weight
-    assert w.shape == codec.correction.body.stem.weight.shape
+    assert w.shape == correction.body.stem.weight.shape
     assert torch.equal(w[:, :base], old["body.stem.weight"])
     assert bool((w[:, base:] == 0).all())
 

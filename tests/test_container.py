@@ -3,6 +3,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hfstream.codec.rates import PerPatch
 from hfstream.files import container
 from hfstream.files.container import ContainerError, IndexCoding
 
@@ -14,13 +15,13 @@ def encoded(codec, small_image):
 
 @pytest.fixture(scope="module")
 def blob(codec, encoded):
-    return container.write(encoded, codec, IndexCoding.PRIOR)
+    return container.write(encoded, codec, coding=IndexCoding.PRIOR)
 
 
 @pytest.mark.parametrize("coding", list(IndexCoding))
 @pytest.mark.parametrize("withheld", [False, True])
 def test_round_trip_is_exact(codec, encoded, coding, withheld):
-    data = container.write(encoded, codec, coding, include_withheld=withheld)
+    data = container.write(encoded, codec, coding=coding, include_withheld=withheld)
     back = container.read(data, codec)
     expected = encoded if withheld else encoded.kept_only()
     assert (back.height, back.width, back.codebook_size) == (encoded.height, encoded.width, 1024)
@@ -51,8 +52,8 @@ def test_reading_without_indices_keeps_tier_0(codec, encoded, blob, monkeypatch)
 
 
 def test_prior_coding_is_smaller_than_fixed(codec, encoded):
-    fixed = container.write(encoded, codec, IndexCoding.FIXED, include_withheld=True)
-    prior = container.write(encoded, codec, IndexCoding.PRIOR, include_withheld=True)
+    fixed = container.write(encoded, codec, coding=IndexCoding.FIXED, include_withheld=True)
+    prior = container.write(encoded, codec, coding=IndexCoding.PRIOR, include_withheld=True)
     assert len(prior) < len(fixed)
 
 
@@ -125,8 +126,8 @@ def test_version_3_is_smaller_and_version_2_files_still_read(codec, small_image)
 
 def test_version_1_files_read_at_rung_0(codec, small_image):
     """Files written before the rate ladder have no rung byte; they read as rung 0."""
-    encoded = codec.encode(small_image, schedule="auto", rungs=[0, 0])
-    blob = container.write(encoded, codec, IndexCoding.PRIOR, version=2)
+    encoded = codec.encode(small_image, schedule="auto", rate=PerPatch((0, 0)))
+    blob = container.write(encoded, codec, coding=IndexCoding.PRIOR, version=2)
     n = len(encoded.patches)
     old = bytearray(blob[:21])
     old[4] = 1

@@ -15,6 +15,7 @@ from hfstream.codec.continuous import (
     to_blocks,
 )
 from hfstream.codec.hybrid import HybridCodec
+from hfstream.codec.rates import Fixed
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +167,7 @@ def test_a_lost_patch_decodes_nearer_its_own_content_than_a_borrowed_latent(code
     from conftest import bundled_image
 
     image = bundled_image()[:512, :512]  # 2 x 2 patches
-    enc = codec.encode(image, "1_4", rung=0)
+    enc = codec.encode(image, "1_4", rate=Fixed(0))
     lost = [1]
     patches = tuple(
         replace(p, continuous=None) if i in lost else p for i, p in enumerate(enc.patches)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from hfstream.codec.estimates import RungTable
 from hfstream.codec.fallback import (
     BLEND_PX,
     FALLBACK_SCALE,
@@ -17,10 +18,16 @@ from hfstream.codec.fallback import (
     patch_weights,
 )
 from hfstream.codec.frame_coding import packetize
-from hfstream.codec.hybrid import RungTable
 from hfstream.eval.metrics import psnr
 from hfstream.media.samples import bundled_image
-from hfstream.planning import FallbackOption, encode_within, frame_outcomes, plan_frame
+from hfstream.planning import (
+    Channel,
+    FallbackOption,
+    PatchErrors,
+    encode_within,
+    frame_outcomes,
+    plan_frame,
+)
 from hfstream.protocol.packetizer import Packetizer
 from hfstream.protocol.reassembly import (
     FrameComplete,
@@ -201,32 +208,42 @@ def _table(patches: int = 6) -> RungTable:
 
 def test_frame_outcomes_price_a_lost_patch_at_the_fallbacks_error():
     received, lost = np.full(6, 3e-3), np.full(6, 0.08)
+    errors = PatchErrors(received, lost)
     fb = FallbackOption(150, 1, np.full(6, 8e-3))
-    without = frame_outcomes(received, lost, 2, 0.0, 16, 0.4)
-    with_fb = frame_outcomes(received, lost, 2, 0.0, 16, 0.4, fallback=fb)
+    without = frame_outcomes(errors, Channel(loss=0.4), packets=2, parity_ratio=0.0, fec_block=16)
+    with_fb = frame_outcomes(
+        errors, Channel(loss=0.4), packets=2, parity_ratio=0.0, fec_block=16, fallback=fb
+    )
     assert with_fb[1] > without[1] + 2 and with_fb[0] < without[0]
     # No loss: it changes nothing.
-    assert frame_outcomes(received, lost, 2, 0.0, 16, 0.0, fallback=fb) == frame_outcomes(
-        received, lost, 2, 0.0, 16, 0.0
-    )
+    assert frame_outcomes(
+        errors, Channel(loss=0.0), packets=2, parity_ratio=0.0, fec_block=16, fallback=fb
+    ) == frame_outcomes(errors, Channel(loss=0.0), packets=2, parity_ratio=0.0, fec_block=16)
 
 
 def test_the_planner_sends_the_fallback_under_loss_only():
     t, fb = _table(), FallbackOption(200, 1, np.full(6, 8e-3))
     clean = plan_frame(t, {}, 4000, schedules=("0",), fallback=fb)
     assert clean.fallback_bytes == 0
-    lossy = plan_frame(t, {}, 4000, schedules=("0",), loss=0.4, rounds=4, fallback=fb)
+    lossy = plan_frame(
+        t, {}, 4000, channel=Channel(loss=0.4, rounds=4), schedules=("0",), fallback=fb
+    )
     assert lossy.fallback_bytes == 200 * lossy.fallback_copies > 0 and lossy.bytes <= 4000
-    plain = plan_frame(t, {}, 4000, schedules=("0",), loss=0.4, rounds=4)
+    plain = plan_frame(t, {}, 4000, channel=Channel(loss=0.4, rounds=4), schedules=("0",))
     assert lossy.expected_psnr > plain.expected_psnr
     # A fallback no better than a mid-grey patch is not worth its bytes.
     useless = FallbackOption(200, 1, np.full(6, 0.1))
-    assert plan_frame(t, {}, 4000, schedules=("0",), loss=0.4, fallback=useless).fallback_bytes == 0
+    assert (
+        plan_frame(
+            t, {}, 4000, channel=Channel(loss=0.4), schedules=("0",), fallback=useless
+        ).fallback_bytes
+        == 0
+    )
 
 
 def test_encode_within_attaches_the_fallback_it_planned(codec, frame):
     budget = 0.05 * frame.shape[0] * frame.shape[1] / 8
-    lossy = encode_within(codec, frame, budget, loss=0.4, rounds=4)
+    lossy = encode_within(codec, frame, budget, channel=Channel(loss=0.4, rounds=4))
     assert lossy.plan.fallback_bytes > 0 and lossy.encoded.fallback is not None
     fp = packetize(
         lossy.encoded,
@@ -262,11 +279,16 @@ def test_the_simulator_resends_the_fallback_and_shows_it(codec, frame):
 
 def test_a_second_copy_keeps_the_fallback_from_a_single_loss(codec, encoded):
     received, lost = np.full(6, 3e-3), np.full(6, 0.08)
+    errors = PatchErrors(received, lost)
     one, two = (FallbackOption(150, 1, np.full(6, 8e-3), copies=c) for c in (1, 2))
     assert two.total_bytes == 300
     assert (
-        frame_outcomes(received, lost, 2, 0.0, 16, 0.4, fallback=two)[1]
-        > frame_outcomes(received, lost, 2, 0.0, 16, 0.4, fallback=one)[1]
+        frame_outcomes(
+            errors, Channel(loss=0.4), packets=2, parity_ratio=0.0, fec_block=16, fallback=two
+        )[1]
+        > frame_outcomes(
+            errors, Channel(loss=0.4), packets=2, parity_ratio=0.0, fec_block=16, fallback=one
+        )[1]
     )
     config = dataclasses.replace(Packetizer(codec.model_id).config, fallback_copies=2)
     fp = packetize(encoded, Packetizer(codec.model_id, config=config), frame_id=7)

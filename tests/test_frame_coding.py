@@ -87,9 +87,9 @@ def single_codec(codec):
 def at_rung_2(ladder_codec, encoded, small_image):
     """``encoded`` with every patch's tier 0 coded again at rung 2 of the ladder."""
     from hfstream.codec.continuous import ContinuousCodec
-    from hfstream.codec.hybrid import _to_tensor, split_patches
+    from hfstream.codec.frames import split_patches, to_tensor
 
-    low = ContinuousCodec.downsample(_to_tensor(split_patches(small_image)))
+    low = ContinuousCodec.downsample(to_tensor(split_patches(small_image)))
     strings = ladder_codec.continuous.compress_latent(low, rung=2)
     patches = tuple(
         dataclasses.replace(p, continuous=s, rung=2)

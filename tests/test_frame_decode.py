@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-import hfstream.codec.hybrid as hybrid
-from hfstream.codec.hybrid import HybridCodec, row_bands
+import hfstream.codec.frames as frames
+from hfstream.codec.frames import row_bands
+from hfstream.codec.hybrid import HybridCodec
+from hfstream.codec.modes import gain_at_share
+from hfstream.codec.rates import Budget, Fixed, PerPatch
 from hfstream.eval.metrics import psnr, seam_ratio
 from hfstream.media.samples import bundled_image
 
@@ -25,7 +28,7 @@ def test_row_bands_cover_every_row_once():
     assert kept == list(range(10))
     for lo, hi, start, stop in bands:
         assert lo == max(0, start - 1) and hi == min(10, stop + 1)
-        assert (hi - lo) * 8 <= hybrid.FRAME_PATCHES
+        assert (hi - lo) * 8 <= frames.FRAME_PATCHES
 
 
 def test_frame_decode_has_no_seams(codec, frame):
@@ -39,7 +42,7 @@ def test_frame_decode_has_no_seams(codec, frame):
 def test_banded_decode_matches_the_whole_frame(codec, frame, monkeypatch):
     enc = codec.encode(frame, schedule="1_4").kept_only()
     whole = codec.decode(enc)
-    monkeypatch.setattr(hybrid, "FRAME_PATCHES", 2)  # one patch row per band
+    monkeypatch.setattr(frames, "FRAME_PATCHES", 2)  # one patch row per band
     assert len(row_bands(*enc.grid)) == 2
     banded = codec.decode(enc)
     assert psnr(whole, banded) > 35.0
@@ -51,26 +54,31 @@ def ladder_codec(codec) -> HybridCodec:
     """The shipped model with its continuous weights as a 4-rung ladder."""
     from conftest import with_rungs
 
+    from hfstream.codec.legacy import load_correction
+    from hfstream.codec.model_io import DEFAULT_MODEL_DIR, load_model
+
     ladder = with_rungs(codec.continuous, 4)
     ladder.update(force=True)
     return HybridCodec(
         codec.tokenizer,
         ladder,
         codec.predictor,
-        codec.correction,
         codec.complexity,
-        codec.reductions,
-        codec.model_id ^ 0x5A5A,
+        model_id=codec.model_id ^ 0x5A5A,
+        reductions=codec.reductions,
+        correction=load_correction(
+            load_model(DEFAULT_MODEL_DIR), codec.tokenizer, codec.continuous.config.m
+        ),
     )
 
 
 def test_rungs_follow_the_request_and_the_budget(ladder_codec, frame):
-    low = ladder_codec.encode(frame, schedule="1_4", rung=0)
-    high = ladder_codec.encode(frame, schedule="1_4", rung=3)
+    low = ladder_codec.encode(frame, schedule="1_4", rate=Fixed(0))
+    high = ladder_codec.encode(frame, schedule="1_4", rate=Fixed(3))
     assert all(p.rung == 3 for p in high.patches)
     assert low.continuous_bytes < high.continuous_bytes
     budget = (low.continuous_bytes + high.continuous_bytes) // 2
-    fitted = ladder_codec.encode(frame, schedule="1_4", rung=0, continuous_budget=budget)
+    fitted = ladder_codec.encode(frame, schedule="1_4", rate=Budget(budget, rung=0))
     assert fitted.continuous_bytes <= budget * 1.05  # the table estimates, rANS adds a little
     assert fitted.continuous_bytes > low.continuous_bytes
     out = ladder_codec.decode(fitted.kept_only())
@@ -80,7 +88,7 @@ def test_rungs_follow_the_request_and_the_budget(ladder_codec, frame):
 def test_quality_floor_lifts_a_dark_patch(ladder_codec, frame):
     dark = frame.copy()
     dark[:, :256] = (dark[:, :256] * 0.08).astype(np.uint8)  # a nearly black column
-    enc = ladder_codec.encode(dark, schedule="1_4", rung=0)
+    enc = ladder_codec.encode(dark, schedule="1_4", rate=Fixed(0))
     rungs = np.array([p.rung for p in enc.patches]).reshape(enc.grid)
     assert rungs[:, 0].min() >= rungs[:, 1:].min()
 
@@ -92,11 +100,11 @@ def test_single_rate_model_refuses_rungs(codec, frame):
     single.continuous = with_rungs(codec.continuous, 1)
     single.continuous.update(force=True)
     with pytest.raises(ValueError, match="single-rate continuous stream"):
-        single.encode(frame, rung=2)
+        single.encode(frame, rate=Fixed(2))
     with pytest.raises(ValueError, match="single-rate continuous stream"):
-        single.encode(frame, continuous_budget=500)
+        single.encode(frame, rate=Budget(500))
     with pytest.raises(ValueError, match="Invalid continuous budget"):
-        codec.encode(frame, continuous_budget=0)
+        codec.encode(frame, rate=Budget(0))
 
 
 def test_frame_analysis_is_deterministic(codec, frame):
@@ -112,27 +120,27 @@ def test_rung_table_estimates_what_each_rung_costs_and_leaves(ladder_codec, fram
     assert (np.diff(table.bits, axis=1) > 0).all()  # higher rungs cost more...
     assert (table.error[:, -1] < table.error[:, 0]).all()  # ...and leave less error
     assert (table.error >= table.thumb_error).all()  # up-sampling loses detail on top
-    enc = ladder_codec.encode(frame, "1_4", rungs=[2] * 4)  # rung=2 would apply the floor
+    enc = ladder_codec.encode(frame, "1_4", rate=PerPatch((2,) * 4))  # Fixed(2) applies the floor
     measured = sum(len(y) + len(z) for y, z in (p.continuous for p in enc.patches))
     assert abs(table.bits[:, 2].sum() / 8 - measured) < 0.1 * measured
 
 
 def test_recode_continuous_matches_a_fresh_encode(ladder_codec, frame):
     rungs = [0, 1, 3, 2]
-    first = ladder_codec.encode(frame, "1_4", rung=0)
+    first = ladder_codec.encode(frame, "1_4", rate=Fixed(0))
     recoded = ladder_codec.recode_continuous(frame, first, rungs)
-    fresh = ladder_codec.encode(frame, "1_4", rungs=rungs)
+    fresh = ladder_codec.encode(frame, "1_4", rate=PerPatch(rungs))
     assert [p.rung for p in recoded.patches] == rungs
     for a, b in zip(recoded.patches, fresh.patches, strict=True):
         assert a.continuous == b.continuous and (a.indices == b.indices).all()
 
 
 def test_encode_within_uses_a_clean_budget_and_buys_parity_under_loss(ladder_codec, frame):
-    from hfstream.planning import encode_within
+    from hfstream.planning import Channel, encode_within
 
     budget = 0.08 * frame.shape[0] * frame.shape[1] / 8
     clean = encode_within(ladder_codec, frame, budget)
-    lossy = encode_within(ladder_codec, frame, budget, loss=0.3)
+    lossy = encode_within(ladder_codec, frame, budget, channel=Channel(loss=0.3))
     assert clean.plan.parity_ratio == 0 and lossy.plan.parity_ratio > 0
     assert 0.85 * budget <= clean.plan.bytes <= budget and lossy.plan.bytes <= budget
     assert [p.rung for p in clean.encoded.patches] == list(clean.plan.rungs)
@@ -204,17 +212,17 @@ def test_auto_mode_judges_by_the_indices_that_arrived(codec, frame):
 
 def test_gain_at_share_takes_the_densest_schedule_within_it():
     gains = {"0": 0.0, "1_16": 0.02, "1_4": 0.07, "1_1": 0.33}
-    assert hybrid.gain_at_share(gains, 0.0) == 0.0
-    assert hybrid.gain_at_share(gains, 0.25) == 0.07
-    assert hybrid.gain_at_share(gains, 0.99) == 0.07
-    assert hybrid.gain_at_share(gains, 1.0) == 0.33
-    assert hybrid.gain_at_share({"1_1": 0.3}, 0.5) == 0.0
+    assert gain_at_share(gains, 0.0) == 0.0
+    assert gain_at_share(gains, 0.25) == 0.07
+    assert gain_at_share(gains, 0.99) == 0.07
+    assert gain_at_share(gains, 1.0) == 0.33
+    assert gain_at_share({"1_1": 0.3}, 0.5) == 0.0
 
 
 def test_gains_too_small_to_show_are_neither_shown_nor_planned(codec, frame):
     """Below ``MIN_SHOWN_GAIN_DB`` a schedule's frames decode as the continuous picture in
     ``auto`` mode, and the planner counts on nothing from it."""
-    from hfstream.codec.hybrid import MIN_SHOWN_GAIN_DB
+    from hfstream.codec.modes import MIN_SHOWN_GAIN_DB
     from hfstream.planning import encode_within
 
     enc = codec.encode(frame, "1_4")

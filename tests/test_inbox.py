@@ -41,3 +41,26 @@ def test_drain_leaves_the_close_marker():
             await b.recv()
 
     asyncio.run(run())
+
+
+def test_a_memory_transport_closes_when_its_block_ends():
+    async def run() -> None:
+        a, b = memory_pair()
+        async with a as entered, b:
+            assert entered is a
+            await a.send(b"x")
+            assert await b.recv() == b"x"
+        for end in (a, b):
+            with pytest.raises(TransportClosed):
+                await end.send(b"y")
+        with pytest.raises(TransportClosed):
+            await b.recv()
+        # Leaving on an error closes too.
+        c, _ = memory_pair()
+        with pytest.raises(RuntimeError):
+            async with c:
+                raise RuntimeError("boom")
+        with pytest.raises(TransportClosed):
+            await c.send(b"z")
+
+    asyncio.run(run())

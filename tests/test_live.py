@@ -15,6 +15,7 @@ from hfstream.protocol.auth import DATA, Sealer
 from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
 from hfstream.protocol.reassembly import Reassembler, ReassemblerConfig
 from hfstream.protocol.wire import Packet, parse_header
+from hfstream.stream.coding import FixedCoding
 from hfstream.stream.receiver import Receiver, ReceiverConfig
 from hfstream.stream.sender import Sender, SenderConfig
 from hfstream.transports.memory import memory_pair
@@ -108,7 +109,7 @@ def test_without_live_mode_every_frame_is_shown(codec, tier0):
 def test_capture_latency_runs_from_the_senders_capture_time(codec, small_image):
     async def run(at_session_start: bool):
         tx, rx = memory_pair()
-        sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=5e6, schedule="1_4"))
+        sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=5e6, coding=FixedCoding("1_4")))
         taken = float(sender.session_id >> 32) if at_session_start else None
         config = ReceiverConfig(frame_timeout_s=0.5, feedback_interval_s=None)
         async with Receiver(rx, codec, config) as receiver:
@@ -162,7 +163,8 @@ def test_live_sender_sends_no_index_the_receiver_would_not_show(codec, small_ima
 
     async def tiers(schedule: str, live: bool) -> set[int]:
         tx, _ = memory_pair()
-        sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=5e7, schedule=schedule, live=live))
+        config = SenderConfig(rate_bytes_per_s=5e7, coding=FixedCoding(schedule), live=live)
+        sender = Sender(tx, codec, config)
         sent = await sender.send_image(small_image)
         await sender.close()
         await tx.close()

@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hfstream.codec.hybrid import RungTable
-from hfstream.planning import FramePlan, frame_outcomes, plan_frame, tier0_cost
+from hfstream.codec.estimates import RungTable
+from hfstream.codec.rates import PerPatch
+from hfstream.planning import (
+    Channel,
+    FramePlan,
+    PatchErrors,
+    frame_outcomes,
+    plan_frame,
+    tier0_cost,
+)
 from hfstream.protocol.packetizer import PacketizerConfig
 
 TIER1 = {"1_16": 120, "1_9": 260, "1_4": 420, "1_2": 800, "1_1": 1500}
@@ -28,26 +36,30 @@ def table(patches: int = 6, rungs: int = 4) -> RungTable:
 
 def test_frame_outcomes_over_fixed_loss_patterns():
     received, lost = np.full(6, 1e-3), np.full(6, 0.05)
-    assert frame_outcomes(received, lost, 3, 0.0, 16, 0.0) == (
+    errors = PatchErrors(received, lost)
+    assert frame_outcomes(errors, Channel(loss=0.0), packets=3, parity_ratio=0.0, fec_block=16) == (
         pytest.approx(1e-3),
         pytest.approx(30),
     )
     # One packet, no parity: about half the patterns lose every patch.
-    mse, _ = frame_outcomes(received, lost, 1, 0.0, 16, 0.5)
+    mse, _ = frame_outcomes(errors, Channel(loss=0.5), packets=1, parity_ratio=0.0, fec_block=16)
     assert mse == pytest.approx(0.5 * 1e-3 + 0.5 * 0.05, rel=0.15)
     # More parity, fewer frames with a lost patch; the same patterns every call.
-    psnrs = [frame_outcomes(received, lost, 3, r, 16, 0.3)[1] for r in (0.0, 0.5, 1.0, 2.0)]
+    psnrs = [
+        frame_outcomes(errors, Channel(loss=0.3), packets=3, parity_ratio=r, fec_block=16)[1]
+        for r in (0.0, 0.5, 1.0, 2.0)
+    ]
     assert all(a < b for a, b in zip(psnrs, psnrs[1:], strict=False))
-    assert frame_outcomes(received, lost, 3, 1.0, 16, 0.3) == frame_outcomes(
-        received, lost, 3, 1.0, 16, 0.3
-    )
+    assert frame_outcomes(
+        errors, Channel(loss=0.3), packets=3, parity_ratio=1.0, fec_block=16
+    ) == frame_outcomes(errors, Channel(loss=0.3), packets=3, parity_ratio=1.0, fec_block=16)
 
 
 def test_tier0_cost_counts_packets_and_parity():
     cfg = PacketizerConfig(mtu=1200)
-    t0, parity, k, m = tier0_cost(2500.0, 6, 0.0, cfg)
+    t0, parity, k, m = tier0_cost(2500.0, 6, parity_ratio=0.0, config=cfg)
     assert (k, m, parity) == (3, 0, 0) and t0 > 2500
-    _, parity, k, m = tier0_cost(2500.0, 6, 1.0, cfg)
+    _, parity, k, m = tier0_cost(2500.0, 6, parity_ratio=1.0, config=cfg)
     assert (k, m) == (3, 3) and parity > 2500
 
 
@@ -69,7 +81,7 @@ def test_a_clean_channel_spends_the_budget_without_parity():
 def test_loss_buys_parity_and_a_lower_rung():
     t = table()
     clean = plan_frame(t, TIER1, 6000)
-    lossy = plan_frame(t, TIER1, 6000, loss=0.4)
+    lossy = plan_frame(t, TIER1, 6000, channel=Channel(loss=0.4))
     assert clean.parity_ratio == 0 and lossy.parity_ratio > 0
     assert lossy.parity_bytes > 0 and plan_bytes_fit(lossy, 6000)
     assert sum(lossy.rungs) <= sum(clean.rungs)
@@ -85,7 +97,7 @@ def test_index_gain_decides_the_schedule():
 
 
 def test_a_budget_below_rung_zero_gives_the_cheapest_plan():
-    plan = plan_frame(table(), TIER1, 100, loss=0.3)
+    plan = plan_frame(table(), TIER1, 100, channel=Channel(loss=0.3))
     assert plan.rungs == (0,) * 6 and plan.schedule == "0" and plan.parity_ratio == 0
     assert plan.bytes > 100  # tier 0 is never left out; the caller says "over budget"
 
@@ -100,7 +112,7 @@ def test_the_floor_raises_patches_that_would_lose_their_subject():
 
 def test_invalid_arguments_are_refused():
     with pytest.raises(ValueError, match="loss rate"):
-        plan_frame(table(), TIER1, 5000, loss=1.0)
+        plan_frame(table(), TIER1, 5000, channel=Channel(loss=1.0))
     with pytest.raises(ValueError, match="budget"):
         plan_frame(table(), TIER1, 0)
 
@@ -137,7 +149,7 @@ def test_patches_sharing_a_tier0_packet_are_spread_over_the_frame():
 
 
 def test_a_lost_patch_costs_its_distance_from_the_neighbours_colour():
-    from hfstream.codec.hybrid import borrowed_error
+    from hfstream.codec.estimates import borrowed_error
 
     patches = np.full((4, 256, 256, 3), 100, np.uint8)  # 2x2 patches, flat
     patches[3] = 200  # one unlike its neighbours
@@ -150,15 +162,34 @@ def test_a_lost_patch_costs_its_distance_from_the_neighbours_colour():
 
 def test_a_patch_with_no_neighbour_left_costs_a_blank_patch():
     received, lost, blank = np.full(4, 1e-3), np.full(4, 0.01), np.full(4, 0.2)
+    errors = PatchErrors(received, lost)
     # One packet holds every patch: when it is lost nothing is left to borrow from.
-    plain = frame_outcomes(received, lost, 1, 0.0, 16, 0.5)
-    blanked = frame_outcomes(received, lost, 1, 0.0, 16, 0.5, blank)
+    plain = frame_outcomes(errors, Channel(loss=0.5), packets=1, parity_ratio=0.0, fec_block=16)
+    blanked = frame_outcomes(
+        PatchErrors(received, lost, blank),
+        Channel(loss=0.5),
+        packets=1,
+        parity_ratio=0.0,
+        fec_block=16,
+    )
     assert blanked[0] > 5 * plain[0] and blanked[1] < plain[1]
     # Four packets, one patch each: without the grid only a frame that lost all four
     # shows blank patches; in a row of four, a lost patch whose one or two neighbours
     # were lost too is blank as well.
-    any_left = frame_outcomes(received, lost, 4, 0.0, 16, 0.5, blank)
-    in_a_row = frame_outcomes(received, lost, 4, 0.0, 16, 0.5, blank, (1, 4))
+    any_left = frame_outcomes(
+        PatchErrors(received, lost, blank),
+        Channel(loss=0.5),
+        packets=4,
+        parity_ratio=0.0,
+        fec_block=16,
+    )
+    in_a_row = frame_outcomes(
+        PatchErrors(received, lost, blank, (1, 4)),
+        Channel(loss=0.5),
+        packets=4,
+        parity_ratio=0.0,
+        fec_block=16,
+    )
     assert plain[0] < any_left[0] < in_a_row[0]
 
 
@@ -172,10 +203,18 @@ def test_bursts_take_parity_with_the_data():
         assert pattern.mean() == pytest.approx(0.3, abs=0.01)
         assert pattern.sum() / starts == pytest.approx(run, rel=0.08)
     received, lost = np.full(6, 1e-3), np.full(6, 0.02)
+    errors = PatchErrors(received, lost)
 
     def gain(burst):
-        base = frame_outcomes(received, lost, 6, 0.0, 16, 0.3, burst=burst)[1]
-        return frame_outcomes(received, lost, 6, 1.0, 16, 0.3, burst=burst)[1] - base
+        base = frame_outcomes(
+            errors, Channel(loss=0.3, burst=burst), packets=6, parity_ratio=0.0, fec_block=16
+        )[1]
+        return (
+            frame_outcomes(
+                errors, Channel(loss=0.3, burst=burst), packets=6, parity_ratio=1.0, fec_block=16
+            )[1]
+            - base
+        )
 
     assert 0 < gain(4.0) < gain(None)
 
@@ -186,41 +225,58 @@ def test_the_tier0_estimate_is_not_short_of_what_is_sent(codec):
     from conftest import bundled_image
 
     from hfstream.codec.frame_coding import tier0_entries
-    from hfstream.planning import _tier0_cost_of
+    from hfstream.planning import tier0_cost_at
     from hfstream.protocol.packetizer import Packetizer
 
     image = bundled_image()[:512, :512]
     table = codec.rung_table(image)
     for rung in (0, table.rungs - 1):
         rungs = np.full(table.patches, rung)
-        enc = codec.encode(image, "1_4", rungs=list(rungs))
+        enc = codec.encode(image, "1_4", rate=PerPatch(rungs))
         sent, _ = Packetizer(codec.model_id).tier0_bytes(tier0_entries(enc))
-        estimate, _, _, _ = _tier0_cost_of(table, rungs, 0.0, PacketizerConfig())
+        estimate, _, _, _ = tier0_cost_at(table, rungs, 0.0, PacketizerConfig())
         assert estimate >= 0.98 * sent, (rung, estimate, sent)
         assert estimate <= 1.05 * sent, (rung, estimate, sent)
 
 
 def test_resent_tier0_packets_are_lost_only_when_every_send_is():
     received, lost = np.full(6, 1e-3), np.full(6, 0.05)
-    once = frame_outcomes(received, lost, 6, 0.0, 16, 0.4)[0]
+    errors = PatchErrors(received, lost)
+    once = frame_outcomes(errors, Channel(loss=0.4), packets=6, parity_ratio=0.0, fec_block=16)[0]
     # No budget for resends: the same as sending once.
-    assert frame_outcomes(received, lost, 6, 0.0, 16, 0.4, rounds=4, resends=0)[0] == once
+    assert (
+        frame_outcomes(
+            errors,
+            Channel(loss=0.4, rounds=4),
+            packets=6,
+            parity_ratio=0.0,
+            fec_block=16,
+            resends=0,
+        )[0]
+        == once
+    )
     # Four sends: a packet is lost in about 0.4 ** 4 of the patterns.
-    four = frame_outcomes(received, lost, 6, 0.0, 16, 0.4, rounds=4)[0]
+    four = frame_outcomes(
+        errors, Channel(loss=0.4, rounds=4), packets=6, parity_ratio=0.0, fec_block=16
+    )[0]
     assert four - 1e-3 == pytest.approx(0.4**4 * (0.05 - 1e-3), rel=0.3)
     # A budget for two resends lies between.
-    two = frame_outcomes(received, lost, 6, 0.0, 16, 0.4, rounds=4, resends=2)[0]
+    two = frame_outcomes(
+        errors, Channel(loss=0.4, rounds=4), packets=6, parity_ratio=0.0, fec_block=16, resends=2
+    )[0]
     assert four < two < once
 
 
 def test_with_resends_the_plan_keeps_room_for_them_instead_of_parity():
     t = table()
-    fec = plan_frame(t, TIER1, 6000, loss=0.4)
-    arq = plan_frame(t, TIER1, 6000, loss=0.4, rounds=4)
+    fec = plan_frame(t, TIER1, 6000, channel=Channel(loss=0.4))
+    arq = plan_frame(t, TIER1, 6000, channel=Channel(loss=0.4, rounds=4))
     assert arq.parity_ratio == 0 and arq.parity_bytes == 0
     assert arq.resend_bytes > 0 and arq.bytes + arq.resend_bytes <= 6000
     assert arq.expected_psnr > fec.expected_psnr  # resends cost only when a packet is lost
-    clean = plan_frame(t, TIER1, 6000, rounds=4)  # nothing is lost: nothing set aside
+    clean = plan_frame(
+        t, TIER1, 6000, channel=Channel(rounds=4)
+    )  # nothing is lost: nothing set aside
     assert clean == plan_frame(t, TIER1, 6000) and clean.resend_bytes == 0
     with pytest.raises(ValueError, match="rounds"):
-        plan_frame(t, TIER1, 6000, rounds=0)
+        plan_frame(t, TIER1, 6000, channel=Channel(rounds=0))

@@ -85,7 +85,7 @@ def test_frame_coded_on_two_threads_reads_on_one(codec):
 
     The continuous stream's hyper-synthesis alone may differ in the last bits between 1
     and 2 threads (whether it does depends on the machine and its load), so HybridCodec
-    runs it on one thread (``hybrid.one_thread``); this holds the workaround."""
+    runs it on one thread (``latents.one_thread``); this holds the workaround."""
     image = bundled_image()[:256, :512]
     with threads(2):
         codec.clear_caches()

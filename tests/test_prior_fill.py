@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from hfstream.codec.hybrid import HybridCodec
+from hfstream.codec.rates import Budget
 from hfstream.files import container
 
 
@@ -83,7 +84,7 @@ def test_an_encode_analyses_its_thumbnail_once(codec, small_image):
         codec.encode(small_image, "1_4")
     assert calls[0] == 1
     with counting(codec.continuous.g_a) as calls:
-        codec.encode(small_image, "1_4", continuous_budget=400)  # rung table, then coding
+        codec.encode(small_image, "1_4", rate=Budget(400))  # rung table, then coding
     assert calls[0] == 1
 
 

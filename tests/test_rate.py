@@ -7,6 +7,7 @@ import pytest
 from hfstream.media.video import pattern_frames
 from hfstream.protocol.feedback import RateController, Report, ReportBuilder
 from hfstream.protocol.wire import WireError, parse_header
+from hfstream.stream.coding import PlannedCoding
 from hfstream.stream.collect import collect_frames
 from hfstream.stream.receiver import Receiver, ReceiverConfig
 from hfstream.stream.sender import Sender, SenderConfig
@@ -66,7 +67,7 @@ def test_sender_stays_within_its_target_rate(codec):
 
     async def main():
         tx, rx = memory_pair()
-        cfg = SenderConfig(target_bytes_per_s=target, fps=fps, rate_bytes_per_s=target)
+        cfg = SenderConfig(coding=PlannedCoding(target, fps=fps), rate_bytes_per_s=target)
         sender = Sender(tx, codec, cfg)
         receiver = Receiver(rx, codec, ReceiverConfig(max_frames=32, feedback_interval_s=0.2))
         async with receiver:
@@ -94,7 +95,7 @@ def test_tight_budget_cuts_tier1_and_parity_not_tier0(codec):
 
     async def main():
         tx, rx = memory_pair()
-        cfg = SenderConfig(target_bytes_per_s=target, fps=fps, rate_bytes_per_s=50_000)
+        cfg = SenderConfig(coding=PlannedCoding(target, fps=fps), rate_bytes_per_s=50_000)
         sender = Sender(tx, codec, cfg)
         receiver = Receiver(rx, codec, ReceiverConfig(max_frames=16))
         async with receiver:
@@ -114,7 +115,7 @@ def test_tight_budget_cuts_tier1_and_parity_not_tier0(codec):
 
 def test_sender_plans_tier0_parity_for_the_reported_loss(codec, small_image):
     tx, _ = memory_pair()
-    sender = Sender(tx, codec, SenderConfig(target_bytes_per_s=50_000, fps=10))
+    sender = Sender(tx, codec, SenderConfig(coding=PlannedCoding(50_000, fps=10)))
     clean, _ = sender._prepare(small_image, 0, 5000, 0.0, 0)
     lossy, _ = sender._prepare(small_image, 1, 5000, 0.3, 0)
     assert not clean.parity and lossy.parity
@@ -125,11 +126,11 @@ def test_sender_plans_tier0_parity_for_the_reported_loss(codec, small_image):
 
 def test_a_sender_whose_transport_resends_tier0_plans_room_for_it(codec, small_image):
     tx, _ = memory_pair()
-    cfg = SenderConfig(target_bytes_per_s=50_000, fps=10, tier0_sends=4)
+    cfg = SenderConfig(coding=PlannedCoding(50_000, fps=10, tier0_sends=4))
     sender = Sender(tx, codec, cfg)
     lossy, _ = sender._prepare(small_image, 0, 5000, 0.3, 0)
     assert not lossy.parity  # the transport resends: parity would only cost
     assert sender.last_plan is not None and sender.last_plan.resend_bytes > 0
     assert sum(len(p) + 16 for _, p in lossy.in_priority_order()) <= 5000
     with pytest.raises(ValueError, match="tier0_sends"):
-        SenderConfig(tier0_sends=0)
+        PlannedCoding(50_000, tier0_sends=0)

@@ -156,14 +156,44 @@ def test_configs_are_checked_with_value_errors(make, message):
 
 def test_sender_config_and_pacer_are_checked_with_value_errors():
     from hfstream.protocol.pacer import Pacer
+    from hfstream.stream.coding import PlannedCoding
     from hfstream.stream.sender import SenderConfig
 
     with pytest.raises(ValueError, match="rate_bytes_per_s must be positive, got 0"):
         SenderConfig(rate_bytes_per_s=0)
-    with pytest.raises(ValueError, match="target_bytes_per_s must be positive or None"):
-        SenderConfig(target_bytes_per_s=-1)
+    with pytest.raises(ValueError, match="target_bytes_per_s must be positive, got -1"):
+        SenderConfig(coding=PlannedCoding(target_bytes_per_s=-1))
     with pytest.raises(ValueError, match="rate must be positive"):
         Pacer(0)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda c: c.FixedCoding("1_5"), 'schedule must be one of auto, 0, 1_1, .*, got "1_5"'),
+        (lambda c: c.FixedCoding(codebook_size=0), "codebook_size must be a positive number"),
+        (lambda c: c.PlannedCoding(0), "target_bytes_per_s must be positive, got 0"),
+        (lambda c: c.PlannedCoding(8000, fps=0), "fps must be positive, got 0"),
+        (lambda c: c.PlannedCoding(8000, tier0_sends=0), "tier0_sends must be positive, got 0"),
+    ],
+)
+def test_coding_configs_are_checked_up_front(make, message):
+    from hfstream.stream import coding
+
+    with pytest.raises(ValueError, match=message):
+        make(coding)
+
+
+def test_a_sender_refuses_a_coding_its_model_cannot_give(codec):
+    from hfstream.stream.coding import FixedCoding
+    from hfstream.stream.sender import Sender, SenderConfig
+    from hfstream.transports.memory import memory_pair
+
+    with pytest.raises(TypeError, match="coding must be a FixedCoding or a PlannedCoding"):
+        SenderConfig(coding="1_4")  # type: ignore[arg-type]
+    tx, _ = memory_pair()
+    with pytest.raises(ValueError, match="codebook_size must be one of the model's"):
+        Sender(tx, codec, SenderConfig(coding=FixedCoding(codebook_size=100)))
 
 
 def test_sender_keeps_only_the_newest_reports(codec):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from hfstream.codec.continuous import REFERENCE_LMBDA
+from hfstream.codec.rates import Fixed
 from hfstream.codec.refinement import DEFAULT_REFINE_STEPS, check_refine_steps, rung_lmbdas
 from hfstream.eval.metrics import psnr
 from hfstream.files import container
@@ -24,8 +25,8 @@ def _cost(codec, image, enc) -> tuple[float, int]:
 
 @pytest.fixture(scope="module")
 def encodes(codec, small_image):
-    plain = codec.encode(small_image, "1_4", rung=1)
-    refined = codec.encode(small_image, "1_4", rung=1, refine_steps=STEPS)
+    plain = codec.encode(small_image, "1_4", rate=Fixed(1))
+    refined = codec.encode(small_image, "1_4", rate=Fixed(1), refine_steps=STEPS)
     return plain, refined
 
 
@@ -58,12 +59,12 @@ def test_refinement_changes_only_the_continuous_strings(encodes):
 
 
 def test_refined_encodes_are_reproducible(codec, small_image, encodes):
-    again = codec.encode(small_image, "1_4", rung=1, refine_steps=STEPS)
+    again = codec.encode(small_image, "1_4", rate=Fixed(1), refine_steps=STEPS)
     assert [p.continuous for p in again.patches] == [p.continuous for p in encodes[1].patches]
 
 
 def test_no_refinement_is_the_plain_encode(codec, small_image, encodes):
-    zero = codec.encode(small_image, "1_4", rung=1, refine_steps=0)
+    zero = codec.encode(small_image, "1_4", rate=Fixed(1), refine_steps=0)
     assert [p.continuous for p in zero.patches] == [p.continuous for p in encodes[0].patches]
 
 
@@ -99,5 +100,5 @@ def test_defaults_agree():
 
 def test_refinement_reports_its_progress(codec, small_image):
     done: list[int] = []
-    codec.encode(small_image, "1_4", rung=1, refine_steps=3, refine_progress=done.append)
+    codec.encode(small_image, "1_4", rate=Fixed(1), refine_steps=3, refine_progress=done.append)
     assert done == [2, 2, 2]  # one call per step, with the frame's two patches

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from hfstream.codec.hybrid import HybridCodec
+from hfstream.codec.rates import Budget
 from hfstream.codec.refiner import IndexRefiner, RefinerConfig
 
 TINY = RefinerConfig(code_dim=32, vq_channels=64, width=8, code_blocks=1, blocks=1)
@@ -117,7 +118,7 @@ def test_schedule_seams_fits_a_file_size(codec, small_image):
     assert loose.bytes <= 4 * free.bytes
     assert loose.continuous_psnr > tight.continuous_psnr
     budget = schedule_seams.fit_continuous_budget(codec, small_image, "1_4", loose.bytes)
-    enc = codec.encode(small_image, "1_4", rung=0, continuous_budget=budget).kept_only()
+    enc = codec.encode(small_image, "1_4", rate=Budget(budget, rung=0)).kept_only()
     assert len(container.write(enc, codec)) <= loose.bytes
     with pytest.raises(SystemExit):
         schedule_seams.main([".", "--bytes", "0"])

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from hfstream.codec.estimates import RungTable
 from hfstream.codec.frame_coding import packetize
-from hfstream.codec.hybrid import RungTable
 from hfstream.codec.scaling import downscale, scalable, upscale
 from hfstream.eval.metrics import psnr
 from hfstream.files import container
 from hfstream.media.samples import bundled_image
-from hfstream.planning import choose_scale, encode_within
+from hfstream.planning import Channel, choose_scale, encode_within
 from hfstream.protocol.packetizer import Packetizer
 from hfstream.protocol.reassembly import Reassembler, ReassemblerConfig
 from hfstream.protocol.wire import (
@@ -139,7 +139,7 @@ def test_choose_scale_prefers_a_plan_that_fits_then_the_better_one():
     # Full size does not fit at its lowest rung: the smaller frame that fits wins.
     assert choose_scale({1: full, 2: small}, 1500) == (2, True)
     # Under heavy loss full size fits without protection, half size with it.
-    assert choose_scale({1: full, 2: small}, 3000, loss=0.4, rounds=4) == (2, True)
+    assert choose_scale({1: full, 2: small}, 3000, channel=Channel(loss=0.4, rounds=4)) == (2, True)
     # Nothing fits: the one that overshoots least.
     assert choose_scale({1: full, 2: small}, 100) == (2, False)
 
@@ -149,7 +149,7 @@ def test_encode_within_codes_below_size_only_where_full_size_does_not_fit(codec,
     clean = encode_within(codec, frame, budget)
     assert clean.encoded.scale == 1
     # Heavy loss: full size still fits (with less protection), so it is kept.
-    lossy = encode_within(codec, frame, budget, loss=0.4, rounds=4)
+    lossy = encode_within(codec, frame, budget, channel=Channel(loss=0.4, rounds=4))
     assert lossy.encoded.scale == 1 and lossy.plan.bytes <= budget
     tiny = encode_within(codec, frame, 0.015 * frame.shape[0] * frame.shape[1] / 8)
     assert tiny.encoded.scale == 2 and tiny.plan.schedule == "0"
@@ -167,7 +167,7 @@ def test_a_frame_whose_strings_overshoot_at_full_size_goes_smaller(codec):
     planner then codes the next smaller size rather than send over the budget."""
     noise = np.random.default_rng(3).integers(0, 256, (512, 768, 3), np.uint8)
     full = codec.rung_table(noise).bits[:, 0].sum() / 8
-    planned = encode_within(codec, noise, 0.98 * full, loss=0.4, rounds=4)
+    planned = encode_within(codec, noise, 0.98 * full, channel=Channel(loss=0.4, rounds=4))
     assert planned.encoded.scale > 1 and planned.plan.bytes <= 0.98 * full
     with pytest.raises(ValueError, match="no scale in \\(4,\\) divides a 766x512 frame"):
         encode_within(codec, noise[:, :766], 1000, scales=(4,))

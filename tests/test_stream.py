@@ -10,6 +10,7 @@ from hfstream.protocol.auth import DATA, Opener
 from hfstream.protocol.packetizer import PacketizerConfig
 from hfstream.protocol.reassembly import Reassembler, ReassemblerConfig
 from hfstream.protocol.wire import PacketType, WireError
+from hfstream.stream.coding import FixedCoding
 from hfstream.stream.progressive import FrameDecodeState, Stage, build_encoded
 from hfstream.stream.receiver import Receiver, ReceiverConfig
 from hfstream.stream.sender import Sender, SenderConfig
@@ -34,7 +35,9 @@ class TypeFilter:
 
 
 async def stream(codec, image, tx, rx, config=None):
-    sender = Sender(tx, codec, config or SenderConfig(rate_bytes_per_s=5e6, schedule="1_4"))
+    sender = Sender(
+        tx, codec, config or SenderConfig(rate_bytes_per_s=5e6, coding=FixedCoding("1_4"))
+    )
     receiver = Receiver(rx, codec, ReceiverConfig(frame_timeout_s=0.5))
     updates = []
     async with receiver:
@@ -72,7 +75,9 @@ def test_tier0_loss_within_fec_is_repaired(codec, small_image):
     tx, rx = memory_pair()
     lossy = TypeFilter(tx, {PacketType.TIER0})  # every tier-0 packet lost: parity alone
     cfg = SenderConfig(
-        rate_bytes_per_s=5e6, schedule="1_4", packetizer=PacketizerConfig(parity_ratio=1.0)
+        rate_bytes_per_s=5e6,
+        coding=FixedCoding("1_4"),
+        packetizer=PacketizerConfig(parity_ratio=1.0),
     )
     _, updates, _ = asyncio.run(stream(codec, small_image, lossy, rx, cfg))
     assert updates[-1].received["tier0"] == 1.0
@@ -81,7 +86,7 @@ def test_tier0_loss_within_fec_is_repaired(codec, small_image):
 def _frame_packets(codec, image):
     async def collect():
         tx, rx = memory_pair()
-        sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=1e9, schedule="auto"))
+        sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=1e9, coding=FixedCoding("auto")))
         await sender.send_image(image)
         await sender.flush()
         await sender.close()
@@ -115,3 +120,37 @@ def test_explicit_loss_pattern_is_deterministic(codec, small_image, lost_share):
     pattern = [i % 5 == 2 for i in range(len(packets))]  # every fifth packet lost
     kept = [p for p, lost in zip(packets, pattern, strict=True) if not lost]
     assert np.array_equal(_picture(codec, kept), _picture(codec, kept))
+
+
+def test_a_sender_block_lets_its_packets_leave_then_stops(codec, small_image):
+    async def run():
+        tx, rx = memory_pair()
+        async with Sender(tx, codec, SenderConfig(rate_bytes_per_s=5e6)) as sender:
+            assert sender._feedback_task is not None  # reading reports from the start
+            sent = await sender.send_image(small_image)
+        # Leaving flushed: every queued packet is on the wire, and the tasks are done.
+        queued = sum(sent.packets.values())
+        assert sender.packets_sent == queued == len(rx.inbox.drain())
+        assert sender._pump_task.done() and sender._feedback_task.done()
+        # On an error the block does not wait for the queue: it stops at once.
+        slow = Sender(tx, codec, SenderConfig(rate_bytes_per_s=1000))
+        with pytest.raises(RuntimeError):
+            async with slow:
+                await slow.send_image(small_image)
+                raise RuntimeError("boom")
+        assert slow._pump_task.done() and slow.packets_sent < queued
+        await tx.close()
+
+    asyncio.run(run())
+
+
+def test_a_sender_whose_transport_closes_flushes_without_hanging(codec, small_image):
+    async def run():
+        tx, _ = memory_pair()
+        async with Sender(tx, codec, SenderConfig(rate_bytes_per_s=1000)) as sender:
+            await sender.send_image(small_image)
+            await tx.close()
+        return sender
+
+    sender = asyncio.run(asyncio.wait_for(run(), 60))
+    assert sender._pump_task.done() and sender.packets_sent <= 2

@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from hfstream.codec.hybrid import HybridCodec
+from hfstream.codec.rates import PerPatch
 from hfstream.media.samples import bundled_image
 from hfstream.train.__main__ import main as train
 from hfstream.train.stage_average import average_states
@@ -109,10 +110,16 @@ def test_init_from_shipped_model_then_fine_tune(photos, tmp_path):
 
     out = tmp_path / "ft"
     train(["init", "--out", str(out)])
+    from hfstream.codec.legacy import load_correction
+    from hfstream.codec.model_io import DEFAULT_MODEL_DIR, load_model
+
     shipped = HybridCodec.from_pretrained()
+    correction = load_correction(
+        load_model(DEFAULT_MODEL_DIR), shipped.tokenizer, shipped.continuous.config.m
+    )
     state = Checkpoint(out / "correction.ckpt").load()
     assert state["step"] == 0 and set(state["states"]) == {"model"}
-    for k, v in shipped.correction.state_dict().items():
+    for k, v in correction.state_dict().items():
         assert torch.equal(state["states"]["model"][k], v)
     train(["init", "--out", str(out)])  # a second init keeps what is there
     common = ["--data", str(photos), "--out", str(out), "--device", "cpu"]
@@ -133,10 +140,10 @@ def test_training_codes_mix_kinds():
     idx = torch.from_numpy(rng.integers(0, 1024, (3, 16, 16)))
     y_hat = torch.zeros(3, 128, 4, 4)
     truth = tok.codebook.embed(idx)
-    q, certainty = training_codes(tok, pred, idx, y_hat, rng, np.array([1.0, 0, 0, 0]))
+    q, certainty = training_codes(tok, pred, idx, y_hat, rng=rng, mix=np.array([1.0, 0, 0, 0]))
     assert torch.equal(q, truth)
     assert certainty.shape == (3, 2, 16, 16) and bool((certainty == 1).all())
-    q, certainty = training_codes(tok, pred, idx, y_hat, rng, np.array([0, 1.0, 0, 0]))
+    q, certainty = training_codes(tok, pred, idx, y_hat, rng=rng, mix=np.array([0, 1.0, 0, 0]))
     received, confidence = certainty[:, 0], certainty[:, 1]
     assert received.mean() < 0.6  # at most half the indices kept, some of them lost
     assert bool((confidence[received == 1] == 1).all())
@@ -146,7 +153,7 @@ def test_training_codes_mix_kinds():
     # code vector is still a codebook word (unit length).
     assert (q != truth).any(dim=1).float().mean() > 0.5
     assert torch.allclose(q.norm(dim=1), torch.ones(3, 16, 16), atol=1e-4)
-    q, _ = training_codes(tok, pred, idx, y_hat, rng, np.array([0, 0, 1.0, 0]))
+    q, _ = training_codes(tok, pred, idx, y_hat, rng=rng, mix=np.array([0, 0, 1.0, 0]))
     assert (q.norm(dim=1) < 0.999).float().mean() > 0.5  # expected vectors are shorter
 
 
@@ -227,11 +234,11 @@ def test_extend_adds_rungs_below_and_keeps_the_trained_ones(codec, tmp_path):
     assert wider.continuous.config.default_rung == codec.continuous.config.default_rung + 1
     image = bundled_image()[:256, :512]
     # A trained rung codes the very same strings under its new number.
-    old = codec.encode(image, "0", rungs=[0, 0]).patches
-    same = wider.encode(image, "0", rungs=[1, 1]).patches
+    old = codec.encode(image, "0", rate=PerPatch((0, 0))).patches
+    same = wider.encode(image, "0", rate=PerPatch((1, 1))).patches
     assert [p.continuous for p in old] == [p.continuous for p in same]
     # The new rung is coarser: fewer bytes.
-    low = wider.encode(image, "0", rungs=[0, 0]).patches
+    low = wider.encode(image, "0", rate=PerPatch((0, 0))).patches
 
     def size(patches) -> int:
         return sum(len(p.continuous[0]) + len(p.continuous[1]) for p in patches)

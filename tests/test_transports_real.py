@@ -3,16 +3,19 @@
 import asyncio
 
 import numpy as np
+import pytest
 
+from hfstream.stream.coding import FixedCoding
 from hfstream.stream.progressive import Stage
 from hfstream.stream.receiver import Receiver, ReceiverConfig
 from hfstream.stream.sender import Sender, SenderConfig
+from hfstream.transports.base import TransportClosed
 from hfstream.transports.rtc import rtc_pair
 from hfstream.transports.udp import UdpTransport
 
 
 async def _one_image(codec, image, tx, rx):
-    sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=2e6, schedule="1_4"))
+    sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=2e6, coding=FixedCoding("1_4")))
     receiver = Receiver(rx, codec, ReceiverConfig(frame_timeout_s=5.0))
     final = None
     async with receiver:
@@ -89,3 +92,32 @@ def test_rtc_signalling_refuses_a_peer_without_the_key():
     stranger, got = asyncio.run(main())
     assert "offer failed authentication" in stranger
     assert got == b"HF hello"
+
+
+def test_a_udp_transport_closes_when_its_block_ends():
+    async def main():
+        async with await UdpTransport.open(("127.0.0.1", 0)) as rx:
+            async with await UdpTransport.open(("127.0.0.1", 0), remote=rx.local_address) as tx:
+                await tx.send(b"HF hello")
+                got = await asyncio.wait_for(rx.recv(), 5)
+            with pytest.raises(TransportClosed):
+                await tx.send(b"after")
+        with pytest.raises(TransportClosed):
+            await rx.recv()
+        return got
+
+    assert asyncio.run(main()) == b"HF hello"
+
+
+def test_an_rtc_transport_closes_when_its_block_ends():
+    async def main():
+        a, b = await rtc_pair()
+        async with a, b:
+            await a.send(b"HF hello")
+            got = await asyncio.wait_for(b.recv(), 10)
+        assert a.pc.connectionState == "closed" and b.pc.connectionState == "closed"
+        with pytest.raises(TransportClosed):
+            await b.recv()
+        return got
+
+    assert asyncio.run(main()) == b"HF hello"

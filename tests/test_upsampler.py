@@ -14,10 +14,10 @@ def _parts(codec: HybridCodec, upsampler: LearnedUpsampler | None) -> HybridCode
         codec.tokenizer,
         codec.continuous,
         codec.predictor,
-        codec.correction,
         codec.complexity,
-        codec.reductions,
-        codec.model_id,
+        model_id=codec.model_id,
+        reductions=codec.reductions,
+        correction=codec.correction,
         index_gain_db=codec.index_gain_db,
         upsampler=upsampler,
     )

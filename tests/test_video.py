@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from hfstream.media.video import VideoWriter, pattern_frames, read_frames
+from hfstream.stream.coding import FixedCoding
 from hfstream.stream.collect import collect_frames, in_order
 from hfstream.stream.receiver import Receiver, ReceiverConfig
 from hfstream.stream.sender import Sender, SenderConfig
@@ -24,7 +25,7 @@ def test_thirty_frames_end_to_end(codec, tmp_path):
 
     async def main():
         tx, rx = memory_pair()
-        sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=1e6, schedule="1_4"))
+        sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=1e6, coding=FixedCoding("1_4")))
         receiver = Receiver(rx, codec, ReceiverConfig(max_frames=32))
         async with receiver:
             collector = asyncio.create_task(collect_frames(receiver, 30, idle_timeout_s=20))

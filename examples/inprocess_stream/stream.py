@@ -10,8 +10,9 @@ from PIL import Image
 
 from hfstream.apps.demo import loss_pattern
 from hfstream.codec import HybridCodec
-from hfstream.codec.hybrid import to_uint8_image
+from hfstream.codec.frames import to_uint8_image
 from hfstream.media.samples import bundled_image
+from hfstream.stream.coding import FixedCoding
 from hfstream.stream.receiver import Receiver
 from hfstream.stream.sender import Sender, SenderConfig
 from hfstream.transports.memory import memory_pair
@@ -28,7 +29,7 @@ async def main(args: argparse.Namespace) -> None:
         tx, rx = memory_pair(loss_a_to_b=loss_pattern(args.loss))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    sender = Sender(tx, codec, SenderConfig(schedule=args.schedule))
+    sender = Sender(tx, codec, SenderConfig(coding=FixedCoding(args.schedule)))
     async with Receiver(rx, codec) as receiver:
         await sender.send_image(image)
         while True:

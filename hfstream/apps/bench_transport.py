@@ -20,11 +20,13 @@ import time
 
 import numpy as np
 
-from hfstream.codec.hybrid import HybridCodec, to_uint8_image
+from hfstream.codec.frames import to_uint8_image
+from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.shared import shared_codec
 from hfstream.media.samples import bundled_image
 from hfstream.media.video import pattern_frames
 from hfstream.protocol.wire import OVERHEAD, PacketType, parse_header
+from hfstream.stream.coding import PlannedCoding
 from hfstream.stream.collect import collect_frames
 from hfstream.stream.progressive import Stage
 from hfstream.stream.receiver import Receiver, ReceiverConfig
@@ -34,7 +36,7 @@ from hfstream.transports.memory import memory_pair
 
 async def header_overhead(codec: HybridCodec, image: np.ndarray) -> dict:
     tx, rx = memory_pair()
-    sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=1e9, schedule="auto"))
+    sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=1e9))
     await sender.send_image(image)
     await sender.flush()
     await sender.close()
@@ -63,7 +65,7 @@ async def latency(codec: HybridCodec, image: np.ndarray, rtc: bool, runs: int) -
             tx, rx = await rtc_pair()
         else:
             tx, rx = memory_pair()
-        sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=2e6, schedule="auto"))
+        sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=2e6))
         loop = asyncio.get_running_loop()
         async with Receiver(rx, codec, ReceiverConfig(frame_timeout_s=5)) as receiver:
             t0 = loop.time()
@@ -123,9 +125,8 @@ async def rtc_delivery(n: int, rate: float) -> dict:
 async def rate_control(codec: HybridCodec, target: float, frames: int, fps: float) -> dict:
     video = list(pattern_frames(frames, 256, 384))
     tx, rx = memory_pair()
-    sender = Sender(
-        tx, codec, SenderConfig(target_bytes_per_s=target, fps=fps, rate_bytes_per_s=target)
-    )
+    config = SenderConfig(coding=PlannedCoding(target, fps=fps), rate_bytes_per_s=target)
+    sender = Sender(tx, codec, config)
     loop = asyncio.get_running_loop()
     async with Receiver(
         rx, codec, ReceiverConfig(max_frames=64, feedback_interval_s=0.25)
@@ -148,14 +149,16 @@ async def rate_control(codec: HybridCodec, target: float, frames: int, fps: floa
     }
 
 
-async def live_video(codec: HybridCodec, height: int, width: int, frames: int, fps: float) -> dict:
+async def live_video(
+    codec: HybridCodec, height: int, width: int, *, frames: int, fps: float
+) -> dict:
     """``frames`` pattern frames at ``fps`` over UDP on loopback, live on both sides."""
     from hfstream.transports.udp import UdpTransport
 
     video = list(pattern_frames(frames, height, width))
     rx = await UdpTransport.open(("127.0.0.1", 0))
     tx = await UdpTransport.open(("127.0.0.1", 0), remote=rx.local_address)
-    sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=2e6, schedule="auto", live=True))
+    sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=2e6, live=True))
     config = ReceiverConfig(live=True, frame_timeout_s=2.0)
     first: dict[int, float] = {}  # frame -> capture to its first picture
     arrival: dict[int, float] = {}  # frame -> its first packet to its first picture
@@ -221,7 +224,7 @@ async def main_async(args: argparse.Namespace) -> None:
         await _transport_benches(codec, image, args)
     for size in args.live_sizes:
         h, w = size
-        print("live video:", await live_video(codec, h, w, args.frames, args.fps))
+        print("live video:", await live_video(codec, h, w, frames=args.frames, fps=args.fps))
     print(f"({time.perf_counter() - t:.0f} s)")
 
 

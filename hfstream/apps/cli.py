@@ -55,6 +55,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     out = a.output_file(args.output)
     img = read_rgb(src, args.max_megapixels, "hfstream encode")  # size checked before decoding
 
+    from hfstream.codec.rates import Fixed
     from hfstream.files import container
 
     if args.bpp is not None and (args.schedule or args.codebook or args.rung is not None):
@@ -87,14 +88,14 @@ def cmd_encode(args: argparse.Namespace) -> int:
             enc = codec.encode(
                 img,
                 args.schedule or "auto",
-                args.codebook,
-                progress=bar.update,
-                rung=args.rung,
+                rate=Fixed(args.rung),
+                codebook_size=args.codebook,
                 refine_steps=args.refine_steps,
+                progress=bar.update,
                 refine_progress=refining.update,
             )
     coding = container.IndexCoding.FIXED if args.fixed else container.IndexCoding.PRIOR
-    data = container.write(enc, codec, coding, include_withheld=args.withheld)
+    data = container.write(enc, codec, coding=coding, include_withheld=args.withheld)
     out.write_bytes(data)
     bpp = 8 * len(data) / (h * w)
     scaled = f", coded at 1/{enc.scale} of its size" if enc.scale > 1 else ""

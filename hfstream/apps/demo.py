@@ -35,7 +35,7 @@ async def _stream(
     codec: HybridCodec, img: np.ndarray, loss: float
 ) -> tuple[list[FrameUpdate], Sender]:
     tx, rx = memory_pair(loss_a_to_b=loss_pattern(loss))
-    sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=250_000, schedule="auto"))
+    sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=250_000))
     receiver = Receiver(rx, codec)
     updates: list[FrameUpdate] = []
     async with receiver:

@@ -38,6 +38,7 @@ from hfstream.apps.images import read_rgb
 from hfstream.apps.stops import Stop
 from hfstream.codec.shared import shared_codec
 from hfstream.media.video import VideoWriter, pattern_frames, read_frames, video_fps
+from hfstream.stream.coding import FixedCoding, PlannedCoding
 from hfstream.stream.collect import FrameRecord, in_order
 from hfstream.stream.progressive import Stage
 from hfstream.stream.receiver import FrameUpdate, Receiver, ReceiverConfig
@@ -100,15 +101,17 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
     codec = shared_codec(args.model)
     host, port = args.to
     transport = await _open(args, sending=True)
+    coding = (
+        FixedCoding(args.schedule)
+        if args.target is None
+        else PlannedCoding(args.target, fps=fps, tier0_sends=args.tier0_sends)
+    )
     config = SenderConfig(
         rate_bytes_per_s=args.rate,
-        schedule=args.schedule,
-        target_bytes_per_s=args.target,
-        fps=fps,
+        coding=coding,
         key=args.key,
         live=args.live,
         refine_steps=args.refine_steps,
-        tier0_sends=args.tier0_sends,
     )
     sender = Sender(transport, codec, config)
     try:

@@ -28,7 +28,8 @@ before the ladder, with no gains at all.
 ``extended_below`` adds rungs under the lowest trained one by scaling its gains down
 (coarser quantisation, fewer bytes): the gains interpolate smoothly between trained
 rungs, and a short extrapolation costs little against a trained rung (measured in
-docs/benchmarks.md). They give the planner cheap tier-0 strings to protect under loss.
+docs/notebook/codec-and-models.md, v7). They give the planner cheap tier-0 strings to
+protect under loss.
 """
 
 from __future__ import annotations
@@ -128,7 +129,8 @@ def fill_missing_blocks(blocks: torch.Tensor, present: torch.Tensor, rows: int, 
 
 
 # Jacobi steps that smooth a lost patch's filled thumbnail after the push-pull: they
-# take out the coarse levels' bilinear creases (64-px holes; 30 steps cost ~1 ms).
+# take out the coarse levels' bilinear creases (64-px holes), at little cost beside the
+# synthesis (docs/notebook/loss-sweeps.md).
 FILL_RELAX_STEPS = 30
 
 

@@ -2,32 +2,33 @@
 
 A patch's tier 0 carries everything its picture needs: when it is lost and cannot be
 rebuilt, the decoder borrows the neighbours' latents, which gives back the colours
-around it but not its subject (6.9-28.3 dB on the validation photos' patches, median
-13.6). Under heavy loss that one patch rules the frame's quality.
+around it but not its subject. Under heavy loss that one patch rules the frame's quality.
 
 The fallback is the whole frame's tier 0 coded again at a quarter of its size in each
-direction (``FALLBACK_SCALE``), at rung 0: strings of 40-348 bytes (median 164) for the
-validation photos at 768x512, one packet. It travels as tier 0 in packets of its own
-(``PacketType.FALLBACK``), so a loss that takes a patch's packet seldom takes it too,
-and the decoder shows its up-scaled picture where a patch's own tier 0 is missing
-(10.5-33.7 dB on the same patches, median 21.1), faded out over a few pixels into the
-patches that came. The frame planner sends it only where its
-expected gain under the reported loss pays for its bytes.
+direction (``FALLBACK_SCALE``), at rung 0: a small string, one packet for a 768x512
+frame. It travels as tier 0 in packets of its own (``PacketType.FALLBACK``), so a loss
+that takes a patch's packet seldom takes it too, and the decoder shows its up-scaled
+picture where a patch's own tier 0 is missing, faded out over a few pixels into the
+patches that came. The frame planner sends it only where its expected gain under the
+reported loss pays for its bytes. What it costs and gives on the validation photos:
+docs/notebook/loss-sweeps.md.
+
+The blending here is pure numpy; coding the small frame asks the codec for tier 0 alone
+(``Tier0Encoder``), so this module does not import the codec.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import Protocol
 
 import numpy as np
 from PIL import Image, ImageFilter
 
+from hfstream.codec.encoded import EncodedImage
+from hfstream.codec.rates import PerPatch, RungChoice
 from hfstream.codec.scaling import scalable
-from hfstream.geometry import PATCH
-
-if TYPE_CHECKING:
-    from hfstream.codec.encoded import EncodedImage
-    from hfstream.codec.hybrid import HybridCodec
+from hfstream.geometry import PATCH, patch_count
 
 FALLBACK_SCALE = 4
 # The fallback fades out over this many pixels into the patches that came: their first
@@ -45,11 +46,22 @@ def fallback_scale(enc: EncodedImage) -> int | None:
     return FALLBACK_SCALE if ok else None
 
 
-def encode_fallback(codec: HybridCodec, image: np.ndarray, enc: EncodedImage) -> EncodedImage:
+class Tier0Encoder(Protocol):
+    """What the fallback needs of a codec (``HybridCodec`` is one)."""
+
+    def encode_tier0(
+        self,
+        image: np.ndarray,
+        *,
+        rate: RungChoice | None = None,
+        codebook_size: int | None = None,
+        scale: int = 1,
+    ) -> EncodedImage: ...
+
+
+def encode_fallback(codec: Tier0Encoder, image: np.ndarray, enc: EncodedImage) -> EncodedImage:
     """``enc`` (a coding of ``image``) with its fallback: ``image`` coded at
     ``FALLBACK_SCALE``, tier 0 alone, at the lowest rung."""
-    from dataclasses import replace
-
     scale = fallback_scale(enc)
     if scale is None:
         raise ValueError(
@@ -60,18 +72,16 @@ def encode_fallback(codec: HybridCodec, image: np.ndarray, enc: EncodedImage) ->
 
 
 def encode_small(
-    codec: HybridCodec,
+    codec: Tier0Encoder,
     image: np.ndarray,
     scale: int = FALLBACK_SCALE,
     codebook_size: int | None = None,
 ) -> EncodedImage:
     """``image`` coded at 1/``scale``, tier 0 alone, every patch at rung 0 (no quality
     floor: the fallback is the cheapest picture of the frame)."""
-    from hfstream.geometry import patch_count
-
     height, width = image.shape[0] // scale, image.shape[1] // scale
-    rungs = [0] * patch_count(height, width)
-    return codec.encode(image, "0", codebook_size, rungs=rungs, scale=scale, indices=False)
+    rungs = (0,) * patch_count(height, width)
+    return codec.encode_tier0(image, rate=PerPatch(rungs), codebook_size=codebook_size, scale=scale)
 
 
 def lost_mask(enc: EncodedImage) -> np.ndarray:

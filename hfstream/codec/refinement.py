@@ -13,7 +13,7 @@ mix of its two nearest quantisation points, their weights drawn from a Gumbel-so
 whose temperature falls towards zero, so the optimisation ends at the hard rounding the
 coder applies. The noise comes from a seeded generator: an encode is reproducible.
 
-Measured on the validation photos in docs/benchmarks.md (``hfstream.eval.ladder
+Measured on the validation photos in docs/notebook/codec-and-models.md (``hfstream.eval.ladder
 --refine``).
 """
 
@@ -80,6 +80,7 @@ def refine_latent(
     upsampler: LearnedUpsampler | None,
     full: torch.Tensor,
     low: torch.Tensor,
+    *,
     y: torch.Tensor,
     rungs: Sequence[int],
     steps: int,

@@ -17,9 +17,9 @@ pixels it covers, and residual blocks at thumbnail resolution join the three. Th
 residual comes back to full size by a pixel shuffle. The refiner itself has no
 normalisation and no per-patch state, so it adds no seam.
 
-It replaces the correction decoder plus the whole VQ decoder (about 190 ms for a 768x512
-frame on two threads) with half the VQ decoder and one small network over the picture
-the receiver already has.
+It replaces the correction decoder plus the whole VQ decoder (the slowest part of the
+older hybrid path, docs/notebook/speed.md) with half the VQ decoder and one small network
+over the picture the receiver already has.
 """
 
 from __future__ import annotations

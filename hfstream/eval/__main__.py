@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from hfstream.codec.hybrid import HybridCodec, to_uint8_image
+from hfstream.codec.frames import to_uint8_image
+from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.refinement import DEFAULT_REFINE_STEPS
 from hfstream.eval.rd import evaluate_image
 from hfstream.media.images import list_images
@@ -121,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in evaluate_image(
             codec,
             to_uint8_image(f),
-            args.iterative_steps,
-            not args.no_classic,
+            iterative_steps=args.iterative_steps,
+            classic=not args.no_classic,
             refine_steps=args.refine_steps,
         ):
             rows.append({"image": f.name, **r})

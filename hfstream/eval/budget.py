@@ -46,6 +46,7 @@ def budget_rows(
     codec: HybridCodec,
     ref: np.ndarray,
     budgets_bpp: tuple[float, ...] = BUDGETS_BPP,
+    *,
     classic: bool = True,
     refine_steps: int = 0,
 ) -> list[dict]:

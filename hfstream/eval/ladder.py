@@ -47,6 +47,7 @@ def code_frame(
     model: ContinuousCodec,
     image: np.ndarray,
     rung: int,
+    *,
     upsampler: LearnedUpsampler | None = None,
     refine_steps: int = 0,
 ) -> tuple[int, np.ndarray]:
@@ -58,7 +59,14 @@ def code_frame(
     x = torch.from_numpy(padded).permute(2, 0, 1)[None].float() / 255.0
     low = ContinuousCodec.downsample(x)
     y = refine_latent(
-        model, upsampler, x, low, model.analyse(low), [rung] * (rows * cols), refine_steps, (h, w)
+        model,
+        upsampler,
+        x,
+        low,
+        y=model.analyse(low),
+        rungs=[rung] * (rows * cols),
+        steps=refine_steps,
+        valid=(h, w),
     )
     strings = model.compress_frame(low, [rung] * (rows * cols), y=y)
     nbytes = sum(len(y) + len(z) for y, z in strings)
@@ -124,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         classic: dict[str, list[float]] = {"webp": [], "avif": []}
         for im, ref_seam in zip(images, ref_seams, strict=True):
-            nbytes, out = code_frame(model, im, rung, upsampler, args.refine_steps)
+            nbytes, out = code_frame(
+                model, im, rung, upsampler=upsampler, refine_steps=args.refine_steps
+            )
             bpp = 8 * nbytes / (im.shape[0] * im.shape[1])
             rows.append((nbytes, bpp, psnr(im, out), seam_ratio(out) / ref_seam))
             if args.classic:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import piq
 import torch
+
+from hfstream.extras import require
 
 
 def _t(img: np.ndarray) -> torch.Tensor:
@@ -28,12 +29,14 @@ def ms_ssim(ref: np.ndarray, test: np.ndarray) -> float:
     """MS-SSIM; images smaller than 161 px on a side use fewer scales' worth of window."""
     a, b = _t(ref), _t(test)
     kernel = 11 if min(ref.shape[:2]) >= 161 else 3
-    return float(piq.multi_scale_ssim(b, a, data_range=1.0, kernel_size=kernel))
+    return float(
+        require("piq", purpose="MS-SSIM").multi_scale_ssim(b, a, data_range=1.0, kernel_size=kernel)
+    )
 
 
 @torch.inference_mode()
 def haarpsi(ref: np.ndarray, test: np.ndarray) -> float:
-    return float(piq.haarpsi(_t(test), _t(ref), data_range=1.0))
+    return float(require("piq", purpose="HaarPSI").haarpsi(_t(test), _t(ref), data_range=1.0))
 
 
 def all_metrics(ref: np.ndarray, test: np.ndarray) -> dict[str, float]:

@@ -49,6 +49,7 @@ class IndexBytes:
 def evaluate_image(
     codec: HybridCodec,
     ref: np.ndarray,
+    *,
     iterative_steps: int = 8,
     classic: bool = True,
     refine_steps: int = 0,
@@ -188,6 +189,6 @@ def evaluate_image(
 
 
 def _patches_of(ref: np.ndarray) -> np.ndarray:
-    from hfstream.codec.hybrid import split_patches
+    from hfstream.codec.frames import split_patches
 
     return split_patches(ref)

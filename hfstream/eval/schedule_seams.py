@@ -6,7 +6,7 @@ for every patch; the quality floor may raise it), its kept indices written as an
 stream. Printed per photo and as means: the file's bytes, both PSNRs and the hybrid
 picture's seam ratio over the original's (``hfstream.eval.metrics.seam_ratio``).
 ``--refine-steps`` refines the continuous latent at encode time. ``--bytes N`` fits each
-photo's file to N bytes: the largest continuous budget (``encode(continuous_budget=)``,
+photo's file to N bytes: the largest continuous budget (``encode(rate=Budget(..))``,
 from rung 0 up) whose unrefined file fits is searched, then coded refined; a photo whose
 lowest rungs (after the quality floor) do not fit stays above N.
 """
@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hfstream.codec.hybrid import HybridCodec, to_uint8_image
+from hfstream.codec.frames import to_uint8_image
+from hfstream.codec.hybrid import HybridCodec
+from hfstream.codec.rates import Budget, Fixed
 from hfstream.eval.metrics import psnr, seam_ratio
 from hfstream.files import container
 
@@ -40,6 +42,7 @@ def measure(
     image: np.ndarray,
     schedule: str,
     rung: int | None,
+    *,
     name: str = "",
     refine_steps: int = 0,
     target_bytes: int | None = None,
@@ -48,9 +51,8 @@ def measure(
     if target_bytes is not None:
         budget = fit_continuous_budget(codec, image, schedule, target_bytes)
         rung = 0 if rung is None else rung
-    enc = codec.encode(
-        image, schedule, rung=rung, continuous_budget=budget, refine_steps=refine_steps
-    ).kept_only()
+    rate = Fixed(rung) if budget is None else Budget(budget, rung)
+    enc = codec.encode(image, schedule, rate=rate, refine_steps=refine_steps).kept_only()
     hybrid = codec.decode(enc, mode="hybrid")
     continuous = codec.decode(enc, mode="continuous")
     return ScheduleRow(
@@ -70,7 +72,7 @@ def fit_continuous_budget(
     lo, hi, best = 64, 8192, 64
     while hi - lo > 12:
         mid = (lo + hi) // 2
-        enc = codec.encode(image, schedule, rung=0, continuous_budget=mid).kept_only()
+        enc = codec.encode(image, schedule, rate=Budget(mid, rung=0)).kept_only()
         if len(container.write(enc, codec)) <= target_bytes:
             best, lo = mid, mid
         else:
@@ -106,9 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             to_uint8_image(path),
             args.schedule,
             args.rung,
-            Path(path).name,
-            args.refine_steps,
-            args.bytes,
+            name=Path(path).name,
+            refine_steps=args.refine_steps,
+            target_bytes=args.bytes,
         )
         rows.append(row)
         print(

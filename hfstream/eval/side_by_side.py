@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from hfstream.codec.hybrid import HybridCodec, to_uint8_image
+from hfstream.codec.frames import to_uint8_image
+from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.refinement import DEFAULT_REFINE_STEPS
 from hfstream.eval.budget import at_budget
 from hfstream.eval.classic import fit_budget
@@ -38,7 +39,7 @@ def _panel(img: np.ndarray, text: str, scale: float, crop: tuple[int, int, int, 
 
 
 def figure_row(
-    codec: HybridCodec, ref: np.ndarray, bpp: float, name: str, refine_steps: int = 0
+    codec: HybridCodec, ref: np.ndarray, bpp: float, name: str, *, refine_steps: int = 0
 ) -> Image.Image:
     _, sent, ours = at_budget(codec, ref, bpp, refine_steps)
     h, w = ref.shape[:2]
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     codec = HybridCodec.from_pretrained(args.model)
     rows = [
-        figure_row(codec, to_uint8_image(f), args.bpp, Path(f).stem, args.refine_steps)
+        figure_row(codec, to_uint8_image(f), args.bpp, Path(f).stem, refine_steps=args.refine_steps)
         for f in args.images
     ]
     fig = Image.new("RGB", (max(r.width for r in rows), sum(r.height + 8 for r in rows)), "white")

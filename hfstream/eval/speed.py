@@ -31,13 +31,15 @@ from PIL import Image
 from hfstream.codec.continuous import from_blocks
 from hfstream.codec.correction import certainty_planes
 from hfstream.codec.encoded import MISSING
-from hfstream.codec.hybrid import HybridCodec, to_uint8_image
+from hfstream.codec.frames import to_uint8_image
+from hfstream.codec.hybrid import HybridCodec
+from hfstream.codec.refined_picture import refined_picture
 from hfstream.codec.refinement import DEFAULT_REFINE_STEPS
 from hfstream.codec.tiling import from_tiles
 from hfstream.eval.classic import encode_at, fit_budget
 from hfstream.files import container
 from hfstream.media.samples import bundled_image
-from hfstream.planning import encode_within
+from hfstream.planning import Channel, encode_within
 
 SCHEDULE = "1_4"
 SIZE = (768, 512)
@@ -118,10 +120,19 @@ def codec_steps(codec: HybridCodec, image: np.ndarray, repeats: int) -> dict[str
         low_frame = codec.continuous.synthesize(y_frame)
         out["up-sampler"] = best_ms(lambda: codec.continuous_picture(low_frame, y_frame), repeats)
         if codec.refiner is not None:
+            refiner = codec.refiner
             picture = codec.continuous_picture(low_frame, y_frame)
             q_frame, cert_frame = from_tiles(q, rows, cols), from_tiles(cert, rows, cols)
             out["refiner"] = best_ms(
-                lambda: codec.refined_picture(picture, q_frame, cert_frame, rows, cols), repeats
+                lambda: refined_picture(
+                    refiner,
+                    codec.tokenizer,
+                    picture,
+                    codes=q_frame,
+                    certainty=cert_frame,
+                    grid=(rows, cols),
+                ),
+                repeats,
             )
         else:
             feats = codec.correction(y_hat, low, q, cert)
@@ -141,7 +152,7 @@ def codec_steps(codec: HybridCodec, image: np.ndarray, repeats: int) -> dict[str
     )
     budget = PLANNED_BPP * image.shape[0] * image.shape[1] / 8
     out["planned encode"] = best_ms(
-        lambda: encode_within(codec, image, budget, loss=PLANNED_LOSS), repeats
+        lambda: encode_within(codec, image, budget, channel=Channel(loss=PLANNED_LOSS)), repeats
     )
     out["bytes"] = float(len(data))
     return out

@@ -79,6 +79,7 @@ def _prior(codec: HybridCodec, enc: EncodedImage) -> np.ndarray:
 def write(
     enc: EncodedImage,
     codec: HybridCodec,
+    *,
     coding: IndexCoding = IndexCoding.PRIOR,
     include_withheld: bool = False,
     version: int = VERSION,

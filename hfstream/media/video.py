@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
+
+from hfstream.extras import require
 
 
 def read_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    av = require("av", purpose="reading video")
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as e:
@@ -30,6 +32,7 @@ def read_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.
 
 
 def video_fps(path: str | Path) -> float:
+    av = require("av", purpose="reading video")
     with av.open(str(path)) as c:
         rate = c.streams.video[0].average_rate
         return float(rate) if rate else 25.0
@@ -56,6 +59,7 @@ class VideoWriter:
     """Encode frames to a video file; sizes are padded to even numbers for yuv420p."""
 
     def __init__(self, path: str | Path, fps: float, codec: str = "libx264") -> None:
+        self._av = av = require("av", purpose="writing video")
         self.container = av.open(str(path), mode="w")
         self.stream = self.container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
         self.stream.pix_fmt = "yuv420p"
@@ -69,7 +73,7 @@ class VideoWriter:
         ph, pw = self._size
         if (h, w) != (ph, pw):
             image = np.pad(image, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")[:ph, :pw]
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
 

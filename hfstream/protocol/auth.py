@@ -168,6 +168,7 @@ class Opener:
         key: bytes | None,
         direction: bytes,
         session_id: int | None = None,
+        *,
         window: int = 4096,
         max_session_age_s: float | None = None,
     ) -> None:

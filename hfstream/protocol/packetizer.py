@@ -304,6 +304,12 @@ class Packetizer:
         parity = self._parity(data)
         return sum(len(p) + OVERHEAD for p in data), sum(len(p) + OVERHEAD for p in parity)
 
+    def tier1_bytes(self, tier1: Sequence[IndexEntry]) -> int:
+        """What ``packetize`` sends of these tier-1 entries before any budget cuts them:
+        bytes of their packets, headers and tags included."""
+        payloads = _bins([e.to_list() for e in tier1], self.config.mtu - OVERHEAD)
+        return sum(len(p) + OVERHEAD for p in payloads)
+
     def _parity(self, payloads: list[bytes]) -> list[bytes]:
         cfg = self.config
         if cfg.parity_ratio == 0 or not payloads:

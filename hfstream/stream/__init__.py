@@ -1,2 +1,3 @@
-"""The streaming session: the asyncio sender and receiver, the progressive decode and
-its sans-I/O policy, and receiver-side bookkeeping for sequences."""
+"""The streaming session: the asyncio sender (``coding``: fixed or planned) and receiver,
+the progressive decode and its sans-I/O policy (``scheduler``), and receiver-side
+bookkeeping for sequences."""

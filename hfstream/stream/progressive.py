@@ -14,7 +14,7 @@ patch's tier 0; an entry whose checksum fails is dropped and counted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
 import numpy as np
@@ -159,3 +159,42 @@ def build_encoded(codec: HybridCodec, frame: FrameState, cache: FrameDecodeState
         frame.scale,
         _fallback(codec, frame),
     )
+
+
+def snapshot(frame: FrameState) -> FrameState:
+    """A copy of ``frame`` that a worker thread may decode while the event loop keeps
+    adding packets to the original."""
+    return replace(
+        frame, tier0=dict(frame.tier0), indices=dict(frame.indices), fallback=dict(frame.fallback)
+    )
+
+
+def continuous_picture(
+    codec: HybridCodec,
+    frame: FrameState,
+    cache: FrameDecodeState,
+    tier0: EncodedImage | None = None,
+) -> np.ndarray:
+    """``frame``'s continuous picture (tier 0 up-sampled, no predictor: the instant
+    preview), decoded again only when other patches' tier 0 arrived since the last one."""
+    patches = (frozenset(frame.tier0), frozenset(frame.fallback))
+    if cache.continuous_patches == patches and cache.continuous_picture is not None:
+        return cache.continuous_picture.copy()  # each update owns its image
+    if tier0 is None:
+        tier0 = tier0_encoded(codec, frame)
+    cache.continuous_picture = codec.decode(tier0, mode="continuous")
+    cache.continuous_patches = patches
+    return cache.continuous_picture
+
+
+def best_picture(
+    codec: HybridCodec, frame: FrameState, cache: FrameDecodeState, steps: int = 1
+) -> np.ndarray:
+    """The picture ``codec``'s ``auto`` mode shows for what ``frame`` holds, with ``steps``
+    predictor passes (CPU-heavy: run it off the event loop)."""
+    tier0 = tier0_encoded(codec, frame)
+    if codec.auto_mode(tier0, index_share(codec, frame)) == "continuous":
+        # The picture ignores the indices: skip their priors and decoding, and the decode
+        # itself when the preview had this very tier 0.
+        return continuous_picture(codec, frame, cache, tier0)
+    return codec.decode(build_encoded(codec, frame, cache), mode="auto", steps=steps)

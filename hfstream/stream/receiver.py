@@ -4,15 +4,13 @@
         async for update in rx:
             show(update.image)            # H x W x 3 uint8, at update.stage
 
-Datagrams go through the sans-I/O ``Reassembler``. One decoder task takes frames from a
-bounded queue of frames with undecoded data (oldest first) and decodes them in one worker
-thread; data that arrives during a decode is coalesced into the frame's next decode. When
-the queue is full the oldest waiting frame is skipped, so under overload the newest frames
-win. In live mode (``ReceiverConfig.live``) the decoder always takes the newest frame and
-skips every older one whose decode has not started, so latency stays bounded and no frame
-is shown after a newer one. A frame is closed once its last stage has been decoded (its
-late packets are then dropped) or when it times out. Every container of per-frame state is
-bounded by the config, and ``stats`` counts what each holds.
+Datagrams go through the sans-I/O ``Reassembler``; which frame to decode next (the
+bounded queue, in order or live, the live settle wait, what gives way under overload) is
+the sans-I/O ``DecodeScheduler``'s to decide (``hfstream.stream.scheduler``). This module
+only feeds both and runs the decodes in one worker thread; data that arrives during a
+decode is coalesced into the frame's next decode. A frame is closed once its last stage has
+been decoded (its late packets are then dropped) or when it times out. Every container of
+per-frame state is bounded by the config, and ``stats`` counts what each holds.
 """
 
 from __future__ import annotations
@@ -21,13 +19,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from hfstream.codec.encoded import EncodedImage
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.protocol.auth import DATA, FEEDBACK, UNKEYED_WARNING, Opener, Sealer
 from hfstream.protocol.feedback import ReportBuilder
@@ -44,10 +41,19 @@ from hfstream.protocol.wire import PacketType, WireError, capture_time
 from hfstream.stream.progressive import (
     FrameDecodeState,
     Stage,
-    build_encoded,
-    index_share,
+    best_picture,
+    continuous_picture,
+    snapshot,
     stage_of,
-    tier0_encoded,
+)
+from hfstream.stream.scheduler import (
+    Decode,
+    DecodeScheduler,
+    Ended,
+    Evicted,
+    Queued,
+    Skipped,
+    Wait,
 )
 from hfstream.transports.base import DatagramTransport, TransportClosed
 
@@ -82,14 +88,16 @@ class ReceiverConfig:
     decode_queue: int = 32  # frames waiting for a decode; when full the oldest is skipped
     max_updates: int = 64  # pictures not yet taken by the consumer; the oldest give way
     decode_steps: int = 1  # predictor passes
-    # A frame's first picture is its continuous stream up-sampled (tens of ms), shown
-    # before the predictor-filled decode of the same packets (hundreds of ms).
+    # A frame's first picture is its continuous stream up-sampled, shown before the
+    # predictor-filled decode of the same packets, which costs several times more
+    # (receive timings in docs/notebook/speed.md).
     instant_preview: bool = True
     # Live mode: decode the newest frame only, skip older ones not yet started (counted in
     # ``Receiver.frames_skipped``) and never show a frame after a newer one.
     live: bool = False
     # Live mode: an incomplete newest frame waits this long after its first packet for
-    # the rest of its packets, so that one decode (~all the cost) is not spent on a part.
+    # the rest of its packets: the decode, not the network, is most of a frame's cost at
+    # the receiver (docs/notebook/speed.md), so it should not be spent on a part of it.
     live_settle_s: float = 0.1
     feedback_interval_s: float | None = 0.25  # None: send no reports
     # Pre-shared key (``auth.parse_key``); None: unauthenticated, for experiments only.
@@ -112,11 +120,6 @@ class ReceiverConfig:
             raise ValueError(
                 f"feedback_interval_s must be positive or None, got {self.feedback_interval_s}"
             )
-
-
-def _newer(a: int, b: int) -> bool:
-    """Frame ``a`` comes after ``b``: frame ids are serial numbers modulo 2**32."""
-    return 0 < (a - b) & 0xFFFFFFFF < 1 << 31
 
 
 class Receiver:
@@ -146,25 +149,19 @@ class Receiver:
         self._updates: deque[FrameUpdate | None] = deque()
         self._update_ready = asyncio.Event()
         self._caches: dict[int, FrameDecodeState] = {}
-        # Frames with data not decoded yet, oldest first; an expired frame stays here (with
-        # its last state) until its final decode.
-        self._pending: OrderedDict[int, FrameState] = OrderedDict()
-        self._active: int | None = None  # the frame being decoded
-        self._newest_shown: int | None = None  # live mode: older frames are never shown
+        # Frames with data not decoded yet; an expired frame stays queued (with its last
+        # state) until its final decode.
+        self.scheduler = DecodeScheduler(
+            queue_size=c.decode_queue, live=c.live, settle_s=c.live_settle_s
+        )
         # Capture time (unix seconds, sender's clock) of each frame with a decode state.
         self._captured: dict[int, float] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._timer: asyncio.TimerHandle | None = None
         self._done = False
-        self._transport_closed = False
         self.frames_expired = 0
-        self.decodes_skipped = 0  # decodes given up in a full queue (a frame may be twice)
         self.decode_errors = 0
-        self.frames_shown = 0  # frames with at least one picture
-        self.frames_skipped = 0  # live mode: frames with data never shown, a newer one won
-        # The newest 1024 of them, with the session each belonged to.
-        self._skipped: deque[tuple[int, int]] = deque(maxlen=1024)
         self.updates_dropped = 0  # pictures the consumer did not take in time
         self._bad_entries = 0
         self.reports = ReportBuilder()
@@ -211,14 +208,29 @@ class Receiver:
     @property
     def idle(self) -> bool:
         """No decode running or waiting: no better picture is coming until more data."""
-        return self._active is None and not self._pending
+        return self.scheduler.idle
+
+    @property
+    def decodes_skipped(self) -> int:
+        """Decodes given up in a full queue (a frame may be twice)."""
+        return self.scheduler.decodes_skipped
+
+    @property
+    def frames_shown(self) -> int:
+        """Frames with at least one picture."""
+        return self.scheduler.frames_shown
+
+    @property
+    def frames_skipped(self) -> int:
+        """Live mode: frames with data never shown, a newer one won."""
+        return self.scheduler.frames_skipped
 
     @property
     def stats(self) -> dict[str, int]:
         """How much per-frame state each container holds now (every one is bounded)."""
         return {
             "frames_open": len(self.reassembler.frames),
-            "decode_queue": len(self._pending),
+            "decode_queue": len(self.scheduler),
             "decode_caches": len(self._caches),
             "updates_waiting": len(self._updates),
             "tasks": len(self._tasks),
@@ -274,7 +286,7 @@ class Receiver:
                 self._handle(self.reassembler.receive(packet, loop.time()))
         except TransportClosed:
             # No more data will come: each open frame's next picture is its last.
-            self._transport_closed = True
+            self.scheduler.end_of_input()
             self._handle(
                 [self.reassembler.close(fid, "ended") for fid in list(self.reassembler.frames)]
             )
@@ -286,7 +298,7 @@ class Receiver:
         if self._feedback_sealer is not None:
             log.info("stream restarted: session %016x", session)
             self._handle(self.reassembler.new_session())
-            self._newest_shown = None  # frame ids start over: the new frame 0 is not stale
+        self.scheduler.new_session(session)  # frame ids start over
         self._feedback_sealer = Sealer(self.config.key, FEEDBACK, session)
 
     def _handle(self, events: list) -> None:
@@ -306,7 +318,7 @@ class Receiver:
                 ended = ev.state if ev.reason == "ended" else None
                 if ended is not None and (ended.tier0 or ended.fallback):
                     self._enqueue(ev.state)
-                elif ev.frame_id not in self._pending and ev.frame_id != self._active:
+                elif not self.scheduler.holds(ev.frame_id):
                     self._forget(ev.frame_id)
         self._arm_timer()
 
@@ -314,30 +326,16 @@ class Receiver:
         if frame.frame_id not in self._captured:
             session = self.opener.session_id or 0
             self._captured[frame.frame_id] = capture_time(session, frame.capture_ms)
-        if frame.frame_id in self._pending:
-            return
-        if self.config.live and self._is_stale(frame.frame_id):
-            self._skip(frame.frame_id)
-            return
-        if len(self._pending) >= self.config.decode_queue:
-            # Full: the oldest frame (by first packet) of the queue and this one gives way.
-            oldest = min(self._pending.values(), key=lambda f: f.opened_at)
-            self.decodes_skipped += 1
-            if frame.opened_at <= oldest.opened_at:
-                self._drop_decode(frame.frame_id)
-                return
-            del self._pending[oldest.frame_id]
-            self._drop_decode(oldest.frame_id)
-        self._pending[frame.frame_id] = frame
-        self._wake.set()
-
-    def _drop_decode(self, frame_id: int) -> None:
-        if frame_id not in self.reassembler.frames and frame_id != self._active:
-            self._forget(frame_id)
-
-    def _is_stale(self, frame_id: int) -> bool:
-        """Older than the newest frame shown (frame ids are serial numbers mod 2**32)."""
-        return self._newest_shown is not None and _newer(self._newest_shown, frame_id)
+        for ev in self.scheduler.add(frame):
+            if isinstance(ev, Queued):
+                self._wake.set()
+            elif isinstance(ev, Skipped):
+                self._finish(ev.frame_id)
+            elif isinstance(ev, Evicted):
+                fid = ev.frame_id
+                # An open frame keeps its decode state: more of its data queues it again.
+                if fid not in self.reassembler.frames and not self.scheduler.holds(fid):
+                    self._forget(fid)
 
     @property
     def session_id(self) -> int:
@@ -347,23 +345,15 @@ class Receiver:
     @property
     def skipped_ids(self) -> list[int]:
         """The newest 1024 skipped frames' ids, oldest first (live mode)."""
-        return [frame_id for _, frame_id in self._skipped]
+        return [frame_id for _, frame_id in self.scheduler.skipped]
 
     def skipped_in(self, session_id: int) -> list[int]:
         """The ids of the skipped frames (of the newest 1024) of one session: streams
         that follow each other can overlap, and both number their frames from 0."""
-        return [frame_id for s, frame_id in self._skipped if s == session_id]
-
-    def _skip(self, frame_id: int) -> None:
-        """Live mode: a newer frame won; this one gets no (further) picture."""
-        self._pending.pop(frame_id, None)
-        cache = self._caches.get(frame_id)
-        if cache is None or not cache.shown:
-            self.frames_skipped += 1
-            self._skipped.append((self.session_id, frame_id))
-        self._finish(frame_id)
+        return self.scheduler.skipped_in(session_id)
 
     def _forget(self, frame_id: int) -> None:
+        self.scheduler.finished(frame_id)
         self._captured.pop(frame_id, None)
         cache = self._caches.pop(frame_id, None)
         if cache is not None:
@@ -381,53 +371,33 @@ class Receiver:
 
     # ------------------------------------------------------------ decoding
     async def _decode_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            if not self._pending:
-                if self._transport_closed:
-                    self._emit(None)  # every pending decode is done
-                    return
+            skipped, decision = self.scheduler.next(loop.time())
+            for ev in skipped:
+                self._finish(ev.frame_id)
+            if isinstance(decision, Ended):
+                self._emit(None)  # every pending decode is done
+                return
+            if not isinstance(decision, Decode):
+                # Idle, or the newest frame settling: more data, or the wait's end, may
+                # change the choice.
+                timeout = decision.until - loop.time() if isinstance(decision, Wait) else None
                 self._wake.clear()
-                await self._wake.wait()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
                 continue
-            if self.config.live:
-                frame = await self._newest_settled()
-                if frame is None:
-                    continue  # more data came, or the wait ended: choose again
-                frame_id = frame.frame_id
-                del self._pending[frame_id]
-            else:
-                frame_id, frame = self._pending.popitem(last=False)
-            self._active = frame_id
+            frame_id = decision.frame.frame_id
             try:
-                await self._decode(frame)
+                await self._decode(decision.frame)
             except Exception:
                 # A frame that parses but does not decode (in unkeyed mode, say) costs its
                 # own picture, never the receiver.
                 self.decode_errors += 1
                 log.exception("decoding frame %d failed", frame_id)
-                self._pending.pop(frame_id, None)
                 self._finish(frame_id)
             finally:
-                self._active = None
-
-    async def _newest_settled(self) -> FrameState | None:
-        """Live mode: skip every pending frame but the newest, and return that one once it
-        is complete or has settled (``live_settle_s``); None when it should wait."""
-        newest = next(iter(self._pending))
-        for fid in self._pending:
-            if _newer(fid, newest):
-                newest = fid
-        for fid in [f for f in self._pending if f != newest]:
-            self._skip(fid)
-        frame = self._pending[newest]
-        loop = asyncio.get_running_loop()
-        wait = frame.opened_at + self.config.live_settle_s - loop.time()
-        if frame.complete or wait <= 0 or self._transport_closed:
-            return frame
-        self._wake.clear()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), wait)
-        return None
+                self.scheduler.decode_done(frame_id)
 
     async def _decode(self, frame: FrameState) -> None:
         loop = asyncio.get_running_loop()
@@ -438,49 +408,24 @@ class Receiver:
             f"tier{t}": frame.received_share(p)
             for t, p in ((0, PacketType.TIER0), (1, PacketType.TIER1), (2, PacketType.TIER2))
         }
-        # The worker thread gets its own copy: the event loop keeps adding to ``frame``.
-        snapshot = replace(
-            frame,
-            tier0=dict(frame.tier0),
-            indices=dict(frame.indices),
-            fallback=dict(frame.fallback),
-        )
-
-        def continuous(tier0: EncodedImage) -> np.ndarray:
-            patches = (frozenset(snapshot.tier0), frozenset(snapshot.fallback))
-            if cache.continuous_patches == patches and cache.continuous_picture is not None:
-                return cache.continuous_picture.copy()  # each update owns its image
-            cache.continuous_picture = self.codec.decode(tier0, mode="continuous")
-            cache.continuous_patches = patches
-            return cache.continuous_picture
-
+        held = snapshot(frame)  # the worker's own copy: the event loop adds to ``frame``
         if self.config.instant_preview and not cache.shown and stage != Stage.NONE:
-
-            def instant() -> np.ndarray:
-                return continuous(tier0_encoded(self.codec, snapshot))
-
-            preview = await loop.run_in_executor(self._executor, instant)
+            preview = await loop.run_in_executor(
+                self._executor, continuous_picture, self.codec, held, cache
+            )
             self._show(frame, cache, stage, preview, received, last=False, mode="continuous")
-
-        def work() -> np.ndarray:
-            tier0 = tier0_encoded(self.codec, snapshot)
-            if self.codec.auto_mode(tier0, index_share(self.codec, snapshot)) == "continuous":
-                # The picture ignores the indices: skip their priors and decoding, and
-                # the decode itself when the preview had this very tier 0.
-                return continuous(tier0)
-            enc = build_encoded(self.codec, snapshot, cache)
-            return self.codec.decode(enc, mode="auto", steps=self.config.decode_steps)
-
-        image = await loop.run_in_executor(self._executor, work)
+        steps = self.config.decode_steps
+        image = await loop.run_in_executor(
+            self._executor, best_picture, self.codec, held, cache, steps
+        )
         open_now = self.reassembler.frames.get(frame_id) is frame
         last = (
-            (not open_now and frame_id not in self._pending)
+            (not open_now and frame_id not in self.scheduler)
             or stage == Stage.REFINED
             or (stage == Stage.FULL and not frame.has_tier2)
         )
         self._show(frame, cache, stage, image, received, last=last)
         if last:
-            self._pending.pop(frame_id, None)
             self._finish(frame_id)
 
     def _show(
@@ -495,11 +440,8 @@ class Receiver:
         mode: str = "hybrid",
     ) -> None:
         frame_id = frame.frame_id
-        if not cache.shown:
-            cache.shown = True
-            self.frames_shown += 1
-        if self._newest_shown is None or not self._is_stale(frame_id):
-            self._newest_shown = frame_id
+        cache.shown = True
+        self.scheduler.shown(frame_id)
         captured = self._captured.get(frame_id, time.time())
         loop = asyncio.get_running_loop()
         self._emit(
@@ -516,7 +458,8 @@ class Receiver:
         )
 
     def _finish(self, frame_id: int) -> None:
-        """No more pictures of this frame: close it and drop its decode state."""
+        """No more pictures of this frame: close it and drop its decode state (and its
+        place in the decode queue)."""
         if frame_id in self.reassembler.frames:
             self._handle([self.reassembler.close(frame_id)])
         self._forget(frame_id)

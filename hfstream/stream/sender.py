@@ -1,8 +1,9 @@
 """The asyncio sender: encode off the event loop, packetize, pace, send.
 
-sender = Sender(transport, codec)
-await sender.send_image(image)          # returns once its packets are queued
-await sender.flush()                    # ...or once they have left
+async with Sender(transport, codec) as sender:
+    await sender.send_image(image)      # returns once its packets are queued
+    await sender.flush()                # ...or once they have left
+# leaving the block lets every queued packet leave (or expire), then stops the sender
 
 Every packet carries its frame's capture time, so the receiver measures latency from
 capture to picture. With ``SenderConfig.live``, ``send_frames`` keeps to the frame clock:
@@ -25,10 +26,11 @@ import numpy as np
 
 from hfstream.codec.encoded import TOKENS, EncodedImage
 from hfstream.codec.frame_coding import index_priors, packetize
-from hfstream.codec.hybrid import HybridCodec, gain_at_share
+from hfstream.codec.hybrid import HybridCodec
+from hfstream.codec.modes import gain_at_share
 from hfstream.codec.refinement import check_refine_steps
 from hfstream.codec.schedules import kept_positions
-from hfstream.planning import FramePlan, encode_within
+from hfstream.planning import Channel, FramePlan, encode_within
 from hfstream.protocol.auth import (
     DATA,
     FEEDBACK,
@@ -47,6 +49,7 @@ from hfstream.protocol.wire import (
     capture_offset_ms,
     parse_header,
 )
+from hfstream.stream.coding import FixedCoding, PlannedCoding
 from hfstream.transports.base import DatagramTransport, TransportClosed
 
 log = logging.getLogger(__name__)
@@ -54,37 +57,31 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SenderConfig:
-    rate_bytes_per_s: float = 250_000.0  # pacing rate (2 Mbit/s)
+    # Pacing rate (2 Mbit/s); with a ``PlannedCoding`` the rate controller's instead.
+    rate_bytes_per_s: float = 250_000.0
     burst_bytes: int = 2400
-    schedule: str = "auto"  # or 1_2, 1_4, 1_9, 1_16, 1_1; without a target only
-    codebook_size: int | None = None  # None: the full codebook
+    # How frames are coded: every frame alike (``FixedCoding``: a schedule, a codebook
+    # size), or each planned within a rate target for the loss the receiver reports
+    # (``PlannedCoding``: the pacing rate then follows the reports).
+    coding: FixedCoding | PlannedCoding = field(default_factory=FixedCoding)
     prior_coding: bool = True  # learned-prior index coding (else fixed-length)
     deadline_s: float = 1.0  # default time for a frame's packets to leave
     # Pre-shared key (``auth.parse_key``); None: unauthenticated, for experiments only.
     key: bytes | None = field(default=None, repr=False)
     packetizer: PacketizerConfig = field(default_factory=PacketizerConfig)
-    # Rate control: with a target, each frame's budget is planned (``hfstream.planning``:
-    # rungs, schedule, tier-0 parity) for the loss the receiver reports, and the pacing
-    # rate follows the reports so that the stream stays within the target.
-    target_bytes_per_s: float | None = None
-    fps: float = 10.0  # frame rate the target is spread over
     max_reports: int = 64  # the newest receiver reports kept in ``Sender.reports``
     # ``send_frames`` skips frames whose slot passed during an earlier encode (real time)
     # instead of encoding every frame late. A live sender also sends no tier 2 (withheld
-    # indices would refine, at about 3.5x the continuous picture's decode, a picture that
-    # the next frame replaces), and without a target no tier 1 where the receiver's
-    # ``auto`` picture would not use it (``indices_shown``).
+    # indices would refine a picture that the next frame replaces, with a decode several
+    # times the cost of the continuous picture's: docs/notebook/speed.md), and
+    # with a ``FixedCoding`` no tier 1 where the receiver's ``auto`` picture would not use
+    # it (``indices_shown``).
     live: bool = False
     # Encode-time refinement of the continuous latent (``hfstream.codec.refinement``):
-    # better pictures for the bytes at about 0.13 s a step for 768x512 on 2 cores, so
-    # off by default (a stream's frames must keep up; a still image may spend it).
+    # better pictures for the bytes, but each step costs a decoder pass, too slow for a
+    # stream's frames to keep up (docs/notebook/codec-and-models.md), so off by default; a still
+    # image may spend it.
     refine_steps: int = 0
-    # Sends a tier-0 packet may get: 1 over UDP (lost is lost; tier-0 parity protects it).
-    # Over a transport that resends lost tier 0 (the WebRTC tier-0 channel, partially
-    # reliable within ``tier0_lifetime_ms``), the number of sends its lifetime allows at
-    # the path's round trip: the planner then sends no parity and leaves room in each
-    # frame's budget for the resends instead (``hfstream.planning.plan_frame``).
-    tier0_sends: int = 1
 
     @property
     def packetizing(self) -> PacketizerConfig:
@@ -93,20 +90,11 @@ class SenderConfig:
         return replace(self.packetizer, send_withheld=False) if self.live else self.packetizer
 
     def __post_init__(self) -> None:
-        for name in (
-            "rate_bytes_per_s",
-            "burst_bytes",
-            "deadline_s",
-            "fps",
-            "max_reports",
-            "tier0_sends",
-        ):
+        for name in ("rate_bytes_per_s", "burst_bytes", "deadline_s", "max_reports"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.target_bytes_per_s is not None and not self.target_bytes_per_s > 0:
-            raise ValueError(
-                f"target_bytes_per_s must be positive or None, got {self.target_bytes_per_s}"
-            )
+        if not isinstance(self.coding, (FixedCoding, PlannedCoding)):
+            raise TypeError(f"coding must be a FixedCoding or a PlannedCoding, got {self.coding!r}")
         check_refine_steps(self.refine_steps)
 
 
@@ -161,9 +149,16 @@ class Sender:
         self.reports: deque[Report] = deque(maxlen=self.config.max_reports)
         self.reports_received = 0
         self.controller: RateController | None = None
-        self.last_plan: FramePlan | None = None  # of the newest frame sent with a target
-        if self.config.target_bytes_per_s:
-            self.controller = RateController(self.config.target_bytes_per_s, self.config.fps)
+        self.last_plan: FramePlan | None = None  # of the newest frame planned
+        coding = self.config.coding
+        # Checked here, not in ``FixedCoding``: which reduced codebooks exist is the model's.
+        sizes = codec.codebook_sizes
+        if isinstance(coding, FixedCoding) and coding.codebook_size not in (None, *sizes):
+            raise ValueError(
+                f"codebook_size must be one of the model's {sizes}, got {coding.codebook_size}"
+            )
+        if isinstance(coding, PlannedCoding):
+            self.controller = RateController(coding.target_bytes_per_s, coding.fps)
             self.pacer.set_rate(self.controller.rate, 0.0)
 
     def _prepare(
@@ -175,27 +170,31 @@ class Sender:
         capture_ms: int,
     ) -> tuple[FramePackets, float]:
         cfg = self.config
+        coding = cfg.coding
         t0 = time.perf_counter()
         packetizer = self.packetizer
         tiers: tuple[int, ...] = (0, 1, 2)
-        if budget is None:
+        if isinstance(coding, FixedCoding):
             enc: EncodedImage = self.codec.encode(
-                image, cfg.schedule, cfg.codebook_size, refine_steps=cfg.refine_steps
+                image,
+                coding.schedule,
+                codebook_size=coding.codebook_size,
+                refine_steps=cfg.refine_steps,
             )
             if cfg.live and not indices_shown(self.codec, enc):
                 tiers = (0,)  # the receiver's picture would not use them: spare their priors
             coded = cfg.prior_coding and tiers != (0,)
             priors = index_priors(self.codec, enc) if coded else None
         else:
+            assert budget is not None, "a planned frame has a budget"
             planned = encode_within(
                 self.codec,
                 image,
                 budget,
-                loss=loss,
+                channel=Channel(loss=loss, rounds=coding.tier0_sends),
                 config=cfg.packetizing,
                 prior_coding=cfg.prior_coding,
                 refine_steps=cfg.refine_steps,
-                rounds=cfg.tier0_sends,
             )
             enc, priors = planned.encoded, planned.priors
             packetizer = Packetizer(self.codec.model_id, self.session_id, planned.packetizer)
@@ -309,7 +308,14 @@ class Sender:
             now = loop.time()
             for p in self.pacer.pop(now):
                 datagram = self._sealer.seal(p)  # numbered as it leaves, so in order
-                await self.transport.send(datagram)
+                try:
+                    await self.transport.send(datagram)
+                except TransportClosed:
+                    # Nothing more can leave: what is queued is given up, so that
+                    # ``flush`` (and leaving ``async with``) does not wait for it forever.
+                    log.info("transport closed: the packets still queued are given up")
+                    self._idle.set()
+                    return
                 self.packets_sent += 1
                 self.bytes_sent += len(datagram)
             nxt = self.pacer.next_time(loop.time())
@@ -321,8 +327,22 @@ class Sender:
                 await asyncio.sleep(max(0.0, nxt - loop.time()))
 
     async def flush(self) -> None:
-        """Wait until every queued packet has been sent or dropped as late."""
+        """Wait until every queued packet has been sent or dropped as late (or given up
+        because the transport closed)."""
         await self._idle.wait()
+
+    async def __aenter__(self) -> Sender:
+        self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        """Let the queued packets leave (not when the block failed: they may never), then
+        stop. The transport stays open: it is the caller's, to close (or ``async with``)."""
+        try:
+            if exc_type is None:
+                await self.flush()
+        finally:
+            await self.close()
 
     async def close(self) -> None:
         for task in (self._pump_task, self._feedback_task):

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from hfstream.codec.continuous import ContinuousCodec, from_blocks
 from hfstream.codec.correction import CorrectionDecoder, certainty_planes
-from hfstream.codec.hybrid import nearest_fill
+from hfstream.codec.fills import nearest_fill
 from hfstream.codec.predictor import MaskedTokenPredictor
 from hfstream.codec.schedules import Schedule, kept_mask
 from hfstream.codec.tiling import from_tiles, patch_grid, to_tiles
@@ -132,7 +132,9 @@ def run(args: argparse.Namespace) -> None:
             g["lr"] = g["base"] * scale
         x = data.batch(args.batch).to(rt.device)
         with torch.no_grad():
-            q, certainty, y_hat, low = frame_inputs(tokenizer, continuous, predictor, x, rng, mix)
+            q, certainty, y_hat, low = frame_inputs(
+                tokenizer, continuous, predictor, x, rng=rng, mix=mix
+            )
         with patch_grid(side, side):
             if args.vq_decoder_lr > 0:
                 plain_rows = torch.from_numpy(rng.random(x.shape[0]) < args.plain_share)
@@ -172,6 +174,7 @@ def frame_inputs(
     continuous: ContinuousCodec,
     predictor: MaskedTokenPredictor | None,
     x: torch.Tensor,
+    *,
     rng: np.random.Generator,
     mix: np.ndarray,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -183,7 +186,7 @@ def frame_inputs(
     idx = tokenizer.encode(patches)
     rung = torch.from_numpy(rng.integers(0, continuous.rungs, size=x.shape[0]))
     blocks = continuous.quantized_latent(ContinuousCodec.downsample(x), rung.to(x.device))
-    q, certainty = training_codes(tokenizer, predictor, idx, blocks, rng, mix)
+    q, certainty = training_codes(tokenizer, predictor, idx, blocks, rng=rng, mix=mix)
     y_hat = from_blocks(blocks, side, side)
     low = continuous.synthesize(y_hat)
     return from_tiles(q, side, side), from_tiles(certainty, side, side), y_hat, low
@@ -195,6 +198,7 @@ def training_codes(
     predictor: MaskedTokenPredictor | None,
     idx: torch.Tensor,
     y_hat: torch.Tensor,
+    *,
     rng: np.random.Generator,
     mix: np.ndarray,
 ) -> tuple[torch.Tensor, torch.Tensor]:

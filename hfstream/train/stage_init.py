@@ -13,7 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from hfstream.codec.hybrid import HybridCodec
-from hfstream.codec.model_io import DEFAULT_MODEL_DIR
+from hfstream.codec.legacy import load_correction
+from hfstream.codec.model_io import DEFAULT_MODEL_DIR, load_model
 from hfstream.train.common import Checkpoint
 
 
@@ -22,7 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    codec = HybridCodec.from_pretrained(args.model)
+    bundle = load_model(args.model)
+    codec = HybridCodec.from_bundle(bundle)
+    # A model with an index refiner does not decode through it, but training starts there.
+    correction = codec.correction or load_correction(
+        bundle, codec.tokenizer, codec.continuous.config.m
+    )
     out = Path(args.out)
     tok_cfg = {
         k: list(v) if isinstance(v, tuple) else v for k, v in asdict(codec.tokenizer.config).items()
@@ -34,7 +40,7 @@ def run(args: argparse.Namespace) -> None:
             asdict(codec.continuous.config),
         ),
         "predictor": (codec.predictor, {"config": asdict(codec.predictor.config)}),
-        "correction": (codec.correction, {}),
+        "correction": (correction, {}),
     }
     for name, extra in (("upsampler", codec.upsampler), ("refiner", codec.refiner)):
         if extra is not None:

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> None:
             idx = tokenizer.encode(to_tiles(x, side, side))
             rung = torch.from_numpy(rng.integers(0, continuous.rungs, size=x.shape[0]))
             blocks = continuous.quantized_latent(ContinuousCodec.downsample(x), rung.to(x.device))
-            q, certainty = training_codes(tokenizer, predictor, idx, blocks, rng, mix)
+            q, certainty = training_codes(tokenizer, predictor, idx, blocks, rng=rng, mix=mix)
             y_hat = from_blocks(blocks, side, side)
             low = continuous.synthesize(y_hat).clamp(0, 1)
             if upsampler is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 
 class TransportClosed(Exception):
@@ -21,6 +21,29 @@ class DatagramTransport(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+_T = TypeVar("_T", bound="ClosingTransport")
+
+
+class ClosingTransport:
+    """``async with`` for a transport: entering gives the transport, leaving closes it
+    (whether the block ended normally or on an error), as a socket does.
+
+        async with await UdpTransport.open(local) as udp:
+            await udp.send(datagram)
+
+    Kept out of ``DatagramTransport`` so that any object with ``send``, ``recv`` and
+    ``close`` (a wrapper, a simulated link) still is a transport."""
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self: _T) -> _T:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
 
 _CLOSED = object()

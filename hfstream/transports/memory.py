@@ -9,10 +9,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from hfstream.transports.base import Inbox, TransportClosed
+from hfstream.transports.base import ClosingTransport, Inbox, TransportClosed
 
 
-class MemoryTransport:
+class MemoryTransport(ClosingTransport):
     def __init__(self, loss_pattern: Sequence[bool] = ()) -> None:
         self.inbox = Inbox()
         self.peer: MemoryTransport | None = None

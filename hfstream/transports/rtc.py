@@ -23,11 +23,15 @@ import hmac
 import json
 import logging
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
-
+from hfstream.extras import require
 from hfstream.protocol.auth import signal_mac
 from hfstream.protocol.wire import PacketType
-from hfstream.transports.base import Inbox, TransportClosed
+from hfstream.transports.base import ClosingTransport, Inbox, TransportClosed
+
+# aiortc is the ``rtc`` extra: importing this module without it says so.
+_aiortc = require("aiortc", purpose="WebRTC data channels")
+RTCPeerConnection = _aiortc.RTCPeerConnection
+RTCSessionDescription = _aiortc.RTCSessionDescription
 
 _RELIABLE_TYPES = {PacketType.TIER0, PacketType.PARITY, PacketType.FEEDBACK}
 SIGNAL_LINE_LIMIT = 64 * 1024  # an SDP is a few kB
@@ -35,7 +39,7 @@ SIGNAL_TIMEOUT_S = 10.0
 log = logging.getLogger(__name__)
 
 
-class RtcTransport:
+class RtcTransport(ClosingTransport):
     def __init__(self, pc: RTCPeerConnection, tier0_lifetime_ms: int = 1000, max_queue: int = 4096):
         if tier0_lifetime_ms < 1:
             raise ValueError(
@@ -124,6 +128,7 @@ async def rtc_connect(
     role: str,
     host: str = "127.0.0.1",
     port: int = 9999,
+    *,
     tier0_lifetime_ms: int = 1000,
     key: bytes | None = None,
 ) -> RtcTransport:

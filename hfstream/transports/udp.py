@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from hfstream.transports.base import Inbox, TransportClosed
+from hfstream.transports.base import ClosingTransport, Inbox, TransportClosed
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -30,7 +30,7 @@ class _Protocol(asyncio.DatagramProtocol):
         self.owner.errors += 1
 
 
-class UdpTransport:
+class UdpTransport(ClosingTransport):
     def __init__(self, max_queue: int = 4096) -> None:
         self.inbox = Inbox(max_queue)
         self._transport: asyncio.DatagramTransport | None = None

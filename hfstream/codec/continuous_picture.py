@@ -1,0 +1,65 @@
+"""The continuous picture of a region of patches: their ŷc (borrowed from the neighbours
+where a patch's tier 0 is missing), synthesised to the thumbnail and up-sampled to full
+size. Every decode mode starts here; ``continuous`` mode ends here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from hfstream.codec.continuous import (
+    ContinuousCodec,
+    fill_missing_blocks,
+    fill_missing_pixels,
+    from_blocks,
+)
+from hfstream.codec.encoded import EncodedPatch
+from hfstream.codec.upsampler import LearnedUpsampler
+
+
+@dataclass(frozen=True)
+class RegionLatents:
+    """A region of rows x cols patches as the continuous stream gives it."""
+
+    blocks: torch.Tensor  # (n, M, 4, 4) ŷc per patch, the missing ones borrowed
+    frame: torch.Tensor  # (1, M, 4R, 4C) the same blocks as one map
+    low: torch.Tensor  # (1, 3, 64R, 64C) the thumbnail, missing patches from their neighbours
+
+
+@torch.inference_mode()
+def region_latents(
+    continuous: ContinuousCodec,
+    latents: Callable[[list[EncodedPatch]], torch.Tensor],
+    patches: list[EncodedPatch],
+    cols: int,
+) -> RegionLatents | None:
+    """The region of ``patches`` (row-major, ``cols`` a row) from the ŷc of those with
+    tier 0 (``latents``: ``HybridCodec.latents``); None where none has it.
+
+    A patch whose tier 0 is missing borrows ŷc from its neighbours, and its thumbnail is
+    filled from their pixels (``fill_missing_pixels``)."""
+    rows = len(patches) // cols
+    present = torch.tensor([p.continuous is not None for p in patches])
+    has_c = torch.nonzero(present).flatten().tolist()
+    if not has_c:
+        return None
+    own = latents([patches[i] for i in has_c])
+    blocks = own.new_zeros((len(patches), *own.shape[1:]))
+    blocks[present] = own
+    blocks = fill_missing_blocks(blocks, present, rows, cols)
+    frame = from_blocks(blocks, rows, cols)
+    low = fill_missing_pixels(continuous.synthesize(frame), present, rows, cols)
+    return RegionLatents(blocks, frame, low)
+
+
+@torch.inference_mode()
+def continuous_picture(
+    upsampler: LearnedUpsampler | None, low: torch.Tensor, y_hat: torch.Tensor
+) -> torch.Tensor:
+    """The thumbnail ``low`` (1,3,h,w) that ``y_hat`` (1,M,h/16,w/16) synthesises, at
+    full size (1,3,4h,4w) in [0, 1]: by the learned ``upsampler``, or bicubic (None)."""
+    if upsampler is None:
+        return ContinuousCodec.upsample(low).clamp(0, 1)
+    return upsampler(low, y_hat).clamp(0, 1)

@@ -1,0 +1,67 @@
+"""How a sender codes its frames: every frame alike, or each planned within a rate target.
+
+The two are separate types because their settings do not mix: a schedule and a codebook
+size are what a fixed coding chooses, while a planned coding lets the planner choose them
+(``hfstream.planning``) for the loss the receiver reports, so only a planned coding has
+a target to spread over its frames and a count of tier-0 resends to leave room for.
+
+    SenderConfig(coding=FixedCoding(schedule="1_4"))
+    SenderConfig(coding=PlannedCoding(target_bytes_per_s=50_000, fps=10))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hfstream.protocol.schedules import Schedule
+
+SCHEDULES = ("auto", *(s.label for s in Schedule))  # what ``FixedCoding.schedule`` accepts
+
+
+@dataclass(frozen=True)
+class FixedCoding:
+    """Every frame coded the same way, whatever its size in bytes."""
+
+    # ``auto`` chooses each patch's schedule by its complexity; or one of 0, 1_1, 1_2,
+    # 1_4, 1_9, 1_16 (``hfstream.codec.schedules``) for every patch.
+    schedule: str = "auto"
+    # A K-means-reduced codebook of this many words (one the model ships: the sender
+    # checks it against its codec); None: the full codebook.
+    codebook_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f'schedule must be one of {", ".join(SCHEDULES)}, got "{self.schedule}"'
+            )
+        if self.codebook_size is not None and not (
+            isinstance(self.codebook_size, int) and self.codebook_size >= 1
+        ):
+            raise ValueError(
+                f"codebook_size must be a positive number of words or None, "
+                f"got {self.codebook_size}"
+            )
+
+
+@dataclass(frozen=True)
+class PlannedCoding:
+    """Each frame planned (rungs, schedule, tier-0 parity) within its share of a target
+    rate, for the loss the receiver reports; the pacing rate follows the reports so that
+    the stream stays within the target (``hfstream.protocol.feedback.RateController``)."""
+
+    target_bytes_per_s: float
+    fps: float = 10.0  # the frame rate the target is spread over
+    # Sends a tier-0 packet may get: 1 over UDP (lost is lost; tier-0 parity protects it).
+    # Over a transport that resends lost tier 0 (the WebRTC tier-0 channel, partially
+    # reliable within ``tier0_lifetime_ms``), the number of sends its lifetime allows at
+    # the path's round trip: the planner then sends no parity and leaves room in each
+    # frame's budget for the resends instead (``hfstream.planning.plan_frame``).
+    tier0_sends: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("target_bytes_per_s", "fps", "tier0_sends"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+
+Coding = FixedCoding | PlannedCoding
