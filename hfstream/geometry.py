@@ -10,6 +10,13 @@ MAX_SIDE = 16384  # pixels per frame side that the wire can declare (2 bytes)
 # A frame may be coded at 1/scale of the size it is shown at (``hfstream.codec.scaling``);
 # the wire and the .hfs file carry log2 of the scale in two bits.
 SCALES = (1, 2, 4)
+# The largest picture (as shown) that coding or decoding a file takes on by default: the
+# work and memory of a decode grow with its pixels (``--max-megapixels`` raises it).
+DEFAULT_MAX_PIXELS = 16_000_000
+# A stream receiver's limit per frame (declared height x width, as shown): a frame over it
+# is dropped at its first packet, before it costs a frame slot or a decode. The worst
+# frame a key holder can send under it is measured in docs/threat-model.md.
+DEFAULT_MAX_FRAME_PIXELS = 2048 * 2048
 
 
 def patch_grid(height: int, width: int) -> tuple[int, int]:

@@ -158,7 +158,7 @@ def test_a_forged_datagram_costs_one_mac_and_no_parsing(monkeypatch):
     macs = []
     real_tag = auth._tag
     monkeypatch.setattr(auth, "_tag", lambda key, body: macs.append(1) or real_tag(key, body))
-    monkeypatch.setattr(o, "_new_session", lambda *a: pytest.fail("session policy reached"))
+    monkeypatch.setattr(o, "_may_switch", lambda *a: pytest.fail("session policy reached"))
     monkeypatch.setattr(o.window, "check", lambda *a: pytest.fail("replay window reached"))
     with pytest.raises(WireError, match="authentication tag does not match"):
         o.open(bytes(forged))

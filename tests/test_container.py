@@ -85,8 +85,10 @@ def test_specific_errors(codec, encoded, blob):
     huge = bytearray(blob)
     huge[10:12] = (16384).to_bytes(2, "big")
     huge[12:14] = (16384).to_bytes(2, "big")
+    with pytest.raises(ContainerError, match="268.4 Mpx\\), more than the 16 Mpx limit"):
+        container.read(bytes(huge), codec)  # the pixel limit comes first
     with pytest.raises(ContainerError, match="declares 4096 patches"):
-        container.read(bytes(huge), codec)
+        container.read(bytes(huge), codec, max_pixels=16384 * 16384)
     absurd = bytearray(blob)
     absurd[10:12] = (65535).to_bytes(2, "big")
     with pytest.raises(ContainerError, match="outside 1..16384"):

@@ -35,22 +35,23 @@ def _frame():
     )
 
 
-# magic, version 5, type, model, session, counter, frame 7, capture (ms after the session's
-# start second), 240 x 256, codebook 2**10, flags (prior-coded), seq 0, count 1
+# magic, version 6, type, model, session, counter, frame 7, capture (ms after the session's
+# start), 240 x 256, codebook 2**10, flags (prior-coded), seq 0, count 1
 # | msgpack payload | tag
 HEADER_T0 = (
-    "4846 05 00 c0dec0de 65a1b2c301020304 00000000 00000007 01020304 00f0 0100 0a 01 0000 0001"
+    "4846 06 00 c0dec0de 65a1b2c301020304 00000000 00000007 01020304 00f0 0100 0a 01 0000 0001"
 )
 # tier 0: [[patch 0, schedule 4 (1_4), rung 2, y, z]]
 GOLDEN_TIER0 = HEADER_T0 + " 91 95 00 04 02 c405 7979797979 c402 7a7a"
 GOLDEN_TIER1 = (
-    "4846 05 01 c0dec0de 65a1b2c301020304 00000000 00000007 01020304 00f0 0100 0a 01 0000 0001"
+    "4846 06 01 c0dec0de 65a1b2c301020304 00000000 00000007 01020304 00f0 0100 0a 01 0000 0001"
     " 91 96 00 04 00 01 c402 0102 cdbeef"
 )
-GOLDEN_TAG = "8dd5fa9aedc963ca4bec52530cdfdf25"
-# A report: type 4, the report number in the frame id, zero capture and geometry, count 1.
+GOLDEN_TAG = "843bcba552f5a2dd3c93c97d4b7cb532"
+# A report: type 4, the report number in the frame id, the receiver's id in the capture
+# field, zero geometry, count 1.
 GOLDEN_REPORT = (
-    "4846 05 04 c0dec0de 65a1b2c301020304 00000000 00000009 00000000 0000 0000 00 00 0000 0001"
+    "4846 06 04 c0dec0de 65a1b2c301020304 00000000 00000009 0a0b0c0d 0000 0000 00 00 0000 0001"
     " 95 ccfa 93 040201 93 040101 03 cd0384"
 )
 
@@ -80,7 +81,9 @@ def test_golden_sealed_datagram_and_report():
     sealed = Sealer(KEY, DATA, SESSION).seal(golden(GOLDEN_TIER0))
     assert sealed == golden(GOLDEN_TIER0 + GOLDEN_TAG)
     assert Opener(KEY, DATA).open(sealed) == golden(GOLDEN_TIER0)
-    report = Report(0.25, (4, 2, 1), (4, 1, 1), 3, 900).to_packet(0xC0DEC0DE, SESSION, 9)
+    report = Report(0.25, (4, 2, 1), (4, 1, 1), 3, 900).to_packet(
+        0xC0DEC0DE, SESSION, 9, 0x0A0B0C0D
+    )
     assert report == golden(GOLDEN_REPORT)
     h, payload = parse_header(report)
     assert Report.from_payload(payload) == Report(0.25, (4, 2, 1), (4, 1, 1), 3, 900)

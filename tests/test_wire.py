@@ -177,19 +177,21 @@ def test_forged_feedback(entry, message):
 
 
 def test_capture_time_round_trips_through_the_header_field():
-    session = 1_700_000_000 << 32 | 0xABCD
+    session = 1_700_000_000_000 << 22 | 0xABCD  # started at 1_700_000_000.000, to the ms
     assert capture_offset_ms(session, 1_700_000_012.3456) == 12_346
     assert capture_time(session, 12_346) == pytest.approx(1_700_000_012.346)
-    # Before the session's start second (a frame queued earlier) and past the field: clamped.
+    # Before the session's start (a frame queued earlier) and past the field: clamped.
     assert capture_offset_ms(session, 1_699_999_999.0) == 0
     assert capture_offset_ms(session, 1_700_000_000 + 2.0**33) == 0xFFFFFFFF
     data = tier0_packet()
     assert data[24:28] == (123_456).to_bytes(4, "big")  # right after the frame id
 
 
-def test_a_report_with_a_capture_time_is_refused():
-    forged = Packet(replace(feedback_header(MODEL, 7, 9), capture_ms=5), b"").serialize()
-    with pytest.raises(WireError, match="feedback header must have zero capture") as err:
+def test_a_report_carries_its_receiver_id_and_no_geometry():
+    report = Packet(feedback_header(MODEL, 7, 9, receiver_id=0xA0B0C0D0), b"").serialize()
+    assert parse_header(report)[0].capture_ms == 0xA0B0C0D0
+    forged = Packet(replace(feedback_header(MODEL, 7, 9), height=5), b"").serialize()
+    with pytest.raises(WireError, match="feedback header must have zero geometry") as err:
         parse_header(forged)
     assert err.value.reason == "field"
 

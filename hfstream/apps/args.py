@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from hfstream.geometry import DEFAULT_MAX_PIXELS
 from hfstream.protocol.schedules import Schedule
 
 EXIT_BAD_INPUT = 2
@@ -18,9 +19,10 @@ EXIT_BAD_INPUT = 2
 # The schedules the command line accepts (the protocol package is torch-free).
 SCHEDULES = ("auto", *(s.label for s in Schedule))
 
-# Encoding costs memory and time in proportion to the pixels (an 8000x8000 picture took
-# 10 minutes and 5.7 GB here), so larger images are refused unless the user raises this.
-DEFAULT_MAX_MEGAPIXELS = 16.0
+# Coding and decoding cost memory and time in proportion to the pixels (encoding an
+# 8000x8000 picture took 10 minutes and 5.7 GB here), so larger pictures are refused,
+# before any work, unless the user raises this.
+DEFAULT_MAX_MEGAPIXELS = DEFAULT_MAX_PIXELS / 1e6
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from hfstream.apps import args as a
+from hfstream.geometry import DEFAULT_MAX_FRAME_PIXELS
 
 EXIT_BAD_INPUT = a.EXIT_BAD_INPUT
 # A progress bar appears from this many 256x256 patches (about 4 Mpx to encode, 1 Mpx to
@@ -114,8 +115,11 @@ def cmd_decode(args: argparse.Namespace) -> int:
     size = src.stat().st_size
     if size > container.MAX_FILE_BYTES:
         raise container.ContainerError(f"{size} bytes is more than an .hfs file may hold")
+    data = src.read_bytes()
+    max_pixels = int(args.max_megapixels * 1e6)
+    container.read_header(data, max_pixels=max_pixels)  # before the model loads
     codec = _codec(args.model)
-    enc = container.read_to_decode(src.read_bytes(), codec, args.mode)
+    enc = container.read_to_decode(data, codec, args.mode, max_pixels=max_pixels)
     with _bar(len(enc.patches), DECODE_BAR_PATCHES, "decoding") as bar:
         img = codec.decode(enc, mode=args.mode, steps=args.steps, progress=bar.update)
     Image.fromarray(img).save(out)
@@ -148,7 +152,7 @@ def _max_megapixels(p: argparse.ArgumentParser) -> None:
         "--max-megapixels",
         type=a.positive_float,
         default=a.DEFAULT_MAX_MEGAPIXELS,
-        help="refuse larger images before coding them (default %(default)g, about 4096x4096)",
+        help="refuse larger pictures before any work (default %(default)g, about 4096x4096)",
     )
 
 
@@ -206,6 +210,14 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
     )
     recv.add_argument("--rtc", action="store_true", help="WebRTC data channels instead of UDP")
     recv.add_argument("--out", default="out/recv", help="folder for previews, video and CSV")
+    recv.add_argument(
+        "--max-megapixels",
+        type=a.positive_float,
+        default=DEFAULT_MAX_FRAME_PIXELS / 1e6,
+        help="drop frames declaring a larger picture at their first packet, before any "
+        "work (default %(default).2f, 2048x2048: a frame's decode time and memory grow "
+        "with its pixels)",
+    )
     recv.add_argument(
         "--frames", type=a.positive_int, default=1, help="stop after this many frames"
     )
@@ -304,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--steps", type=a.positive_int, default=1, help="predictor passes (1 = single pass)"
     )
+    _max_megapixels(d)
     _model(d)
     d.set_defaults(func=cmd_decode)
     r = sub.add_parser("recv", help="receive a stream, saving pictures as they improve")

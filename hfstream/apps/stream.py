@@ -231,7 +231,15 @@ async def run_recv(args: argparse.Namespace, stop: Stop) -> int:
         transport = await _open(args, sending=False)
         # Said once the socket is bound, so a sender started on this line is heard.
         print("connected; waiting for pictures" if args.rtc else udp_waiting, flush=True)
-        receiver = Receiver(transport, codec, ReceiverConfig(key=args.key, live=args.live))
+        receiver = Receiver(
+            transport,
+            codec,
+            ReceiverConfig(
+                key=args.key,
+                live=args.live,
+                max_frame_pixels=int(args.max_megapixels * 1e6),
+            ),
+        )
         async with receiver:
             number = 1
             while True:

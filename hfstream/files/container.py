@@ -45,7 +45,7 @@ from hfstream.codec.index_coding import (
 )
 from hfstream.codec.schedules import Schedule, kept_positions, withheld_positions
 from hfstream.files.buffer import Buffer, BufferReadError
-from hfstream.geometry import MAX_SIDE, SCALES, patch_count
+from hfstream.geometry import DEFAULT_MAX_PIXELS, MAX_SIDE, SCALES, patch_count
 
 MAGIC = b"HFS\x00"
 VERSION = 3
@@ -129,19 +129,30 @@ def write(
     return buf.data()
 
 
-def read(data: bytes, codec: HybridCodec, indices: bool = True) -> EncodedImage:
+def read(
+    data: bytes,
+    codec: HybridCodec,
+    indices: bool = True,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> EncodedImage:
     """The encoding an ``.hfs`` file holds. With ``indices`` False the index blobs are
     checked for framing only and every index is left missing: enough for the
-    ``continuous`` mode, and it spares the index priors (one predictor pass per patch)."""
-    parsed = _parse(data, codec)
+    ``continuous`` mode, and it spares the index priors (one predictor pass per patch).
+    A file whose picture (as shown) has more than ``max_pixels`` is refused at its header,
+    before any work."""
+    parsed = _parse(data, codec, max_pixels)
     return _with_indices(parsed, codec) if indices else parsed.light()
 
 
-def read_to_decode(data: bytes, codec: HybridCodec, mode: str = "auto") -> EncodedImage:
+def read_to_decode(
+    data: bytes, codec: HybridCodec, mode: str = "auto", *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> EncodedImage:
     """What ``codec.decode(..., mode)`` needs of an ``.hfs`` file: its indices only when
     the mode uses them (``auto`` does not where it shows the continuous picture: it
-    judges by the share of index positions the file holds, without decoding them)."""
-    parsed = _parse(data, codec)
+    judges by the share of index positions the file holds, without decoding them).
+    ``max_pixels`` as for ``read``."""
+    parsed = _parse(data, codec, max_pixels)
     light = parsed.light()
     if mode == "continuous" or (
         mode == "auto" and codec.auto_mode(light, parsed.index_share()) == "continuous"
@@ -185,17 +196,44 @@ class _Parsed:
         return held / (TOKENS * len(self.raw))
 
 
-def _parse(data: bytes, codec: HybridCodec) -> _Parsed:
+def _parse(data: bytes, codec: HybridCodec, max_pixels: int) -> _Parsed:
     if len(data) > MAX_FILE_BYTES:
         raise ContainerError(f"{len(data)} bytes is more than an .hfs file may hold")
     try:
-        return _parse_buffer(data, codec)
+        return _parse_buffer(data, codec, max_pixels)
     except BufferReadError as e:
         raise ContainerError(f"truncated file: {e}") from None
 
 
-def _parse_buffer(data: bytes, codec: HybridCodec) -> _Parsed:
-    buf = Buffer(data)
+@dataclass(frozen=True)
+class FileHeader:
+    """What an ``.hfs`` file's fixed header says, checked without a model."""
+
+    version: int
+    coding: IndexCoding
+    model_id: int
+    height: int  # as coded
+    width: int
+    codebook_size: int
+    tiers: int
+    scale: int  # shown at this many times the coded size
+
+    @property
+    def shown_pixels(self) -> int:
+        return self.height * self.width * self.scale * self.scale
+
+
+def read_header(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> FileHeader:
+    """The header of an ``.hfs`` file, refused (``ContainerError``) when it is malformed
+    or its picture has more than ``max_pixels``: a check that costs nothing, before a
+    model is even loaded."""
+    try:
+        return _pull_header(Buffer(data), max_pixels)
+    except BufferReadError as e:
+        raise ContainerError(f"truncated file: {e}") from None
+
+
+def _pull_header(buf: Buffer, max_pixels: int) -> FileHeader:
     if buf.pull_bytes(4, "magic") != MAGIC:
         raise ContainerError("not an hfstream file (bad magic)")
     version = buf.pull_uint8("version")
@@ -206,19 +244,12 @@ def _parse_buffer(data: bytes, codec: HybridCodec) -> _Parsed:
     coding_id = buf.pull_uint8("index coding")
     if coding_id not in IndexCoding._value2member_map_:
         raise ContainerError(f"unknown index coding {coding_id}")
-    coding = IndexCoding(coding_id)
     model_id = buf.pull_uint32("model id")
-    if model_id != codec.model_id:
-        raise ContainerError(
-            f"file was encoded with model {model_id:08x}, the loaded model is {codec.model_id:08x}"
-        )
     pull_size = buf.pull_uint16 if version == 3 else buf.pull_uint32
     height, width = pull_size("height"), pull_size("width")
     if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
         raise ContainerError(f"image size {width}x{height} is outside 1..{MAX_SIDE} per side")
     k = buf.pull_uint16("codebook size")
-    if k not in codec.codebook_sizes:
-        raise ContainerError(f"codebook size {k} is not one of the model's {codec.codebook_sizes}")
     tiers_byte = buf.pull_uint8("tiers")
     tiers, scale = tiers_byte & 0x0F, 1 << (tiers_byte >> 4)
     if tiers not in (1, 2):
@@ -229,6 +260,32 @@ def _parse_buffer(data: bytes, codec: HybridCodec) -> _Parsed:
         raise ContainerError(
             f"image size {width}x{height} shown at {scale}x is outside 1..{MAX_SIDE} per side"
         )
+    header = FileHeader(version, IndexCoding(coding_id), model_id, height, width, k, tiers, scale)
+    if header.shown_pixels > max_pixels:
+        raise ContainerError(
+            f"image is {width * scale}x{height * scale} ({header.shown_pixels / 1e6:.1f} Mpx), "
+            f"more than the {max_pixels / 1e6:g} Mpx limit (raise it with --max-megapixels)"
+        )
+    return header
+
+
+def _parse_buffer(data: bytes, codec: HybridCodec, max_pixels: int) -> _Parsed:
+    buf = Buffer(data)
+    header = _pull_header(buf, max_pixels)
+    version, coding, model_id = header.version, header.coding, header.model_id
+    height, width, k, tiers, scale = (
+        header.height,
+        header.width,
+        header.codebook_size,
+        header.tiers,
+        header.scale,
+    )
+    if model_id != codec.model_id:
+        raise ContainerError(
+            f"file was encoded with model {model_id:08x}, the loaded model is {codec.model_id:08x}"
+        )
+    if k not in codec.codebook_sizes:
+        raise ContainerError(f"codebook size {k} is not one of the model's {codec.codebook_sizes}")
     n = patch_count(height, width)
     # Every patch needs at least 4 bytes (version 3: kind and three lengths; 7 in
     # version 1, 8 in 2): refuse a header that promises more than the file holds.

@@ -48,10 +48,11 @@ class Report:
             round(self.interval_s * 1000), self.expected, self.received, self.late, self.bytes
         )
 
-    def to_packet(self, model_id: int, session_id: int, number: int) -> bytes:
+    def to_packet(self, model_id: int, session_id: int, number: int, receiver_id: int = 0) -> bytes:
         """An unsealed FEEDBACK packet (``auth.Sealer`` numbers and tags it)."""
         payload = pack_payload(self.to_entry().to_list())
-        return Packet(feedback_header(model_id, session_id, number), payload).serialize()
+        header = feedback_header(model_id, session_id, number, receiver_id)
+        return Packet(header, payload).serialize()
 
     @classmethod
     def from_entry(cls, e: FeedbackEntry) -> Report:

@@ -24,6 +24,7 @@ from hfstream.protocol.wire import (
     FLAG_TIER2,
     MAX_CAPTURE_MS,
     MAX_FEC_BLOCK,
+    MAX_INDEX_GROUPS,
     OVERHEAD,
     SCALE_SHIFT,
     FallbackPayload,
@@ -70,8 +71,10 @@ class PacketizerConfig:
             raise ValueError(f"fec_block must be in 1..{MAX_FEC_BLOCK}, got {self.fec_block}")
         if not 0 <= self.parity_ratio <= 4:
             raise ValueError(f"parity_ratio must be in 0..4, got {self.parity_ratio}")
-        if not 1 <= self.index_groups <= 64:
-            raise ValueError(f"index_groups must be in 1..64, got {self.index_groups}")
+        if not 1 <= self.index_groups <= MAX_INDEX_GROUPS:
+            raise ValueError(
+                f"index_groups must be in 1..{MAX_INDEX_GROUPS}, got {self.index_groups}"
+            )
         if not 0 <= self.tier0_patches <= 4096:
             raise ValueError(f"tier0_patches must be in 0..4096, got {self.tier0_patches}")
         if not 1 <= self.fallback_copies <= 4:

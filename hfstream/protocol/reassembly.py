@@ -4,6 +4,16 @@ Packets may come in any order, twice, or late. Memory is bounded: at most
 ``max_frames`` frames are open (the oldest is evicted, with a ``FrameExpired`` event),
 each holds at most ``max_frame_bytes``, and the ids of closed frames are remembered in
 a bounded window so their late packets are dropped. Time enters only as ``now``.
+
+Work per frame is bounded by its geometry, whatever a peer holding the key sends:
+
+- entries: one tier-0 entry per patch; per patch and tier, index entries of one
+  interleave layout (schedule and group count, at most ``MAX_INDEX_GROUPS`` groups), one
+  per group. Duplicates and entries that contradict what the frame already holds are
+  dropped and counted (``Reassembler.entries_dropped``), so a frame holds at most
+  ``patches * (1 + 2 * MAX_INDEX_GROUPS)`` entries;
+- erasure decoding: a packet retries only the block it belongs to, and blocks may not
+  overlap, so each packet costs at most one block's decode.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ from dataclasses import dataclass, field
 
 import zfec
 
-from hfstream.geometry import patch_count
+from hfstream.geometry import DEFAULT_MAX_FRAME_PIXELS, patch_count
 from hfstream.protocol.wire import (
     DEFAULT_MTU,
     FLAG_PRIOR,
@@ -105,6 +115,10 @@ class FrameState:
     tier0_payloads: dict[int, bytes] = field(default_factory=dict)  # seq -> payload, for FEC
     # block's first tier-0 packet -> share index -> parity entry
     parity: dict[int, dict[int, ParityEntry]] = field(default_factory=dict)
+    block_of: dict[int, int] = field(default_factory=dict)  # tier-0 seq -> its block's first
+    # (tier, patch) -> (schedule, groups): the one interleave layout a patch's indices use
+    index_layout: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    fec_attempts: int = 0  # erasure decodes tried (each over one block)
     complete: bool = False
     recovered: int = 0  # tier-0 packets rebuilt by the erasure code
     # The fallback (``PacketType.FALLBACK``): its patches' entries and its scale (0: none)
@@ -154,11 +168,6 @@ class FrameState:
         return (h.height, h.width, h.codebook_size, flags, h.capture_ms) == own
 
 
-# Decoding cost grows with the pixels (2048 x 2048 takes seconds on two cores): a frame
-# declaring more is refused at its header, before it costs a frame slot or a decode.
-DEFAULT_MAX_FRAME_PIXELS = 2048 * 2048
-
-
 @dataclass(frozen=True)
 class ReassemblerConfig:
     model_id: int
@@ -191,6 +200,8 @@ class Reassembler:
         self._closed: deque[int] = deque(maxlen=config.closed_window)
         self._closed_set: set[int] = set()
         self.drops: dict[str, int] = {}
+        # Entries of accepted packets that were dropped: "duplicate" or "contradicts"
+        self.entries_dropped: dict[str, int] = {}
         self.packets = 0
 
     # -------------------------------------------------------------- timers
@@ -295,6 +306,9 @@ class Reassembler:
             )
         if frame.bytes + len(data) > cfg.max_frame_bytes:
             raise WireError("frame-size", f"frame {h.frame_id} exceeds {cfg.max_frame_bytes} bytes")
+        if h.type == PacketType.PARITY:
+            assert isinstance(parsed, ParityEntry)
+            self._check_parity(frame, parsed)
         frame.bytes += len(data)
         frame.updated_at = now
         frame.expected[h.type] = h.count
@@ -302,15 +316,16 @@ class Reassembler:
         if h.type == PacketType.TIER0:
             frame.tier0_payloads[h.seq] = payload
             events += self._add_tier0(frame, parsed)
-            events += self._try_fec(frame)
+            if h.seq in frame.block_of:
+                events += self._try_fec(frame, frame.block_of[h.seq])
         elif h.type == PacketType.PARITY:
             assert isinstance(parsed, ParityEntry)
-            if frame.expected.setdefault(PacketType.TIER0, parsed.total) != parsed.total:
-                raise WireError(
-                    "inconsistent", f"parity disagrees with frame {h.frame_id}'s tier 0"
-                )
+            frame.expected.setdefault(PacketType.TIER0, parsed.total)
+            if parsed.first not in frame.parity:
+                for i in range(parsed.k):
+                    frame.block_of[parsed.first + i] = parsed.first
             frame.parity.setdefault(parsed.first, {})[parsed.index] = parsed
-            events += self._try_fec(frame)
+            events += self._try_fec(frame, parsed.first)
         elif h.type == PacketType.FALLBACK:
             assert isinstance(parsed, FallbackPayload)
             events += self._add_fallback(frame, parsed)
@@ -319,7 +334,11 @@ class Reassembler:
             new = []
             for e in parsed:
                 key = (tier, e.patch, e.group, e.groups)
-                if key not in frame.indices:
+                if not self._fits_layout(frame, tier, e):
+                    self._drop_entry("contradicts")
+                elif key in frame.indices:
+                    self._drop_entry("duplicate")
+                else:
                     frame.indices[key] = e
                     new.append(e.patch)
             if new:
@@ -350,10 +369,30 @@ class Reassembler:
                     f"ladder 0..{self.config.rungs - 1}",
                 )
 
+    @staticmethod
+    def _fits_layout(frame: FrameState, tier: int, e: IndexEntry) -> bool:
+        """Whether an index entry agrees with its patch's tier-0 schedule and with the
+        interleave layout of the patch's first index entry in its tier (which it sets)."""
+        known = frame.tier0.get(e.patch)
+        if known is not None and known.schedule != e.schedule:
+            return False
+        layout = (e.schedule, e.groups)
+        return frame.index_layout.setdefault((tier, e.patch), layout) == layout
+
+    def _drop_entry(self, reason: str) -> None:
+        self.entries_dropped[reason] = self.entries_dropped.get(reason, 0) + 1
+
     def _add_tier0(self, frame: FrameState, entries: list[Tier0Entry]) -> list[Event]:
         new = []
         for e in entries:
-            if e.patch not in frame.tier0:
+            if e.patch in frame.tier0:
+                self._drop_entry("duplicate")
+            elif any(
+                frame.index_layout.get((tier, e.patch), (e.schedule,))[0] != e.schedule
+                for tier in (1, 2)
+            ):
+                self._drop_entry("contradicts")
+            else:
                 frame.tier0[e.patch] = e
                 new.append(e.patch)
         return [PatchesUpdated(frame.frame_id, 0, tuple(sorted(new)))] if new else []
@@ -368,55 +407,76 @@ class Reassembler:
         # Tier 0 of no patch of its own, but a picture for every patch that lacks one.
         return [PatchesUpdated(frame.frame_id, 0, ())] if new else []
 
-    def _try_fec(self, frame: FrameState) -> list[Event]:
-        """Rebuild the missing tier-0 payloads of every block that now has enough packets."""
+    def _check_parity(self, frame: FrameState, parity: ParityEntry) -> None:
+        """A parity packet must agree with its frame's tier 0 and with its block's other
+        parity, and its block may not overlap another: then every tier-0 packet belongs
+        to one block at most, and costs at most one block's decode."""
+        if frame.expected.get(PacketType.TIER0, parity.total) != parity.total:
+            raise WireError(
+                "inconsistent", f"parity disagrees with frame {frame.frame_id}'s tier 0"
+            )
+        block = frame.parity.get(parity.first)
+        if block:
+            known = next(iter(block.values()))
+            if (known.k, known.lengths, len(known.data)) != (
+                parity.k,
+                parity.lengths,
+                len(parity.data),
+            ):
+                raise WireError(
+                    "inconsistent", f"parity disagrees with its block at {parity.first}"
+                )
+            return
+        for i in range(parity.k):
+            if frame.block_of.get(parity.first + i, parity.first) != parity.first:
+                raise WireError(
+                    "inconsistent", f"parity block at {parity.first} overlaps another block"
+                )
+
+    def _try_fec(self, frame: FrameState, first: int) -> list[Event]:
+        """Rebuild the missing tier-0 payloads of the block at ``first`` if it now has
+        enough packets."""
+        parities = frame.parity.get(first)
+        if not parities:
+            return []
+        block = next(iter(parities.values()))
+        k, lengths, width = block.k, block.lengths, len(block.data)
+        have = {
+            i: frame.tier0_payloads[first + i]
+            for i in range(k)
+            if first + i in frame.tier0_payloads
+        }
+        if len(have) == k or len(have) + len(parities) < k:
+            return []
+        frame.fec_attempts += 1
+        # Shares must be distinct and of one width, or zfec may fail (or worse, spin).
+        shares = [(i, p.ljust(width, b"\0")) for i, p in have.items() if len(p) <= width]
+        shares += [(i, p.data) for i, p in parities.items()]
+        shares = shares[:k]
+        if len(shares) < k:
+            message = f"frame {frame.frame_id}: parity block at {first} is inconsistent"
+            return [self._drop("fec", message)]
+        try:
+            rebuilt = zfec.Decoder(k, 256).decode([b for _, b in shares], [i for i, _ in shares])
+        except Exception as e:  # zfec raises its own error type on bad input
+            return [self._drop("fec", f"erasure decoding failed: {e}")]
         events: list[Event] = []
-        for first, parities in frame.parity.items():
-            block = next(iter(parities.values()))
-            k, lengths, width = block.k, block.lengths, len(block.data)
-            have = {
-                i: frame.tier0_payloads[first + i]
-                for i in range(k)
-                if first + i in frame.tier0_payloads
-            }
-            if len(have) == k or len(have) + len(parities) < k:
+        for i in range(k):
+            seq = first + i
+            if seq in frame.tier0_payloads:
                 continue
-            # Shares must be distinct and of one width, or zfec may fail (or worse, spin).
-            shares = [(i, p.ljust(width, b"\0")) for i, p in have.items() if len(p) <= width]
-            shares += [
-                (i, p.data) for i, p in parities.items() if p.k == k and len(p.data) == width
-            ]
-            shares = shares[:k]
-            if len(shares) < k:
-                events.append(
-                    self._drop(
-                        "fec", f"frame {frame.frame_id}: parity block at {first} is inconsistent"
-                    )
-                )
-                continue
+            payload = rebuilt[i][: lengths[i]]
+            frame.tier0_payloads[seq] = payload
+            frame.seen.setdefault(PacketType.TIER0, set()).add(seq)
+            frame.recovered += 1
             try:
-                rebuilt = zfec.Decoder(k, 256).decode(
-                    [b for _, b in shares], [i for i, _ in shares]
-                )
-            except Exception as e:  # zfec raises its own error type on bad input
-                events.append(self._drop("fec", f"erasure decoding failed: {e}"))
+                entries = parse_tier0(payload, frame.patches, self.config.mtu)
+                self._check_rungs(entries)
+            except WireError as e:
+                reason = "rung" if e.reason == "rung" else "fec"
+                events.append(self._drop(reason, f"rebuilt tier-0 payload is bad: {e}"))
                 continue
-            for i in range(k):
-                seq = first + i
-                if seq in frame.tier0_payloads:
-                    continue
-                payload = rebuilt[i][: lengths[i]]
-                frame.tier0_payloads[seq] = payload
-                frame.seen.setdefault(PacketType.TIER0, set()).add(seq)
-                frame.recovered += 1
-                try:
-                    entries = parse_tier0(payload, frame.patches, self.config.mtu)
-                    self._check_rungs(entries)
-                except WireError as e:
-                    reason = "rung" if e.reason == "rung" else "fec"
-                    events.append(self._drop(reason, f"rebuilt tier-0 payload is bad: {e}"))
-                    continue
-                events += self._add_tier0(frame, entries)
+            events += self._add_tier0(frame, entries)
         return events
 
     def _is_complete(self, frame: FrameState) -> bool:

@@ -3,16 +3,17 @@
 Header (big-endian)::
 
     magic       2  b"HF"
-    version     1  5 (4 had no scale bits, 3 no capture time, 2 no rung in tier-0
-                   entries)
+    version     1  6 (5 dated sessions to the second, 4 had no scale bits, 3 no capture
+                   time, 2 no rung in tier-0 entries)
     type        1  PacketType
     model id    4  the codec model; a receiver drops packets for any other model
-    session     8  random per stream (high 32 bits: its start, unix seconds); see auth.py
+    session     8  per stream (high 42 bits: its start, unix ms; 22 random bits); see
+                   auth.py
     counter     4  per-session packet number, written when the packet is sealed
     frame id    4  (the report number in FEEDBACK packets)
-    capture     4  ms from the session's start second (see auth.py) to the frame's
-                   capture, so the receiver measures capture-to-display latency; 0 in
-                   FEEDBACK packets
+    capture     4  ms from the session's start to the frame's capture, so the receiver
+                   measures capture-to-display latency; in FEEDBACK packets the id the
+                   reporting receiver drew (a restarted receiver numbers its reports anew)
     height      2  frame geometry as coded, 1..16384: any packet can open the frame's
     width       2  state (shown at ``scale`` times that, at most 16384 a side)
     codebook    1  log2 of the codebook size the indices refer to (6..10)
@@ -46,12 +47,14 @@ from hfstream.geometry import MAX_SIDE, SCALES, patch_count
 from hfstream.protocol.schedules import Schedule
 
 MAGIC = b"HF"
-VERSION = 5
+VERSION = 6
 HEADER = struct.Struct("!2sBBIQIIIHHBBHH")
 HEADER_SIZE = HEADER.size  # 38
 MAX_CAPTURE_MS = 0xFFFFFFFF  # 49.7 days: a session longer than that wraps
 SESSION_OFFSET = 8  # the session id and the counter sit at fixed offsets: auth reads them
 COUNTER_OFFSET = 16
+CAPTURE_OFFSET = 24  # the capture field (the receiver's id in reports)
+SESSION_RANDOM_BITS = 22  # of the session id, below its start in unix ms
 TAG_SIZE = 16  # truncated HMAC-SHA256, appended by auth.Sealer
 OVERHEAD = HEADER_SIZE + TAG_SIZE  # bytes of a datagram that are not payload
 DEFAULT_MTU = 1200
@@ -59,6 +62,7 @@ MAX_COUNT = 4096
 MAX_RUNG = 15  # rungs of the continuous stream's ladder (the .hfs container has 4 bits)
 MAX_FEC_BLOCK = 32  # tier-0 packets per erasure-code block
 MAX_FEC_SHARES = 256  # zfec codes at most 256 shares per block
+MAX_INDEX_GROUPS = 64  # interleave groups per patch and tier (``PacketizerConfig``)
 FLAG_PRIOR = 0x01
 FLAG_TIER2 = 0x02  # the frame has tier-2 packets (so "complete" waits for them)
 SCALE_SHIFT = 2  # flag bits 2-3: log2 of the frame's scale
@@ -97,7 +101,8 @@ class PacketHeader:
     flags: int
     seq: int  #: number of this packet among the (frame, type) packets
     count: int  #: how many (frame, type) packets there are
-    #: ms from the session's start second to the frame's capture (``capture_offset_ms``)
+    #: ms from the session's start to the frame's capture (``capture_offset_ms``); in a
+    #: FEEDBACK packet, the reporting receiver's id
     capture_ms: int = 0
 
     @property
@@ -114,17 +119,22 @@ class PacketHeader:
         return patch_count(self.height, self.width)
 
 
+def session_start_ms(session_id: int) -> int:
+    """The session's start in unix ms (the session id's high 42 bits)."""
+    return session_id >> SESSION_RANDOM_BITS
+
+
 def capture_offset_ms(session_id: int, wall_time: float) -> int:
     """The header's capture field for a frame captured at ``wall_time`` (unix seconds):
-    ms from the session's start second (the session id's high 32 bits), clamped to the
-    field. A frame captured before its session started (a queued frame) says 0."""
-    ms = round((wall_time - (session_id >> 32)) * 1000)
+    ms from the session's start, clamped to the field. A frame captured before its
+    session started (a queued frame) says 0."""
+    ms = round(wall_time * 1000) - session_start_ms(session_id)
     return min(max(ms, 0), MAX_CAPTURE_MS)
 
 
 def capture_time(session_id: int, capture_ms: int) -> float:
     """The capture time (unix seconds, on the sender's clock) a header's field says."""
-    return (session_id >> 32) + capture_ms / 1000
+    return (session_start_ms(session_id) + capture_ms) / 1000
 
 
 @dataclass(frozen=True)
@@ -177,11 +187,9 @@ def parse_header(data: bytes, model_id: int | None = None) -> tuple[PacketHeader
         )
     if ptype == PacketType.FEEDBACK:
         # A report describes no frame: its geometry fields must be zero, not made up.
-        if (cap, height, width, cb, flags, seq, count) != (0, 0, 0, 0, 0, 0, 1):
-            raise WireError(
-                "field", "feedback header must have zero capture and geometry, seq 0, count 1"
-            )
-        header = PacketHeader(PacketType.FEEDBACK, mid, sid, ctr, fid, 0, 0, 0, 0, 0, 1)
+        if (height, width, cb, flags, seq, count) != (0, 0, 0, 0, 0, 1):
+            raise WireError("field", "feedback header must have zero geometry, seq 0, count 1")
+        header = PacketHeader(PacketType.FEEDBACK, mid, sid, ctr, fid, 0, 0, 0, 0, 0, 1, cap)
         return header, data[HEADER_SIZE:]
     if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
         raise WireError(
@@ -320,7 +328,7 @@ class IndexEntry:
     def from_list(cls, e: list, patches: int) -> IndexEntry:
         patch = _int(e[0], 0, patches - 1, "patch index")
         schedule = _schedule(e[1])
-        groups = _int(e[3], 1, 256, "group count")
+        groups = _int(e[3], 1, MAX_INDEX_GROUPS, "group count")
         group = _int(e[2], 0, groups - 1, "group")
         return cls(
             patch,
@@ -450,10 +458,15 @@ def parse_fallback(payload: bytes, header: PacketHeader, mtu: int = DEFAULT_MTU)
     return FallbackPayload(scale, tuple(entries))
 
 
-def feedback_header(model_id: int, session_id: int, number: int) -> PacketHeader:
-    """The header of report ``number``: a report describes no frame, so its geometry is
-    zero (``parse_header`` insists)."""
-    return PacketHeader(PacketType.FEEDBACK, model_id, session_id, 0, number, 0, 0, 0, 0, 0, 1)
+def feedback_header(
+    model_id: int, session_id: int, number: int, receiver_id: int = 0
+) -> PacketHeader:
+    """The header of report ``number`` from receiver ``receiver_id`` (32 bits, drawn per
+    receiver run): a report describes no frame, so its geometry is zero (``parse_header``
+    insists)."""
+    return PacketHeader(
+        PacketType.FEEDBACK, model_id, session_id, 0, number, 0, 0, 0, 0, 0, 1, receiver_id
+    )
 
 
 def parse_tier0(payload: bytes, patches: int, mtu: int = DEFAULT_MTU) -> list[Tier0Entry]:

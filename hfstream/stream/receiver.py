@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,7 @@ from hfstream.protocol.reassembly import (
     Reassembler,
     ReassemblerConfig,
 )
-from hfstream.protocol.wire import PacketType, WireError, capture_time
+from hfstream.protocol.wire import TAG_SIZE, PacketType, WireError, capture_time
 from hfstream.stream.progressive import (
     FrameDecodeState,
     Stage,
@@ -142,8 +143,14 @@ class Receiver:
         )
         if c.key is None:
             log.warning(UNKEYED_WARNING)
-        self.opener = Opener(c.key, DATA, max_session_age_s=c.max_session_age_s)
+        self.opener = Opener(
+            c.key,
+            DATA,
+            max_session_age_s=c.max_session_age_s,
+            max_datagram=self.reassembler.config.mtu + TAG_SIZE,
+        )
         self._feedback_sealer: Sealer | None = None  # for the current session
+        self._receiver_id = 0  # drawn when a session starts
         self.auth_drops: dict[str, int] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hfstream-decode")
         self._updates: deque[FrameUpdate | None] = deque()
@@ -300,6 +307,9 @@ class Receiver:
             self._handle(self.reassembler.new_session())
         self.scheduler.new_session(session)  # frame ids start over
         self._feedback_sealer = Sealer(self.config.key, FEEDBACK, session)
+        # A fresh id per session and per receiver run: the sender keeps a replay window per
+        # id, so a restarted receiver's reports (numbered from 0 again) are heard.
+        self._receiver_id = secrets.randbits(32)
 
     def _handle(self, events: list) -> None:
         for ev in events:
@@ -480,7 +490,9 @@ class Receiver:
             if report is None:
                 continue
             number = self.reports_sent & 0xFFFFFFFF
-            packet = report.to_packet(self.codec.model_id, sealer.session_id, number)
+            packet = report.to_packet(
+                self.codec.model_id, sealer.session_id, number, self._receiver_id
+            )
             try:
                 await self.transport.send(sealer.seal(packet))
                 self.reports_sent += 1

@@ -33,9 +33,8 @@ from hfstream.codec.schedules import kept_positions
 from hfstream.planning import Channel, FramePlan, encode_within
 from hfstream.protocol.auth import (
     DATA,
-    FEEDBACK,
     UNKEYED_WARNING,
-    Opener,
+    ReportOpener,
     Sealer,
     new_session_id,
 )
@@ -131,7 +130,9 @@ class Sender:
         self.session_id = new_session_id(time.time())
         self._sealer = Sealer(key, DATA, self.session_id)
         # Reports count only when they come from the receiver of this very session.
-        self._reports_opener = Opener(key, FEEDBACK, session_id=self.session_id)
+        self._reports_opener = ReportOpener(
+            key, self.session_id, max_datagram=self.config.packetizing.mtu
+        )
         self.reports_rejected: dict[str, int] = {}
         self.packetizer = Packetizer(codec.model_id, self.session_id, self.config.packetizing)
         self.pacer = Pacer(self.config.rate_bytes_per_s, self.config.burst_bytes)

@@ -19,12 +19,11 @@ keeps listening: whoever connects first no longer becomes the peer.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 
 from hfstream.extras import require
-from hfstream.protocol.auth import signal_mac
+from hfstream.protocol.auth import signal_mac, signal_mac_matches
 from hfstream.protocol.wire import PacketType
 from hfstream.transports.base import ClosingTransport, Inbox, TransportClosed
 
@@ -150,7 +149,7 @@ async def rtc_connect(
                 writer.write(_line(offer, offer_mac))
                 await writer.drain()
                 answer, mac = await _read_desc(reader, "answer")
-                if not hmac.compare_digest(mac, signal_mac(key, "answer", offer_mac, answer.sdp)):
+                if not signal_mac_matches(key, mac, "answer", offer_mac, answer.sdp):
                     raise ValueError("signalling answer failed authentication")
                 if not answered.done():
                     answered.set_result(answer)
@@ -170,7 +169,7 @@ async def rtc_connect(
         reader, writer = await asyncio.open_connection(host, port, limit=SIGNAL_LINE_LIMIT)
         try:
             offer, offer_mac = await _read_desc(reader, "offer")
-            if not hmac.compare_digest(offer_mac, signal_mac(key, "offer", offer.sdp)):
+            if not signal_mac_matches(key, offer_mac, "offer", offer.sdp):
                 raise ValueError("signalling offer failed authentication")
             await pc.setRemoteDescription(offer)
             await pc.setLocalDescription(await pc.createAnswer())
