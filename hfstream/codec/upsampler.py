@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SCALE = 4  # the continuous stream's down-sampling
+SCALE = 4  # the continuous stream's usual down-sampling
+SCALES = (2, 4)  # what an up-sampler may bring back: the 4x thumbnail, or the 2x one
 LATENT_STRIDE = 16  # thumbnail pixels per latent position, each way
 
 
@@ -30,6 +31,11 @@ class UpsamplerConfig:
     latent_channels: int = 128  # M of the continuous stream
     width: int = 32
     blocks: int = 4
+    scale: int = SCALE  # output pixels per thumbnail pixel, each way
+
+    def __post_init__(self) -> None:
+        if self.scale not in SCALES:
+            raise ValueError(f"up-sampler scale must be one of {SCALES}, got {self.scale}")
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -62,12 +68,13 @@ class LearnedUpsampler(nn.Module):
         self.stem = nn.Conv2d(3, w, 3, padding=1)
         self.latent = nn.Conv2d(config.latent_channels, w, 1)
         self.body = nn.Sequential(*(ResidualBlock(w) for _ in range(config.blocks)))
-        self.head = nn.Conv2d(w, 3 * SCALE * SCALE, 3, padding=1)
+        self.head = nn.Conv2d(w, 3 * config.scale * config.scale, 3, padding=1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
     def forward(self, low: torch.Tensor, y_hat: torch.Tensor) -> torch.Tensor:
-        """low (B,3,h,w) in [0,1] and its ŷc (B,M,h/16,w/16) -> (B,3,4h,4w), not clamped."""
+        """low (B,3,h,w) in [0,1] and its ŷc (B,M,h/16,w/16) -> (B,3,sh,sw), not clamped,
+        for the configured scale s."""
         if y_hat.shape[-2] * LATENT_STRIDE != low.shape[-2] or (
             y_hat.shape[-1] * LATENT_STRIDE != low.shape[-1]
         ):
@@ -77,6 +84,7 @@ class LearnedUpsampler(nn.Module):
         h = self.stem(channels_last(low * 2 - 1))
         h = h + F.interpolate(self.latent(y_hat), scale_factor=LATENT_STRIDE, mode="nearest")
         h = self.body(h)
-        detail = F.pixel_shuffle(self.head(h), SCALE)
-        base = F.interpolate(low, scale_factor=SCALE, mode="bicubic", align_corners=False)
+        scale = self.config.scale
+        detail = F.pixel_shuffle(self.head(h), scale)
+        base = F.interpolate(low, scale_factor=scale, mode="bicubic", align_corners=False)
         return base + detail

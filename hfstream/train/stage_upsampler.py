@@ -9,6 +9,12 @@ Each sample is a crop of ``--crop`` px coded at a random rung as the encoder cod
 (rounded latents, per-patch blocks), synthesised frame-wide, up-sampled and scored
 against the full-resolution crop by MSE. The log keeps, per rung, the PSNR of the
 bicubic picture beside the learned one: the gain is what this stage is for.
+
+``--scale 2`` trains the up-sampler of the finer scale instead: the same frozen codec
+codes the 2x-downsampled crop (so each 64-px block of its thumbnail covers 128 px of the
+picture), and the up-sampler brings that thumbnail back 2x. It has its own checkpoint
+(``upsampler_x2.ckpt``) and leaves the synthesis transform alone, which the 4x stream
+shares.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from hfstream.codec.continuous import ContinuousCodec, from_blocks
+from hfstream.codec.continuous import from_blocks
 from hfstream.codec.upsampler import LearnedUpsampler, UpsamplerConfig
 from hfstream.train.common import Checkpoint, JsonLog, optimizer_step, setup_runtime
 from hfstream.train.data import PhotoCrops
@@ -42,6 +48,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--width", type=int, default=UpsamplerConfig.width)
     p.add_argument("--blocks", type=int, default=UpsamplerConfig.blocks)
+    p.add_argument(
+        "--scale",
+        type=int,
+        choices=(2, 4),
+        default=4,
+        help="thumbnail down-sampling the up-sampler undoes (2: the finer scale)",
+    )
+
+
+def checkpoint_name(scale: int) -> str:
+    return "upsampler.ckpt" if scale == 4 else f"upsampler_x{scale}.ckpt"
+
+
+def warm_start_from_x4(model: LearnedUpsampler, out: Path) -> None:
+    """Start a 2x up-sampler from the 4x one's features (all but the head, whose output
+    differs): both read the same thumbnails and latents, so a fresh run converges sooner.
+    """
+    x4 = Checkpoint(out / checkpoint_name(4))
+    if not x4.exists():
+        return
+    state = x4.load()["states"]["model"]
+    own = model.state_dict()
+    shared = {k: v for k, v in state.items() if not k.startswith("head.") and k in own}
+    if all(own[k].shape == v.shape for k, v in shared.items()):
+        model.load_state_dict(shared, strict=False)
+        print(f"started from {x4.path}'s features ({len(shared)} tensors)")
 
 
 def psnr_per_sample(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -52,14 +84,19 @@ def psnr_per_sample(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def run(args: argparse.Namespace) -> None:
     if args.crop % 256 or args.crop <= 0:
         raise SystemExit(f"--crop must be a positive multiple of 256, got {args.crop}")
+    if args.scale != 4 and args.synthesis_lr > 0:
+        raise SystemExit("--scale 2 trains with the synthesis frozen: pass --synthesis-lr 0")
     rt = setup_runtime(args.seed, args.device)
     out = Path(args.out)
     continuous = load_continuous(out).to(rt.device)
     config = UpsamplerConfig(
-        latent_channels=continuous.config.m, width=args.width, blocks=args.blocks
+        latent_channels=continuous.config.m,
+        width=args.width,
+        blocks=args.blocks,
+        scale=args.scale,
     )
     model = LearnedUpsampler(config).to(rt.device)
-    ckpt = Checkpoint(out / "upsampler.ckpt")
+    ckpt = Checkpoint(out / checkpoint_name(args.scale))
     params = list(model.parameters())
     groups = [{"params": list(params), "lr": args.lr, "base": args.lr}]
     synthesis = continuous.g_s
@@ -77,10 +114,13 @@ def run(args: argparse.Namespace) -> None:
         params += groups[-1]["params"]
     opt = torch.optim.Adam(groups)
     step = ckpt.resume(model=model, opt=opt, synthesis=synthesis)
+    if step == 0 and args.scale != 4:
+        warm_start_from_x4(model, out)
     data = PhotoCrops(args.data, args.crop, seed=args.seed + 2000 + step)
     rng = np.random.default_rng(args.seed + 11 * step)
-    log = JsonLog(out / "upsampler.jsonl", rt.is_main)
-    bar = tqdm(total=args.steps, initial=step, desc="upsampler", disable=not rt.is_main)
+    name = checkpoint_name(args.scale).removesuffix(".ckpt")
+    log = JsonLog(out / f"{name}.jsonl", rt.is_main)
+    bar = tqdm(total=args.steps, initial=step, desc=name, disable=not rt.is_main)
     rungs = continuous.rungs
     stats: list[list[tuple[float, float]]] = [[] for _ in range(rungs)]
     while step < args.steps:
@@ -89,7 +129,7 @@ def run(args: argparse.Namespace) -> None:
             g["lr"] = g["base"] * decay
         x = data.batch(args.batch).to(rt.device)
         rung = torch.from_numpy(rng.integers(0, rungs, size=args.batch)).to(rt.device)
-        low_true = ContinuousCodec.downsample(x)
+        low_true = torch.nn.functional.avg_pool2d(x, args.scale)
         with torch.no_grad():
             blocks = continuous.quantized_latent(low_true, rung)
         rows, cols = low_true.shape[-2] // 64, low_true.shape[-1] // 64
@@ -102,7 +142,10 @@ def run(args: argparse.Namespace) -> None:
         bar.update(1)
         with torch.no_grad():
             learned = psnr_per_sample(picture, x).tolist()
-            bicubic = psnr_per_sample(ContinuousCodec.upsample(low), x).tolist()
+            bicubic_picture = torch.nn.functional.interpolate(
+                low, scale_factor=args.scale, mode="bicubic", align_corners=False
+            )
+            bicubic = psnr_per_sample(bicubic_picture, x).tolist()
         for r, b, p in zip(rung.tolist(), bicubic, learned, strict=True):
             stats[r].append((b, p))
         if step % 50 == 0:
