@@ -24,7 +24,7 @@ import argparse
 import asyncio
 import dataclasses
 import multiprocessing as mp
-import resource
+import os
 import time
 from pathlib import Path
 
@@ -34,11 +34,20 @@ CASES = ("fec", "entries", "frame")
 
 def _rss_mb() -> float:
     pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * resource.getpagesize() / 2**20
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _reset_peak() -> None:
+    # The peak RSS counter survives fork and exec (a spawned child would start at its
+    # parent's peak); writing 5 to clear_refs restarts it at the current RSS.
+    Path("/proc/self/clear_refs").write_text("5")
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def _fec_case(_packets: list[bytes]) -> dict:
@@ -52,6 +61,7 @@ def _fec_case(_packets: list[bytes]) -> dict:
         header = PacketHeader(PacketType.PARITY, 1, 0, 0, 0, 256, 256, 10, 1, first, total)
         packets.append(Packet(header, pack_payload(entry.to_list())).serialize())
     r = Reassembler(ReassemblerConfig(1, max_frame_bytes=8 << 20))
+    _reset_peak()
     before, rss = time.process_time(), _rss_mb()
     for p in packets:
         r.receive(p, 0.0)
@@ -73,6 +83,7 @@ async def _receive(packets: list[bytes]) -> dict:
     datagrams = [sealer.seal(p) for p in packets]
     tx, rx = memory_pair()
     receiver = Receiver(rx, codec, ReceiverConfig(key=KEY, frame_timeout_s=0.5))
+    _reset_peak()
     rss = _rss_mb()
     before = time.process_time()
     updates = 0
