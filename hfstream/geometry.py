@@ -3,13 +3,21 @@ last row and column edge-padded; each patch has a 16 x 16 map of indices."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 PATCH = 256  # pixels per patch side
 GRID = 16  # indices per patch side (the VQ encoder's stride is 16)
 TOKENS = GRID * GRID  # indices per patch
 MAX_SIDE = 16384  # pixels per frame side that the wire can declare (2 bytes)
-# A frame may be coded at 1/scale of the size it is shown at (``hfstream.codec.scaling``);
-# the wire and the .hfs file carry log2 of the scale in two bits.
-SCALES = (1, 2, 4)
+# A frame may be coded at 1/scale of the size it is shown at (``hfstream.codec.scaling``):
+# 2 and 4 code it smaller; ``FINE`` codes it at twice its size, so that the continuous
+# stream's thumbnail (4x down of the coded picture) is the shown picture 2x down. The
+# wire and the .hfs file carry the scale in two bits (``scale_bits``).
+FINE = Fraction(1, 2)
+Scale = int | Fraction
+SCALES: tuple[Scale, ...] = (FINE, 1, 2, 4)
+_BITS: dict[Scale, int] = {1: 0, 2: 1, 4: 2, FINE: 3}
+_OF_BITS = {bits: scale for scale, bits in _BITS.items()}
 # The largest picture (as shown) that coding or decoding a file takes on by default: the
 # work and memory of a decode grow with its pixels (``--max-megapixels`` raises it).
 DEFAULT_MAX_PIXELS = 16_000_000
@@ -17,6 +25,22 @@ DEFAULT_MAX_PIXELS = 16_000_000
 # is dropped at its first packet, before it costs a frame slot or a decode. The worst
 # frame a key holder can send under it is measured in docs/threat-model.md.
 DEFAULT_MAX_FRAME_PIXELS = 2048 * 2048
+
+
+def scale_bits(scale: Scale) -> int:
+    """The two bits that carry ``scale`` on the wire and in the .hfs file."""
+    return _BITS[scale]
+
+
+def scale_of_bits(bits: int) -> Scale:
+    """The scale two bits carry (``scale_bits``' inverse)."""
+    return _OF_BITS[bits & 3]
+
+
+def shown_side(coded: int, scale: Scale) -> int:
+    """A side of the picture shown, from the side as coded (a ``FINE`` frame's coded
+    sides are even)."""
+    return int(coded * scale)
 
 
 def patch_grid(height: int, width: int) -> tuple[int, int]:

@@ -47,7 +47,7 @@ def test_scaling_keeps_the_shown_size_and_refuses_what_it_cannot_divide():
     assert downscale(img, 1) is img and scalable(64, 96, 4) and not scalable(64, 98, 4)
     with pytest.raises(ValueError, match="cannot be coded at 1/4: 4 must divide both"):
         downscale(img[:, :94], 4)
-    with pytest.raises(ValueError, match="Invalid scale 3, should be one of 1, 2, 4"):
+    with pytest.raises(ValueError, match="Invalid scale 3, should be one of 1/2, 1, 2, 4"):
         upscale(img, 3)
 
 
@@ -95,9 +95,9 @@ def _header(height: int, width: int, flags: int) -> bytes:
 
 def test_forged_scales_are_wire_errors():
     assert parse_header(_header(100, 100, 1 << SCALE_SHIFT))[0].scale == 2
-    with pytest.raises(WireError, match="shown at 8x is outside"):
-        parse_header(_header(100, 100, 3 << SCALE_SHIFT))
-    with pytest.raises(WireError, match="9000x100 shown at 2x is outside 1..16384"):
+    with pytest.raises(WireError, match="101x100 shown at 1/2x is not a whole size"):
+        parse_header(_header(100, 101, 3 << SCALE_SHIFT))
+    with pytest.raises(WireError, match="9000x100 shown at 2x is not a whole size in 1..16384"):
         parse_header(_header(100, 9000, 1 << SCALE_SHIFT))
     assert HEADER.size == 38
 
@@ -117,7 +117,7 @@ def test_the_container_keeps_the_scale(codec, half):
     with pytest.raises(ValueError, match="version 2 cannot hold an image coded below"):
         container.write(half, codec, version=2)
     forged = bytearray(blob)
-    forged[16] |= 0x30  # the tiers byte: scale bits 3 (8x)
+    forged[16] |= 0x40  # the tiers byte: scale bits 4 (none such)
     with pytest.raises(container.ContainerError, match="unknown scale bits"):
         container.read(bytes(forged), codec)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from hfstream.codec.schedules import Schedule, kept_mask
-from hfstream.geometry import PATCH, SCALES, TOKENS
+from hfstream.geometry import PATCH, SCALES, TOKENS, Scale, shown_side
 from hfstream.protocol.wire import MAX_RUNG
 
 MISSING = -1  # an index the decoder does not have (withheld or lost)
@@ -54,8 +54,8 @@ class EncodedImage:
     model_id: int
     patches: tuple[EncodedPatch, ...]
     #: the picture is shown ``scale`` times its coded size (``height`` x ``width``) in
-    #: each direction (``hfstream.codec.scaling``)
-    scale: int = 1
+    #: each direction (``hfstream.codec.scaling``; ``FINE``: half its coded size)
+    scale: Scale = 1
     #: the same frame coded again, tier 0 alone, at a larger ``scale`` (a network stream's
     #: ``hfstream.codec.fallback``): shown where a patch's own tier 0 is missing. Files do
     #: not carry it.
@@ -69,7 +69,7 @@ class EncodedImage:
     @property
     def shown_size(self) -> tuple[int, int]:
         """(height, width) of the picture the decoder shows."""
-        return self.height * self.scale, self.width * self.scale
+        return shown_side(self.height, self.scale), shown_side(self.width, self.scale)
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:

@@ -19,14 +19,14 @@ from hfstream.codec.frames import FrameBands
 from hfstream.codec.rates import Budget, PerPatch, RungChoice
 from hfstream.codec.scaling import downscale
 from hfstream.codec.tiling import to_tiles
-from hfstream.geometry import PATCH
+from hfstream.geometry import FINE, PATCH, Scale
 
 QUALITY_FLOOR_DB = 12.0  # no patch's thumbnail below this signal-to-error ratio, if it can
 # dB a scaled table's errors are raised by, per scale, so that the planner compares scales
 # fairly: the estimate's bias at that scale less its bias at full size, measured on 20
 # training photos at rungs 0 and 2 (docs/notebook/rate-and-planner.md, "Frames coded below
 # their size"): the estimate up-samples bicubically and never sees the last up-scale.
-SCALED_ERROR_BIAS_DB = {2: 0.52, 4: 1.5}
+SCALED_ERROR_BIAS_DB = {FINE: 0.0, 2: 0.52, 4: 1.5}
 
 
 @dataclass(frozen=True)
@@ -86,19 +86,19 @@ def blank_error(patches: np.ndarray) -> np.ndarray:
     return ((pixels - 0.5) ** 2).mean(axis=1).astype(np.float64)
 
 
-def scaled_detail(bands: FrameBands, shown: np.ndarray, scale: int) -> np.ndarray:
+def scaled_detail(bands: FrameBands, shown: np.ndarray, scale: Scale) -> np.ndarray:
     """(P,) MSE (pixels in [0, 1]) of each coded patch's exact thumbnail up-sampled to the
     shown size (``scale`` times the coded size), against the shown picture's region
     under that patch (edge-padded as the patches are)."""
     rows, cols = bands.rows, bands.cols
-    side = PATCH * scale
+    side = int(PATCH * scale)
     h, w = shown.shape[:2]
     padded = np.pad(shown, ((0, rows * side - h), (0, cols * side - w), (0, 0)), mode="edge")
     out = []
     for lo, hi, start, stop in bands:
         low, _ = bands.thumbnail(lo, hi)
         up = F.interpolate(
-            low, scale_factor=DOWNSAMPLE * scale, mode="bicubic", align_corners=False
+            low, scale_factor=float(DOWNSAMPLE * scale), mode="bicubic", align_corners=False
         ).clamp(0, 1)
         truth = torch.from_numpy(padded[start * side : stop * side]).permute(2, 0, 1)[None]
         err = (up[:, :, (start - lo) * side : (stop - lo) * side] - truth.float() / 255.0) ** 2
@@ -137,7 +137,7 @@ def frame_rung_table(continuous: ContinuousCodec, bands: FrameBands) -> RungTabl
 
 
 @torch.inference_mode()
-def rung_table(continuous: ContinuousCodec, shown: np.ndarray, scale: int = 1) -> RungTable:
+def rung_table(continuous: ContinuousCodec, shown: np.ndarray, scale: Scale = 1) -> RungTable:
     """The rung table of ``shown`` (HxWx3 uint8) coded at 1/``scale`` of its size, errors
     measured on the shown picture."""
     bands = FrameBands(continuous, downscale(shown, scale))

@@ -28,7 +28,7 @@ from PIL import Image, ImageFilter
 from hfstream.codec.encoded import EncodedImage
 from hfstream.codec.rates import PerPatch, RungChoice
 from hfstream.codec.scaling import scalable
-from hfstream.geometry import PATCH, patch_count
+from hfstream.geometry import PATCH, Scale, patch_count
 
 FALLBACK_SCALE = 4
 # The fallback fades out over this many pixels into the patches that came: their first
@@ -55,7 +55,7 @@ class Tier0Encoder(Protocol):
         *,
         rate: RungChoice | None = None,
         codebook_size: int | None = None,
-        scale: int = 1,
+        scale: Scale = 1,
     ) -> EncodedImage: ...
 
 
@@ -74,7 +74,7 @@ def encode_fallback(codec: Tier0Encoder, image: np.ndarray, enc: EncodedImage) -
 def encode_small(
     codec: Tier0Encoder,
     image: np.ndarray,
-    scale: int = FALLBACK_SCALE,
+    scale: Scale = FALLBACK_SCALE,
     codebook_size: int | None = None,
 ) -> EncodedImage:
     """``image`` coded at 1/``scale``, tier 0 alone, every patch at rung 0 (no quality
@@ -90,11 +90,11 @@ def lost_mask(enc: EncodedImage) -> np.ndarray:
     return np.array([p.continuous is None for p in enc.patches]).reshape(rows, cols)
 
 
-def patch_weights(lost: np.ndarray, scale: int, height: int, width: int) -> np.ndarray:
+def patch_weights(lost: np.ndarray, scale: Scale, height: int, width: int) -> np.ndarray:
     """(height, width) float32 in [0, 1]: how much of the fallback to show at each pixel
     of a picture shown at ``scale`` times its patches' size, 1 inside lost patches and
     fading to 0 over ``BLEND_PX`` pixels into the patches that came."""
-    side = PATCH * scale
+    side = int(PATCH * scale)
     mask = np.kron(lost.astype(np.uint8) * 255, np.ones((side, side), np.uint8))
     mask = mask[:height, :width]
     if lost.all() or not lost.any():
@@ -106,7 +106,7 @@ def patch_weights(lost: np.ndarray, scale: int, height: int, width: int) -> np.n
 
 
 def blend_fallback(
-    picture: np.ndarray, fallback: np.ndarray, lost: np.ndarray, scale: int
+    picture: np.ndarray, fallback: np.ndarray, lost: np.ndarray, scale: Scale
 ) -> np.ndarray:
     """``picture`` (shown size, uint8) with ``fallback`` (the fallback's picture, same size)
     shown over the ``lost`` patches."""
@@ -116,13 +116,13 @@ def blend_fallback(
 
 
 def patch_errors(
-    image: np.ndarray, picture: np.ndarray, grid: tuple[int, int], scale: int
+    image: np.ndarray, picture: np.ndarray, grid: tuple[int, int], scale: Scale
 ) -> np.ndarray:
     """(rows * cols,) mean squared error (pixels in [0, 1]) of ``picture`` against
     ``image`` over each patch of a frame coded at 1/``scale`` (what the planner prices a
     lost patch at when the fallback arrives)."""
     rows, cols = grid
-    side = PATCH * scale
+    side = int(PATCH * scale)
     diff = (image.astype(np.float64) - picture.astype(np.float64)) / 255
     sq = (diff**2).mean(axis=2)
     out = np.empty(rows * cols)

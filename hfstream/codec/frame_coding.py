@@ -28,6 +28,7 @@ from hfstream.codec.index_coding import (
     unpack_fixed,
 )
 from hfstream.codec.schedules import Schedule, kept_positions, withheld_positions
+from hfstream.geometry import FINE
 from hfstream.protocol.packetizer import (
     FrameEntries,
     FramePackets,
@@ -132,6 +133,8 @@ def frame_entries(
     """What ``enc`` puts on the wire, ready for ``Packetizer.packetize`` (which may be
     called with it for many frame ids). Arguments as for ``packetize``."""
     groups = config.index_groups
+    if enc.scale == FINE:  # tier 0 alone (``codec.scaling``)
+        tiers = [t for t in tiers if t == 0]
     withheld = 2 in tiers and config.send_withheld
     return FrameEntries(
         height=enc.height,

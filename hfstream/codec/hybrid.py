@@ -49,7 +49,7 @@ from hfstream.codec.scaling import downscale, upscale
 from hfstream.codec.schedules import Schedule
 from hfstream.codec.tokenizer import Tokenizer, TokenizerConfig
 from hfstream.codec.upsampler import LearnedUpsampler, UpsamplerConfig
-from hfstream.geometry import PATCH
+from hfstream.geometry import FINE, PATCH, Scale
 
 ImageLike = np.ndarray | Image.Image | str | Path
 M = TypeVar("M", bound=torch.nn.Module)
@@ -165,7 +165,7 @@ class HybridCodec:
         *,
         rate: RungChoice | None = None,
         codebook_size: int | None = None,
-        scale: int = 1,
+        scale: Scale = 1,
         refine_steps: int = 0,
         progress: Callable[[int], None] | None = None,
         refine_progress: Callable[[int], None] | None = None,
@@ -181,7 +181,9 @@ class HybridCodec:
         ``progress`` is called with the number of patches just coded (for a progress bar).
         ``scale`` 2 or 4 codes the image at that fraction of its size, shown up-scaled
         (``hfstream.codec.scaling``; the scale must divide both sides); ``PerPatch`` rungs
-        then count the smaller frame's patches.
+        then count the smaller frame's patches. ``FINE`` codes it at twice its size, as
+        tier 0 alone (schedule ``0``, whatever ``schedule`` says): indices of the
+        enlarged picture would only describe its repeated pixels.
         """
         k = codebook_size or self.tokenizer.config.codebook_size
         fixed = None if schedule == "auto" else Schedule.parse(schedule)
@@ -189,6 +191,10 @@ class HybridCodec:
         bands, rungs, strings = self._tier0(
             image, rate, scale, k, refine_steps=refine_steps, refine_progress=refine_progress
         )
+        if scale == FINE:
+            if progress is not None:
+                progress(len(bands.patches))
+            return self._tier0_alone(bands, rungs, strings, k, scale)
         reduction = self._reduction(k)
         out: list[EncodedPatch] = []
         for s in range(0, len(bands.patches), BATCH):
@@ -210,24 +216,34 @@ class HybridCodec:
         *,
         rate: RungChoice | None = None,
         codebook_size: int | None = None,
-        scale: int = 1,
+        scale: Scale = 1,
     ) -> EncodedImage:
         """``image`` coded as tier 0 alone (schedule ``0``): every index missing, the
         tokenizer not run. ``rate``, ``codebook_size`` and ``scale`` as in ``encode``."""
         k = codebook_size or self.tokenizer.config.codebook_size
         bands, rungs, strings = self._tier0(image, rate, scale, k)
+        return self._tier0_alone(bands, rungs, strings, k, scale)
+
+    def _tier0_alone(
+        self,
+        bands: FrameBands,
+        rungs: list[int],
+        strings: list[tuple[bytes, bytes]],
+        codebook_size: int,
+        scale: Scale,
+    ) -> EncodedImage:
         none = Schedule.parse("0")
         out = tuple(
             EncodedPatch(c, none, np.full(TOKENS, MISSING, np.int64), r)
             for c, r in zip(strings, rungs, strict=True)
         )
-        return EncodedImage(*bands.size, k, self.model_id, out, scale)
+        return EncodedImage(*bands.size, codebook_size, self.model_id, out, scale)
 
     def _tier0(
         self,
         image: ImageLike,
         rate: RungChoice | None,
-        scale: int,
+        scale: Scale,
         codebook_size: int,
         *,
         refine_steps: int = 0,
@@ -273,7 +289,7 @@ class HybridCodec:
         )
         return replace(enc, patches=patches)
 
-    def rung_table(self, image: ImageLike, scale: int = 1) -> RungTable:
+    def rung_table(self, image: ImageLike, scale: Scale = 1) -> RungTable:
         """Each patch's bits and error at every rung (``codec.estimates.RungTable``); with
         ``scale``, of the frame coded at 1/``scale`` of its size, errors measured on the
         shown picture (``encode(..., scale=)``)."""
@@ -311,6 +327,8 @@ class HybridCodec:
         filter (``hfstream.codec.deblocking``).
         """
         mode = check_mode(mode)
+        if enc.scale == FINE:
+            mode = "continuous"  # tier 0 alone
         if mode == "auto":
             mode = self.auto_mode(enc)
         fill = check_fill(fill)

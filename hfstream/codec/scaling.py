@@ -6,6 +6,12 @@ size in each direction costs about a third of the bytes: the sender codes the
 down-scaled frame and marks the scale (``EncodedImage.scale``, two bits on the wire and
 in the ``.hfs`` file), and the receiver up-scales what it decodes. Only sides that the
 scale divides are coded so, so the shown size is exact.
+
+``FINE`` goes the other way, for budgets above the full-size ladder: the frame is coded
+at twice its size, each pixel repeated 2x2, so that the continuous stream's 4x box
+down-sampling gives the shown picture 2x down, and the receiver brings that thumbnail
+back with the 2x up-sampler (``codec.upsampler``; a 2x box down of the coded-size
+picture where the model has none). Such a frame carries tier 0 alone.
 """
 
 from __future__ import annotations
@@ -13,26 +19,29 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from hfstream.geometry import SCALES
+from hfstream.geometry import FINE, SCALES, Scale
 
 
-def check_scale(scale: int) -> int:
+def check_scale(scale: Scale) -> Scale:
     if scale not in SCALES:
         raise ValueError(f"Invalid scale {scale}, should be one of {', '.join(map(str, SCALES))}")
     return scale
 
 
-def scalable(height: int, width: int, scale: int) -> bool:
+def scalable(height: int, width: int, scale: Scale) -> bool:
     """Whether a ``height`` x ``width`` frame can be coded at 1/``scale`` of its size."""
-    return height % scale == 0 and width % scale == 0
+    return scale == FINE or (height % scale == 0 and width % scale == 0)
 
 
-def downscale(image: np.ndarray, scale: int) -> np.ndarray:
+def downscale(image: np.ndarray, scale: Scale) -> np.ndarray:
     """HxWx3 uint8 -> (H/scale)x(W/scale)x3 (Lanczos: sharper than a box at the same
-    size, which the continuous stream's own box down-sampling then averages)."""
+    size, which the continuous stream's own box down-sampling then averages); ``FINE``:
+    each pixel repeated 2x2."""
     check_scale(scale)
     if scale == 1:
         return image
+    if scale == FINE:
+        return np.ascontiguousarray(image.repeat(2, axis=0).repeat(2, axis=1))
     h, w = image.shape[:2]
     if not scalable(h, w, scale):
         raise ValueError(f"a {w}x{h} frame cannot be coded at 1/{scale}: {scale} must divide both")
@@ -40,11 +49,15 @@ def downscale(image: np.ndarray, scale: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(small))
 
 
-def upscale(image: np.ndarray, scale: int) -> np.ndarray:
-    """The decoded picture at the size it is shown (bicubic)."""
+def upscale(image: np.ndarray, scale: Scale) -> np.ndarray:
+    """The decoded picture at the size it is shown (bicubic; ``FINE``: a 2x box down)."""
     check_scale(scale)
     if scale == 1:
         return image
+    if scale == FINE:
+        h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+        quads = image[:h, :w].reshape(h // 2, 2, w // 2, 2, 3).astype(np.uint16)
+        return ((quads.sum(axis=(1, 3)) + 2) // 4).astype(np.uint8)
     h, w = image.shape[:2]
     big = Image.fromarray(image).resize((w * scale, h * scale), Image.Resampling.BICUBIC)
     return np.ascontiguousarray(np.asarray(big))

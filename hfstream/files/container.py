@@ -10,7 +10,8 @@ Layout (big-endian), version 3::
     width        2 B
     codebook     2 B   codebook size the indices refer to
     tiers        1 B   low 4 bits: 1 = kept indices only, 2 = kept and withheld;
-                       bits 4-5: log2 of the scale the image is shown at (0 in files
+                       bits 4-5: the scale the image is shown at (0..2: log2 of 1, 2,
+                       4; 3: ``FINE``, a half, whose patches carry no indices; 0 in files
                        before it: ``hfstream.codec.scaling``; height and width are as coded)
     then, for every patch (row-major):
       kind       1 B   16 * the schedule's place in ``SCHEDULE_ORDER`` + the rung
@@ -45,7 +46,16 @@ from hfstream.codec.index_coding import (
 )
 from hfstream.codec.schedules import Schedule, kept_positions, withheld_positions
 from hfstream.files.buffer import Buffer, BufferReadError
-from hfstream.geometry import DEFAULT_MAX_PIXELS, MAX_SIDE, SCALES, patch_count
+from hfstream.geometry import (
+    DEFAULT_MAX_PIXELS,
+    FINE,
+    MAX_SIDE,
+    Scale,
+    patch_count,
+    scale_bits,
+    scale_of_bits,
+    shown_side,
+)
 
 MAGIC = b"HFS\x00"
 VERSION = 3
@@ -90,6 +100,9 @@ def write(
         raise ValueError(f"can write container versions 2 and 3, not {version}")
     if version == 2 and enc.scale != 1:
         raise ValueError("container version 2 cannot hold an image coded below its size")
+    fine = enc.scale == FINE
+    if fine and (include_withheld or any(p.schedule != Schedule.NONE for p in enc.patches)):
+        raise ValueError("an image coded FINE is written as tier 0 alone (no indices)")
     buf = Buffer()
     buf.push_bytes(MAGIC)
     buf.push_uint8(version)
@@ -99,10 +112,10 @@ def write(
     push_size(enc.height)
     push_size(enc.width)
     buf.push_uint16(enc.codebook_size)
-    buf.push_uint8((2 if include_withheld else 1) | (enc.scale.bit_length() - 1) << 4)
+    buf.push_uint8((2 if include_withheld else 1) | scale_bits(enc.scale) << 4)
     push_length = buf.push_varint if version == 3 else buf.push_uint16
     bits = bits_per_index(enc.codebook_size)
-    probs = _prior(codec, enc) if coding == IndexCoding.PRIOR else None
+    probs = _prior(codec, enc) if coding == IndexCoding.PRIOR and not fine else None
     for i, p in enumerate(enc.patches):
         assert p.continuous is not None, "only a complete encoding can be written"
         if version == 3:
@@ -114,6 +127,9 @@ def write(
         for s in p.continuous:
             push_length(len(s))
             buf.push_bytes(s)
+        if fine:
+            push_length(0)  # no indices
+            continue
         groups = [kept_positions(p.schedule)]
         if include_withheld:
             groups.append(withheld_positions(p.schedule))
@@ -170,7 +186,7 @@ class _Parsed:
     codebook_size: int
     model_id: int
     coding: IndexCoding
-    scale: int
+    scale: Scale
     # Per patch: schedule, (y, z) strings, index blobs (kept, then withheld), rung.
     raw: list[tuple[Schedule, tuple[bytes, bytes], list[bytes], int]]
 
@@ -216,11 +232,11 @@ class FileHeader:
     width: int
     codebook_size: int
     tiers: int
-    scale: int  # shown at this many times the coded size
+    scale: Scale  # shown at this many times the coded size
 
     @property
     def shown_pixels(self) -> int:
-        return self.height * self.width * self.scale * self.scale
+        return shown_side(self.height, self.scale) * shown_side(self.width, self.scale)
 
 
 def read_header(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> FileHeader:
@@ -251,19 +267,22 @@ def _pull_header(buf: Buffer, max_pixels: int) -> FileHeader:
         raise ContainerError(f"image size {width}x{height} is outside 1..{MAX_SIDE} per side")
     k = buf.pull_uint16("codebook size")
     tiers_byte = buf.pull_uint8("tiers")
-    tiers, scale = tiers_byte & 0x0F, 1 << (tiers_byte >> 4)
+    tiers = tiers_byte & 0x0F
     if tiers not in (1, 2):
         raise ContainerError(f"tiers must be 1 or 2, got {tiers}")
-    if (version < 3 and scale != 1) or scale not in SCALES:
+    if tiers_byte >> 4 > 3 or (version < 3 and tiers_byte >> 4):
         raise ContainerError(f"unknown scale bits in the tiers byte {tiers_byte:#04x}")
-    if max(height, width) * scale > MAX_SIDE:
+    scale = scale_of_bits(tiers_byte >> 4)
+    if max(height, width) * scale > MAX_SIDE or height * scale % 1 or width * scale % 1:
         raise ContainerError(
-            f"image size {width}x{height} shown at {scale}x is outside 1..{MAX_SIDE} per side"
+            f"image size {width}x{height} shown at {scale}x is not a whole size in "
+            f"1..{MAX_SIDE} per side"
         )
     header = FileHeader(version, IndexCoding(coding_id), model_id, height, width, k, tiers, scale)
     if header.shown_pixels > max_pixels:
         raise ContainerError(
-            f"image is {width * scale}x{height * scale} ({header.shown_pixels / 1e6:.1f} Mpx), "
+            f"image is {shown_side(width, scale)}x{shown_side(height, scale)} "
+            f"({header.shown_pixels / 1e6:.1f} Mpx), "
             f"more than the {max_pixels / 1e6:g} Mpx limit (raise it with --max-megapixels)"
         )
     return header
@@ -322,6 +341,9 @@ def _parse_buffer(data: bytes, codec: HybridCodec, max_pixels: int) -> _Parsed:
                     pull_length(f"patch {i} withheld length"), f"patch {i} withheld indices"
                 )
             )
+        if scale == FINE and (sid != Schedule.NONE or any(blobs)):
+            # A FINE image's indices would be decoded at twice its size each way.
+            raise ContainerError(f"patch {i} of an image coded FINE carries indices")
         raw.append((Schedule(sid), (y, z), blobs, rung))
     if not buf.eof():
         raise ContainerError(f"{buf.remaining} unexpected bytes after the last patch")
@@ -335,7 +357,7 @@ def _with_indices(parsed: _Parsed, codec: HybridCodec) -> EncodedImage:
     patches = list(parsed.light().patches)
     try:
         probs = None
-        if coding == IndexCoding.PRIOR:
+        if coding == IndexCoding.PRIOR and parsed.scale != FINE:
             probs = codec.index_probabilities(codec.latents(patches), k)
     except Exception as e:  # compressai raises assorted errors on forged strings
         raise ContainerError(f"corrupt continuous stream: {e}") from None

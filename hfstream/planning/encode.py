@@ -1,7 +1,7 @@
 """Encoding a frame to its plan: the rung tables and the fallback measured, the plan made
 (``search.plan_frame``), the strings coded at the planned rungs and checked against the
-budget as the packetizer will cut them, and a smaller coded size tried where the full
-size does not fit."""
+budget as the packetizer will cut them, a smaller coded size tried where the full size
+does not fit, and a larger one (``FINE``) where the full size cannot spend it."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hfstream.codec.frame_coding import index_priors, tier0_entries
 from hfstream.codec.rates import PerPatch
 from hfstream.codec.scaling import scalable
 from hfstream.codec.schedules import Schedule
-from hfstream.geometry import SCALES
+from hfstream.geometry import FINE, SCALES, Scale
 from hfstream.planning.channel import NO_LOSS, Channel
 from hfstream.planning.costs import schedule_tier1_bytes, tier1_floor
 from hfstream.planning.gains import DEFAULT_INDEX_GAIN_DB, SCHEDULES
@@ -115,7 +115,7 @@ def encode_within(
     schedules: Sequence[str] = SCHEDULES,
     parity_ratios: Sequence[float] = PARITY_RATIOS,
     refine_steps: int = 0,
-    scales: Sequence[int] = SCALES,
+    scales: Sequence[Scale] = SCALES,
 ) -> PlannedFrame:
     """Encode ``image`` to fit ``budget`` bytes of tiers 0, 1 and parity, planned for
     ``channel`` (``plan_frame``). ``refine_steps``: the continuous latent's refinement
@@ -123,8 +123,10 @@ def encode_within(
     latent, and the refined strings are checked against the budget like any others.
     ``scales``: where the frame's tier 0 does not fit the budget at full size even at
     the lowest rungs, it is coded at 1/2 of its size, or 1/4 where that does not fit
-    either (``choose_scale``; tier 0 alone then), when the scale divides both sides.
-    Returns the encoding, its index priors, the packetizer settings to send it with and
+    either (``choose_scale``; tier 0 alone then), when the scale divides both sides;
+    where even the full size's top rungs leave the budget unspent, it is also planned at
+    ``FINE`` (twice its size, tier 0 alone), and that is taken where its plan scores
+    higher. Returns the encoding, its index priors, the packetizer settings to send it with and
     the plan."""
     # Imported here: the codec's frames load torch, planning imports without it.
     from hfstream.codec.frames import to_uint8_image
@@ -138,9 +140,15 @@ def encode_within(
     image = to_uint8_image(image)
     request = _Request(codec, image, budget, channel, gains, parity_ratios, refine_steps)
     order = _scales_to_try(image, scales)
-    tables: dict[int, RungTable] = {}  # measured once, whichever try needs them
+    tables: dict[Scale, RungTable] = {}  # measured once, whichever try needs them
+    fine = FINE in scales
     while True:
         scale = _first_fitting_scale(request, order, tables, indices.config)
+        if fine and scale == 1 and _room_above(tables[1], budget):
+            tables[FINE] = codec.rung_table(image, FINE)
+            both = {1: tables[1], FINE: tables[FINE]}
+            scale, _ = choose_scale(both, budget, **request.plan_args(indices.config))
+        fine = False  # tried once: a FINE frame that overshoots goes to the full size
         # Indices are not planned at a scale: the picture they refine is up-scaled.
         at_scale = indices if scale == 1 else indices.tier0_alone()
         coded = _code_at(request, scale, tables[scale], at_scale)
@@ -152,10 +160,11 @@ def encode_within(
         order = smaller
 
 
-def _scales_to_try(image: np.ndarray, scales: Sequence[int]) -> tuple[int, ...]:
-    """Full size first (when in ``scales``), then the smaller sizes that divide the frame."""
-    order = [1] if 1 in scales else []
-    order += sorted(s for s in set(scales) - {1} if scalable(image.shape[0], image.shape[1], s))
+def _scales_to_try(image: np.ndarray, scales: Sequence[Scale]) -> tuple[Scale, ...]:
+    """Full size first (when in ``scales``), then the smaller sizes that divide the frame
+    (``FINE`` is tried beside the full size, in ``encode_within``)."""
+    order: list[Scale] = [1] if 1 in scales else []
+    order += sorted(s for s in set(scales) - {1, FINE} if scalable(*image.shape[:2], s))
     if not order:
         raise ValueError(
             f"no scale in {tuple(scales)} divides a {image.shape[1]}x{image.shape[0]} frame"
@@ -163,12 +172,17 @@ def _scales_to_try(image: np.ndarray, scales: Sequence[int]) -> tuple[int, ...]:
     return tuple(order)
 
 
+def _room_above(table: RungTable, budget: float) -> bool:
+    """Whether every patch at the ladder's top rung still leaves part of ``budget``."""
+    return float(table.bits[:, -1].sum()) / 8 < budget
+
+
 def _first_fitting_scale(
     request: _Request,
-    order: tuple[int, ...],
-    tables: dict[int, RungTable],
+    order: tuple[Scale, ...],
+    tables: dict[Scale, RungTable],
     config: PacketizerConfig,
-) -> int:
+) -> Scale:
     """The scale to code at: the sizes of ``order`` are measured (into ``tables``) one by
     one until ``choose_scale`` finds a tier-0 plan that fits among them. A smaller size
     is only a fallback: taken wherever its plan scored higher it lost more than it saved
@@ -186,7 +200,7 @@ def _first_fitting_scale(
     return scale
 
 
-def _code_at(request: _Request, scale: int, table: RungTable, indices: _Indices) -> _Coded:
+def _code_at(request: _Request, scale: Scale, table: RungTable, indices: _Indices) -> _Coded:
     """Plan the frame at 1/``scale`` of its size, code it, and plan again for less (up to
     ``REPLANS`` times) where the coded strings overshoot the estimate."""
     codec, image, budget = request.codec, request.image, request.budget
@@ -234,8 +248,11 @@ def _code_at(request: _Request, scale: int, table: RungTable, indices: _Indices)
         if stale or list(plan.rungs) != [p.rung for p in enc.patches]:
             enc = codec.recode_continuous(image, first, plan.rungs, request.refine_steps)
             stale = False
-        over = _actual_bytes(codec, enc, plan, indices.config) - budget
-        room -= over
+        actual = _actual_bytes(codec, enc, plan, indices.config)
+        over = actual - budget
+        # Plan again with the estimate's error taken off the budget: taking off only
+        # what overshot leaves a plan whose estimate fitted before as it was.
+        room = min(room - over, budget - (actual - plan.bytes))
         if over <= 0 or room <= 0 or attempt == REPLANS:
             break
         plan = planned(room, tier1_bytes)
@@ -275,7 +292,7 @@ def fallback_option(
     image: np.ndarray,
     table: RungTable,
     *,
-    scale: int,
+    scale: Scale,
     config: PacketizerConfig,
 ) -> tuple[FallbackOption, EncodedImage] | None:
     """The fallback of ``image`` coded at 1/``scale`` (``hfstream.codec.fallback``) as the

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hfstream.codec.allocation import allocate_rungs, floor_rungs
+from hfstream.geometry import Scale
 from hfstream.planning.channel import NO_LOSS, Channel
 from hfstream.planning.costs import tier0_cost, tier0_cost_at
 from hfstream.planning.gains import DEFAULT_INDEX_GAIN_DB, SCHEDULES
@@ -230,8 +231,8 @@ def _fit_rungs(
 
 
 def choose_scale(
-    tables: Mapping[int, RungTable], budget: float, **plan_args: object
-) -> tuple[int, bool]:
+    tables: Mapping[Scale, RungTable], budget: float, **plan_args: object
+) -> tuple[Scale, bool]:
     """(the scale, whether its plan fits ``budget``): of ``tables`` (the frame's rung
     tables coded at 1/scale of its size), the one whose tier-0 plan (``plan_frame`` with
     ``plan_args``, no indices) is best: one that fits before one that does not, then the

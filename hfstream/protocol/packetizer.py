@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import msgpack
 import zfec
 
-from hfstream.geometry import SCALES
+from hfstream.geometry import FINE, SCALES, Scale, scale_bits
 from hfstream.protocol.wire import (
     FLAG_PRIOR,
     FLAG_TIER2,
@@ -93,7 +93,8 @@ class FrameEntries:
     tier0: Sequence[Tier0Entry] = ()  #: each patch's continuous strings
     tier1: Sequence[IndexEntry] = ()  #: kept indices, ordered by interleave group
     tier2: Sequence[IndexEntry] = ()  #: withheld indices, ordered by interleave group
-    scale: int = 1  #: the frame is shown at this many times its coded size (1, 2 or 4)
+    #: the frame is shown at this many times its coded size (1, 2, 4 or ``FINE``)
+    scale: Scale = 1
     #: the frame's tier 0 coded again at a fraction of its size (None: not sent)
     fallback: FallbackPayload | None = None
 
@@ -231,6 +232,8 @@ class Packetizer:
             raise ValueError(f"codebook size must be a power of two, got {codebook_size}")
         if frame.scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {frame.scale}")
+        if frame.scale == FINE and (frame.tier1 or frame.tier2):
+            raise ValueError("a FINE frame carries tier 0 alone: its indices would be up-scaled")
         if not 0 <= frame_id <= 0xFFFFFFFF:
             raise ValueError(f"frame id must be in 0..2**32-1, got {frame_id}")
         assert 0 <= capture_ms <= MAX_CAPTURE_MS, f"capture_ms {capture_ms} outside the field"
@@ -266,7 +269,7 @@ class Packetizer:
         flags = (
             (FLAG_PRIOR if frame.prior_coded else 0)
             | (FLAG_TIER2 if t2_payloads else 0)
-            | (frame.scale.bit_length() - 1) << SCALE_SHIFT
+            | scale_bits(frame.scale) << SCALE_SHIFT
         )
 
         def build(ptype: PacketType, payloads: list[bytes]) -> list[bytes]:

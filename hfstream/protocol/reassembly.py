@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 
 import zfec
 
-from hfstream.geometry import DEFAULT_MAX_FRAME_PIXELS, patch_count
+from hfstream.geometry import (
+    DEFAULT_MAX_FRAME_PIXELS,
+    FINE,
+    Scale,
+    patch_count,
+    scale_bits,
+    shown_side,
+)
 from hfstream.protocol.wire import (
     DEFAULT_MTU,
     FLAG_PRIOR,
@@ -105,7 +112,7 @@ class FrameState:
     opened_at: float
     updated_at: float
     capture_ms: int = 0  # the headers' capture field (``wire.capture_time`` reads it)
-    scale: int = 1  # shown at this many times the coded size (``PacketHeader.scale``)
+    scale: Scale = 1  # shown at this many times the coded size (``PacketHeader.scale``)
     bytes: int = 0
     tier0: dict[int, Tier0Entry] = field(default_factory=dict)  # patch -> entry
     indices: dict[tuple[int, int, int, int], IndexEntry] = field(default_factory=dict)
@@ -159,7 +166,7 @@ class FrameState:
         return (
             (FLAG_PRIOR if self.prior_coded else 0)
             | (FLAG_TIER2 if self.has_tier2 else 0)
-            | (self.scale.bit_length() - 1) << SCALE_SHIFT
+            | scale_bits(self.scale) << SCALE_SHIFT
         )
 
     def matches(self, h: PacketHeader) -> bool:
@@ -257,12 +264,17 @@ class Reassembler:
         if len(data) > cfg.mtu:
             raise WireError("size", f"packet of {len(data)} bytes exceeds the MTU of {cfg.mtu}")
         h, payload = parse_header(data, cfg.model_id)
-        if h.height * h.width * h.scale**2 > cfg.max_frame_pixels:
+        shown = shown_side(h.height, h.scale), shown_side(h.width, h.scale)
+        if shown[0] * shown[1] > cfg.max_frame_pixels:
             raise WireError(
                 "geometry",
-                f"frame size {h.width * h.scale}x{h.height * h.scale} is more than the "
+                f"frame size {shown[1]}x{shown[0]} is more than the "
                 f"{cfg.max_frame_pixels} pixels this receiver accepts",
             )
+        if h.scale == FINE and h.type in (PacketType.TIER1, PacketType.TIER2):
+            # Indices of a FINE frame would be decoded at twice the shown size, in each
+            # direction: the senders never make them, and they would break the bound.
+            raise WireError("field", "a FINE frame carries no indices")
         if h.type == PacketType.FEEDBACK:
             raise WireError("type", "feedback packets go to the sender")
         if h.frame_id in self._closed_set:

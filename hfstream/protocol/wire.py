@@ -15,12 +15,13 @@ Header (big-endian)::
                    measures capture-to-display latency; in FEEDBACK packets the id the
                    reporting receiver drew (a restarted receiver numbers its reports anew)
     height      2  frame geometry as coded, 1..16384: any packet can open the frame's
-    width       2  state (shown at ``scale`` times that, at most 16384 a side)
+    width       2  state (shown at ``scale`` times that, at most 16384 a side; a
+                   ``FINE`` frame is shown at half, its coded sides even)
     codebook    1  log2 of the codebook size the indices refer to (6..10)
     flags       1  bit 0: indices are prior-coded (else fixed-length);
                    bit 1: the frame has tier-2 packets;
-                   bits 2-3: log2 of the scale the frame is shown at (0..2:
-                   ``hfstream.codec.scaling``)
+                   bits 2-3: the scale the frame is shown at (0..2: log2 of
+                   1, 2, 4; 3: ``FINE``, a half; ``geometry.scale_bits``)
     seq         2  packet number within (frame, type)
     count       2  packets of this (frame, type), 1..4096
 
@@ -43,7 +44,7 @@ from enum import IntEnum
 
 import msgpack
 
-from hfstream.geometry import MAX_SIDE, SCALES, patch_count
+from hfstream.geometry import MAX_SIDE, SCALES, Scale, patch_count, scale_of_bits, shown_side
 from hfstream.protocol.schedules import Schedule
 
 MAGIC = b"HF"
@@ -110,9 +111,9 @@ class PacketHeader:
         return 1 << self.codebook_bits
 
     @property
-    def scale(self) -> int:
-        """The frame is shown at this many times its coded size (1, 2 or 4)."""
-        return 1 << ((self.flags & SCALE_MASK) >> SCALE_SHIFT)
+    def scale(self) -> Scale:
+        """The frame is shown at this many times its coded size (1, 2, 4 or ``FINE``)."""
+        return scale_of_bits((self.flags & SCALE_MASK) >> SCALE_SHIFT)
 
     @property
     def patches(self) -> int:
@@ -195,11 +196,12 @@ def parse_header(data: bytes, model_id: int | None = None) -> tuple[PacketHeader
         raise WireError(
             "geometry", f"frame size {width}x{height} is outside 1..{MAX_SIDE} per side"
         )
-    scale = 1 << ((flags & SCALE_MASK) >> SCALE_SHIFT)
-    if scale not in SCALES or max(height, width) * scale > MAX_SIDE:
+    scale = scale_of_bits((flags & SCALE_MASK) >> SCALE_SHIFT)
+    if max(height, width) * scale > MAX_SIDE or height * scale % 1 or width * scale % 1:
         raise WireError(
             "geometry",
-            f"frame size {width}x{height} shown at {scale}x is outside 1..{MAX_SIDE} per side",
+            f"frame size {width}x{height} shown at {scale}x is not a whole size in "
+            f"1..{MAX_SIDE} per side",
         )
     if not 6 <= cb <= 10:
         raise WireError("codebook", f"codebook of 2**{cb} words is outside 2**6..2**10")
@@ -435,7 +437,7 @@ def fallback_geometry(header: PacketHeader, scale: int) -> tuple[int, int]:
     """(height, width) of the fallback frame of a frame with ``header``, coded at
     1/``scale`` of its shown size; a ``WireError`` unless that scale is one of ``SCALES``,
     above the frame's own and dividing both shown sides."""
-    height, width = header.height * header.scale, header.width * header.scale
+    height, width = shown_side(header.height, header.scale), shown_side(header.width, header.scale)
     if scale not in SCALES or scale <= header.scale or height % scale or width % scale:
         raise WireError(
             "field",
