@@ -88,6 +88,30 @@ def test_bad_files_exit_2_with_one_line(tmp_path, small_image, capsys):
     assert 'Invalid schedule "1_3"' in err and "auto" in err
 
 
+def test_encode_never_overwrites_its_input_and_reads_only_images(tmp_path, small_image, capsys):
+    src = tmp_path / "photo.png"
+    Image.fromarray(small_image).save(src)
+    before = src.read_bytes()
+    assert main(["encode", str(src), str(src)]) == 2
+    err = capsys.readouterr().err
+    assert 'written as .hfs, not ".png"' in err and err.count("\n") == 1
+    assert src.read_bytes() == before
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    assert main(["encode", str(tmp_path / "clip.mp4"), str(tmp_path / "x.hfs")]) == 2
+    assert "is a video: encode codes one picture" in capsys.readouterr().err
+    (tmp_path / "notes.png").write_text("not a picture")
+    assert main(["encode", str(tmp_path / "notes.png"), str(tmp_path / "x.hfs")]) == 2
+    assert "notes.png is not an image" in capsys.readouterr().err
+    assert not (tmp_path / "x.hfs").exists()
+
+
+def test_output_hfs_refuses_the_input_itself(tmp_path):
+    src = tmp_path / "odd.hfs"
+    src.write_bytes(b"")
+    with pytest.raises(ValueError, match="is the input"):
+        cli_args.output_hfs(str(src), source=src)
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -99,6 +123,7 @@ def test_bad_files_exit_2_with_one_line(tmp_path, small_image, capsys):
         (["demo", "--loss", "1.5"], "--loss: must be at least 0 and below 1, got 1.5"),
         (["decode", "IN.hfs", "x.jpgg"], 'cannot write ".jpgg" images, use .png'),
         (["decode", "IN.hfs", "nodir/x.png"], "no folder"),
+        (["encode", "IN.png", "IN.png"], 'written as .hfs, not ".png"'),
         (["encode", "IN.png", "o.hfs", "--max-megapixels", "0.01"], "0.01 Mpx limit"),
         (["send", "pattern", "--to", "no-such-host.invalid:5000"], "cannot resolve host"),
     ],

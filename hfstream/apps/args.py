@@ -116,6 +116,31 @@ def output_file(path: str) -> Path:
     return p
 
 
+# What ``hfstream encode`` refuses to read as a picture, with what to do instead.
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg"}
+
+
+def input_image(path: str) -> Path:
+    """An existing file that is not a video (``encode`` codes one picture)."""
+    p = input_file(path)
+    if p.suffix.lower() in VIDEO_SUFFIXES:
+        raise ValueError(
+            f"{path} is a video: encode codes one picture; stream a video with `hfstream send`"
+        )
+    return p
+
+
+def output_hfs(path: str, *, source: Path) -> Path:
+    """An ``.hfs`` path that can be written and is not ``source`` (never overwrite the
+    input)."""
+    p = output_file(path)
+    if p.suffix.lower() != ".hfs":
+        raise ValueError(f'the encoded file is written as .hfs, not "{p.suffix or p.name}"')
+    if p.exists() and p.samefile(source):
+        raise ValueError(f"{path} is the input: refusing to overwrite it")
+    return p
+
+
 def output_image(path: str) -> Path:
     """An image path whose extension Pillow can write (checked before decoding, not after)."""
     from PIL import Image

@@ -52,8 +52,8 @@ def _patches(width: int, height: int) -> int:
 def cmd_encode(args: argparse.Namespace) -> int:
     from hfstream.apps.images import read_rgb
 
-    src = a.input_file(args.input)
-    out = a.output_file(args.output)
+    src = a.input_image(args.input)
+    out = a.output_hfs(args.output, source=src)
     img = read_rgb(src, args.max_megapixels, "hfstream encode")  # size checked before decoding
 
     from hfstream.codec.rates import Fixed
@@ -272,8 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = a.OneLineParser(prog="hfstream", description="hfstream dual-stream image codec")
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("encode", help="image -> .hfs")
-    e.add_argument("input")
-    e.add_argument("output")
+    e.add_argument("input", help="an image (PNG, JPEG, WebP, ...)")
+    e.add_argument("output", help="the .hfs file to write (never the input)")
     e.add_argument(
         "--schedule", type=a.schedule, default=None, help=", ".join(a.SCHEDULES) + " (default auto)"
     )
