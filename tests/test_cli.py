@@ -69,6 +69,21 @@ def test_a_budget_under_the_lowest_rung_codes_below_size(tmp_path, small_image, 
     assert np.asarray(Image.open(out)).shape == small_image.shape
 
 
+@pytest.mark.parametrize(
+    "bpp, note", [("0.001", "is below the least"), ("5", "is above the most"), ("0.2", None)]
+)
+def test_an_unreachable_budget_says_what_was_used(tmp_path, small_image, capsys, bpp, note):
+    src, hfs = tmp_path / "in.png", tmp_path / "x.hfs"
+    Image.fromarray(small_image).save(src)
+    assert main(["encode", str(src), str(hfs), "--bpp", bpp, "--refine-steps", "0"]) == 0
+    err = capsys.readouterr().err
+    if note is None:
+        assert "note" not in err
+    else:
+        assert err.startswith(f"hfstream encode: note: --bpp {bpp} {note}")
+        assert err.count("\n") == 1 and re.search(r"coded at \d\.\d{4} bpp on the wire", err)
+
+
 def test_bad_files_exit_2_with_one_line(tmp_path, small_image, capsys):
     src, hfs = tmp_path / "in.png", tmp_path / "x.hfs"
     Image.fromarray(small_image).save(src)

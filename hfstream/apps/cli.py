@@ -21,9 +21,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hfstream.apps import args as a
 from hfstream.geometry import DEFAULT_MAX_FRAME_PIXELS
+
+if TYPE_CHECKING:
+    from hfstream.planning import FramePlan
 
 EXIT_BAD_INPUT = a.EXIT_BAD_INPUT
 # A progress bar appears from this many 256x256 patches (about 4 Mpx to encode, 1 Mpx to
@@ -80,6 +84,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
             refine_steps=args.refine_steps,
         )
         enc = planned.encoded
+        note = budget_note(planned.plan, args.bpp, h * w, top_rung=top, scale=enc.scale)
+        if note:
+            print(f"hfstream encode: note: {note}", file=sys.stderr)
     else:
         work = _patches(w, h) * args.refine_steps
         with (
@@ -102,6 +109,28 @@ def cmd_encode(args: argparse.Namespace) -> int:
     scaled = f", coded at 1/{enc.scale} of its size" if enc.scale > 1 else ""
     print(f"{out}: {len(data)} bytes, {bpp:.4f} bpp, {len(enc.patches)} patches{scaled}")
     return 0
+
+
+def budget_note(
+    plan: FramePlan, bpp: float, pixels: int, *, top_rung: int, scale: int
+) -> str | None:
+    """What to tell a user whose ``--bpp`` lies outside what the picture can take: below
+    its smallest coding, or above the most the model spends on it (``plan`` is a
+    ``FramePlan``: its bytes are wire bytes, as ``--bpp`` counts them)."""
+    used = 8 * plan.bytes / pixels
+    if used > bpp:
+        size = f"at 1/{scale} of its size" if scale > 1 else "at full size"
+        return (
+            f"--bpp {bpp:g} is below the least this picture can be sent in: coded at "
+            f"{used:.4f} bpp on the wire (the lowest rung, {size})"
+        )
+    if min(plan.rungs) == top_rung and used < 0.9 * bpp:
+        indices = "every index" if plan.schedule == "1_1" else "the indices that help"
+        return (
+            f"--bpp {bpp:g} is above the most the model spends on this picture: coded at "
+            f"{used:.4f} bpp on the wire (the top rung and {indices})"
+        )
+    return None
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
