@@ -249,6 +249,35 @@ def test_send_and_recv_over_udp(tmp_path, capsys):
     assert "frame(s) skipped" in printed and "first picture p50" in printed
 
 
+def test_a_pattern_is_made_as_it_is_sent():
+    import argparse
+
+    from hfstream.apps.stream import _frames
+
+    args = argparse.Namespace(input="pattern", fps=None, frames=100_000)
+    frames, fps = _frames(args)  # 100000 frames made up front would take minutes
+    assert not isinstance(frames, list) and next(frames).shape[2] == 3 and fps == 10.0
+
+
+def test_stream_inputs_and_outputs_fail_in_one_line(tmp_path, capsys):
+    (tmp_path / "x.hfs").write_bytes(b"HFS")
+    assert main(["send", str(tmp_path / "x.hfs"), "--to", "127.0.0.1:9"]) == 2
+    assert "is an encoded .hfs file: send streams an image or a video" in capsys.readouterr().err
+    (tmp_path / "photo.png").write_bytes(b"")
+    assert main(["recv", "--out", str(tmp_path / "photo.png")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"hfstream recv: error: --out {tmp_path / 'photo.png'} is a file: recv " \
+        "writes a folder (frames.csv, received.mp4, pictures)\n"  # fmt: skip
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        out = str(tmp_path / "recv")
+        assert main(["recv", "--listen", f"127.0.0.1:{port}", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on UDP 127.0.0.1:{port}: the port is in use" in err
+    assert err.count("\n") == 1 and "Errno" not in err
+
+
 def test_bad_address(capsys):
     assert main(["send", "pattern", "--to", "nowhere"]) == 2
     assert 'Invalid address "nowhere"' in capsys.readouterr().err

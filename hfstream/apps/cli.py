@@ -196,7 +196,11 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
     )
     send.add_argument("--rtc", action="store_true", help="WebRTC data channels instead of UDP")
     send.add_argument(
-        "--fps", type=a.positive_float, default=None, help="frame rate (default: the video's)"
+        "--fps",
+        type=a.positive_float,
+        default=None,
+        help="frame rate (default: the video's; 10 for pattern, 1 for an image); a faster "
+        "video is sampled at this rate (frames dropped by timestamp), not slowed down",
     )
     send.add_argument("--frames", type=a.positive_int, default=None, help="at most this many")
     send.add_argument("--rate", type=a.positive_float, default=250_000, help="pacing, bytes/s")

@@ -25,9 +25,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import errno
 import statistics
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +40,13 @@ from hfstream.apps import args as a
 from hfstream.apps.images import read_rgb
 from hfstream.apps.stops import Stop
 from hfstream.codec.shared import shared_codec
-from hfstream.media.video import VideoWriter, pattern_frames, read_frames, video_fps
+from hfstream.media.video import (
+    VideoWriter,
+    pattern_frames,
+    sample_frames,
+    timed_frames,
+    video_fps,
+)
 from hfstream.stream.coding import FixedCoding, PlannedCoding
 from hfstream.stream.collect import FrameRecord, in_order
 from hfstream.stream.progressive import Stage
@@ -59,17 +68,29 @@ DROP_WORDS = {
 }
 
 
-def _frames(args: argparse.Namespace) -> tuple[list, float]:
+def _frames(args: argparse.Namespace) -> tuple[Iterator[np.ndarray], float]:
+    """The frames to send and their rate. A pattern or a clip is made or read as it is
+    sent, so a long one starts at once; a clip's first frame is read now, so that a bad
+    file fails before the model loads. A clip faster than ``--fps`` is sampled at it."""
     src = args.input
     if src == "pattern":
-        return list(pattern_frames(args.frames or 30)), args.fps or 10.0
+        return pattern_frames(args.frames or 30), args.fps or 10.0
     path = a.input_file(src)
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        return [read_rgb(path, args.max_megapixels, "hfstream send")], args.fps or 1.0
-    frames = list(read_frames(path, args.frames))
-    if not frames:
+    suffix = path.suffix.lower()
+    if suffix == ".hfs":
+        raise ValueError(
+            f"{src} is an encoded .hfs file: send streams an image or a video "
+            "(`hfstream decode` turns it into an image)"
+        )
+    if suffix in IMAGE_SUFFIXES:
+        return iter([read_rgb(path, args.max_megapixels, "hfstream send")]), args.fps or 1.0
+    timed = timed_frames(path)
+    first = next(timed, None)
+    if first is None:
         raise ValueError(f"{src} holds no video frames")
-    return frames, args.fps or video_fps(path)
+    clip_fps = video_fps(path)
+    fps = min(args.fps or clip_fps, clip_fps)
+    return islice(sample_frames(chain([first], timed), fps), args.frames), fps
 
 
 async def _open(args: argparse.Namespace, sending: bool) -> DatagramTransport:
@@ -83,7 +104,14 @@ async def _open(args: argparse.Namespace, sending: bool) -> DatagramTransport:
 
     if sending:
         return await UdpTransport.open(("0.0.0.0", 0), remote=args.to)
-    return await UdpTransport.open(args.listen)
+    host, port = args.listen
+    try:
+        return await UdpTransport.open(args.listen)
+    except OSError as e:
+        why = e.strerror or str(e)
+        if e.errno == errno.EADDRINUSE:
+            why = "the port is in use (another recv?): pick another with --listen HOST:PORT"
+        raise ValueError(f"cannot listen on UDP {host}:{port}: {why}") from None
 
 
 async def _await_report(sender: Sender, wait_s: float) -> None:
@@ -114,8 +142,9 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
         refine_steps=args.refine_steps,
     )
     sender = Sender(transport, codec, config)
+    sent: list = []
     try:
-        await sender.send_frames(frames, fps)
+        sent = await sender.send_frames(frames, fps)
         await sender.flush()
         await _await_report(sender, args.report_wait)
     except asyncio.CancelledError:
@@ -137,7 +166,7 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
         else ""
     )
     print(
-        f"sent {len(frames) - sender.frames_skipped} of {len(frames)} frame(s){skipped}: "
+        f"sent {len(sent)} of {len(sent) + sender.frames_skipped} frame(s){skipped}: "
         f"{sender.packets_sent} packets, {sender.bytes_sent} bytes (headers and parity "
         f"included; late packets are dropped unsent); {sender.reports_received} receiver reports"
     )
@@ -210,6 +239,10 @@ async def _receive_stream(
 
 async def run_recv(args: argparse.Namespace, stop: Stop) -> int:
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(
+            f"--out {out} is a file: recv writes a folder (frames.csv, received.mp4, pictures)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     codec = shared_codec(args.model)
     host, port = args.listen
