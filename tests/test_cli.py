@@ -39,6 +39,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_until_bound(port: int) -> None:
+    """Until a receiver holds the UDP port (binding it here then fails)."""
+    import time
+
+    for _ in range(12000):  # a safety net of 120 s for a hung receiver, not a timing check
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"nothing bound UDP port {port}")
+
+
 def test_encode_decode_round_trip(tmp_path, small_image, capsys):
     src, hfs, out = tmp_path / "in.png", tmp_path / "x.hfs", tmp_path / "out.png"
     Image.fromarray(small_image).save(src)
@@ -276,6 +290,30 @@ def test_stream_inputs_and_outputs_fail_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"cannot listen on UDP 127.0.0.1:{port}: the port is in use" in err
     assert err.count("\n") == 1 and "Errno" not in err
+
+
+def test_recv_says_in_one_line_that_every_packet_had_another_key(tmp_path, capsys):
+    port = _free_port()
+    result = {}
+    listen = ["recv", "--listen", f"127.0.0.1:{port}", "--out", str(tmp_path / "recv")]
+    receiving = threading.Thread(
+        target=lambda: result.update(rc=main([*listen, "--wait", "10", "--key", "ab" * 16]))
+    )
+    receiving.start()
+    try:
+        _wait_until_bound(port)
+        send = ["send", "pattern", "--frames", "1", "--to", f"127.0.0.1:{port}"]
+        assert main([*send, "--key", "cd" * 16, "--report-wait", "0.3"]) == 1
+    finally:
+        receiving.join(120)
+    assert result["rc"] == 1
+    err = capsys.readouterr().err
+    assert re.search(
+        r"^hfstream recv: no picture arrived: (\d+) of \1 packets failed authentication: "
+        r"wrong --key, or a key on one side only\?$",
+        err,
+        re.M,
+    ), err
 
 
 def test_bad_address(capsys):

@@ -154,3 +154,26 @@ def test_a_sender_whose_transport_closes_flushes_without_hanging(codec, small_im
 
     sender = asyncio.run(asyncio.wait_for(run(), 60))
     assert sender._pump_task.done() and sender.packets_sent <= 2
+
+
+def test_a_frame_of_tier0_alone_gives_one_final_preview(codec, small_image):
+    """A live fixed-coding frame goes as tier 0 alone where the receiver's picture would
+    not use its indices; the header says so (``FLAG_NO_TIER1``), so its tier 0 completes
+    it: the instant preview is its only update, and final, while the link stays open (no
+    wait for the frame's timeout, no second copy of the same picture)."""
+
+    async def run():
+        tx, rx = memory_pair()
+        sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=5e6, live=True))
+        receiver = Receiver(rx, codec, ReceiverConfig(frame_timeout_s=60))
+        async with receiver:
+            await sender.send_image(small_image)
+            await sender.flush()
+            update = await asyncio.wait_for(receiver.__anext__(), 60)  # a safety net
+            stats = receiver.stats
+        await sender.close()
+        return update, stats
+
+    update, stats = asyncio.run(run())
+    assert (update.stage, update.mode, update.final) == (Stage.PREVIEW, "continuous", True)
+    assert stats["frames_open"] == 0 and stats["updates_waiting"] == 0

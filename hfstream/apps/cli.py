@@ -252,7 +252,12 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
         "with its pixels)",
     )
     recv.add_argument(
-        "--frames", type=a.positive_int, default=1, help="stop after this many frames"
+        "--frames",
+        type=a.non_negative_int,
+        default=1,
+        help="stop once this many frames, counted from the first picture, reached their last "
+        "picture (default 1: one picture, saved as a PNG at each stage; more, or 0, also "
+        "writes received.mp4); 0: until no picture came for --timeout seconds",
     )
     recv.add_argument(
         "--wait",
@@ -267,7 +272,11 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
         help="once pictures arrive, stop after this long without one (default %(default)g s)",
     )
     recv.add_argument(
-        "--fps", type=a.positive_float, default=10.0, help="frame rate of the written video"
+        "--fps",
+        type=a.positive_float,
+        default=None,
+        help="frame rate of received.mp4 (default: the sender's, from the frames' capture "
+        "times; 10 when they tell none, as with a single frame)",
     )
     recv.add_argument(
         "--save-frames",

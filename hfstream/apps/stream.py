@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 from hfstream.apps import args as a
+from hfstream.apps.drops import drop_counts, why_no_picture
 from hfstream.apps.images import read_rgb
 from hfstream.apps.stops import Stop
 from hfstream.codec.shared import shared_codec
@@ -48,7 +49,7 @@ from hfstream.media.video import (
     video_fps,
 )
 from hfstream.stream.coding import FixedCoding, PlannedCoding
-from hfstream.stream.collect import FrameRecord, in_order
+from hfstream.stream.collect import FrameRecord, capture_fps, on_timeline
 from hfstream.stream.progressive import Stage
 from hfstream.stream.receiver import FrameUpdate, Receiver, ReceiverConfig
 from hfstream.stream.sender import Sender, SenderConfig
@@ -61,11 +62,7 @@ STAGE_WORDS = {
     Stage.FULL: "every kept index",
     Stage.REFINED: "kept and withheld indices",
 }
-DROP_WORDS = {
-    "late": "arrived after their frame was closed",
-    "fec": "tier-0 parity that could not repair",
-    "index-entry": "index entries that failed to decode",
-}
+DEFAULT_VIDEO_FPS = 10.0  # received.mp4's rate when the capture times tell none
 
 
 def _frames(args: argparse.Namespace) -> tuple[Iterator[np.ndarray], float]:
@@ -188,11 +185,16 @@ class _Stream:
     out: Path
     session: int | None = None  # the sender's session, as of the stream's first picture
     records: dict[int, FrameRecord] = field(default_factory=dict)
-    finals: int = 0  # frames done: final, or (live) superseded by a newer picture
+    # Frames done since the stream's first picture (a receiver may join mid-stream):
+    # final, or (live) superseded by a newer picture.
+    finals: int = 0
+    first_id: int | None = None  # the frame of the stream's first picture
 
     def add(self, u: FrameUpdate, live: bool, session: int) -> None:
         if self.session is None:
             self.session = session
+        if self.first_id is None:
+            self.first_id = u.frame_id
         rec = self.records.get(u.frame_id)
         if rec is None:
             self.records[u.frame_id] = FrameRecord.first(u)
@@ -200,7 +202,8 @@ class _Stream:
             rec.update(u)
         if live:
             # Live: every frame before the newest picture is done (shown, skipped or lost).
-            self.finals = max(self.finals, u.frame_id + u.final)
+            since_first = (u.frame_id - self.first_id) & 0xFFFFFFFF  # ids wrap at 2**32
+            self.finals = max(self.finals, since_first + u.final)
         else:
             self.finals += u.final
 
@@ -210,7 +213,7 @@ async def _receive_stream(
 ) -> bool:
     """Take pictures until ``--frames`` are done or none came for ``--timeout``; False
     when no more can come (the transport closed, or a stop was asked)."""
-    while stream.finals < args.frames:
+    while not args.frames or stream.finals < args.frames:
         if stop.requested:  # a cancellation that ``wait_for`` let slip (Python < 3.12)
             return False
         timeout = args.timeout if stream.records else args.wait
@@ -312,7 +315,12 @@ def _finish_stream(stream: _Stream, receiver: Receiver | None, args: argparse.Na
     if receiver is not None and stream.session is not None:
         skipped = list(dict.fromkeys(receiver.skipped_in(stream.session)))
     wrote = _write_results(stream.out, stream.records, skipped, args)
-    _summary(stream, skipped, receiver.drops if receiver else {}, wrote)
+    drops = receiver.drops if receiver else {}
+    if not stream.records:
+        why = why_no_picture(drops, receiver.drop_messages if receiver else {})
+        if why:
+            print(f"hfstream recv: {why}", file=sys.stderr)
+    _summary(stream, skipped, drops, wrote, live=args.live)
 
 
 def _write_results(
@@ -350,14 +358,22 @@ def _write_results(
         "frames.csv (one row per frame: best stage or skipped, when it came from the first "
         "packet and from capture, how many updates)"
     ]
-    if records and args.frames > 1:
-        n = max(records) + 1
-        shape = next(r.image for r in records.values() if r.image is not None).shape
-        pictures = in_order(records, n, shape)
-        with VideoWriter(out / "received.mp4", args.fps) as w:
+    if records and args.frames != 1:
+        fps, rate = args.fps, "as --fps says"
+        if fps is None:
+            fps = capture_fps(records.values())
+            rate = "the sender's, from the capture times"
+            if fps is None:
+                fps, rate = DEFAULT_VIDEO_FPS, "the default: one capture time tells no rate"
+        pictures = on_timeline(records, fps)
+        n = len(pictures)
+        with VideoWriter(out / "received.mp4", fps) as w:
             for img in pictures:
                 w.write(img)
-        wrote.append(f"received.mp4 ({n} frames at {args.fps:g} fps, a lost frame repeats)")
+        wrote.append(
+            f"received.mp4 ({n} frames at {fps:g} fps, {rate}; placed by capture time, a "
+            "skipped or lost frame repeats the picture before it)"
+        )
         if args.save_frames:
             for i, img in enumerate(pictures):
                 Image.fromarray(img).save(out / f"frame{i:05d}.png")
@@ -367,7 +383,9 @@ def _write_results(
     return wrote
 
 
-def _summary(stream: _Stream, skipped: list[int], drops: dict[str, int], wrote: list) -> None:
+def _summary(
+    stream: _Stream, skipped: list[int], drops: dict[str, int], wrote: list, *, live: bool
+) -> None:
     """The end-of-run numbers, each said in words."""
     records, out = stream.records, stream.out
     if not records:
@@ -379,10 +397,11 @@ def _summary(stream: _Stream, skipped: list[int], drops: dict[str, int], wrote: 
         "best stage per frame: "
         + ", ".join(f"{s.name.lower()} ({STAGE_WORDS[s]}) {n}" for s, n in stages.items() if n)
     )
-    print(
-        f"{len(skipped)} frame(s) skipped (live mode: a newer frame was ready before their "
-        "decode began)"
-    )
+    if live:
+        print(
+            f"{len(skipped)} frame(s) skipped (live mode: a newer frame was ready before their "
+            "decode began)"
+        )
     first = statistics.median(r.first_picture_s for r in records.values())
     best = statistics.median(r.latency_s for r in records.values())
     print(
@@ -398,11 +417,5 @@ def _summary(stream: _Stream, skipped: list[int], drops: dict[str, int], wrote: 
         f"{1000 * np.percentile(to_best, 50):.0f} ms, p95 {1000 * np.percentile(to_best, 95):.0f} "
         "ms (across machines this includes the clocks' offset)"
     )
-    if drops:
-        print(
-            "packets dropped: "
-            + ", ".join(f"{n} {k} ({DROP_WORDS.get(k, 'malformed')})" for k, n in drops.items())
-        )
-    else:
-        print("packets dropped: none (lost packets never arrive, so they are not counted here)")
+    print(drop_counts(drops))
     print(f"wrote {out}/: " + "; ".join(wrote))

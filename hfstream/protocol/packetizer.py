@@ -20,6 +20,7 @@ import zfec
 
 from hfstream.geometry import SCALES
 from hfstream.protocol.wire import (
+    FLAG_NO_TIER1,
     FLAG_PRIOR,
     FLAG_TIER2,
     MAX_CAPTURE_MS,
@@ -266,6 +267,7 @@ class Packetizer:
         flags = (
             (FLAG_PRIOR if frame.prior_coded else 0)
             | (FLAG_TIER2 if t2_payloads else 0)
+            | (FLAG_NO_TIER1 if not t1_payloads else 0)
             | (frame.scale.bit_length() - 1) << SCALE_SHIFT
         )
 

@@ -27,6 +27,7 @@ import zfec
 from hfstream.geometry import DEFAULT_MAX_FRAME_PIXELS, patch_count
 from hfstream.protocol.wire import (
     DEFAULT_MTU,
+    FLAG_NO_TIER1,
     FLAG_PRIOR,
     FLAG_TIER2,
     HEADER_SIZE,
@@ -124,6 +125,7 @@ class FrameState:
     # The fallback (``PacketType.FALLBACK``): its patches' entries and its scale (0: none)
     fallback: dict[int, Tier0Entry] = field(default_factory=dict)
     fallback_scale: int = 0
+    has_tier1: bool = True  # False: tier 0 completes the frame (``wire.FLAG_NO_TIER1``)
 
     @property
     def patches(self) -> int:
@@ -159,12 +161,13 @@ class FrameState:
         return (
             (FLAG_PRIOR if self.prior_coded else 0)
             | (FLAG_TIER2 if self.has_tier2 else 0)
+            | (0 if self.has_tier1 else FLAG_NO_TIER1)
             | (self.scale.bit_length() - 1) << SCALE_SHIFT
         )
 
     def matches(self, h: PacketHeader) -> bool:
         own = (self.height, self.width, self.codebook_size, self.flags, self.capture_ms)
-        flags = h.flags & (FLAG_PRIOR | FLAG_TIER2 | SCALE_MASK)
+        flags = h.flags & (FLAG_PRIOR | FLAG_TIER2 | FLAG_NO_TIER1 | SCALE_MASK)
         return (h.height, h.width, h.codebook_size, flags, h.capture_ms) == own
 
 
@@ -286,6 +289,7 @@ class Reassembler:
                 now,
                 h.capture_ms,
                 h.scale,
+                has_tier1=not h.flags & FLAG_NO_TIER1,
             )
             self.frames[h.frame_id] = frame
             events.append(FrameOpened(h.frame_id, h.height, h.width))
@@ -480,7 +484,7 @@ class Reassembler:
         return events
 
     def _is_complete(self, frame: FrameState) -> bool:
-        needed = [PacketType.TIER0, PacketType.TIER1]
+        needed = [PacketType.TIER0, PacketType.TIER1] if frame.has_tier1 else [PacketType.TIER0]
         if frame.has_tier2:
             needed.append(PacketType.TIER2)
         if PacketType.FALLBACK in frame.expected:

@@ -67,6 +67,11 @@ FLAG_PRIOR = 0x01
 FLAG_TIER2 = 0x02  # the frame has tier-2 packets (so "complete" waits for them)
 SCALE_SHIFT = 2  # flag bits 2-3: log2 of the frame's scale
 SCALE_MASK = 0x0C
+# The frame has no tier-1 packets (a plan of tier 0 alone, or a live frame whose indices
+# would not be shown), so its tier 0 completes it: the receiver's picture of it is final
+# then, instead of waiting for tier 1 until the frame times out. A receiver that does
+# not know the bit waits as before.
+FLAG_NO_TIER1 = 0x10
 
 
 class WireError(ValueError):

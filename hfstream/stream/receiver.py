@@ -34,6 +34,7 @@ from hfstream.protocol.reassembly import (
     FrameComplete,
     FrameExpired,
     FrameState,
+    PacketDropped,
     PatchesUpdated,
     Reassembler,
     ReassemblerConfig,
@@ -42,8 +43,10 @@ from hfstream.protocol.wire import TAG_SIZE, PacketType, WireError, capture_time
 from hfstream.stream.progressive import (
     FrameDecodeState,
     Stage,
+    best_is_continuous,
     best_picture,
     continuous_picture,
+    picture_source,
     snapshot,
     stage_of,
 )
@@ -76,6 +79,9 @@ class FrameUpdate:
     # How the picture was decoded: "continuous" for the instant preview (tier 0 up-sampled,
     # no predictor), "hybrid" for every later picture.
     mode: str = "hybrid"
+    # When the frame was captured (unix seconds, the sender's clock, from the packet
+    # headers): frames skipped or lost in between leave gaps on this timeline.
+    capture_time: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,9 @@ class Receiver:
         self._feedback_sealer: Sealer | None = None  # for the current session
         self._receiver_id = 0  # drawn when a session starts
         self.auth_drops: dict[str, int] = {}
+        # The newest message of each drop reason (``drops`` counts them): what the packets
+        # were, for a user told why nothing arrived.
+        self.drop_messages: dict[str, str] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hfstream-decode")
         self._updates: deque[FrameUpdate | None] = deque()
         self._update_ready = asyncio.Event()
@@ -281,6 +290,7 @@ class Receiver:
                 except WireError as e:
                     # Before any parsing: a forgery costs one HMAC and a counter.
                     self.auth_drops[e.reason] = self.auth_drops.get(e.reason, 0) + 1
+                    self.drop_messages[e.reason] = str(e)
                     continue
                 if self._feedback_sealer is None or (
                     self._feedback_sealer.session_id != self.opener.session_id
@@ -318,6 +328,8 @@ class Receiver:
                 # Nothing to show before tier 0 (a patch's own, or the fallback).
                 if frame is not None and (frame.tier0 or frame.fallback):
                     self._enqueue(frame)
+            elif isinstance(ev, PacketDropped):
+                self.drop_messages[ev.reason] = ev.message
             elif isinstance(ev, FrameComplete):
                 self._wake.set()  # a settling live frame need not wait any longer
             elif isinstance(ev, FrameExpired):
@@ -419,7 +431,18 @@ class Receiver:
             for t, p in ((0, PacketType.TIER0), (1, PacketType.TIER1), (2, PacketType.TIER2))
         }
         held = snapshot(frame)  # the worker's own copy: the event loop adds to ``frame``
-        if self.config.instant_preview and not cache.shown and stage != Stage.NONE:
+        source = picture_source(held)
+        if source == cache.best_from:
+            # Nothing the picture depends on came since the last one (a frame queued again
+            # when the input ended, say): showing it again would repeat the same picture.
+            if self._is_last(frame, held, stage):
+                self._finish(frame_id)
+            return
+        # When the best picture is the continuous one, the preview is it: one update, not
+        # the same picture twice.
+        mode = "continuous" if best_is_continuous(self.codec, held) else "hybrid"
+        preview_due = self.config.instant_preview and not cache.shown and stage != Stage.NONE
+        if preview_due and mode == "hybrid":
             preview = await loop.run_in_executor(
                 self._executor, continuous_picture, self.codec, held, cache
             )
@@ -428,15 +451,21 @@ class Receiver:
         image = await loop.run_in_executor(
             self._executor, best_picture, self.codec, held, cache, steps
         )
-        open_now = self.reassembler.frames.get(frame_id) is frame
-        last = (
-            (not open_now and frame_id not in self.scheduler)
+        last = self._is_last(frame, held, stage)
+        cache.best_from = source
+        self._show(frame, cache, stage, image, received, last=last, mode=mode)
+        if last:
+            self._finish(frame_id)
+
+    def _is_last(self, frame: FrameState, held: FrameState, stage: Stage) -> bool:
+        """No better picture of ``frame`` can follow the one decoded from ``held``."""
+        open_now = self.reassembler.frames.get(frame.frame_id) is frame
+        return (
+            (not open_now and frame.frame_id not in self.scheduler)
+            or held.complete  # every packet was in this decode (tier 0 alone, for some)
             or stage == Stage.REFINED
             or (stage == Stage.FULL and not frame.has_tier2)
         )
-        self._show(frame, cache, stage, image, received, last=last)
-        if last:
-            self._finish(frame_id)
 
     def _show(
         self,
@@ -464,6 +493,7 @@ class Receiver:
                 last,
                 time.time() - captured,
                 mode,
+                captured,
             )
         )
 
