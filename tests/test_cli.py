@@ -316,6 +316,26 @@ def test_recv_says_in_one_line_that_every_packet_had_another_key(tmp_path, capsy
     ), err
 
 
+def test_send_stops_when_the_receiver_has_gone(tmp_path, capsys):
+    """``recv --frames 1`` ends after its first frame; the sender, which had heard its
+    reports, stops with one line and status 1 instead of sending the other frames."""
+    port = _free_port()
+    result = {}
+    listen = ["recv", "--listen", f"127.0.0.1:{port}", "--out", str(tmp_path / "recv")]
+    receiving = threading.Thread(target=lambda: result.update(rc=main([*listen, "--wait", "60"])))
+    receiving.start()
+    try:
+        _wait_until_bound(port)
+        send = ["send", "pattern", "--frames", "1000", "--fps", "5", "--to", f"127.0.0.1:{port}"]
+        assert main([*send, "--receiver-timeout", "1"]) == 1
+    finally:
+        receiving.join(120)
+    assert result["rc"] == 0
+    err = capsys.readouterr().err
+    assert re.search(r"^hfstream send: the receiver stopped reporting \(\d+ reports, then none "
+                     r"for 1 s\): stopped after \d+ packets", err, re.M), err  # fmt: skip
+
+
 def test_bad_address(capsys):
     assert main(["send", "pattern", "--to", "nowhere"]) == 2
     assert 'Invalid address "nowhere"' in capsys.readouterr().err

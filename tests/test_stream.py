@@ -177,3 +177,40 @@ def test_a_frame_of_tier0_alone_gives_one_final_preview(codec, small_image):
     update, stats = asyncio.run(run())
     assert (update.stage, update.mode, update.final) == (Stage.PREVIEW, "continuous", True)
     assert stats["frames_open"] == 0 and stats["updates_waiting"] == 0
+
+
+def test_report_watch_judges_only_a_receiver_it_heard():
+    from hfstream.protocol.feedback import ReportWatch
+
+    watch = ReportWatch(10.0)
+    assert not watch.gone(1000.0) and watch.silent_for(1000.0) is None  # never heard
+    watch.on_report(5.0)
+    assert not watch.gone(14.9) and watch.gone(15.0) and watch.silent_for(15.0) == 10.0
+    watch.on_report(15.0)
+    assert not watch.gone(20.0)
+    with pytest.raises(ValueError, match="timeout_s must be positive"):
+        ReportWatch(0)
+
+
+def test_a_sender_stops_once_its_receiver_stops_reporting(codec, small_image):
+    from hfstream.stream.sender import ReceiverGone
+
+    async def run():
+        tx, rx = memory_pair()
+        config = SenderConfig(rate_bytes_per_s=5e6, receiver_timeout_s=0.3)
+        sender = Sender(tx, codec, config)
+        async with Receiver(rx, codec, ReceiverConfig(feedback_interval_s=0.05)):
+            await sender.send_image(small_image)
+            while not sender.reports_received:  # heard once; the receiver then stops
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.4)  # longer than the timeout, without a report
+        try:
+            with pytest.raises(ReceiverGone) as e:
+                await sender.send_image(small_image)
+        finally:
+            await sender.close()
+        return e.value
+
+    gone = asyncio.run(run())
+    assert gone.silent_s >= 0.3 and gone.reports >= 1
+    assert str(gone).startswith("no receiver report for ")

@@ -66,6 +66,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    value = _number(text, float)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive number, got {text}")
+    return value
+
+
 def share(text: str) -> float:
     """A share of packets, 0 <= x < 1 (a link that drops everything shows nothing)."""
     value = _number(text, float)

@@ -231,6 +231,13 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
         "warn and exit 1 (default %(default)g s)",
     )
     send.add_argument(
+        "--receiver-timeout",
+        type=a.non_negative_float,
+        default=10.0,
+        help="once receiver reports came, stop (exit 1) when none came for this long: the "
+        "receiver stopped or became unreachable (default %(default)g s; 0: never)",
+    )
+    send.add_argument(
         "--live",
         action="store_true",
         help="real time: skip a frame when the next is due before its encode can begin",

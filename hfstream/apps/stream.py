@@ -52,7 +52,7 @@ from hfstream.stream.coding import FixedCoding, PlannedCoding
 from hfstream.stream.collect import FrameRecord, capture_fps, on_timeline
 from hfstream.stream.progressive import Stage
 from hfstream.stream.receiver import FrameUpdate, Receiver, ReceiverConfig
-from hfstream.stream.sender import Sender, SenderConfig
+from hfstream.stream.sender import ReceiverGone, Sender, SenderConfig
 from hfstream.transports.base import DatagramTransport
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -137,13 +137,17 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
         key=args.key,
         live=args.live,
         refine_steps=args.refine_steps,
+        receiver_timeout_s=args.receiver_timeout or None,
     )
     sender = Sender(transport, codec, config)
     sent: list = []
+    gone: ReceiverGone | None = None
     try:
         sent = await sender.send_frames(frames, fps)
         await sender.flush()
         await _await_report(sender, args.report_wait)
+    except ReceiverGone as e:
+        gone = e
     except asyncio.CancelledError:
         if not stop.requested:
             raise
@@ -151,6 +155,14 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
     finally:
         await sender.close()
         await transport.close()
+    if gone is not None:
+        print(
+            f"hfstream send: the receiver stopped reporting ({gone.reports} reports, then none "
+            f"for {gone.silent_s:.0f} s): stopped after {sender.packets_sent} packets "
+            "(--receiver-timeout sets the wait)",
+            file=sys.stderr,
+        )
+        return 1
     if stop.requested:
         print(
             f"hfstream send: stopped by {stop.name} after {sender.packets_sent} packets",
