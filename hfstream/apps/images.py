@@ -26,7 +26,7 @@ def conversion_notice(im: Image.Image, name: str) -> str | None:
     if alpha:
         return f"{name} has an alpha channel: transparency dropped, only RGB is coded"
     if gray:
-        return f"{name} is grayscale: coded as RGB (three equal channels)"
+        return f"{name} is grayscale: coded as RGB, marked gray (decodes to three equal channels)"
     if im.mode != "RGB":
         return f"{name} is in {im.mode} mode: converted to RGB"
     return None

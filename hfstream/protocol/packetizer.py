@@ -20,6 +20,7 @@ import zfec
 
 from hfstream.geometry import SCALES
 from hfstream.protocol.wire import (
+    FLAG_GRAY,
     FLAG_NO_TIER1,
     FLAG_PRIOR,
     FLAG_TIER2,
@@ -97,6 +98,7 @@ class FrameEntries:
     scale: int = 1  #: the frame is shown at this many times its coded size (1, 2 or 4)
     #: the frame's tier 0 coded again at a fraction of its size (None: not sent)
     fallback: FallbackPayload | None = None
+    gray: bool = False  #: the source is gray: the receiver shows the picture in gray
 
 
 @dataclass
@@ -268,6 +270,7 @@ class Packetizer:
             (FLAG_PRIOR if frame.prior_coded else 0)
             | (FLAG_TIER2 if t2_payloads else 0)
             | (FLAG_NO_TIER1 if not t1_payloads else 0)
+            | (FLAG_GRAY if frame.gray else 0)
             | (frame.scale.bit_length() - 1) << SCALE_SHIFT
         )
 

@@ -27,6 +27,7 @@ import zfec
 from hfstream.geometry import DEFAULT_MAX_FRAME_PIXELS, patch_count
 from hfstream.protocol.wire import (
     DEFAULT_MTU,
+    FLAG_GRAY,
     FLAG_NO_TIER1,
     FLAG_PRIOR,
     FLAG_TIER2,
@@ -126,6 +127,7 @@ class FrameState:
     fallback: dict[int, Tier0Entry] = field(default_factory=dict)
     fallback_scale: int = 0
     has_tier1: bool = True  # False: tier 0 completes the frame (``wire.FLAG_NO_TIER1``)
+    gray: bool = False  # the source is gray (``wire.FLAG_GRAY``)
 
     @property
     def patches(self) -> int:
@@ -162,12 +164,13 @@ class FrameState:
             (FLAG_PRIOR if self.prior_coded else 0)
             | (FLAG_TIER2 if self.has_tier2 else 0)
             | (0 if self.has_tier1 else FLAG_NO_TIER1)
+            | (FLAG_GRAY if self.gray else 0)
             | (self.scale.bit_length() - 1) << SCALE_SHIFT
         )
 
     def matches(self, h: PacketHeader) -> bool:
         own = (self.height, self.width, self.codebook_size, self.flags, self.capture_ms)
-        flags = h.flags & (FLAG_PRIOR | FLAG_TIER2 | FLAG_NO_TIER1 | SCALE_MASK)
+        flags = h.flags & (FLAG_PRIOR | FLAG_TIER2 | FLAG_NO_TIER1 | FLAG_GRAY | SCALE_MASK)
         return (h.height, h.width, h.codebook_size, flags, h.capture_ms) == own
 
 
@@ -290,6 +293,7 @@ class Reassembler:
                 h.capture_ms,
                 h.scale,
                 has_tier1=not h.flags & FLAG_NO_TIER1,
+                gray=bool(h.flags & FLAG_GRAY),
             )
             self.frames[h.frame_id] = frame
             events.append(FrameOpened(h.frame_id, h.height, h.width))

@@ -72,6 +72,8 @@ SCALE_MASK = 0x0C
 # then, instead of waiting for tier 1 until the frame times out. A receiver that does
 # not know the bit waits as before.
 FLAG_NO_TIER1 = 0x10
+# The source is gray (``EncodedImage.gray``): the receiver shows the picture in gray.
+FLAG_GRAY = 0x20
 
 
 class WireError(ValueError):

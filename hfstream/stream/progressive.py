@@ -95,6 +95,7 @@ def tier0_encoded(codec: HybridCodec, frame: FrameState) -> EncodedImage:
         _tier0_patches(codec, frame.tier0, frame.patches),
         frame.scale,
         _fallback(codec, frame),
+        gray=frame.gray,
     )
 
 
@@ -176,6 +177,7 @@ def build_encoded(codec: HybridCodec, frame: FrameState, cache: FrameDecodeState
         tuple(patches),
         frame.scale,
         _fallback(codec, frame),
+        gray=frame.gray,
     )
 
 
