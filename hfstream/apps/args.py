@@ -165,6 +165,16 @@ def output_image(path: str) -> Path:
     return p
 
 
+def ice_server(text: str):
+    """``--ice-server``: ``stun:HOST[:PORT]`` or ``turn:USER:PASSWORD@HOST[:PORT]``."""
+    from hfstream.transports.ice import parse_ice_server  # aiortc-free
+
+    try:
+        return parse_ice_server(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def fail(prog: str, message: str) -> int:
     print(f"{prog}: error: {message}", file=sys.stderr)
     return EXIT_BAD_INPUT

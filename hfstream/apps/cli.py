@@ -303,6 +303,22 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
     )
     _model(recv)
     _key(recv)
+    for p in (send, recv):
+        p.add_argument(
+            "--ice-server",
+            type=a.ice_server,
+            action="append",
+            default=[],
+            metavar="URL",
+            help="with --rtc: a STUN (stun:HOST[:PORT]) or TURN "
+            "(turn:USER:PASSWORD@HOST[:PORT]) server, repeatable; default none: no public "
+            "server learns of the stream, the peers meet over their own addresses",
+        )
+        p.add_argument(
+            "--local-only",
+            action="store_true",
+            help="with --rtc: offer loopback candidates alone (both peers on this machine)",
+        )
 
 
 def _key(p: argparse.ArgumentParser) -> None:

@@ -96,7 +96,15 @@ async def _open(args: argparse.Namespace, sending: bool) -> DatagramTransport:
 
         host, port = args.to if sending else args.listen
         role = "answer" if sending else "offer"
-        return await rtc_connect(role, host, port, key=args.key)
+        return await rtc_connect(
+            role,
+            host,
+            port,
+            key=args.key,
+            ice_servers=args.ice_server,
+            local_only=args.local_only,
+            wait_s=None if sending else args.wait,
+        )
     from hfstream.transports.udp import UdpTransport
 
     if sending:
