@@ -214,3 +214,13 @@ def test_a_sender_stops_once_its_receiver_stops_reporting(codec, small_image):
     gone = asyncio.run(run())
     assert gone.silent_s >= 0.3 and gone.reports >= 1
     assert str(gone).startswith("no receiver report for ")
+
+
+def test_each_stage_of_a_frame_comes_once(codec, small_image):
+    """Every packet is in before the first decode: the instant preview is labelled by what
+    it shows (tier 0 alone), not by the frame's stage, which comes with the next picture."""
+    tx, rx = memory_pair()
+    _, updates, _ = asyncio.run(stream(codec, small_image, tx, rx))
+    stages = [u.stage for u in updates]
+    assert (stages[0], updates[0].mode) == (Stage.PREVIEW, "continuous")
+    assert len(stages) == len(set(stages)) and updates[-1].final

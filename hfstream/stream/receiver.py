@@ -446,7 +446,11 @@ class Receiver:
             preview = await loop.run_in_executor(
                 self._executor, continuous_picture, self.codec, held, cache
             )
-            self._show(frame, cache, stage, preview, received, last=False, mode="continuous")
+            # Labelled by what it shows, tier 0 alone, whatever else the frame holds: the
+            # stage of the frame comes with the next picture, so no stage comes twice.
+            self._show(
+                frame, cache, Stage.PREVIEW, preview, received, last=False, mode="continuous"
+            )
         steps = self.config.decode_steps
         image = await loop.run_in_executor(
             self._executor, best_picture, self.codec, held, cache, steps
