@@ -66,10 +66,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FrameUpdate:
-    """One picture of a frame. A frame's pictures come in rising stage order, at most one
-    a stage: the instant preview (``PREVIEW``, ``mode`` "continuous"), then the best
-    picture of what had arrived, and better ones as more arrives; the same picture never
-    comes twice, and the last has ``final`` set (unless the input ended first)."""
+    """One picture of a frame. A frame's pictures come in rising stage order: the instant
+    preview (``PREVIEW``, ``mode`` "continuous"; none when the best picture is that very
+    picture), then the best picture of what had arrived, again as more arrives (a
+    ``PARTIAL`` picture may come again with more indices). The same picture never comes
+    twice, and the last has ``final`` set (unless the input ended first)."""
 
     frame_id: int
     stage: Stage
