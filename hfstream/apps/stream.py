@@ -191,7 +191,8 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
         print(
             f"hfstream send: warning: no receiver report within {args.report_wait:g} s of the "
             f"last packet; is `hfstream recv{' --rtc' if args.rtc else ''}` listening on "
-            f"{host}:{port}?",
+            f"{host}:{port}, with the same --key and --model? (a receiver that drops "
+            "every packet says why)",
             file=sys.stderr,
         )
         return 1
