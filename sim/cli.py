@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hfstream.apps import args as a
+import hfstream.arguments as a
 
 LOSS_MODELS = ("bernoulli", "gilbert")  # ``sim.sweep.make_loss`` builds each
 

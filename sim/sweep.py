@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from hfstream.apps import args as a
+import hfstream.arguments as a
 from sim import cli
 from sim.results import plot_vs_loss, read_results, write_markdown
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from hfstream.apps.args import OneLineParser, fail
+from hfstream.arguments import OneLineParser, fail
 from hfstream.codec.frames import to_uint8_image
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.refinement import DEFAULT_REFINE_STEPS

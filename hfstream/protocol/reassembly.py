@@ -1,17 +1,16 @@
 """Reassembler (sans-I/O): packets in, per-frame state and events out.
 
-Packets may come in any order, twice, or late. Memory is bounded: at most
-``max_frames`` frames are open (the oldest is evicted, with a ``FrameExpired`` event),
-each holds at most ``max_frame_bytes``, and the ids of closed frames are remembered in
-a bounded window so their late packets are dropped. Time enters only as ``now``.
+Packets may come in any order, twice, or late. Memory is bounded: at most ``max_frames``
+frames are open (the oldest is evicted, with a ``FrameExpired`` event), each holds at most
+``max_frame_bytes``, and the ids of closed frames are kept in a bounded window so their
+late packets are dropped. Time enters only as ``now``.
 
 Work per frame is bounded by its geometry, whatever a peer holding the key sends:
 
-- entries: one tier-0 entry per patch; per patch and tier, index entries of one
-  interleave layout (schedule and group count, at most ``MAX_INDEX_GROUPS`` groups), one
-  per group. Duplicates and entries that contradict what the frame already holds are
-  dropped and counted (``Reassembler.entries_dropped``), so a frame holds at most
-  ``patches * (1 + 2 * MAX_INDEX_GROUPS)`` entries;
+- entries: one tier-0 entry per patch; per patch and tier, index entries of one interleave
+  layout (schedule and group count, at most ``MAX_INDEX_GROUPS`` groups), one per group.
+  Duplicates and entries that contradict the frame are dropped and counted
+  (``Reassembler.entries_dropped``): at most ``patches * (1 + 2 * MAX_INDEX_GROUPS)``;
 - erasure decoding: a packet retries only the block it belongs to, and blocks may not
   overlap, so each packet costs at most one block's decode.
 """
@@ -126,8 +125,8 @@ class FrameState:
     # The fallback (``PacketType.FALLBACK``): its patches' entries and its scale (0: none)
     fallback: dict[int, Tier0Entry] = field(default_factory=dict)
     fallback_scale: int = 0
-    has_tier1: bool = True  # False: tier 0 completes the frame (``wire.FLAG_NO_TIER1``)
-    gray: bool = False  # the source is gray (``wire.FLAG_GRAY``)
+    has_tier1: bool = True  # False: tier 0 completes it (``wire.FLAG_NO_TIER1``)
+    gray: bool = False  # ``wire.FLAG_GRAY``
 
     @property
     def patches(self) -> int:

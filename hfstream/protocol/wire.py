@@ -7,8 +7,7 @@ Header (big-endian)::
                    time, 2 no rung in tier-0 entries)
     type        1  PacketType
     model id    4  the codec model; a receiver drops packets for any other model
-    session     8  per stream (high 42 bits: its start, unix ms; 22 random bits); see
-                   auth.py
+    session     8  per stream (high 42 bits: its start, unix ms; 22 random bits; auth.py)
     counter     4  per-session packet number, written when the packet is sealed
     frame id    4  (the report number in FEEDBACK packets)
     capture     4  ms from the session's start to the frame's capture, so the receiver
@@ -20,19 +19,18 @@ Header (big-endian)::
     flags       1  bit 0: indices are prior-coded (else fixed-length);
                    bit 1: the frame has tier-2 packets;
                    bits 2-3: log2 of the scale the frame is shown at (0..2:
-                   ``hfstream.codec.scaling``)
+                   ``hfstream.codec.scaling``);
+                   bit 4: no tier-1 packets (tier 0 completes the frame); bit 5: gray source
     seq         2  packet number within (frame, type)
     count       2  packets of this (frame, type), 1..4096
 
-The payload follows (UDP and data-channel messages keep their boundaries, so no length
-field is needed), then the authentication tag (``auth.TAG_SIZE`` bytes) over everything
-before it. ``auth.Opener`` checks and strips the tag before anything here parses the
-packet. The payload is msgpack, unpacked with strict limits and then checked field by
-field: the ``*Entry`` classes hold each type's layout (``Tier0Entry``, ``IndexEntry`` for
-tiers 1 and 2, ``ParityEntry``, ``FeedbackEntry``) and the ``parse_*`` functions read them,
-so every entry kind is built and parsed here. Every error is a ``WireError`` (a
-``ValueError``) whose message names what is wrong, so the receiver can count drops by
-reason.
+The payload follows (datagrams keep their boundaries: no length field), then the
+authentication tag (``auth.TAG_SIZE`` bytes) over everything before it, which
+``auth.Opener`` checks and strips before anything here parses the packet. The payload is
+msgpack, unpacked with strict limits and checked field by field: the ``*Entry`` classes
+hold each type's layout (``Tier0Entry``, ``IndexEntry`` for tiers 1 and 2, ``ParityEntry``,
+``FeedbackEntry``), the ``parse_*`` functions read them. Every error is a ``WireError`` (a
+``ValueError``) naming what is wrong, so the receiver counts drops by reason.
 """
 
 from __future__ import annotations
@@ -67,13 +65,8 @@ FLAG_PRIOR = 0x01
 FLAG_TIER2 = 0x02  # the frame has tier-2 packets (so "complete" waits for them)
 SCALE_SHIFT = 2  # flag bits 2-3: log2 of the frame's scale
 SCALE_MASK = 0x0C
-# The frame has no tier-1 packets (a plan of tier 0 alone, or a live frame whose indices
-# would not be shown), so its tier 0 completes it: the receiver's picture of it is final
-# then, instead of waiting for tier 1 until the frame times out. A receiver that does
-# not know the bit waits as before.
-FLAG_NO_TIER1 = 0x10
-# The source is gray (``EncodedImage.gray``): the receiver shows the picture in gray.
-FLAG_GRAY = 0x20
+FLAG_NO_TIER1 = 0x10  # no tier-1 packets: tier 0 completes the frame (its picture is final)
+FLAG_GRAY = 0x20  # the source is gray (``EncodedImage.gray``): shown in gray
 
 
 class WireError(ValueError):
