@@ -314,6 +314,7 @@ def test_recv_says_in_one_line_that_every_packet_had_another_key(tmp_path, capsy
         err,
         re.M,
     ), err
+    assert err.count("no picture arrived") == 1  # said a few seconds in, not again
 
 
 def test_send_stops_when_the_receiver_has_gone(tmp_path, capsys):

@@ -63,6 +63,7 @@ STAGE_WORDS = {
     Stage.REFINED: "kept and withheld indices",
 }
 DEFAULT_VIDEO_FPS = 10.0  # received.mp4's rate when the capture times tell none
+SAY_WHY_AFTER_S = 3.0  # a receiver that drops every packet says why this soon
 
 
 def _frames(args: argparse.Namespace) -> tuple[Iterator[np.ndarray], float]:
@@ -210,6 +211,7 @@ class _Stream:
     # final, or (live) superseded by a newer picture.
     finals: int = 0
     first_id: int | None = None  # the frame of the stream's first picture
+    said_why: bool = False  # why no picture arrives was said (``_say_why``)
 
     def add(self, u: FrameUpdate, live: bool, session: int) -> None:
         if self.session is None:
@@ -234,6 +236,29 @@ async def _receive_stream(
 ) -> bool:
     """Take pictures until ``--frames`` are done or none came for ``--timeout``; False
     when no more can come (the transport closed, or a stop was asked)."""
+    why = asyncio.get_running_loop().create_task(_say_why(receiver, stream))
+    try:
+        return await _take_pictures(receiver, args, stream, stop)
+    finally:
+        why.cancel()
+
+
+async def _say_why(receiver: Receiver, stream: _Stream) -> None:
+    """While no picture came but packets did, say in one line why they were dropped (a
+    wrong key, another model...), once, a few seconds in: not only at the end, which
+    may be never."""
+    while not stream.records:
+        await asyncio.sleep(SAY_WHY_AFTER_S)
+        why = why_no_picture(receiver.drops, receiver.drop_messages)
+        if why and not stream.records:
+            print(f"hfstream recv: {why}", file=sys.stderr, flush=True)
+            stream.said_why = True
+            return
+
+
+async def _take_pictures(
+    receiver: Receiver, args: argparse.Namespace, stream: _Stream, stop: Stop
+) -> bool:
     while not args.frames or stream.finals < args.frames:
         if stop.requested:  # a cancellation that ``wait_for`` let slip (Python < 3.12)
             return False
@@ -337,7 +362,7 @@ def _finish_stream(stream: _Stream, receiver: Receiver | None, args: argparse.Na
         skipped = list(dict.fromkeys(receiver.skipped_in(stream.session)))
     wrote = _write_results(stream.out, stream.records, skipped, args)
     drops = receiver.drops if receiver else {}
-    if not stream.records:
+    if not (stream.records or stream.said_why):
         why = why_no_picture(drops, receiver.drop_messages if receiver else {})
         if why:
             print(f"hfstream recv: {why}", file=sys.stderr)
