@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hfstream.arguments import (  # noqa: F401 (the commands' argument types, in one place)
     EXIT_BAD_INPUT,
@@ -21,6 +22,9 @@ from hfstream.arguments import (  # noqa: F401 (the commands' argument types, in
 )
 from hfstream.geometry import DEFAULT_MAX_PIXELS
 from hfstream.protocol.schedules import Schedule
+
+if TYPE_CHECKING:
+    from hfstream.transports.ice import IceServer
 
 # The schedules the command line accepts (the protocol package is torch-free).
 SCHEDULES = ("auto", *(s.label for s in Schedule))
@@ -120,7 +124,7 @@ def output_image(path: str) -> Path:
     return p
 
 
-def ice_server(text: str):
+def ice_server(text: str) -> IceServer:
     """``--ice-server``: ``stun:HOST[:PORT]`` or ``turn:USER:PASSWORD@HOST[:PORT]``."""
     from hfstream.transports.ice import parse_ice_server  # aiortc-free
 
