@@ -29,6 +29,8 @@ from hfstream.protocol.wire import PacketType, Tier0Entry, WireError
 
 
 class Stage(IntEnum):
+    """How much of a frame a picture was decoded from (module docstring)."""
+
     NONE = 0
     PREVIEW = 1
     PARTIAL = 2

@@ -91,6 +91,9 @@ class FrameUpdate:
 
 
 class Receiver:
+    """Reassembles a transport's packets into frames and decodes them off the event loop;
+    iterate it for ``FrameUpdate``s (module docstring)."""
+
     def __init__(
         self, transport: DatagramTransport, codec: HybridCodec, config: ReceiverConfig | None = None
     ) -> None:

@@ -9,6 +9,8 @@ from hfstream.protocol.reassembly import DEFAULT_MAX_FRAME_PIXELS
 
 @dataclass(frozen=True)
 class ReceiverConfig:
+    """How a ``Receiver`` bounds its state, decodes and reports (each field's comment)."""
+
     frame_timeout_s: float = 2.0
     max_frames: int = 8  # frames being reassembled at once
     max_frame_bytes: int = 4 * 1024 * 1024

@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SenderConfig:
+    """How a ``Sender`` codes, paces and authenticates its frames (each field's comment)."""
+
     # Pacing rate (2 Mbit/s); with a ``PlannedCoding`` the rate controller's instead.
     rate_bytes_per_s: float = 250_000.0
     burst_bytes: int = 2400
@@ -127,6 +129,8 @@ class ReceiverGone(Exception):
 
 @dataclass(frozen=True)
 class FrameSent:
+    """What ``send_image`` queued of one frame."""
+
     frame_id: int
     packets: dict[int, int]  # tier -> packets queued
     bytes: dict[int, int]  # tier -> bytes queued (headers included)
@@ -135,6 +139,10 @@ class FrameSent:
 
 
 class Sender:
+    """Encodes frames off the event loop, paces their packets onto a transport and reads
+    the receiver's reports (module docstring: ``async with``, ``send_image``,
+    ``send_frames``, ``flush``)."""
+
     def __init__(
         self, transport: DatagramTransport, codec: HybridCodec, config: SenderConfig | None = None
     ) -> None:

@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 
 
 class RtcTransport(ClosingTransport):
+    """One WebRTC peer connection's two data channels as a datagram transport: tier 0,
+    parity and reports on the partially reliable one, indices on the unreliable one."""
+
     def __init__(self, pc: RTCPeerConnection, tier0_lifetime_ms: int = 1000, max_queue: int = 4096):
         if tier0_lifetime_ms < 1:
             raise ValueError(
