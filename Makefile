@@ -36,13 +36,19 @@ docs: $(STAMP)
 	$(PY) -W ignore::FutureWarning docs/api_docs.py --out out/docs
 
 DATA ?= ../shared/data/photos
+# $(call need_folder,FOLDER,HOW): stop with one line when a photo folder is missing.
+need_folder = @test -d $(1) || { echo "make $@: no folder $(1) (photos are not in the \
+repository): run make $@ $(2)" >&2; exit 2; }
+
 eval: $(STAMP)
+	$(call need_folder,$(DATA)/val,DATA=DIR where DIR/val holds images)
 	$(PY) -m hfstream.eval $(DATA)/val --out out/eval
 
 # Loss sweeps: hfstream against JPEG/WebP/AVIF (photos in IMAGES) and against VP8/H.264
 # (a clip), over Bernoulli and Gilbert-Elliott loss. `make sweep IMAGES=dir` for any folder.
 IMAGES ?= $(DATA)/val
 sweep: $(STAMP)
+	$(call need_folder,$(IMAGES),IMAGES=DIR of images)
 	$(PY) -m sim.sweep $(IMAGES) --out out/sweep
 	$(PY) -m sim.video_sweep --out out/video_sweep
 
@@ -73,6 +79,7 @@ soak: $(STAMP)
 
 # The default model, stage by stage (each resumes from runs/default/STAGE.ckpt).
 train: $(STAMP)
+	$(call need_folder,$(DATA)/train,DATA=DIR where DIR/train holds images)
 	$(PY) -m hfstream.train continuous --data $(DATA)/train
 	$(PY) -m hfstream.train tokenizer --data $(DATA)/train
 	$(PY) -m hfstream.train predictor --data $(DATA)/train

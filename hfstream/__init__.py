@@ -23,7 +23,7 @@ _EXPORTS = {
     "PlannedCoding": "hfstream.stream.coding",
     "FrameSent": "hfstream.stream.sender",
     "Receiver": "hfstream.stream.receiver",
-    "ReceiverConfig": "hfstream.stream.receiver",
+    "ReceiverConfig": "hfstream.stream.receiver_config",
     "FrameUpdate": "hfstream.stream.receiver",
     "Stage": "hfstream.stream.progressive",
     "PacketizerConfig": "hfstream.protocol.packetizer",
@@ -63,7 +63,8 @@ if TYPE_CHECKING:
     from hfstream.protocol.wire import WireError
     from hfstream.stream.coding import FixedCoding, PlannedCoding
     from hfstream.stream.progressive import Stage
-    from hfstream.stream.receiver import FrameUpdate, Receiver, ReceiverConfig
+    from hfstream.stream.receiver import FrameUpdate, Receiver
+    from hfstream.stream.receiver_config import ReceiverConfig
     from hfstream.stream.sender import FrameSent, Sender, SenderConfig
     from hfstream.transports.memory import MemoryTransport, memory_pair
     from hfstream.transports.udp import UdpTransport

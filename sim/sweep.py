@@ -18,7 +18,6 @@ Cases run in a local process pool (``--workers``) or on Ray (``--executor ray``,
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
@@ -31,6 +30,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+import hfstream.arguments as a
+from sim import cli
 from sim.results import plot_vs_loss, read_results, write_markdown
 
 HF_METHODS = ("hfstream", "hfstream-nofec", "hfstream-arq", "continuous", "vq")
@@ -331,29 +332,23 @@ def write_summary(rows: list[dict], out: Path, kept: list[dict] | None = None) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hfstream.media.images import list_images
-
-    p = argparse.ArgumentParser(
-        prog="python -m sim.sweep",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = cli.parser("python -m sim.sweep", __doc__)
     p.add_argument("folder", help="images to send")
-    p.add_argument("--out", default="out/sweep")
-    p.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
-    p.add_argument("--loss-models", nargs="*", default=["bernoulli", "gilbert"])
-    p.add_argument("--rates", nargs="*", type=float, default=[0.0, 0.1, 0.2, 0.3, 0.4])
-    p.add_argument("--seeds", type=int, default=2)
-    p.add_argument("--bpp", type=float, default=0.05)
-    p.add_argument("--burst", type=float, default=3.0)
-    p.add_argument("--limit", type=int, default=None, help="only the first N images")
-    p.add_argument("--model", default=None)
-    p.add_argument("--executor", choices=["process", "ray"], default="process")
+    p.add_argument("--out", default="out/sweep", help="results, summary and plots")
+    cli.add_case_arguments(p, METHODS)
+    p.add_argument(
+        "--bpp", type=a.positive_float, default=0.05, help="budget per picture, bits per pixel"
+    )
+    p.add_argument("--limit", type=a.positive_int, default=None, help="only the first N images")
+    p.add_argument("--model", default=None, help="model folder (default: the shipped model)")
+    p.add_argument(
+        "--executor", choices=["process", "ray"], default="process", help="where cases run"
+    )
     p.add_argument("--address", default=None, help="Ray cluster address")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=a.positive_int, default=2, help="worker processes")
     p.add_argument(
         "--refine-steps",
-        type=int,
+        type=a.non_negative_int,
         default=REFINE_STEPS,
         help="hfstream's encode-time refinement of the continuous latent (0: none)",
     )
@@ -365,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         "(the classic rows do not depend on hfstream's model)",
     )
     args = p.parse_args(argv)
-    images = [str(f) for f in list_images(args.folder)[: args.limit]]
+    images = [str(f) for f in cli.image_files(p, args.folder, args.limit)]
     cases = [
         Case(
             img,

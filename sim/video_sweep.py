@@ -12,7 +12,6 @@ one photo (``--image``; the bundled photo when neither is given).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
@@ -24,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+import hfstream.arguments as a
+from sim import cli
 from sim.results import plot_vs_loss, read_results, write_markdown
 from sim.sweep import model_id_of_folder
 
@@ -207,25 +208,19 @@ def write_outputs(rows: list[dict], out: Path) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m sim.video_sweep",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = cli.parser("python -m sim.video_sweep", __doc__)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--video", help="a video file (first --frames frames)")
     src.add_argument("--image", help="a photo to pan across (default: the bundled photo)")
-    p.add_argument("--out", default="out/video_sweep")
-    p.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
-    p.add_argument("--loss-models", nargs="*", default=["bernoulli", "gilbert"])
-    p.add_argument("--rates", nargs="*", type=float, default=[0.0, 0.1, 0.2, 0.3, 0.4])
-    p.add_argument("--seeds", type=int, default=2)
-    p.add_argument("--frames", type=int, default=30)
+    p.add_argument("--out", default="out/video_sweep", help="results, summary and plot")
+    cli.add_case_arguments(p, METHODS)
+    p.add_argument("--frames", type=a.positive_int, default=30, help="frames of the clip")
     p.add_argument("--size", default="256x512", help="HxW of the pan clip")
-    p.add_argument("--fps", type=int, default=10)
-    p.add_argument("--gop", type=int, default=30, help="frames between key frames")
-    p.add_argument("--bpp", type=float, default=0.05)
-    p.add_argument("--burst", type=float, default=3.0)
+    p.add_argument("--fps", type=a.positive_int, default=10, help="frame rate of the clip")
+    p.add_argument("--gop", type=a.positive_int, default=30, help="frames between key frames")
+    p.add_argument(
+        "--bpp", type=a.positive_float, default=0.05, help="budget per frame, bits per pixel"
+    )
     args = p.parse_args(argv)
     try:
         height, width = (int(v) for v in args.size.lower().split("x"))
@@ -233,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f'--size must be HxW, e.g. 256x512, got "{args.size}"')
     if not (2 <= height <= 4096 and 2 <= width <= 4096) or height % 2 or width % 2:
         p.error(f"--size {args.size}: each side must be even and in 2..4096")
+    for path in (args.video, args.image):
+        if path is not None and not Path(path).is_file():
+            p.error(f"no file {path}")
     frames, source = load_clip(args.video, args.image, args.frames, height, width)
     h, w = frames[0].shape[:2]
     cases = [

@@ -39,6 +39,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_until_bound(port: int) -> None:
+    """Until a receiver holds the UDP port (binding it here then fails)."""
+    import time
+
+    for _ in range(12000):  # a safety net of 120 s for a hung receiver, not a timing check
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"nothing bound UDP port {port}")
+
+
 def test_encode_decode_round_trip(tmp_path, small_image, capsys):
     src, hfs, out = tmp_path / "in.png", tmp_path / "x.hfs", tmp_path / "out.png"
     Image.fromarray(small_image).save(src)
@@ -69,6 +83,21 @@ def test_a_budget_under_the_lowest_rung_codes_below_size(tmp_path, small_image, 
     assert np.asarray(Image.open(out)).shape == small_image.shape
 
 
+@pytest.mark.parametrize(
+    "bpp, note", [("0.001", "is below the least"), ("5", "is above the most"), ("0.2", None)]
+)
+def test_an_unreachable_budget_says_what_was_used(tmp_path, small_image, capsys, bpp, note):
+    src, hfs = tmp_path / "in.png", tmp_path / "x.hfs"
+    Image.fromarray(small_image).save(src)
+    assert main(["encode", str(src), str(hfs), "--bpp", bpp, "--refine-steps", "0"]) == 0
+    err = capsys.readouterr().err
+    if note is None:
+        assert "note" not in err
+    else:
+        assert err.startswith(f"hfstream encode: note: --bpp {bpp} {note}")
+        assert err.count("\n") == 1 and re.search(r"coded at \d\.\d{4} bpp on the wire", err)
+
+
 def test_bad_files_exit_2_with_one_line(tmp_path, small_image, capsys):
     src, hfs = tmp_path / "in.png", tmp_path / "x.hfs"
     Image.fromarray(small_image).save(src)
@@ -88,6 +117,30 @@ def test_bad_files_exit_2_with_one_line(tmp_path, small_image, capsys):
     assert 'Invalid schedule "1_3"' in err and "auto" in err
 
 
+def test_encode_never_overwrites_its_input_and_reads_only_images(tmp_path, small_image, capsys):
+    src = tmp_path / "photo.png"
+    Image.fromarray(small_image).save(src)
+    before = src.read_bytes()
+    assert main(["encode", str(src), str(src)]) == 2
+    err = capsys.readouterr().err
+    assert 'written as .hfs, not ".png"' in err and err.count("\n") == 1
+    assert src.read_bytes() == before
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    assert main(["encode", str(tmp_path / "clip.mp4"), str(tmp_path / "x.hfs")]) == 2
+    assert "is a video: encode codes one picture" in capsys.readouterr().err
+    (tmp_path / "notes.png").write_text("not a picture")
+    assert main(["encode", str(tmp_path / "notes.png"), str(tmp_path / "x.hfs")]) == 2
+    assert "notes.png is not an image" in capsys.readouterr().err
+    assert not (tmp_path / "x.hfs").exists()
+
+
+def test_output_hfs_refuses_the_input_itself(tmp_path):
+    src = tmp_path / "odd.hfs"
+    src.write_bytes(b"")
+    with pytest.raises(ValueError, match="is the input"):
+        cli_args.output_hfs(str(src), source=src)
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -99,6 +152,7 @@ def test_bad_files_exit_2_with_one_line(tmp_path, small_image, capsys):
         (["demo", "--loss", "1.5"], "--loss: must be at least 0 and below 1, got 1.5"),
         (["decode", "IN.hfs", "x.jpgg"], 'cannot write ".jpgg" images, use .png'),
         (["decode", "IN.hfs", "nodir/x.png"], "no folder"),
+        (["encode", "IN.png", "IN.png"], 'written as .hfs, not ".png"'),
         (["encode", "IN.png", "o.hfs", "--max-megapixels", "0.01"], "0.01 Mpx limit"),
         (["send", "pattern", "--to", "no-such-host.invalid:5000"], "cannot resolve host"),
     ],
@@ -207,6 +261,80 @@ def test_send_and_recv_over_udp(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert printed.count("waiting for the next stream") == 2
     assert "frame(s) skipped" in printed and "first picture p50" in printed
+
+
+def test_a_pattern_is_made_as_it_is_sent():
+    import argparse
+
+    from hfstream.apps.stream import _frames
+
+    args = argparse.Namespace(input="pattern", fps=None, frames=100_000)
+    frames, fps = _frames(args)  # 100000 frames made up front would take minutes
+    assert not isinstance(frames, list) and next(frames).shape[2] == 3 and fps == 10.0
+
+
+def test_stream_inputs_and_outputs_fail_in_one_line(tmp_path, capsys):
+    (tmp_path / "x.hfs").write_bytes(b"HFS")
+    assert main(["send", str(tmp_path / "x.hfs"), "--to", "127.0.0.1:9"]) == 2
+    assert "is an encoded .hfs file: send streams an image or a video" in capsys.readouterr().err
+    (tmp_path / "photo.png").write_bytes(b"")
+    assert main(["recv", "--out", str(tmp_path / "photo.png")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"hfstream recv: error: --out {tmp_path / 'photo.png'} is a file: recv " \
+        "writes a folder (frames.csv, received.mp4, pictures)\n"  # fmt: skip
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        out = str(tmp_path / "recv")
+        assert main(["recv", "--listen", f"127.0.0.1:{port}", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on UDP 127.0.0.1:{port}: the port is in use" in err
+    assert err.count("\n") == 1 and "Errno" not in err
+
+
+def test_recv_says_in_one_line_that_every_packet_had_another_key(tmp_path, capsys):
+    port = _free_port()
+    result = {}
+    listen = ["recv", "--listen", f"127.0.0.1:{port}", "--out", str(tmp_path / "recv")]
+    receiving = threading.Thread(
+        target=lambda: result.update(rc=main([*listen, "--wait", "10", "--key", "ab" * 16]))
+    )
+    receiving.start()
+    try:
+        _wait_until_bound(port)
+        send = ["send", "pattern", "--frames", "1", "--to", f"127.0.0.1:{port}"]
+        assert main([*send, "--key", "cd" * 16, "--report-wait", "0.3"]) == 1
+    finally:
+        receiving.join(120)
+    assert result["rc"] == 1
+    err = capsys.readouterr().err
+    assert re.search(
+        r"^hfstream recv: no picture arrived: (\d+) of \1 packets failed authentication: "
+        r"wrong --key, or a key on one side only\?$",
+        err,
+        re.M,
+    ), err
+    assert err.count("no picture arrived") == 1  # said a few seconds in, not again
+
+
+def test_send_stops_when_the_receiver_has_gone(tmp_path, capsys):
+    """``recv --frames 1`` ends after its first frame; the sender, which had heard its
+    reports, stops with one line and status 1 instead of sending the other frames."""
+    port = _free_port()
+    result = {}
+    listen = ["recv", "--listen", f"127.0.0.1:{port}", "--out", str(tmp_path / "recv")]
+    receiving = threading.Thread(target=lambda: result.update(rc=main([*listen, "--wait", "60"])))
+    receiving.start()
+    try:
+        _wait_until_bound(port)
+        send = ["send", "pattern", "--frames", "1000", "--fps", "5", "--to", f"127.0.0.1:{port}"]
+        assert main([*send, "--receiver-timeout", "1"]) == 1
+    finally:
+        receiving.join(120)
+    assert result["rc"] == 0
+    err = capsys.readouterr().err
+    assert re.search(r"^hfstream send: the receiver stopped reporting \(\d+ reports, then none "
+                     r"for 1 s\): stopped after \d+ packets", err, re.M), err  # fmt: skip
 
 
 def test_bad_address(capsys):

@@ -96,7 +96,7 @@ def test_specific_errors(codec, encoded, blob):
     with pytest.raises(ContainerError, match="unexpected bytes"):
         container.read(blob + b"\0", codec)
     header = 17  # magic .. tiers; then the first patch's schedule and rung in a byte
-    assert blob[4] == container.VERSION == 3 and blob[header] & 15 == encoded.patches[0].rung
+    assert blob[4] == container.VERSION == 4 and blob[header] & 15 == encoded.patches[0].rung
     rung = bytearray(blob)
     rung[header] = (blob[header] & 0xF0) | codec.continuous.rungs
     with pytest.raises(ContainerError, match=f"patch 0 has rung {codec.continuous.rungs}"):
@@ -122,7 +122,7 @@ def test_version_3_is_smaller_and_version_2_files_still_read(codec, small_image)
         for p, q in zip(a.patches, b.patches, strict=True):
             assert p.continuous == q.continuous and p.rung == q.rung
             assert p.schedule == q.schedule and np.array_equal(p.indices, q.indices)
-    with pytest.raises(ValueError, match="versions 2 and 3, not 1"):
+    with pytest.raises(ValueError, match="versions 2 to 4, not 1"):
         container.write(encoded, codec, version=1)
 
 

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RANKS = {
     "hfstream.geometry": 0,
     "hfstream.extras": 0,
+    "hfstream.arguments": 0,
     "hfstream.protocol": 1,
     "hfstream.codec": 2,
     "hfstream.transports": 2,

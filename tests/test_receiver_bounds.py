@@ -90,7 +90,7 @@ def test_full_decode_queue_skips_the_oldest_frames(codec, one_patch):
     config = ReceiverConfig(max_frames=8, decode_queue=2, feedback_interval_s=None)
     updates, stats, receiver = asyncio.run(run_burst(codec, burst, config))
     # The burst is queued before the first decode: frames 0..3 gave way to the newest two.
-    assert [u.frame_id for u in updates if u.mode == "hybrid"] == [4, 5]
+    assert [u.frame_id for u in updates] == [4, 5]  # one picture each: tier 0 alone
     # Four skipped in the burst, and again when the transport's end offered each of them
     # a last decode: older frames never displace newer ones.
     assert receiver.decodes_skipped == 8
@@ -236,17 +236,19 @@ def test_preview_picture_is_the_real_one(codec, one_patch, small_image):
     updates, _, _ = asyncio.run(
         run_burst(codec, one_patch["tier0"], ReceiverConfig(feedback_interval_s=None))
     )
-    instant, u = updates
+    # Tier 0 alone, which ``auto`` shows as the continuous picture: the instant preview is
+    # the frame's best picture, and its one update.
+    (instant,) = updates
     enc = codec.encode(small_image[:, :256], "1_4").without_indices()
-    assert u.final and np.array_equal(u.image, codec.decode(enc))
-    assert instant.mode == "continuous" and not instant.final
+    assert np.array_equal(instant.image, codec.decode(enc))
+    assert instant.mode == "continuous"
     assert np.array_equal(instant.image, codec.decode(enc, mode="continuous"))
     assert PacketType.TIER0 == 0
 
 
-def test_final_picture_reuses_the_preview_of_the_same_tier0(codec, one_patch, monkeypatch):
+def test_the_preview_is_the_picture_when_auto_shows_tier0(codec, one_patch, monkeypatch):
     """With ``auto`` showing the continuous picture, a frame whose tier 0 was whole at the
-    instant preview is not decoded again for its final picture."""
+    instant preview is decoded once and shown once."""
     calls = []
     decode = codec.decode
 
@@ -259,9 +261,8 @@ def test_final_picture_reuses_the_preview_of_the_same_tier0(codec, one_patch, mo
     updates, _, _ = asyncio.run(
         run_burst(codec, one_patch["tier0"], ReceiverConfig(feedback_interval_s=None))
     )
-    instant, final = updates
-    assert instant.mode == "continuous" and final.final
-    assert np.array_equal(instant.image, final.image) and instant.image is not final.image
+    (instant,) = updates  # the same picture is not shown twice
+    assert instant.mode == "continuous"
     assert calls == ["continuous"]
 
 

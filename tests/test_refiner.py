@@ -104,7 +104,7 @@ def test_schedule_seams_measures_a_folder(tmp_path, small_image, capsys):
     out = capsys.readouterr().out
     assert "a.png" in out and "1 photos, 1_4:" in out and "seams" in out
     assert schedule_seams.main([str(tmp_path / "nope")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "no folder" in capsys.readouterr().err
 
 
 def test_schedule_seams_fits_a_file_size(codec, small_image):

@@ -117,7 +117,7 @@ def test_the_container_keeps_the_scale(codec, half):
     with pytest.raises(ValueError, match="version 2 cannot hold an image coded below"):
         container.write(half, codec, version=2)
     forged = bytearray(blob)
-    forged[16] |= 0x40  # the tiers byte: scale bits 4 (none such)
+    forged[16] |= 0x80  # the tiers byte: scale bits 8 (none such; 0x40 is gray)
     with pytest.raises(container.ContainerError, match="unknown scale bits"):
         container.read(bytes(forged), codec)
 

@@ -154,3 +154,73 @@ def test_a_sender_whose_transport_closes_flushes_without_hanging(codec, small_im
 
     sender = asyncio.run(asyncio.wait_for(run(), 60))
     assert sender._pump_task.done() and sender.packets_sent <= 2
+
+
+def test_a_frame_of_tier0_alone_gives_one_final_preview(codec, small_image):
+    """A live fixed-coding frame goes as tier 0 alone where the receiver's picture would
+    not use its indices; the header says so (``FLAG_NO_TIER1``), so its tier 0 completes
+    it: the instant preview is its only update, and final, while the link stays open (no
+    wait for the frame's timeout, no second copy of the same picture)."""
+
+    async def run():
+        tx, rx = memory_pair()
+        sender = Sender(tx, codec, SenderConfig(rate_bytes_per_s=5e6, live=True))
+        receiver = Receiver(rx, codec, ReceiverConfig(frame_timeout_s=60))
+        async with receiver:
+            await sender.send_image(small_image)
+            await sender.flush()
+            update = await asyncio.wait_for(receiver.__anext__(), 60)  # a safety net
+            stats = receiver.stats
+        await sender.close()
+        return update, stats
+
+    update, stats = asyncio.run(run())
+    assert (update.stage, update.mode, update.final) == (Stage.PREVIEW, "continuous", True)
+    assert stats["frames_open"] == 0 and stats["updates_waiting"] == 0
+
+
+def test_report_watch_judges_only_a_receiver_it_heard():
+    from hfstream.protocol.feedback import ReportWatch
+
+    watch = ReportWatch(10.0)
+    assert not watch.gone(1000.0) and watch.silent_for(1000.0) is None  # never heard
+    watch.on_report(5.0)
+    assert not watch.gone(14.9) and watch.gone(15.0) and watch.silent_for(15.0) == 10.0
+    watch.on_report(15.0)
+    assert not watch.gone(20.0)
+    with pytest.raises(ValueError, match="timeout_s must be positive"):
+        ReportWatch(0)
+
+
+def test_a_sender_stops_once_its_receiver_stops_reporting(codec, small_image):
+    from hfstream.stream.sender import ReceiverGone
+
+    async def run():
+        tx, rx = memory_pair()
+        config = SenderConfig(rate_bytes_per_s=5e6, receiver_timeout_s=0.3)
+        sender = Sender(tx, codec, config)
+        async with Receiver(rx, codec, ReceiverConfig(feedback_interval_s=0.05)):
+            await sender.send_image(small_image)
+            while not sender.reports_received:  # heard once; the receiver then stops
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.4)  # longer than the timeout, without a report
+        try:
+            with pytest.raises(ReceiverGone) as e:
+                await sender.send_image(small_image)
+        finally:
+            await sender.close()
+        return e.value
+
+    gone = asyncio.run(run())
+    assert gone.silent_s >= 0.3 and gone.reports >= 1
+    assert str(gone).startswith("no receiver report for ")
+
+
+def test_each_stage_of_a_frame_comes_once(codec, small_image):
+    """Every packet is in before the first decode: the instant preview is labelled by what
+    it shows (tier 0 alone), not by the frame's stage, which comes with the next picture."""
+    tx, rx = memory_pair()
+    _, updates, _ = asyncio.run(stream(codec, small_image, tx, rx))
+    stages = [u.stage for u in updates]
+    assert (stages[0], updates[0].mode) == (Stage.PREVIEW, "continuous")
+    assert len(stages) == len(set(stages)) and updates[-1].final

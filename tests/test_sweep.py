@@ -1,6 +1,7 @@
 """A small sweep end to end: reproducible, resumable, locally and on Ray."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -79,10 +80,11 @@ def test_planned_packets_fit_the_budget_and_protect_tier0_only_under_loss(codec,
 
     top = str(codec.continuous.rungs - 1)
     clean, detail = hfstream_packets(codec, small_image, 100_000, "hybrid", fec=True)
-    assert f"rungs {top}{top} parity 0" in detail  # everything at the top rung
+    # Everything at the top rung (coded FINE: the full size cannot spend the budget).
+    assert re.search(rf"rungs ({top})+ parity 0", detail), detail
     assert PacketType.PARITY not in kinds(clean)  # no loss: parity would only cost
     roomy, detail = hfstream_packets(codec, small_image, 100_000, "hybrid", True, loss=0.3)
-    assert f"rungs {top}{top}" in detail and PacketType.PARITY in kinds(roomy)
+    assert re.search(rf"rungs ({top})+ ", detail) and PacketType.PARITY in kinds(roomy)
     # Every patch at rung 0 without parity: what the cheapest tier 0 costs.
     cheapest, detail = hfstream_packets(codec, small_image, 1, "continuous", fec=False)
     assert detail.endswith(" over budget")

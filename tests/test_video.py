@@ -56,3 +56,29 @@ def test_bad_video_file(tmp_path):
         assert "cannot open video" in str(e)
     else:
         raise AssertionError("expected ValueError")
+
+
+def test_a_faster_clip_is_sampled_by_timestamp():
+    from hfstream.media.video import sample_frames
+
+    at_25 = [(i / 25, i) for i in range(26)]  # one second of a 25 fps clip
+    assert list(sample_frames(at_25, 10)) == [0, 3, 5, 8, 10, 13, 15, 18, 20, 23, 25]
+    assert list(sample_frames(at_25, 25)) == list(range(26))
+    assert list(sample_frames(at_25, 50)) == list(range(26))  # never repeated
+
+
+def test_send_samples_a_25_fps_clip_at_10_fps(tmp_path):
+    import argparse
+
+    from hfstream.apps.stream import _frames
+
+    clip = tmp_path / "clip.mp4"
+    with VideoWriter(clip, fps=25) as w:
+        for frame in pattern_frames(25, 64, 96):
+            w.write(frame)
+    args = argparse.Namespace(input=str(clip), fps=10.0, frames=None, max_megapixels=16.0)
+    frames, fps = _frames(args)
+    assert fps == 10.0 and len(list(frames)) == 10  # one second, at 10 fps
+    args.fps = 50.0
+    frames, fps = _frames(args)
+    assert fps == 25.0 and len(list(frames)) == 25  # a slower clip keeps its own rate

@@ -7,14 +7,24 @@ typo costs a fraction of a second instead of a model load and a decode.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING
 
+from hfstream.arguments import (  # noqa: F401 (the commands' argument types, in one place)
+    EXIT_BAD_INPUT,
+    OneLineParser,
+    fail,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    share,
+)
 from hfstream.geometry import DEFAULT_MAX_PIXELS
 from hfstream.protocol.schedules import Schedule
 
-EXIT_BAD_INPUT = 2
+if TYPE_CHECKING:
+    from hfstream.transports.ice import IceServer
 
 # The schedules the command line accepts (the protocol package is torch-free).
 SCHEDULES = ("auto", *(s.label for s in Schedule))
@@ -25,53 +35,9 @@ SCHEDULES = ("auto", *(s.label for s in Schedule))
 DEFAULT_MAX_MEGAPIXELS = DEFAULT_MAX_PIXELS / 1e6
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line, not the usage block and a line."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 # ``hfstream encode``'s default refinement: ``hfstream.codec.refinement.DEFAULT_REFINE_STEPS``,
 # not imported, so that ``--help`` loads no torch (a test keeps the two equal).
 REFINE_STEPS = 50
-
-
-def _number(text: str, kind: type[int] | type[float]) -> float:
-    try:
-        return kind(text)
-    except ValueError:
-        what = "a whole number" if kind is int else "a number"
-        raise argparse.ArgumentTypeError(f'"{text}" is not {what}') from None
-
-
-def positive_int(text: str) -> int:
-    value = int(_number(text, int))
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(_number(text, int))
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = _number(text, float)
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def share(text: str) -> float:
-    """A share of packets, 0 <= x < 1 (a link that drops everything shows nothing)."""
-    value = _number(text, float)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
-    return value
 
 
 def schedule(text: str) -> str:
@@ -116,6 +82,31 @@ def output_file(path: str) -> Path:
     return p
 
 
+# What ``hfstream encode`` refuses to read as a picture, with what to do instead.
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg"}
+
+
+def input_image(path: str) -> Path:
+    """An existing file that is not a video (``encode`` codes one picture)."""
+    p = input_file(path)
+    if p.suffix.lower() in VIDEO_SUFFIXES:
+        raise ValueError(
+            f"{path} is a video: encode codes one picture; stream a video with `hfstream send`"
+        )
+    return p
+
+
+def output_hfs(path: str, *, source: Path) -> Path:
+    """An ``.hfs`` path that can be written and is not ``source`` (never overwrite the
+    input)."""
+    p = output_file(path)
+    if p.suffix.lower() != ".hfs":
+        raise ValueError(f'the encoded file is written as .hfs, not "{p.suffix or p.name}"')
+    if p.exists() and p.samefile(source):
+        raise ValueError(f"{path} is the input: refusing to overwrite it")
+    return p
+
+
 def output_image(path: str) -> Path:
     """An image path whose extension Pillow can write (checked before decoding, not after)."""
     from PIL import Image
@@ -133,9 +124,14 @@ def output_image(path: str) -> Path:
     return p
 
 
-def fail(prog: str, message: str) -> int:
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    return EXIT_BAD_INPUT
+def ice_server(text: str) -> IceServer:
+    """``--ice-server``: ``stun:HOST[:PORT]`` or ``turn:USER:PASSWORD@HOST[:PORT]``."""
+    from hfstream.transports.ice import parse_ice_server  # aiortc-free
+
+    try:
+        return parse_ice_server(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def key(text: str) -> bytes:

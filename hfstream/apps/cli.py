@@ -21,9 +21,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hfstream.apps import args as a
 from hfstream.geometry import DEFAULT_MAX_FRAME_PIXELS
+
+if TYPE_CHECKING:
+    from hfstream.planning import FramePlan
 
 EXIT_BAD_INPUT = a.EXIT_BAD_INPUT
 # A progress bar appears from this many 256x256 patches (about 4 Mpx to encode, 1 Mpx to
@@ -52,8 +56,8 @@ def _patches(width: int, height: int) -> int:
 def cmd_encode(args: argparse.Namespace) -> int:
     from hfstream.apps.images import read_rgb
 
-    src = a.input_file(args.input)
-    out = a.output_file(args.output)
+    src = a.input_image(args.input)
+    out = a.output_hfs(args.output, source=src)
     img = read_rgb(src, args.max_megapixels, "hfstream encode")  # size checked before decoding
 
     from hfstream.codec.rates import Fixed
@@ -80,6 +84,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
             refine_steps=args.refine_steps,
         )
         enc = planned.encoded
+        note = budget_note(planned.plan, args.bpp, h * w, top_rung=top, scale=enc.scale)
+        if note:
+            print(f"hfstream encode: note: {note}", file=sys.stderr)
     else:
         work = _patches(w, h) * args.refine_steps
         with (
@@ -102,6 +109,28 @@ def cmd_encode(args: argparse.Namespace) -> int:
     scaled = f", coded at 1/{enc.scale} of its size" if enc.scale > 1 else ""
     print(f"{out}: {len(data)} bytes, {bpp:.4f} bpp, {len(enc.patches)} patches{scaled}")
     return 0
+
+
+def budget_note(
+    plan: FramePlan, bpp: float, pixels: int, *, top_rung: int, scale: int
+) -> str | None:
+    """What to tell a user whose ``--bpp`` lies outside what the picture can take: below
+    its smallest coding, or above the most the model spends on it (``plan`` is a
+    ``FramePlan``: its bytes are wire bytes, as ``--bpp`` counts them)."""
+    used = 8 * plan.bytes / pixels
+    if used > bpp:
+        size = f"at 1/{scale} of its size" if scale > 1 else "at full size"
+        return (
+            f"--bpp {bpp:g} is below the least this picture can be sent in: coded at "
+            f"{used:.4f} bpp on the wire (the lowest rung, {size})"
+        )
+    if min(plan.rungs) == top_rung and used < 0.9 * bpp:
+        indices = "every index" if plan.schedule == "1_1" else "the indices that help"
+        return (
+            f"--bpp {bpp:g} is above the most the model spends on this picture: coded at "
+            f"{used:.4f} bpp on the wire (the top rung and {indices})"
+        )
+    return None
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -167,7 +196,11 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
     )
     send.add_argument("--rtc", action="store_true", help="WebRTC data channels instead of UDP")
     send.add_argument(
-        "--fps", type=a.positive_float, default=None, help="frame rate (default: the video's)"
+        "--fps",
+        type=a.positive_float,
+        default=None,
+        help="frame rate (default: the video's; 10 for pattern, 1 for an image); a faster "
+        "video is sampled at this rate (frames dropped by timestamp), not slowed down",
     )
     send.add_argument("--frames", type=a.positive_int, default=None, help="at most this many")
     send.add_argument("--rate", type=a.positive_float, default=250_000, help="pacing, bytes/s")
@@ -198,6 +231,13 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
         "warn and exit 1 (default %(default)g s)",
     )
     send.add_argument(
+        "--receiver-timeout",
+        type=a.non_negative_float,
+        default=10.0,
+        help="once receiver reports came, stop (exit 1) when none came for this long: the "
+        "receiver stopped or became unreachable (default %(default)g s; 0: never)",
+    )
+    send.add_argument(
         "--live",
         action="store_true",
         help="real time: skip a frame when the next is due before its encode can begin",
@@ -219,7 +259,12 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
         "with its pixels)",
     )
     recv.add_argument(
-        "--frames", type=a.positive_int, default=1, help="stop after this many frames"
+        "--frames",
+        type=a.non_negative_int,
+        default=1,
+        help="stop once this many frames, counted from the first picture, reached their last "
+        "picture (default 1: one picture, saved as a PNG at each stage; more, or 0, also "
+        "writes received.mp4); 0: until no picture came for --timeout seconds",
     )
     recv.add_argument(
         "--wait",
@@ -234,7 +279,11 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
         help="once pictures arrive, stop after this long without one (default %(default)g s)",
     )
     recv.add_argument(
-        "--fps", type=a.positive_float, default=10.0, help="frame rate of the written video"
+        "--fps",
+        type=a.positive_float,
+        default=None,
+        help="frame rate of received.mp4 (default: the sender's, from the frames' capture "
+        "times; 10 when they tell none, as with a single frame)",
     )
     recv.add_argument(
         "--save-frames",
@@ -254,6 +303,22 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
     )
     _model(recv)
     _key(recv)
+    for p in (send, recv):
+        p.add_argument(
+            "--ice-server",
+            type=a.ice_server,
+            action="append",
+            default=[],
+            metavar="URL",
+            help="with --rtc: a STUN (stun:HOST[:PORT]) or TURN "
+            "(turn:USER:PASSWORD@HOST[:PORT]) server, repeatable; default none: no public "
+            "server learns of the stream, the peers meet over their own addresses",
+        )
+        p.add_argument(
+            "--local-only",
+            action="store_true",
+            help="with --rtc: offer loopback candidates alone (both peers on this machine)",
+        )
 
 
 def _key(p: argparse.ArgumentParser) -> None:
@@ -272,8 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = a.OneLineParser(prog="hfstream", description="hfstream dual-stream image codec")
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("encode", help="image -> .hfs")
-    e.add_argument("input")
-    e.add_argument("output")
+    e.add_argument("input", help="an image (PNG, JPEG, WebP, ...)")
+    e.add_argument("output", help="the .hfs file to write (never the input)")
     e.add_argument(
         "--schedule", type=a.schedule, default=None, help=", ".join(a.SCHEDULES) + " (default auto)"
     )

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
@@ -26,7 +26,7 @@ def conversion_notice(im: Image.Image, name: str) -> str | None:
     if alpha:
         return f"{name} has an alpha channel: transparency dropped, only RGB is coded"
     if gray:
-        return f"{name} is grayscale: coded as RGB (three equal channels)"
+        return f"{name} is grayscale: coded as RGB, marked gray (decodes to three equal channels)"
     if im.mode != "RGB":
         return f"{name} is in {im.mode} mode: converted to RGB"
     return None
@@ -50,7 +50,11 @@ def image_size(path: Path) -> tuple[int, int]:
 
 def read_rgb(path: Path, max_megapixels: float, prog: str) -> np.ndarray:
     """The picture as HxWx3 uint8, refusing it before decoding when it is too large."""
-    with Image.open(path) as im:
+    try:
+        opened = Image.open(path)
+    except UnidentifiedImageError:
+        raise ValueError(f"{path} is not an image this Pillow can read") from None
+    with opened as im:
         check_size(*im.size, name=str(path), max_megapixels=max_megapixels)
         notice = conversion_notice(im, str(path))
         if notice:

@@ -25,24 +25,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import errno
 import statistics
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from hfstream.apps import args as a
+from hfstream.apps.drops import drop_counts, why_no_picture
 from hfstream.apps.images import read_rgb
 from hfstream.apps.stops import Stop
 from hfstream.codec.shared import shared_codec
-from hfstream.media.video import VideoWriter, pattern_frames, read_frames, video_fps
+from hfstream.media.video import (
+    VideoWriter,
+    pattern_frames,
+    sample_frames,
+    timed_frames,
+    video_fps,
+)
 from hfstream.stream.coding import FixedCoding, PlannedCoding
-from hfstream.stream.collect import FrameRecord, in_order
+from hfstream.stream.collect import FrameRecord, capture_fps, on_timeline
 from hfstream.stream.progressive import Stage
 from hfstream.stream.receiver import FrameUpdate, Receiver, ReceiverConfig
-from hfstream.stream.sender import Sender, SenderConfig
+from hfstream.stream.sender import ReceiverGone, Sender, SenderConfig
 from hfstream.transports.base import DatagramTransport
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -52,24 +62,33 @@ STAGE_WORDS = {
     Stage.FULL: "every kept index",
     Stage.REFINED: "kept and withheld indices",
 }
-DROP_WORDS = {
-    "late": "arrived after their frame was closed",
-    "fec": "tier-0 parity that could not repair",
-    "index-entry": "index entries that failed to decode",
-}
+DEFAULT_VIDEO_FPS = 10.0  # received.mp4's rate when the capture times tell none
+SAY_WHY_AFTER_S = 3.0  # a receiver that drops every packet says why this soon
 
 
-def _frames(args: argparse.Namespace) -> tuple[list, float]:
+def _frames(args: argparse.Namespace) -> tuple[Iterator[np.ndarray], float]:
+    """The frames to send and their rate. A pattern or a clip is made or read as it is
+    sent, so a long one starts at once; a clip's first frame is read now, so that a bad
+    file fails before the model loads. A clip faster than ``--fps`` is sampled at it."""
     src = args.input
     if src == "pattern":
-        return list(pattern_frames(args.frames or 30)), args.fps or 10.0
+        return pattern_frames(args.frames or 30), args.fps or 10.0
     path = a.input_file(src)
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        return [read_rgb(path, args.max_megapixels, "hfstream send")], args.fps or 1.0
-    frames = list(read_frames(path, args.frames))
-    if not frames:
+    suffix = path.suffix.lower()
+    if suffix == ".hfs":
+        raise ValueError(
+            f"{src} is an encoded .hfs file: send streams an image or a video "
+            "(`hfstream decode` turns it into an image)"
+        )
+    if suffix in IMAGE_SUFFIXES:
+        return iter([read_rgb(path, args.max_megapixels, "hfstream send")]), args.fps or 1.0
+    timed = timed_frames(path)
+    first = next(timed, None)
+    if first is None:
         raise ValueError(f"{src} holds no video frames")
-    return frames, args.fps or video_fps(path)
+    clip_fps = video_fps(path)
+    fps = min(args.fps or clip_fps, clip_fps)
+    return islice(sample_frames(chain([first], timed), fps), args.frames), fps
 
 
 async def _open(args: argparse.Namespace, sending: bool) -> DatagramTransport:
@@ -78,12 +97,27 @@ async def _open(args: argparse.Namespace, sending: bool) -> DatagramTransport:
 
         host, port = args.to if sending else args.listen
         role = "answer" if sending else "offer"
-        return await rtc_connect(role, host, port, key=args.key)
+        return await rtc_connect(
+            role,
+            host,
+            port,
+            key=args.key,
+            ice_servers=args.ice_server,
+            local_only=args.local_only,
+            wait_s=None if sending else args.wait,
+        )
     from hfstream.transports.udp import UdpTransport
 
     if sending:
         return await UdpTransport.open(("0.0.0.0", 0), remote=args.to)
-    return await UdpTransport.open(args.listen)
+    host, port = args.listen
+    try:
+        return await UdpTransport.open(args.listen)
+    except OSError as e:
+        why = e.strerror or str(e)
+        if e.errno == errno.EADDRINUSE:
+            why = "the port is in use (another recv?): pick another with --listen HOST:PORT"
+        raise ValueError(f"cannot listen on UDP {host}:{port}: {why}") from None
 
 
 async def _await_report(sender: Sender, wait_s: float) -> None:
@@ -112,12 +146,17 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
         key=args.key,
         live=args.live,
         refine_steps=args.refine_steps,
+        receiver_timeout_s=args.receiver_timeout or None,
     )
     sender = Sender(transport, codec, config)
+    sent: list = []
+    gone: ReceiverGone | None = None
     try:
-        await sender.send_frames(frames, fps)
+        sent = await sender.send_frames(frames, fps)
         await sender.flush()
         await _await_report(sender, args.report_wait)
+    except ReceiverGone as e:
+        gone = e
     except asyncio.CancelledError:
         if not stop.requested:
             raise
@@ -125,6 +164,14 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
     finally:
         await sender.close()
         await transport.close()
+    if gone is not None:
+        print(
+            f"hfstream send: the receiver stopped reporting ({gone.reports} reports, then none "
+            f"for {gone.silent_s:.0f} s): stopped after {sender.packets_sent} packets "
+            "(--receiver-timeout sets the wait)",
+            file=sys.stderr,
+        )
+        return 1
     if stop.requested:
         print(
             f"hfstream send: stopped by {stop.name} after {sender.packets_sent} packets",
@@ -137,7 +184,7 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
         else ""
     )
     print(
-        f"sent {len(frames) - sender.frames_skipped} of {len(frames)} frame(s){skipped}: "
+        f"sent {len(sent)} of {len(sent) + sender.frames_skipped} frame(s){skipped}: "
         f"{sender.packets_sent} packets, {sender.bytes_sent} bytes (headers and parity "
         f"included; late packets are dropped unsent); {sender.reports_received} receiver reports"
     )
@@ -145,7 +192,8 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
         print(
             f"hfstream send: warning: no receiver report within {args.report_wait:g} s of the "
             f"last packet; is `hfstream recv{' --rtc' if args.rtc else ''}` listening on "
-            f"{host}:{port}?",
+            f"{host}:{port}, with the same --key and --model? (a receiver that drops "
+            "every packet says why)",
             file=sys.stderr,
         )
         return 1
@@ -159,11 +207,17 @@ class _Stream:
     out: Path
     session: int | None = None  # the sender's session, as of the stream's first picture
     records: dict[int, FrameRecord] = field(default_factory=dict)
-    finals: int = 0  # frames done: final, or (live) superseded by a newer picture
+    # Frames done since the stream's first picture (a receiver may join mid-stream):
+    # final, or (live) superseded by a newer picture.
+    finals: int = 0
+    first_id: int | None = None  # the frame of the stream's first picture
+    said_why: bool = False  # why no picture arrives was said (``_say_why``)
 
     def add(self, u: FrameUpdate, live: bool, session: int) -> None:
         if self.session is None:
             self.session = session
+        if self.first_id is None:
+            self.first_id = u.frame_id
         rec = self.records.get(u.frame_id)
         if rec is None:
             self.records[u.frame_id] = FrameRecord.first(u)
@@ -171,7 +225,8 @@ class _Stream:
             rec.update(u)
         if live:
             # Live: every frame before the newest picture is done (shown, skipped or lost).
-            self.finals = max(self.finals, u.frame_id + u.final)
+            since_first = (u.frame_id - self.first_id) & 0xFFFFFFFF  # ids wrap at 2**32
+            self.finals = max(self.finals, since_first + u.final)
         else:
             self.finals += u.final
 
@@ -181,7 +236,30 @@ async def _receive_stream(
 ) -> bool:
     """Take pictures until ``--frames`` are done or none came for ``--timeout``; False
     when no more can come (the transport closed, or a stop was asked)."""
-    while stream.finals < args.frames:
+    why = asyncio.get_running_loop().create_task(_say_why(receiver, stream))
+    try:
+        return await _take_pictures(receiver, args, stream, stop)
+    finally:
+        why.cancel()
+
+
+async def _say_why(receiver: Receiver, stream: _Stream) -> None:
+    """While no picture came but packets did, say in one line why they were dropped (a
+    wrong key, another model...), once, a few seconds in: not only at the end, which
+    may be never."""
+    while not stream.records:
+        await asyncio.sleep(SAY_WHY_AFTER_S)
+        why = why_no_picture(receiver.drops, receiver.drop_messages)
+        if why and not stream.records:
+            print(f"hfstream recv: {why}", file=sys.stderr, flush=True)
+            stream.said_why = True
+            return
+
+
+async def _take_pictures(
+    receiver: Receiver, args: argparse.Namespace, stream: _Stream, stop: Stop
+) -> bool:
+    while not args.frames or stream.finals < args.frames:
         if stop.requested:  # a cancellation that ``wait_for`` let slip (Python < 3.12)
             return False
         timeout = args.timeout if stream.records else args.wait
@@ -210,6 +288,10 @@ async def _receive_stream(
 
 async def run_recv(args: argparse.Namespace, stop: Stop) -> int:
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(
+            f"--out {out} is a file: recv writes a folder (frames.csv, received.mp4, pictures)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     codec = shared_codec(args.model)
     host, port = args.listen
@@ -279,7 +361,12 @@ def _finish_stream(stream: _Stream, receiver: Receiver | None, args: argparse.Na
     if receiver is not None and stream.session is not None:
         skipped = list(dict.fromkeys(receiver.skipped_in(stream.session)))
     wrote = _write_results(stream.out, stream.records, skipped, args)
-    _summary(stream, skipped, receiver.drops if receiver else {}, wrote)
+    drops = receiver.drops if receiver else {}
+    if not (stream.records or stream.said_why):
+        why = why_no_picture(drops, receiver.drop_messages if receiver else {})
+        if why:
+            print(f"hfstream recv: {why}", file=sys.stderr)
+    _summary(stream, skipped, drops, wrote, live=args.live)
 
 
 def _write_results(
@@ -317,14 +404,22 @@ def _write_results(
         "frames.csv (one row per frame: best stage or skipped, when it came from the first "
         "packet and from capture, how many updates)"
     ]
-    if records and args.frames > 1:
-        n = max(records) + 1
-        shape = next(r.image for r in records.values() if r.image is not None).shape
-        pictures = in_order(records, n, shape)
-        with VideoWriter(out / "received.mp4", args.fps) as w:
+    if records and args.frames != 1:
+        fps, rate = args.fps, "as --fps says"
+        if fps is None:
+            fps = capture_fps(records.values())
+            rate = "the sender's, from the capture times"
+            if fps is None:
+                fps, rate = DEFAULT_VIDEO_FPS, "the default: one capture time tells no rate"
+        pictures = on_timeline(records, fps)
+        n = len(pictures)
+        with VideoWriter(out / "received.mp4", fps) as w:
             for img in pictures:
                 w.write(img)
-        wrote.append(f"received.mp4 ({n} frames at {args.fps:g} fps, a lost frame repeats)")
+        wrote.append(
+            f"received.mp4 ({n} frames at {fps:g} fps, {rate}; placed by capture time, a "
+            "skipped or lost frame repeats the picture before it)"
+        )
         if args.save_frames:
             for i, img in enumerate(pictures):
                 Image.fromarray(img).save(out / f"frame{i:05d}.png")
@@ -334,7 +429,9 @@ def _write_results(
     return wrote
 
 
-def _summary(stream: _Stream, skipped: list[int], drops: dict[str, int], wrote: list) -> None:
+def _summary(
+    stream: _Stream, skipped: list[int], drops: dict[str, int], wrote: list, *, live: bool
+) -> None:
     """The end-of-run numbers, each said in words."""
     records, out = stream.records, stream.out
     if not records:
@@ -346,10 +443,11 @@ def _summary(stream: _Stream, skipped: list[int], drops: dict[str, int], wrote: 
         "best stage per frame: "
         + ", ".join(f"{s.name.lower()} ({STAGE_WORDS[s]}) {n}" for s, n in stages.items() if n)
     )
-    print(
-        f"{len(skipped)} frame(s) skipped (live mode: a newer frame was ready before their "
-        "decode began)"
-    )
+    if live:
+        print(
+            f"{len(skipped)} frame(s) skipped (live mode: a newer frame was ready before their "
+            "decode began)"
+        )
     first = statistics.median(r.first_picture_s for r in records.values())
     best = statistics.median(r.latency_s for r in records.values())
     print(
@@ -365,11 +463,5 @@ def _summary(stream: _Stream, skipped: list[int], drops: dict[str, int], wrote: 
         f"{1000 * np.percentile(to_best, 50):.0f} ms, p95 {1000 * np.percentile(to_best, 95):.0f} "
         "ms (across machines this includes the clocks' offset)"
     )
-    if drops:
-        print(
-            "packets dropped: "
-            + ", ".join(f"{n} {k} ({DROP_WORDS.get(k, 'malformed')})" for k, n in drops.items())
-        )
-    else:
-        print("packets dropped: none (lost packets never arrive, so they are not counted here)")
+    print(drop_counts(drops))
     print(f"wrote {out}/: " + "; ".join(wrote))

@@ -60,6 +60,9 @@ class EncodedImage:
     #: ``hfstream.codec.fallback``): shown where a patch's own tier 0 is missing. Files do
     #: not carry it.
     fallback: EncodedImage | None = field(default=None, repr=False)
+    #: the source had three equal channels: the decoder shows the picture in gray (the
+    #: learned decoder does not keep its channels equal; they differ by up to 30 levels)
+    gray: bool = False
 
     @property
     def grid(self) -> tuple[int, int]:

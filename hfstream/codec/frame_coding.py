@@ -146,6 +146,7 @@ def frame_entries(
         tier2=index_entries(enc, 2, groups, priors) if withheld else (),
         scale=enc.scale,
         fallback=fallback_payload(enc) if 0 in tiers else None,
+        gray=enc.gray,
     )
 
 

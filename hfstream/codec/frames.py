@@ -40,6 +40,17 @@ def to_uint8_image(image: np.ndarray | Image.Image | str | Path) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def is_gray(arr: np.ndarray) -> bool:
+    """Whether an HxWx3 picture has three equal channels."""
+    return bool((arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all())
+
+
+def to_gray(arr: np.ndarray) -> np.ndarray:
+    """An HxWx3 uint8 picture with its three channels replaced by their mean."""
+    mean = np.round(arr.mean(axis=2, dtype=np.float32)).astype(np.uint8)
+    return np.repeat(mean[..., None], 3, axis=2)
+
+
 def split_patches(arr: np.ndarray) -> np.ndarray:
     """HxWx3 -> (P, 256, 256, 3), edge-padded to whole patches, row-major."""
     h, w = arr.shape[:2]

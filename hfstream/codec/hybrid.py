@@ -36,7 +36,7 @@ from hfstream.codec.encoded import MISSING, TOKENS, EncodedImage, EncodedPatch
 from hfstream.codec.estimates import RungTable, choose_rungs, rung_table
 from hfstream.codec.fallback import blend_fallback, lost_mask
 from hfstream.codec.fills import FillMethod, check_fill
-from hfstream.codec.frames import FrameBands, row_bands, to_uint8_image
+from hfstream.codec.frames import FrameBands, is_gray, row_bands, to_gray, to_uint8_image
 from hfstream.codec.latents import BATCH, LATENT_CACHE, compress_frame, decode_latents
 from hfstream.codec.legacy import load_correction
 from hfstream.codec.model_io import DEFAULT_MODEL_DIR, ModelBundle, load_model, split_prefix
@@ -188,13 +188,13 @@ class HybridCodec:
         k = codebook_size or self.tokenizer.config.codebook_size
         fixed = None if schedule == "auto" else Schedule.parse(schedule)
         check_refine_steps(refine_steps)
-        bands, rungs, strings = self._tier0(
+        bands, rungs, strings, gray = self._tier0(
             image, rate, scale, k, refine_steps=refine_steps, refine_progress=refine_progress
         )
         if scale == FINE:
             if progress is not None:
                 progress(len(bands.patches))
-            return self._tier0_alone(bands, rungs, strings, k, scale)
+            return self._tier0_alone(bands, rungs, strings, k, scale, gray=gray)
         reduction = self._reduction(k)
         out: list[EncodedPatch] = []
         for s in range(0, len(bands.patches), BATCH):
@@ -207,7 +207,7 @@ class HybridCodec:
                 out.append(EncodedPatch(strings[s + j], sched, words, rungs[s + j]))
             if progress is not None:
                 progress(len(chunk))
-        return EncodedImage(*bands.size, k, self.model_id, tuple(out), scale)
+        return EncodedImage(*bands.size, k, self.model_id, tuple(out), scale, gray=gray)
 
     @torch.inference_mode()
     def encode_tier0(
@@ -221,8 +221,8 @@ class HybridCodec:
         """``image`` coded as tier 0 alone (schedule ``0``): every index missing, the
         tokenizer not run. ``rate``, ``codebook_size`` and ``scale`` as in ``encode``."""
         k = codebook_size or self.tokenizer.config.codebook_size
-        bands, rungs, strings = self._tier0(image, rate, scale, k)
-        return self._tier0_alone(bands, rungs, strings, k, scale)
+        bands, rungs, strings, gray = self._tier0(image, rate, scale, k)
+        return self._tier0_alone(bands, rungs, strings, k, scale, gray=gray)
 
     def _tier0_alone(
         self,
@@ -231,13 +231,15 @@ class HybridCodec:
         strings: list[tuple[bytes, bytes]],
         codebook_size: int,
         scale: Scale,
+        *,
+        gray: bool,
     ) -> EncodedImage:
         none = Schedule.parse("0")
         out = tuple(
             EncodedPatch(c, none, np.full(TOKENS, MISSING, np.int64), r)
             for c, r in zip(strings, rungs, strict=True)
         )
-        return EncodedImage(*bands.size, codebook_size, self.model_id, out, scale)
+        return EncodedImage(*bands.size, codebook_size, self.model_id, out, scale, gray=gray)
 
     def _tier0(
         self,
@@ -248,8 +250,9 @@ class HybridCodec:
         *,
         refine_steps: int = 0,
         refine_progress: Callable[[int], None] | None = None,
-    ) -> tuple[FrameBands, list[int], list[tuple[bytes, bytes]]]:
-        """The frame as coded (``image`` at 1/``scale``), each patch's rung and strings."""
+    ) -> tuple[FrameBands, list[int], list[tuple[bytes, bytes]], bool]:
+        """The frame as coded (``image`` at 1/``scale``), each patch's rung and strings,
+        and whether the image is gray (three equal channels)."""
         arr = downscale(to_uint8_image(image), scale)
         self._reduction(codebook_size)  # refused before any coding
         bands = FrameBands(self.continuous, arr)
@@ -262,7 +265,7 @@ class HybridCodec:
             refine_steps=refine_steps,
             refine_progress=refine_progress,
         )
-        return bands, rungs, strings
+        return bands, rungs, strings, is_gray(arr)
 
     @torch.inference_mode()
     def recode_continuous(
@@ -362,7 +365,7 @@ class HybridCodec:
         if enc.fallback is not None and lost.any():
             small = self.decode(replace(enc.fallback, fallback=None), mode="continuous")
             shown = blend_fallback(shown, small, lost, enc.scale)
-        return shown
+        return to_gray(shown) if enc.gray else shown
 
     def auto_mode(self, enc: EncodedImage, index_share: float | None = None) -> DecodeMode:
         """The mode ``decode(enc)`` shows: ``codec.modes.auto_mode`` by this model's gains."""

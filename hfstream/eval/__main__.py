@@ -6,7 +6,6 @@ Writes ``OUT/per_image.csv``, ``OUT/summary.csv`` (means over images) and ``OUT/
 
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
 from collections import defaultdict
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from hfstream.arguments import OneLineParser, fail
 from hfstream.codec.frames import to_uint8_image
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.refinement import DEFAULT_REFINE_STEPS
@@ -98,8 +98,8 @@ def plot(summary: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hfstream.eval", description=__doc__)
-    p.add_argument("folder", help="folder of images")
+    p = OneLineParser(prog="python -m hfstream.eval", description=__doc__)
+    p.add_argument("folder", help="folder of images (PNG, JPEG, WebP...; searched recursively)")
     p.add_argument("--out", default="out/eval", help="where the CSVs and the plot go")
     p.add_argument("--model", default=None, help="model folder (default: the shipped model)")
     p.add_argument("--limit", type=int, default=None, help="only the first N images")
@@ -112,9 +112,14 @@ def main(argv: list[str] | None = None) -> int:
         help="the encoder's refinement of the continuous latent (0: none; about 0.1 s a "
         "step for 768x512 on 2 cores)",
     )
-    args = p.parse_args(argv)
+    try:
+        args = p.parse_args(argv)
+        files = list_images(args.folder)[: args.limit]  # before the model loads
+    except SystemExit as e:  # --help, or a bad argument already said in one line
+        return e.code if isinstance(e.code, int) else 0
+    except FileNotFoundError as e:
+        return fail(p.prog, str(e))
     codec = HybridCodec.from_pretrained(args.model)
-    files = list_images(args.folder)[: args.limit]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []

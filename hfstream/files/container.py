@@ -1,9 +1,9 @@
 """The ``.hfs`` file: an encoded image, versioned, tied to the model that made it.
 
-Layout (big-endian), version 3::
+Layout (big-endian), version 4::
 
     magic        4 B   b"HFS\\x00"
-    version      1 B   3 (versions 1 and 2 are read too)
+    version      1 B   4 (versions 1 to 3 are read too)
     coding       1 B   0 = fixed-length indices, 1 = learned-prior (ANS) indices
     model id     4 B   the id of the model that encoded it (decoding with another fails)
     height       2 B   of the image, 1..16384
@@ -12,18 +12,21 @@ Layout (big-endian), version 3::
     tiers        1 B   low 4 bits: 1 = kept indices only, 2 = kept and withheld;
                        bits 4-5: the scale the image is shown at (0..2: log2 of 1, 2,
                        4; 3: ``FINE``, a half, whose patches carry no indices; 0 in files
-                       before it: ``hfstream.codec.scaling``; height and width are as coded)
+                       before it: ``hfstream.codec.scaling``; height and width are as coded);
+                       bit 6: the source was gray, so the decoder shows it in gray
+                       (``EncodedImage.gray``)
     then, for every patch (row-major):
       kind       1 B   16 * the schedule's place in ``SCHEDULE_ORDER`` + the rung
       y length   varint, y string;  z length varint, z string
       kept       varint length, the kept indices (raster order)
       withheld   varint length, the withheld indices (only when tiers == 2)
 
-A varint is unsigned LEB128 (7 bits a byte, low first, at most 4 bytes): a string of
-under 128 bytes costs one byte of length. Version 2 had 4-byte height and width, the
-schedule's wire id and the rung in a byte each and 2-byte lengths; version 1 had no rung
-(rung 0). At the rates the codec runs at (a few hundred bytes a 768x512 picture) those
-fixed fields were 2 % of a file.
+Version 4 is version 3 with the gray bit (a reader of version 3 would have taken it for a
+scale, so the version changed). A varint is unsigned LEB128 (7 bits a byte, low first, at
+most 4 bytes): a string of under 128 bytes costs one byte of length. Version 2 had 4-byte
+height and width, the schedule's wire id and the rung in a byte each and 2-byte lengths;
+version 1 had no rung (rung 0). At the rates the codec runs at (a few hundred bytes a
+768x512 picture) those fixed fields were 2 % of a file.
 
 Anything that does not fit this layout is a ``ContainerError`` naming the problem.
 """
@@ -58,8 +61,9 @@ from hfstream.geometry import (
 )
 
 MAGIC = b"HFS\x00"
-VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
+GRAY_BIT = 0x40  # of the tiers byte, from version 4
 # Version 3's patch byte: the schedule's place here (3 bits) and the rung (4 bits).
 SCHEDULE_ORDER = (
     Schedule.NONE,
@@ -95,30 +99,34 @@ def write(
     version: int = VERSION,
 ) -> bytes:
     """The ``.hfs`` bytes of ``enc``: its kept indices, and with ``include_withheld`` the
-    withheld ones too. ``version`` 2 writes the older layout (for readers before 3)."""
-    if version not in (2, 3):
-        raise ValueError(f"can write container versions 2 and 3, not {version}")
+    withheld ones too. ``version`` 2 and 3 write the older layouts (for older readers)."""
+    if version not in (2, 3, 4):
+        raise ValueError(f"can write container versions 2 to 4, not {version}")
     if version == 2 and enc.scale != 1:
         raise ValueError("container version 2 cannot hold an image coded below its size")
     fine = enc.scale == FINE
     if fine and (include_withheld or any(p.schedule != Schedule.NONE for p in enc.patches)):
         raise ValueError("an image coded FINE is written as tier 0 alone (no indices)")
+    if version < 4 and enc.gray:
+        raise ValueError(f"container version {version} cannot mark an image as gray")
     buf = Buffer()
     buf.push_bytes(MAGIC)
     buf.push_uint8(version)
     buf.push_uint8(int(coding))
     buf.push_uint32(enc.model_id)
-    push_size = buf.push_uint16 if version == 3 else buf.push_uint32
+    push_size = buf.push_uint16 if version >= 3 else buf.push_uint32
     push_size(enc.height)
     push_size(enc.width)
     buf.push_uint16(enc.codebook_size)
-    buf.push_uint8((2 if include_withheld else 1) | scale_bits(enc.scale) << 4)
-    push_length = buf.push_varint if version == 3 else buf.push_uint16
+    buf.push_uint8(
+        (2 if include_withheld else 1) | scale_bits(enc.scale) << 4 | (GRAY_BIT if enc.gray else 0)
+    )
+    push_length = buf.push_varint if version >= 3 else buf.push_uint16
     bits = bits_per_index(enc.codebook_size)
     probs = _prior(codec, enc) if coding == IndexCoding.PRIOR and not fine else None
     for i, p in enumerate(enc.patches):
         assert p.continuous is not None, "only a complete encoding can be written"
-        if version == 3:
+        if version >= 3:
             assert 0 <= p.rung <= MAX_RUNG_V3, f"rung {p.rung} does not fit the patch byte"
             buf.push_uint8(16 * SCHEDULE_ORDER.index(p.schedule) + p.rung)
         else:
@@ -187,6 +195,7 @@ class _Parsed:
     model_id: int
     coding: IndexCoding
     scale: Scale
+    gray: bool
     # Per patch: schedule, (y, z) strings, index blobs (kept, then withheld), rung.
     raw: list[tuple[Schedule, tuple[bytes, bytes], list[bytes], int]]
 
@@ -196,7 +205,13 @@ class _Parsed:
             EncodedPatch(c, s, np.full(TOKENS, MISSING, np.int64), r) for s, c, _, r in self.raw
         )
         return EncodedImage(
-            self.height, self.width, self.codebook_size, self.model_id, patches, self.scale
+            self.height,
+            self.width,
+            self.codebook_size,
+            self.model_id,
+            patches,
+            self.scale,
+            gray=self.gray,
         )
 
     def index_share(self) -> float:
@@ -233,6 +248,7 @@ class FileHeader:
     codebook_size: int
     tiers: int
     scale: Scale  # shown at this many times the coded size
+    gray: bool = False  # shown in gray (version 4)
 
     @property
     def shown_pixels(self) -> int:
@@ -261,24 +277,28 @@ def _pull_header(buf: Buffer, max_pixels: int) -> FileHeader:
     if coding_id not in IndexCoding._value2member_map_:
         raise ContainerError(f"unknown index coding {coding_id}")
     model_id = buf.pull_uint32("model id")
-    pull_size = buf.pull_uint16 if version == 3 else buf.pull_uint32
+    pull_size = buf.pull_uint16 if version >= 3 else buf.pull_uint32
     height, width = pull_size("height"), pull_size("width")
     if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
         raise ContainerError(f"image size {width}x{height} is outside 1..{MAX_SIDE} per side")
     k = buf.pull_uint16("codebook size")
     tiers_byte = buf.pull_uint8("tiers")
+    gray = version >= 4 and bool(tiers_byte & GRAY_BIT)
     tiers = tiers_byte & 0x0F
     if tiers not in (1, 2):
         raise ContainerError(f"tiers must be 1 or 2, got {tiers}")
-    if tiers_byte >> 4 > 3 or (version < 3 and tiers_byte >> 4):
+    bits = (tiers_byte & ~GRAY_BIT if gray else tiers_byte) >> 4
+    if bits > 3 or (version < 3 and bits):
         raise ContainerError(f"unknown scale bits in the tiers byte {tiers_byte:#04x}")
-    scale = scale_of_bits(tiers_byte >> 4)
+    scale = scale_of_bits(bits)
     if max(height, width) * scale > MAX_SIDE or height * scale % 1 or width * scale % 1:
         raise ContainerError(
             f"image size {width}x{height} shown at {scale}x is not a whole size in "
             f"1..{MAX_SIDE} per side"
         )
-    header = FileHeader(version, IndexCoding(coding_id), model_id, height, width, k, tiers, scale)
+    header = FileHeader(
+        version, IndexCoding(coding_id), model_id, height, width, k, tiers, scale, gray
+    )
     if header.shown_pixels > max_pixels:
         raise ContainerError(
             f"image is {shown_side(width, scale)}x{shown_side(height, scale)} "
@@ -308,17 +328,17 @@ def _parse_buffer(data: bytes, codec: HybridCodec, max_pixels: int) -> _Parsed:
     n = patch_count(height, width)
     # Every patch needs at least 4 bytes (version 3: kind and three lengths; 7 in
     # version 1, 8 in 2): refuse a header that promises more than the file holds.
-    if n * {1: 7, 2: 8, 3: 4}[version] > buf.remaining:
+    if n * {1: 7, 2: 8, 3: 4, 4: 4}[version] > buf.remaining:
         raise ContainerError(
             f"file declares {n} patches but holds only {buf.remaining} bytes of them"
         )
 
     def pull_length(what: str) -> int:
-        return buf.pull_varint(what) if version == 3 else buf.pull_uint16(what)
+        return buf.pull_varint(what) if version >= 3 else buf.pull_uint16(what)
 
     raw = []
     for i in range(n):
-        if version == 3:
+        if version >= 3:
             kind = buf.pull_uint8(f"patch {i} schedule and rung")
             if kind >> 4 >= len(SCHEDULE_ORDER):
                 raise ContainerError(f"patch {i} has unknown schedule {kind >> 4}")
@@ -347,7 +367,7 @@ def _parse_buffer(data: bytes, codec: HybridCodec, max_pixels: int) -> _Parsed:
         raw.append((Schedule(sid), (y, z), blobs, rung))
     if not buf.eof():
         raise ContainerError(f"{buf.remaining} unexpected bytes after the last patch")
-    return _Parsed(height, width, k, model_id, coding, scale, raw)
+    return _Parsed(height, width, k, model_id, coding, scale, header.gray, raw)
 
 
 def _with_indices(parsed: _Parsed, codec: HybridCodec) -> EncodedImage:
@@ -379,4 +399,4 @@ def _with_indices(parsed: _Parsed, codec: HybridCodec) -> EncodedImage:
                 raise ContainerError(f"patch {i} has an index outside the {k}-word codebook")
             idx[pos] = values
         out.append(EncodedPatch(cont, sched, idx, rung))
-    return EncodedImage(height, width, k, model_id, tuple(out), parsed.scale)
+    return EncodedImage(height, width, k, model_id, tuple(out), parsed.scale, gray=parsed.gray)

@@ -14,7 +14,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 def list_images(folder: str | Path) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
-        raise FileNotFoundError(f'Training data folder "{root}" does not exist')
+        kinds = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise FileNotFoundError(f'no folder "{root}": a folder of images ({kinds}) is expected')
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise FileNotFoundError(f'No images ({", ".join(sorted(IMAGE_SUFFIXES))}) in "{root}"')

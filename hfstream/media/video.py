@@ -7,28 +7,45 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from hfstream.extras import require
 
+T = TypeVar("T")
+
 
 def read_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    for _, frame in timed_frames(path, max_frames):
+        yield frame
+
+
+def timed_frames(
+    path: str | Path, max_frames: int | None = None
+) -> Iterator[tuple[float, np.ndarray]]:
+    """``path``'s frames with their presentation times in seconds (from the first frame's)."""
     av = require("av", purpose="reading video")
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as e:
-        raise ValueError(f"cannot open video {path}: {e}") from None
+        raise ValueError(f"cannot open video {path}: {e.strerror or e}") from None
     with container:
         if not container.streams.video:
             raise ValueError(f"{path} has no video stream")
-        for i, frame in enumerate(container.decode(video=0)):
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate or 25.0)
+        start = None
+        for i, frame in enumerate(container.decode(stream)):
             if max_frames is not None and i >= max_frames:
                 return
-            yield frame.to_ndarray(format="rgb24")
+            t = frame.time if frame.time is not None else i / rate
+            start = t if start is None else start
+            yield t - start, frame.to_ndarray(format="rgb24")
 
 
 def video_fps(path: str | Path) -> float:
@@ -36,6 +53,19 @@ def video_fps(path: str | Path) -> float:
     with av.open(str(path)) as c:
         rate = c.streams.video[0].average_rate
         return float(rate) if rate else 25.0
+
+
+def sample_frames(frames: Iterable[tuple[float, T]], fps: float) -> Iterator[T]:
+    """At most one frame per ``1 / fps`` seconds of the source's own times: for each slot
+    the first frame at or after its start, the frames between dropped. A clip faster than
+    ``fps`` is sampled, not slowed down; a slower one keeps every frame."""
+    slot = 1.0 / fps
+    due = None  # the next slot's start
+    for t, frame in frames:
+        if due is not None and t < due - 1e-6:
+            continue
+        yield frame
+        due = (math.floor(t / slot + 1e-6) + 1) * slot
 
 
 def pattern_frames(frames: int = 30, height: int = 256, width: int = 384) -> Iterator[np.ndarray]:

@@ -146,8 +146,8 @@ def encode_within(
         scale = _first_fitting_scale(request, order, tables, indices.config)
         if fine and scale == 1 and _room_above(tables[1], budget):
             tables[FINE] = codec.rung_table(image, FINE)
-            both = {1: tables[1], FINE: tables[FINE]}
-            scale, _ = choose_scale(both, budget, **request.plan_args(indices.config))
+            if _fine_pays(request, tables, indices):
+                scale = FINE
         fine = False  # tried once: a FINE frame that overshoots goes to the full size
         # Indices are not planned at a scale: the picture they refine is up-scaled.
         at_scale = indices if scale == 1 else indices.tier0_alone()
@@ -170,6 +170,19 @@ def _scales_to_try(image: np.ndarray, scales: Sequence[Scale]) -> tuple[Scale, .
             f"no scale in {tuple(scales)} divides a {image.shape[1]}x{image.shape[0]} frame"
         )
     return tuple(order)
+
+
+def _fine_pays(request: _Request, tables: Mapping[Scale, RungTable], indices: _Indices) -> bool:
+    """Whether the frame's ``FINE`` plan fits and beats the full size's tier 0 by more
+    than the best index schedule could add to it (a FINE frame has no indices)."""
+    args = request.plan_args(indices.config)
+    fine, full = (
+        plan_frame(tables[s], {}, request.budget, schedules=TIER0_ALONE, **args) for s in (FINE, 1)
+    )
+    gains = [request.gains.get(s, 0.0) for s in indices.schedules] if indices.planned else []
+    return fine.bytes <= request.budget and (
+        fine.expected_psnr > full.expected_psnr + max(gains, default=0.0)
+    )
 
 
 def _room_above(table: RungTable, budget: float) -> bool:

@@ -130,4 +130,30 @@ class RateController:
             self.rate = min(self.target_bytes_per_s, self.rate * 1.1)
 
 
-__all__ = ["RateController", "Report", "ReportBuilder"]
+@dataclass
+class ReportWatch:
+    """Whether the receiver is still there, as its reports tell: it has gone once reports
+    had come and then none came for ``timeout_s`` (on the sender's clock, ``now``). A
+    receiver never heard from is not judged: it may send no reports at all (a sender
+    without feedback), and the sender says so at its end instead."""
+
+    timeout_s: float
+    last_report: float | None = None  # when the newest report came
+
+    def __post_init__(self) -> None:
+        if not self.timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive, got {self.timeout_s}")
+
+    def on_report(self, now: float) -> None:
+        self.last_report = now
+
+    def silent_for(self, now: float) -> float | None:
+        """Seconds since the newest report (None: none came yet)."""
+        return None if self.last_report is None else now - self.last_report
+
+    def gone(self, now: float) -> bool:
+        silent = self.silent_for(now)
+        return silent is not None and silent >= self.timeout_s
+
+
+__all__ = ["RateController", "Report", "ReportBuilder", "ReportWatch"]

@@ -20,6 +20,8 @@ import zfec
 
 from hfstream.geometry import FINE, SCALES, Scale, scale_bits
 from hfstream.protocol.wire import (
+    FLAG_GRAY,
+    FLAG_NO_TIER1,
     FLAG_PRIOR,
     FLAG_TIER2,
     MAX_CAPTURE_MS,
@@ -97,6 +99,7 @@ class FrameEntries:
     scale: Scale = 1
     #: the frame's tier 0 coded again at a fraction of its size (None: not sent)
     fallback: FallbackPayload | None = None
+    gray: bool = False  #: the source is gray: the receiver shows the picture in gray
 
 
 @dataclass
@@ -269,6 +272,8 @@ class Packetizer:
         flags = (
             (FLAG_PRIOR if frame.prior_coded else 0)
             | (FLAG_TIER2 if t2_payloads else 0)
+            | (FLAG_NO_TIER1 if not t1_payloads else 0)
+            | (FLAG_GRAY if frame.gray else 0)
             | scale_bits(frame.scale) << SCALE_SHIFT
         )
 

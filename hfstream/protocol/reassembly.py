@@ -1,17 +1,16 @@
 """Reassembler (sans-I/O): packets in, per-frame state and events out.
 
-Packets may come in any order, twice, or late. Memory is bounded: at most
-``max_frames`` frames are open (the oldest is evicted, with a ``FrameExpired`` event),
-each holds at most ``max_frame_bytes``, and the ids of closed frames are remembered in
-a bounded window so their late packets are dropped. Time enters only as ``now``.
+Packets may come in any order, twice, or late. Memory is bounded: at most ``max_frames``
+frames are open (the oldest is evicted, with a ``FrameExpired`` event), each holds at most
+``max_frame_bytes``, and the ids of closed frames are kept in a bounded window so their
+late packets are dropped. Time enters only as ``now``.
 
 Work per frame is bounded by its geometry, whatever a peer holding the key sends:
 
-- entries: one tier-0 entry per patch; per patch and tier, index entries of one
-  interleave layout (schedule and group count, at most ``MAX_INDEX_GROUPS`` groups), one
-  per group. Duplicates and entries that contradict what the frame already holds are
-  dropped and counted (``Reassembler.entries_dropped``), so a frame holds at most
-  ``patches * (1 + 2 * MAX_INDEX_GROUPS)`` entries;
+- entries: one tier-0 entry per patch; per patch and tier, index entries of one interleave
+  layout (schedule and group count, at most ``MAX_INDEX_GROUPS`` groups), one per group.
+  Duplicates and entries that contradict the frame are dropped and counted
+  (``Reassembler.entries_dropped``): at most ``patches * (1 + 2 * MAX_INDEX_GROUPS)``;
 - erasure decoding: a packet retries only the block it belongs to, and blocks may not
   overlap, so each packet costs at most one block's decode.
 """
@@ -24,16 +23,12 @@ from dataclasses import dataclass, field
 
 import zfec
 
-from hfstream.geometry import (
-    DEFAULT_MAX_FRAME_PIXELS,
-    FINE,
-    Scale,
-    patch_count,
-    scale_bits,
-    shown_side,
-)
+from hfstream.geometry import DEFAULT_MAX_FRAME_PIXELS, Scale, patch_count, scale_bits
+from hfstream.protocol.frame_limits import check_frame_header
 from hfstream.protocol.wire import (
     DEFAULT_MTU,
+    FLAG_GRAY,
+    FLAG_NO_TIER1,
     FLAG_PRIOR,
     FLAG_TIER2,
     HEADER_SIZE,
@@ -131,6 +126,8 @@ class FrameState:
     # The fallback (``PacketType.FALLBACK``): its patches' entries and its scale (0: none)
     fallback: dict[int, Tier0Entry] = field(default_factory=dict)
     fallback_scale: int = 0
+    has_tier1: bool = True  # False: tier 0 completes it (``wire.FLAG_NO_TIER1``)
+    gray: bool = False  # ``wire.FLAG_GRAY``
 
     @property
     def patches(self) -> int:
@@ -166,12 +163,14 @@ class FrameState:
         return (
             (FLAG_PRIOR if self.prior_coded else 0)
             | (FLAG_TIER2 if self.has_tier2 else 0)
+            | (0 if self.has_tier1 else FLAG_NO_TIER1)
+            | (FLAG_GRAY if self.gray else 0)
             | scale_bits(self.scale) << SCALE_SHIFT
         )
 
     def matches(self, h: PacketHeader) -> bool:
         own = (self.height, self.width, self.codebook_size, self.flags, self.capture_ms)
-        flags = h.flags & (FLAG_PRIOR | FLAG_TIER2 | SCALE_MASK)
+        flags = h.flags & (FLAG_PRIOR | FLAG_TIER2 | FLAG_NO_TIER1 | FLAG_GRAY | SCALE_MASK)
         return (h.height, h.width, h.codebook_size, flags, h.capture_ms) == own
 
 
@@ -264,17 +263,7 @@ class Reassembler:
         if len(data) > cfg.mtu:
             raise WireError("size", f"packet of {len(data)} bytes exceeds the MTU of {cfg.mtu}")
         h, payload = parse_header(data, cfg.model_id)
-        shown = shown_side(h.height, h.scale), shown_side(h.width, h.scale)
-        if shown[0] * shown[1] > cfg.max_frame_pixels:
-            raise WireError(
-                "geometry",
-                f"frame size {shown[1]}x{shown[0]} is more than the "
-                f"{cfg.max_frame_pixels} pixels this receiver accepts",
-            )
-        if h.scale == FINE and h.type in (PacketType.TIER1, PacketType.TIER2):
-            # Indices of a FINE frame would be decoded at twice the shown size, in each
-            # direction: the senders never make them, and they would break the bound.
-            raise WireError("field", "a FINE frame carries no indices")
+        check_frame_header(h, cfg.max_frame_pixels)
         if h.type == PacketType.FEEDBACK:
             raise WireError("type", "feedback packets go to the sender")
         if h.frame_id in self._closed_set:
@@ -298,6 +287,8 @@ class Reassembler:
                 now,
                 h.capture_ms,
                 h.scale,
+                has_tier1=not h.flags & FLAG_NO_TIER1,
+                gray=bool(h.flags & FLAG_GRAY),
             )
             self.frames[h.frame_id] = frame
             events.append(FrameOpened(h.frame_id, h.height, h.width))
@@ -492,7 +483,7 @@ class Reassembler:
         return events
 
     def _is_complete(self, frame: FrameState) -> bool:
-        needed = [PacketType.TIER0, PacketType.TIER1]
+        needed = [PacketType.TIER0, PacketType.TIER1] if frame.has_tier1 else [PacketType.TIER0]
         if frame.has_tier2:
             needed.append(PacketType.TIER2)
         if PacketType.FALLBACK in frame.expected:

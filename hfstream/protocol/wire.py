@@ -7,8 +7,7 @@ Header (big-endian)::
                    time, 2 no rung in tier-0 entries)
     type        1  PacketType
     model id    4  the codec model; a receiver drops packets for any other model
-    session     8  per stream (high 42 bits: its start, unix ms; 22 random bits); see
-                   auth.py
+    session     8  per stream (high 42 bits: its start, unix ms; 22 random bits; auth.py)
     counter     4  per-session packet number, written when the packet is sealed
     frame id    4  (the report number in FEEDBACK packets)
     capture     4  ms from the session's start to the frame's capture, so the receiver
@@ -21,19 +20,18 @@ Header (big-endian)::
     flags       1  bit 0: indices are prior-coded (else fixed-length);
                    bit 1: the frame has tier-2 packets;
                    bits 2-3: the scale the frame is shown at (0..2: log2 of
-                   1, 2, 4; 3: ``FINE``, a half; ``geometry.scale_bits``)
+                   1, 2, 4; 3: ``FINE``, a half; ``geometry.scale_bits``);
+                   bit 4: no tier-1 packets (tier 0 completes the frame); bit 5: gray source
     seq         2  packet number within (frame, type)
     count       2  packets of this (frame, type), 1..4096
 
-The payload follows (UDP and data-channel messages keep their boundaries, so no length
-field is needed), then the authentication tag (``auth.TAG_SIZE`` bytes) over everything
-before it. ``auth.Opener`` checks and strips the tag before anything here parses the
-packet. The payload is msgpack, unpacked with strict limits and then checked field by
-field: the ``*Entry`` classes hold each type's layout (``Tier0Entry``, ``IndexEntry`` for
-tiers 1 and 2, ``ParityEntry``, ``FeedbackEntry``) and the ``parse_*`` functions read them,
-so every entry kind is built and parsed here. Every error is a ``WireError`` (a
-``ValueError``) whose message names what is wrong, so the receiver can count drops by
-reason.
+The payload follows (datagrams keep their boundaries: no length field), then the
+authentication tag (``auth.TAG_SIZE`` bytes) over everything before it, which
+``auth.Opener`` checks and strips before anything here parses the packet. The payload is
+msgpack, unpacked with strict limits and checked field by field: the ``*Entry`` classes
+hold each type's layout (``Tier0Entry``, ``IndexEntry`` for tiers 1 and 2, ``ParityEntry``,
+``FeedbackEntry``), the ``parse_*`` functions read them. Every error is a ``WireError`` (a
+``ValueError``) naming what is wrong, so the receiver counts drops by reason.
 """
 
 from __future__ import annotations
@@ -68,6 +66,8 @@ FLAG_PRIOR = 0x01
 FLAG_TIER2 = 0x02  # the frame has tier-2 packets (so "complete" waits for them)
 SCALE_SHIFT = 2  # flag bits 2-3: log2 of the frame's scale
 SCALE_MASK = 0x0C
+FLAG_NO_TIER1 = 0x10  # no tier-1 packets: tier 0 completes the frame (its picture is final)
+FLAG_GRAY = 0x20  # the source is gray (``EncodedImage.gray``): shown in gray
 
 
 class WireError(ValueError):
@@ -193,16 +193,11 @@ def parse_header(data: bytes, model_id: int | None = None) -> tuple[PacketHeader
         header = PacketHeader(PacketType.FEEDBACK, mid, sid, ctr, fid, 0, 0, 0, 0, 0, 1, cap)
         return header, data[HEADER_SIZE:]
     if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
-        raise WireError(
-            "geometry", f"frame size {width}x{height} is outside 1..{MAX_SIDE} per side"
-        )
+        raise WireError("geometry", f"frame size {width}x{height} is outside 1..{MAX_SIDE} a side")
     scale = scale_of_bits((flags & SCALE_MASK) >> SCALE_SHIFT)
     if max(height, width) * scale > MAX_SIDE or height * scale % 1 or width * scale % 1:
-        raise WireError(
-            "geometry",
-            f"frame size {width}x{height} shown at {scale}x is not a whole size in "
-            f"1..{MAX_SIDE} per side",
-        )
+        shown = f"frame size {width}x{height} shown at {scale}x"
+        raise WireError("geometry", f"{shown} is not a whole size in 1..{MAX_SIDE} per side")
     if not 6 <= cb <= 10:
         raise WireError("codebook", f"codebook of 2**{cb} words is outside 2**6..2**10")
     if not 1 <= count <= MAX_COUNT:

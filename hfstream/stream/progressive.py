@@ -29,6 +29,8 @@ from hfstream.protocol.wire import PacketType, Tier0Entry, WireError
 
 
 class Stage(IntEnum):
+    """How much of a frame a picture was decoded from (module docstring)."""
+
     NONE = 0
     PREVIEW = 1
     PARTIAL = 2
@@ -51,6 +53,24 @@ class FrameDecodeState:
     # (patches with tier 0, fallback patches)
     continuous_patches: tuple[frozenset[int], frozenset[int]] | None = None
     continuous_picture: np.ndarray | None = None
+    # What the best picture last shown was decoded from (``picture_source``).
+    best_from: PictureSource | None = None
+
+
+# The parts of a frame its picture is decoded from: tier-0 patches, fallback patches and
+# index entries (parity only rebuilds tier 0), and the stage the picture is labelled with.
+PictureSource = tuple[Stage, frozenset, frozenset, frozenset]
+
+
+def picture_source(frame: FrameState) -> PictureSource:
+    """What a picture of ``frame`` now would be decoded from: the same source, the same
+    picture."""
+    return (
+        stage_of(frame),
+        frozenset(frame.tier0),
+        frozenset(frame.fallback),
+        frozenset(frame.indices),
+    )
 
 
 def stage_of(frame: FrameState) -> Stage:
@@ -77,6 +97,7 @@ def tier0_encoded(codec: HybridCodec, frame: FrameState) -> EncodedImage:
         _tier0_patches(codec, frame.tier0, frame.patches),
         frame.scale,
         _fallback(codec, frame),
+        gray=frame.gray,
     )
 
 
@@ -158,6 +179,7 @@ def build_encoded(codec: HybridCodec, frame: FrameState, cache: FrameDecodeState
         tuple(patches),
         frame.scale,
         _fallback(codec, frame),
+        gray=frame.gray,
     )
 
 
@@ -187,13 +209,20 @@ def continuous_picture(
     return cache.continuous_picture
 
 
+def best_is_continuous(codec: HybridCodec, frame: FrameState) -> bool:
+    """Whether ``codec``'s ``auto`` mode shows ``frame``'s continuous picture (the instant
+    preview) whatever indices it holds: then its best picture is its preview (cheap: no
+    decode)."""
+    return codec.auto_mode(tier0_encoded(codec, frame), index_share(codec, frame)) == "continuous"
+
+
 def best_picture(
     codec: HybridCodec, frame: FrameState, cache: FrameDecodeState, steps: int = 1
 ) -> np.ndarray:
     """The picture ``codec``'s ``auto`` mode shows for what ``frame`` holds, with ``steps``
     predictor passes (CPU-heavy: run it off the event loop)."""
     tier0 = tier0_encoded(codec, frame)
-    if codec.auto_mode(tier0, index_share(codec, frame)) == "continuous":
+    if best_is_continuous(codec, frame):
         # The picture ignores the indices: skip their priors and decoding, and the decode
         # itself when the preview had this very tier 0.
         return continuous_picture(codec, frame, cache, tier0)

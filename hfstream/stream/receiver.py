@@ -22,7 +22,7 @@ import secrets
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,10 +30,10 @@ from hfstream.codec.hybrid import HybridCodec
 from hfstream.protocol.auth import DATA, FEEDBACK, UNKEYED_WARNING, Opener, Sealer
 from hfstream.protocol.feedback import ReportBuilder
 from hfstream.protocol.reassembly import (
-    DEFAULT_MAX_FRAME_PIXELS,
     FrameComplete,
     FrameExpired,
     FrameState,
+    PacketDropped,
     PatchesUpdated,
     Reassembler,
     ReassemblerConfig,
@@ -42,11 +42,14 @@ from hfstream.protocol.wire import TAG_SIZE, PacketType, WireError, capture_time
 from hfstream.stream.progressive import (
     FrameDecodeState,
     Stage,
+    best_is_continuous,
     best_picture,
     continuous_picture,
+    picture_source,
     snapshot,
     stage_of,
 )
+from hfstream.stream.receiver_config import ReceiverConfig
 from hfstream.stream.scheduler import (
     Decode,
     DecodeScheduler,
@@ -63,6 +66,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FrameUpdate:
+    """One picture of a frame. A frame's pictures come in rising stage order: the instant
+    preview (``PREVIEW``, ``mode`` "continuous"; none when the best picture is that very
+    picture), then the best picture of what had arrived, again as more arrives (a
+    ``PARTIAL`` picture may come again with more indices). The same picture never comes
+    twice, and the last has ``final`` set (unless the input ended first)."""
+
     frame_id: int
     stage: Stage
     image: np.ndarray  # H x W x 3 uint8
@@ -76,54 +85,15 @@ class FrameUpdate:
     # How the picture was decoded: "continuous" for the instant preview (tier 0 up-sampled,
     # no predictor), "hybrid" for every later picture.
     mode: str = "hybrid"
-
-
-@dataclass(frozen=True)
-class ReceiverConfig:
-    frame_timeout_s: float = 2.0
-    max_frames: int = 8  # frames being reassembled at once
-    max_frame_bytes: int = 4 * 1024 * 1024
-    # Declared geometry above this is refused before any decode: decoding cost grows with
-    # the pixels, and one forged header must not buy minutes of it.
-    max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS
-    decode_queue: int = 32  # frames waiting for a decode; when full the oldest is skipped
-    max_updates: int = 64  # pictures not yet taken by the consumer; the oldest give way
-    decode_steps: int = 1  # predictor passes
-    # A frame's first picture is its continuous stream up-sampled, shown before the
-    # predictor-filled decode of the same packets, which costs several times more
-    # (receive timings in docs/notebook/speed.md).
-    instant_preview: bool = True
-    # Live mode: decode the newest frame only, skip older ones not yet started (counted in
-    # ``Receiver.frames_skipped``) and never show a frame after a newer one.
-    live: bool = False
-    # Live mode: an incomplete newest frame waits this long after its first packet for
-    # the rest of its packets: the decode, not the network, is most of a frame's cost at
-    # the receiver (docs/notebook/speed.md), so it should not be spent on a part of it.
-    live_settle_s: float = 0.1
-    feedback_interval_s: float | None = 0.25  # None: send no reports
-    # Pre-shared key (``auth.parse_key``); None: unauthenticated, for experiments only.
-    key: bytes | None = field(default=None, repr=False)
-    # Refuse sessions that started longer ago than this (needs clocks within it); None:
-    # any session newer than the current one is taken.
-    max_session_age_s: float | None = None
-
-    def __post_init__(self) -> None:
-        if not self.frame_timeout_s > 0:
-            raise ValueError(f"frame_timeout_s must be positive, got {self.frame_timeout_s}")
-        for name in ("max_frames", "max_frame_bytes", "decode_queue", "max_updates"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.live_settle_s >= 0:
-            raise ValueError(f"live_settle_s must be at least 0, got {self.live_settle_s}")
-        if not 1 <= self.decode_steps <= 16:
-            raise ValueError(f"decode_steps must be in 1..16, got {self.decode_steps}")
-        if self.feedback_interval_s is not None and not self.feedback_interval_s > 0:
-            raise ValueError(
-                f"feedback_interval_s must be positive or None, got {self.feedback_interval_s}"
-            )
+    # When the frame was captured (unix seconds, the sender's clock, from the packet
+    # headers): frames skipped or lost in between leave gaps on this timeline.
+    capture_time: float = 0.0
 
 
 class Receiver:
+    """Reassembles a transport's packets into frames and decodes them off the event loop;
+    iterate it for ``FrameUpdate``s (module docstring)."""
+
     def __init__(
         self, transport: DatagramTransport, codec: HybridCodec, config: ReceiverConfig | None = None
     ) -> None:
@@ -152,6 +122,9 @@ class Receiver:
         self._feedback_sealer: Sealer | None = None  # for the current session
         self._receiver_id = 0  # drawn when a session starts
         self.auth_drops: dict[str, int] = {}
+        # The newest message of each drop reason (``drops`` counts them): what the packets
+        # were, for a user told why nothing arrived.
+        self.drop_messages: dict[str, str] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hfstream-decode")
         self._updates: deque[FrameUpdate | None] = deque()
         self._update_ready = asyncio.Event()
@@ -281,6 +254,7 @@ class Receiver:
                 except WireError as e:
                     # Before any parsing: a forgery costs one HMAC and a counter.
                     self.auth_drops[e.reason] = self.auth_drops.get(e.reason, 0) + 1
+                    self.drop_messages[e.reason] = str(e)
                     continue
                 if self._feedback_sealer is None or (
                     self._feedback_sealer.session_id != self.opener.session_id
@@ -318,6 +292,8 @@ class Receiver:
                 # Nothing to show before tier 0 (a patch's own, or the fallback).
                 if frame is not None and (frame.tier0 or frame.fallback):
                     self._enqueue(frame)
+            elif isinstance(ev, PacketDropped):
+                self.drop_messages[ev.reason] = ev.message
             elif isinstance(ev, FrameComplete):
                 self._wake.set()  # a settling live frame need not wait any longer
             elif isinstance(ev, FrameExpired):
@@ -419,24 +395,45 @@ class Receiver:
             for t, p in ((0, PacketType.TIER0), (1, PacketType.TIER1), (2, PacketType.TIER2))
         }
         held = snapshot(frame)  # the worker's own copy: the event loop adds to ``frame``
-        if self.config.instant_preview and not cache.shown and stage != Stage.NONE:
+        source = picture_source(held)
+        if source == cache.best_from:
+            # Nothing the picture depends on came since the last one (a frame queued again
+            # when the input ended, say): showing it again would repeat the same picture.
+            if self._is_last(frame, held, stage):
+                self._finish(frame_id)
+            return
+        # When the best picture is the continuous one, the preview is it: one update, not
+        # the same picture twice.
+        mode = "continuous" if best_is_continuous(self.codec, held) else "hybrid"
+        preview_due = self.config.instant_preview and not cache.shown and stage != Stage.NONE
+        if preview_due and mode == "hybrid":
             preview = await loop.run_in_executor(
                 self._executor, continuous_picture, self.codec, held, cache
             )
-            self._show(frame, cache, stage, preview, received, last=False, mode="continuous")
+            # Labelled by what it shows, tier 0 alone, whatever else the frame holds: the
+            # stage of the frame comes with the next picture, so no stage comes twice.
+            self._show(
+                frame, cache, Stage.PREVIEW, preview, received, last=False, mode="continuous"
+            )
         steps = self.config.decode_steps
         image = await loop.run_in_executor(
             self._executor, best_picture, self.codec, held, cache, steps
         )
-        open_now = self.reassembler.frames.get(frame_id) is frame
-        last = (
-            (not open_now and frame_id not in self.scheduler)
+        last = self._is_last(frame, held, stage)
+        cache.best_from = source
+        self._show(frame, cache, stage, image, received, last=last, mode=mode)
+        if last:
+            self._finish(frame_id)
+
+    def _is_last(self, frame: FrameState, held: FrameState, stage: Stage) -> bool:
+        """No better picture of ``frame`` can follow the one decoded from ``held``."""
+        open_now = self.reassembler.frames.get(frame.frame_id) is frame
+        return (
+            (not open_now and frame.frame_id not in self.scheduler)
+            or held.complete  # every packet was in this decode (tier 0 alone, for some)
             or stage == Stage.REFINED
             or (stage == Stage.FULL and not frame.has_tier2)
         )
-        self._show(frame, cache, stage, image, received, last=last)
-        if last:
-            self._finish(frame_id)
 
     def _show(
         self,
@@ -464,6 +461,7 @@ class Receiver:
                 last,
                 time.time() - captured,
                 mode,
+                captured,
             )
         )
 

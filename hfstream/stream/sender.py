@@ -38,7 +38,7 @@ from hfstream.protocol.auth import (
     Sealer,
     new_session_id,
 )
-from hfstream.protocol.feedback import RateController, Report
+from hfstream.protocol.feedback import RateController, Report, ReportWatch
 from hfstream.protocol.pacer import Pacer
 from hfstream.protocol.packetizer import FramePackets, Packetizer, PacketizerConfig
 from hfstream.protocol.wire import (
@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SenderConfig:
+    """How a ``Sender`` codes, paces and authenticates its frames (each field's comment)."""
+
     # Pacing rate (2 Mbit/s); with a ``PlannedCoding`` the rate controller's instead.
     rate_bytes_per_s: float = 250_000.0
     burst_bytes: int = 2400
@@ -81,6 +83,10 @@ class SenderConfig:
     # stream's frames to keep up (docs/notebook/codec-and-models.md), so off by default; a still
     # image may spend it.
     refine_steps: int = 0
+    # Once reports came, a receiver silent this long has gone (it stopped, or the path to
+    # it broke): ``send_image`` raises ``ReceiverGone`` instead of sending on into the void.
+    # None: never judged.
+    receiver_timeout_s: float | None = None
 
     @property
     def packetizing(self) -> PacketizerConfig:
@@ -95,6 +101,10 @@ class SenderConfig:
         if not isinstance(self.coding, (FixedCoding, PlannedCoding)):
             raise TypeError(f"coding must be a FixedCoding or a PlannedCoding, got {self.coding!r}")
         check_refine_steps(self.refine_steps)
+        if self.receiver_timeout_s is not None and not self.receiver_timeout_s > 0:
+            raise ValueError(
+                f"receiver_timeout_s must be positive or None, got {self.receiver_timeout_s}"
+            )
 
 
 def indices_shown(codec: HybridCodec, enc: EncodedImage) -> bool:
@@ -108,8 +118,19 @@ def indices_shown(codec: HybridCodec, enc: EncodedImage) -> bool:
     return gain_at_share(gains, float(share)) > 0
 
 
+class ReceiverGone(Exception):
+    """Reports had come, then none for ``SenderConfig.receiver_timeout_s``."""
+
+    def __init__(self, silent_s: float, reports: int) -> None:
+        super().__init__(f"no receiver report for {silent_s:.1f} s, after {reports} reports")
+        self.silent_s = silent_s
+        self.reports = reports
+
+
 @dataclass(frozen=True)
 class FrameSent:
+    """What ``send_image`` queued of one frame."""
+
     frame_id: int
     packets: dict[int, int]  # tier -> packets queued
     bytes: dict[int, int]  # tier -> bytes queued (headers included)
@@ -118,6 +139,10 @@ class FrameSent:
 
 
 class Sender:
+    """Encodes frames off the event loop, paces their packets onto a transport and reads
+    the receiver's reports (module docstring: ``async with``, ``send_image``,
+    ``send_frames``, ``flush``)."""
+
     def __init__(
         self, transport: DatagramTransport, codec: HybridCodec, config: SenderConfig | None = None
     ) -> None:
@@ -150,6 +175,8 @@ class Sender:
         self.reports: deque[Report] = deque(maxlen=self.config.max_reports)
         self.reports_received = 0
         self.controller: RateController | None = None
+        timeout = self.config.receiver_timeout_s
+        self.watch = ReportWatch(timeout) if timeout is not None else None
         self.last_plan: FramePlan | None = None  # of the newest frame planned
         coding = self.config.coding
         # Checked here, not in ``FixedCoding``: which reduced codebooks exist is the model's.
@@ -221,8 +248,12 @@ class Sender:
         """Encode (in a worker thread) and queue one frame; its packets expire after
         ``deadline_s`` (default ``config.deadline_s``) from now. ``capture_time`` (unix
         seconds, default now) is when the frame was taken: the receiver's latency runs
-        from it."""
+        from it. Raises ``ReceiverGone`` when the receiver stopped reporting
+        (``config.receiver_timeout_s``)."""
         loop = asyncio.get_running_loop()
+        if self.watch is not None and self.watch.gone(loop.time()):
+            silent = self.watch.silent_for(loop.time()) or 0.0
+            raise ReceiverGone(silent, self.reports_received)
         taken = time.time() if capture_time is None else capture_time
         capture_ms = capture_offset_ms(self.session_id, taken)
         frame_id = self._next_frame
@@ -299,6 +330,8 @@ class Sender:
                 continue
             self.reports.append(report)
             self.reports_received += 1
+            if self.watch is not None:
+                self.watch.on_report(loop.time())
             if self.controller is not None:
                 self.controller.on_report(report)
                 self.pacer.set_rate(self.controller.rate, loop.time())

@@ -8,6 +8,11 @@ in-band channel set-up is needed):
   feedback. (aiortc reads ``maxPacketLifeTime=0`` as "no limit", so at least 1 ms.)
 - ``hf-index``: unordered, ``maxRetransmits=0``: plain datagrams for tiers 1 and 2.
 
+ICE: no server unless given (``hfstream.transports.ice``: no STUN server on the public
+internet by default), and the host candidates include loopback, which aioice leaves out:
+two peers on one machine meet over 127.0.0.1, even in a network namespace that has
+nothing else; ``local_only`` keeps loopback alone.
+
 Signalling: ``rtc_pair`` joins two peers in one process (tests, examples);
 ``rtc_connect`` joins two processes over TCP: one JSON line each way (the offer, then
 the answer), each with an HMAC under the pre-shared key; the answer's covers the offer's.
@@ -19,18 +24,24 @@ keeps listening: whoever connects first no longer becomes the peer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import Iterator, Sequence
 
 from hfstream.extras import require
 from hfstream.protocol.auth import signal_mac, signal_mac_matches
 from hfstream.protocol.wire import PacketType
 from hfstream.transports.base import ClosingTransport, Inbox, TransportClosed
+from hfstream.transports.ice import IceServer
 
 # aiortc is the ``rtc`` extra: importing this module without it says so.
 _aiortc = require("aiortc", purpose="WebRTC data channels")
 RTCPeerConnection = _aiortc.RTCPeerConnection
 RTCSessionDescription = _aiortc.RTCSessionDescription
+_aioice_ice = require("aioice.ice", purpose="WebRTC data channels")
+LOOPBACK = "127.0.0.1"
+OPEN_TIMEOUT_S = 20.0  # ICE checks and the DTLS handshake, once signalling is done
 
 _RELIABLE_TYPES = {PacketType.TIER0, PacketType.PARITY, PacketType.FEEDBACK}
 SIGNAL_LINE_LIMIT = 64 * 1024  # an SDP is a few kB
@@ -39,6 +50,9 @@ log = logging.getLogger(__name__)
 
 
 class RtcTransport(ClosingTransport):
+    """One WebRTC peer connection's two data channels as a datagram transport: tier 0,
+    parity and reports on the partially reliable one, indices on the unreliable one."""
+
     def __init__(self, pc: RTCPeerConnection, tier0_lifetime_ms: int = 1000, max_queue: int = 4096):
         if tier0_lifetime_ms < 1:
             raise ValueError(
@@ -90,13 +104,54 @@ class RtcTransport(ClosingTransport):
         self.inbox.close()
 
 
-async def rtc_pair(tier0_lifetime_ms: int = 1000) -> tuple[RtcTransport, RtcTransport]:
+def peer_connection(ice_servers: Sequence[IceServer] = ()) -> RTCPeerConnection:
+    """A peer that uses ``ice_servers`` and no other (aiortc's default is a public STUN
+    server)."""
+    servers = [
+        _aiortc.RTCIceServer(urls=s.url, username=s.username, credential=s.credential)
+        for s in ice_servers
+    ]
+    return RTCPeerConnection(_aiortc.RTCConfiguration(iceServers=servers))
+
+
+@contextlib.contextmanager
+def _host_candidates(local_only: bool) -> Iterator[None]:
+    """While candidates are gathered (``setLocalDescription``): aioice's host addresses
+    plus loopback, or loopback alone. aioice offers no option for it, so its address
+    function is replaced for the duration (one event loop: nothing else gathers then)."""
+    ice = _aioice_ice
+    own = ice.get_host_addresses
+
+    def addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        found = [] if local_only else own(use_ipv4, use_ipv6)
+        return [*found, LOOPBACK] if use_ipv4 else found
+
+    ice.get_host_addresses = addresses
+    try:
+        yield
+    finally:
+        ice.get_host_addresses = own
+
+
+async def _describe(pc: RTCPeerConnection, kind: str, local_only: bool) -> None:
+    """Create and set ``pc``'s offer or answer, gathering its candidates."""
+    desc = await (pc.createOffer() if kind == "offer" else pc.createAnswer())
+    with _host_candidates(local_only):
+        await pc.setLocalDescription(desc)
+
+
+async def rtc_pair(
+    tier0_lifetime_ms: int = 1000,
+    *,
+    ice_servers: Sequence[IceServer] = (),
+    local_only: bool = False,
+) -> tuple[RtcTransport, RtcTransport]:
     """Two connected peers in this process (ICE over this machine's host candidates)."""
-    pc_a, pc_b = RTCPeerConnection(), RTCPeerConnection()
+    pc_a, pc_b = peer_connection(ice_servers), peer_connection(ice_servers)
     a, b = RtcTransport(pc_a, tier0_lifetime_ms), RtcTransport(pc_b, tier0_lifetime_ms)
-    await pc_a.setLocalDescription(await pc_a.createOffer())
+    await _describe(pc_a, "offer", local_only)
     await pc_b.setRemoteDescription(pc_a.localDescription)
-    await pc_b.setLocalDescription(await pc_b.createAnswer())
+    await _describe(pc_b, "answer", local_only)
     await pc_a.setRemoteDescription(pc_b.localDescription)
     await asyncio.gather(a.wait_open(), b.wait_open())
     return a, b
@@ -130,16 +185,38 @@ async def rtc_connect(
     *,
     tier0_lifetime_ms: int = 1000,
     key: bytes | None = None,
+    ice_servers: Sequence[IceServer] = (),
+    local_only: bool = False,
+    wait_s: float | None = None,
 ) -> RtcTransport:
     """Join a peer in another process; ``role`` is ``offer`` (listens for signalling) or
     ``answer``. Signalling runs over TCP on ``host:port``, authenticated with ``key``;
-    media over ICE."""
+    media over ICE (``ice_servers``, ``local_only``: see the module docstring). The
+    offering side waits ``wait_s`` for a peer (None: until cancelled); a failure is a
+    ``ValueError`` that says what to check."""
     if role not in ("offer", "answer"):
         raise ValueError(f'Invalid role "{role}", should be offer or answer')
-    pc = RTCPeerConnection()
+    pc = peer_connection(ice_servers)
+    try:
+        return await _connect(pc, role, host, port, tier0_lifetime_ms, key, local_only, wait_s)
+    except BaseException:
+        await pc.close()
+        raise
+
+
+async def _connect(
+    pc: RTCPeerConnection,
+    role: str,
+    host: str,
+    port: int,
+    tier0_lifetime_ms: int,
+    key: bytes | None,
+    local_only: bool,
+    wait_s: float | None,
+) -> RtcTransport:
     transport = RtcTransport(pc, tier0_lifetime_ms)
     if role == "offer":
-        await pc.setLocalDescription(await pc.createOffer())
+        await _describe(pc, "offer", local_only)
         offer = pc.localDescription
         offer_mac = signal_mac(key, "offer", offer.sdp)
         answered: asyncio.Future[RTCSessionDescription] = asyncio.get_running_loop().create_future()
@@ -162,21 +239,37 @@ async def rtc_connect(
             on_connect, host=host, port=port, limit=SIGNAL_LINE_LIMIT
         )
         try:
-            await pc.setRemoteDescription(await answered)
+            await pc.setRemoteDescription(await asyncio.wait_for(answered, wait_s))
+        except asyncio.TimeoutError:
+            raise ValueError(
+                f"no WebRTC sender connected to {host}:{port} within {wait_s:g} s"
+            ) from None
         finally:
             server.close()
     else:
-        reader, writer = await asyncio.open_connection(host, port, limit=SIGNAL_LINE_LIMIT)
+        try:
+            reader, writer = await asyncio.open_connection(host, port, limit=SIGNAL_LINE_LIMIT)
+        except OSError as e:
+            raise ValueError(
+                f"no WebRTC receiver at the signalling address {host}:{port} (TCP: "
+                f"{e.strerror or e}); start `hfstream recv --rtc --listen {host}:{port}` first"
+            ) from None
         try:
             offer, offer_mac = await _read_desc(reader, "offer")
             if not signal_mac_matches(key, offer_mac, "offer", offer.sdp):
                 raise ValueError("signalling offer failed authentication")
             await pc.setRemoteDescription(offer)
-            await pc.setLocalDescription(await pc.createAnswer())
+            await _describe(pc, "answer", local_only)
             answer = pc.localDescription
             writer.write(_line(answer, signal_mac(key, "answer", offer_mac, answer.sdp)))
             await writer.drain()
         finally:
             writer.close()
-    await transport.wait_open()
+    try:
+        await transport.wait_open(OPEN_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        raise ValueError(
+            f"the WebRTC connection did not open within {OPEN_TIMEOUT_S:g} s of signalling: "
+            "the peers found no path to each other (between networks, give --ice-server)"
+        ) from None
     return transport

@@ -31,6 +31,10 @@ class _Protocol(asyncio.DatagramProtocol):
 
 
 class UdpTransport(ClosingTransport):
+    """A UDP socket as a datagram transport. ``open`` binds it; with a remote address it
+    sends there (the sender), else it replies to the source of the newest authentic
+    datagram (the receiver's reports, ``confirm_peer``)."""
+
     def __init__(self, max_queue: int = 4096) -> None:
         self.inbox = Inbox(max_queue)
         self._transport: asyncio.DatagramTransport | None = None
