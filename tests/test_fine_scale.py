@@ -112,3 +112,19 @@ def test_the_planner_codes_fine_only_where_the_full_size_cannot_spend_the_budget
     assert rich.plan.bytes <= 0.3 * pixels / 8
     assert psnr(small, codec.decode(rich.encoded)) > psnr(small, codec.decode(modest.encoded))
     assert encode_within(codec, small, 0.3 * pixels / 8, scales=(1, 2, 4)).encoded.scale == 1
+
+
+def test_patches_too_large_for_one_packet_go_down_a_rung(codec):
+    """Noise at a rich budget: the top rung's strings of a patch outgrow a small MTU's
+    tier-0 packet, so the planner lowers those patches' rungs instead of failing."""
+    from hfstream.codec.frame_coding import tier0_entries
+    from hfstream.protocol.packetizer import PacketizerConfig, oversized_tier0
+
+    noise = np.random.default_rng(5).integers(0, 256, (256, 256, 3), np.uint8)
+    top = codec.encode_tier0(noise, rate=Fixed(codec.continuous.rungs - 1), scale=FINE)
+    mtu = 576
+    assert oversized_tier0(tier0_entries(top), mtu)  # the top rung does not fit
+    config = PacketizerConfig(mtu=mtu, parity_ratio=0.0)
+    planned = encode_within(codec, noise, 100_000, config=config, parity_ratios=(0.0,))
+    assert not oversized_tier0(tier0_entries(planned.encoded), mtu)
+    assert packetize(planned.encoded, Packetizer(codec.model_id, config=config), frame_id=0)

@@ -22,7 +22,12 @@ from hfstream.planning.costs import schedule_tier1_bytes, tier1_floor
 from hfstream.planning.gains import DEFAULT_INDEX_GAIN_DB, SCHEDULES
 from hfstream.planning.outcomes import FallbackOption
 from hfstream.planning.search import PARITY_RATIOS, FramePlan, choose_scale, plan_frame
-from hfstream.protocol.packetizer import Packetizer, PacketizerConfig, fallback_bins
+from hfstream.protocol.packetizer import (
+    Packetizer,
+    PacketizerConfig,
+    fallback_bins,
+    oversized_tier0,
+)
 from hfstream.protocol.wire import OVERHEAD, FallbackPayload
 
 if TYPE_CHECKING:
@@ -261,6 +266,7 @@ def _code_at(request: _Request, scale: Scale, table: RungTable, indices: _Indice
         if stale or list(plan.rungs) != [p.rung for p in enc.patches]:
             enc = codec.recode_continuous(image, first, plan.rungs, request.refine_steps)
             stale = False
+        enc, plan = _within_packets(request, first, enc, plan, indices.config)
         actual = _actual_bytes(codec, enc, plan, indices.config)
         over = actual - budget
         # Plan again with the estimate's error taken off the budget: taking off only
@@ -270,6 +276,24 @@ def _code_at(request: _Request, scale: Scale, table: RungTable, indices: _Indice
             break
         plan = planned(room, tier1_bytes)
     return _Coded(enc, first, priors, plan, indices, fallback, over)
+
+
+def _within_packets(
+    request: _Request,
+    first: EncodedImage,
+    enc: EncodedImage,
+    plan: FramePlan,
+    config: PacketizerConfig,
+) -> tuple[EncodedImage, FramePlan]:
+    """``enc`` and ``plan`` with every patch whose tier-0 entry would not fit one packet
+    taken down a rung at a time until it does (at rung 0 the packetizer says so)."""
+    while big := oversized_tier0(tier0_entries(enc), config.mtu):
+        rungs = tuple(r - 1 if i in big and r > 0 else r for i, r in enumerate(plan.rungs))
+        if rungs == tuple(plan.rungs):
+            break
+        plan = replace(plan, rungs=rungs)
+        enc = request.codec.recode_continuous(request.image, first, rungs, request.refine_steps)
+    return enc, plan
 
 
 def _settled(codec: HybridCodec, coded: _Coded) -> PlannedFrame:

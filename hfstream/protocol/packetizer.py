@@ -153,6 +153,17 @@ def _bins(entries: list[list], limit: int, max_items: int = 0) -> list[bytes]:
     return payloads
 
 
+def oversized_tier0(entries: Sequence[Tier0Entry], mtu: int) -> set[int]:
+    """Positions of the tier-0 entries too large for one tier-0 packet at ``mtu`` (a
+    patch's strings at a high rung on a busy picture): the planner lowers their rungs."""
+    limit = mtu - OVERHEAD - PARITY_OVERHEAD
+    return {
+        i
+        for i, e in enumerate(entries)
+        if len(msgpack.packb(e.to_list(), use_bin_type=True)) + 3 > limit
+    }
+
+
 def _tier0_bins(entries: list[list], limit: int, per_packet: int) -> list[bytes]:
     """Tier-0 payloads: as ``_bins``, but with ``per_packet`` above 1 the P packets each
     take every P-th entry (entry j, j + P, j + 2P... in packet j), not a run of them;
