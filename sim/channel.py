@@ -20,11 +20,12 @@ import numpy as np
 from PIL import Image
 from scipy.stats import binom
 
+from hfstream.codec.encoded import EncodedImage
 from hfstream.codec.frame_coding import packetize
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.eval.classic import CODECS, fit_budget
 from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
-from hfstream.protocol.reassembly import Reassembler, ReassemblerConfig
+from hfstream.protocol.reassembly import FrameState, Reassembler, ReassemblerConfig
 from hfstream.protocol.wire import OVERHEAD, TAG_SIZE
 from hfstream.stream.progressive import FrameDecodeState, build_encoded
 from sim.loss import LossModel
@@ -207,20 +208,31 @@ def arq_delivery(
     return sorted(arrived), sent_bytes, sent
 
 
+def reassembled(codec: HybridCodec, packets: list[bytes]) -> EncodedImage | None:
+    """The frame that ``packets`` (all of one frame) give a receiver, None when none
+    opens it."""
+    state = reassembled_state(codec, packets)
+    return None if state is None else build_encoded(codec, state, FrameDecodeState())
+
+
+def reassembled_state(codec: HybridCodec, packets: list[bytes]) -> FrameState | None:
+    """The reassembler's state of the frame ``packets`` (all of one frame) open."""
+    r = Reassembler(
+        ReassemblerConfig(codec.model_id, max_frame_bytes=1 << 26, rungs=codec.continuous.rungs)
+    )
+    for d in packets:
+        r.receive(d, 0.0)
+    return next(iter(r), None)
+
+
 def hfstream_receive(
     codec: HybridCodec, arrived: list[bytes], shape: tuple[int, ...], mode: str
 ) -> tuple[np.ndarray, bool]:
     """What the receiver shows from the packets that arrived, and whether any of it was
     decodable (mid-grey when nothing was)."""
-    r = Reassembler(
-        ReassemblerConfig(codec.model_id, max_frame_bytes=1 << 26, rungs=codec.continuous.rungs)
-    )
-    for d in arrived:
-        r.receive(d, 0.0)
-    frames = list(r)
-    if not frames:
+    enc = reassembled(codec, arrived)
+    if enc is None:
         return np.full(shape, FALLBACK_GREY, np.uint8), False
-    enc = build_encoded(codec, frames[0], FrameDecodeState())
     decode_mode = "vq" if mode == "vq" else ("continuous" if mode == "continuous" else "auto")
     fill = "nearest" if mode == "vq" else "auto"  # what the receiver's decode uses
     img = codec.decode(enc, mode=decode_mode, fill=fill)

@@ -28,7 +28,9 @@ from sim import cli
 from sim.results import plot_vs_loss, read_results, write_markdown
 from sim.sweep import model_id_of_folder
 
-METHODS = ("hfstream", "vp8", "h264")
+# hfstream: every frame intra; hfstream-temporal: predicted frames against acknowledged
+# references (``sim.temporal_video``).
+METHODS = ("hfstream", "hfstream-temporal", "vp8", "h264")
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class VideoCase:
         """The case and, for hfstream, the shipped model's id (a resumed sweep reruns
         hfstream's cases after the model changed)."""
         d = asdict(self)
-        if self.method == "hfstream":
+        if self.method.startswith("hfstream"):
             d["model_id"] = model_id_of_folder(None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -112,6 +114,13 @@ class ClipRunner:
         self._decoded: dict = {}
         self._codec = None
 
+    def _hybrid(self):
+        if self._codec is None:
+            from hfstream.codec.hybrid import HybridCodec
+
+            self._codec = HybridCodec.from_pretrained()
+        return self._codec
+
     def run(self, case: VideoCase) -> dict:
         from sim.sweep import make_loss
         from sim.video_channel import (
@@ -122,18 +131,25 @@ class ClipRunner:
         )
 
         loss = make_loss(case.loss_model, case.loss_rate, case.seed, case.burst, case.source)
-        if case.method == "hfstream":
-            if self._codec is None:
-                from hfstream.codec.hybrid import HybridCodec
+        if case.method == "hfstream-temporal":
+            from sim.temporal_video import hfstream_temporal_deliver
 
-                self._codec = HybridCodec.from_pretrained()
+            d = hfstream_temporal_deliver(
+                self._hybrid(),
+                self.frames,
+                self.budget,
+                loss,
+                expected_loss=case.loss_rate,
+                fps=case.fps,
+            )
+        elif case.method == "hfstream":
             if case.loss_rate not in self._hf_packets:
                 self._hf_packets[case.loss_rate] = hfstream_clip_packets(
-                    self._codec, self.frames, self.budget, loss=case.loss_rate
+                    self._hybrid(), self.frames, self.budget, loss=case.loss_rate
                 )
             packets, detail = self._hf_packets[case.loss_rate]
             d = hfstream_clip_deliver(
-                self._codec, self.frames, packets, loss, self._decoded, detail=detail
+                self._hybrid(), self.frames, packets, loss, self._decoded, detail=detail
             )
         else:
             if case.method not in self._coded:

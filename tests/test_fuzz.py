@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hfstream.protocol.auth import DATA, Opener, ReplayWindow, Sealer, parse_key
-from hfstream.protocol.feedback import Report
+from hfstream.protocol.feedback import Report, parse_feedback
 from hfstream.protocol.packetizer import FrameEntries, Packetizer, PacketizerConfig
 from hfstream.protocol.reassembly import PacketDropped, Reassembler, ReassemblerConfig
 from hfstream.protocol.schedules import Schedule
@@ -29,7 +29,6 @@ from hfstream.protocol.wire import (
     WireError,
     parse_entries,
     parse_fallback,
-    parse_feedback,
     parse_header,
     parse_indices,
     parse_parity,

@@ -6,9 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hfstream.codec.schedules import Schedule
+from hfstream.protocol.feedback import FeedbackEntry, feedback_header, parse_feedback
 from hfstream.protocol.wire import (
     HEADER_SIZE,
-    FeedbackEntry,
     IndexEntry,
     Packet,
     PacketHeader,
@@ -18,10 +18,8 @@ from hfstream.protocol.wire import (
     WireError,
     capture_offset_ms,
     capture_time,
-    feedback_header,
     pack_payload,
     parse_entries,
-    parse_feedback,
     parse_header,
     parse_parity,
 )
@@ -59,7 +57,7 @@ def test_header_round_trip():
     assert h == header()
     assert Packet(h, payload).serialize() == data
     assert h.patches == 6 and h.codebook_size == 1024
-    assert HEADER_SIZE == 38
+    assert HEADER_SIZE == 40
 
 
 def test_entries_round_trip():
@@ -75,7 +73,7 @@ def test_entries_round_trip():
 def test_every_truncation_of_the_header_names_it():
     data = tier0_packet()
     for n in range(HEADER_SIZE):
-        with pytest.raises(WireError, match=f"packet has {n} bytes, the header needs 38"):
+        with pytest.raises(WireError, match=f"packet has {n} bytes, the header needs 40"):
             parse_header(data[:n])
 
 
@@ -90,9 +88,10 @@ def test_every_truncation_of_the_payload_is_refused():
 # A parity share: block of 2 tier-0 packets from packet 4 (of 6), share 3, sizes 3 and 2.
 PARITY = ParityEntry(4, 2, 3, (3, 2), b"\xaa\xbb\xcc", 6)
 GOLDEN_PARITY = "96 04 02 03 92 03 02 c403 aabbcc 06"
-# A report: 250 ms, (4, 2, 1) announced, (4, 1, 1) arrived, 3 late, 900 bytes.
-FEEDBACK = FeedbackEntry(250, (4, 2, 1), (4, 1, 1), 3, 900)
-GOLDEN_FEEDBACK = "95 ccfa 93 040201 93 040101 03 cd0384"
+# A report: 250 ms, (4, 2, 1) announced, (4, 1, 1) arrived, 3 late, 900 bytes, frames 7
+# and 9 decoded complete.
+FEEDBACK = FeedbackEntry(250, (4, 2, 1), (4, 1, 1), 3, 900, (7, 9))
+GOLDEN_FEEDBACK = "96 ccfa 93 040201 93 040101 03 cd0384 92 07 09"
 
 
 def golden(text: str) -> bytes:
@@ -149,23 +148,31 @@ B40, B32 = 2**40 - 1, 2**32 - 1
 @pytest.mark.parametrize(
     "entry,message",
     [
-        ([250, [4, 2, 1], [4, 1, 1], 3], "feedback payload must be an array of 5"),
+        ([250, [4, 2, 1], [4, 1, 1], 3, 9], "feedback payload must be an array of 6"),
         (
-            [-1, [4, 2, 1], [4, 1, 1], 3, 9],
+            [250, [4, 2, 1], [4, 1, 1], 3, 9, [-1]],
+            "feedback decoded frame must be an integer in 0..4294967295, got -1",
+        ),
+        (
+            [250, [4, 2, 1], [4, 1, 1], 3, 9, list(range(17))],
+            "feedback decoded frames must be 0..16 ids",
+        ),
+        (
+            [-1, [4, 2, 1], [4, 1, 1], 3, 9, []],
             f"feedback interval must be an integer in 0..{B40}, got -1",
         ),
-        ([250, [4, 2], [4, 1, 1], 3, 9], "feedback expected must be an array of 3"),
-        ([250, [4, 2, 1], 7, 3, 9], "feedback received must be an array of 3"),
+        ([250, [4, 2], [4, 1, 1], 3, 9, []], "feedback expected must be an array of 3"),
+        ([250, [4, 2, 1], 7, 3, 9, []], "feedback received must be an array of 3"),
         (
-            [250, [4, 2, -1], [4, 1, 1], 3, 9],
+            [250, [4, 2, -1], [4, 1, 1], 3, 9, []],
             f"feedback expected count must be an integer in 0..{B32}, got -1",
         ),
         (
-            [250, [4, 2, 1], [4, 1, 1], 1.5, 9],
+            [250, [4, 2, 1], [4, 1, 1], 1.5, 9, []],
             f"feedback late count must be an integer in 0..{B40}, got 1.5",
         ),
         (
-            [250, [4, 2, 1], [4, 1, 1], 3, 2**40],
+            [250, [4, 2, 1], [4, 1, 1], 3, 2**40, []],
             f"feedback bytes must be an integer in 0..{B40}, got {2**40}",
         ),
     ],

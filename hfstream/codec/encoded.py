@@ -25,6 +25,9 @@ class EncodedPatch:
     schedule: Schedule
     indices: np.ndarray = field(repr=False)  # (256,) int64
     rung: int = 0  # rung of the continuous stream's rate ladder the strings were coded at
+    #: a reused patch of a predicted frame shows the reference shifted by this (dy, dx)
+    #: in shown pixels (``codec.motion``)
+    motion: tuple[int, int] = (0, 0)
 
     def __post_init__(self) -> None:
         if self.indices.shape != (TOKENS,):
@@ -63,6 +66,14 @@ class EncodedImage:
     #: the source had three equal channels: the decoder shows the picture in gray (the
     #: learned decoder does not keep its channels equal; they differ by up to 30 levels)
     gray: bool = False
+    #: a predicted frame (``hfstream.codec.temporal``): the id of the frame it is coded
+    #: against. Its patches without tier 0 were not sent (or were lost) and show that
+    #: frame's picture; None: an intra frame, every patch sent.
+    reference: int | None = None
+
+    @property
+    def predicted(self) -> bool:
+        return self.reference is not None
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -83,6 +94,8 @@ class EncodedImage:
                 f"{self.height}x{self.width} needs {rows * cols} patches, got {len(self.patches)}"
             )
         fb = self.fallback
+        if fb is not None and self.predicted:
+            raise ValueError("a predicted frame has no fallback: its reference stands in")
         if fb is not None and (fb.shown_size != self.shown_size or fb.scale <= self.scale):
             raise ValueError(
                 f"a fallback shown at {fb.shown_size} from 1/{fb.scale} does not fit a frame "

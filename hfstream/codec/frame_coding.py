@@ -35,7 +35,7 @@ from hfstream.protocol.packetizer import (
     Packetizer,
     PacketizerConfig,
 )
-from hfstream.protocol.wire import FallbackPayload, IndexEntry, Tier0Entry, WireError
+from hfstream.protocol.wire import FallbackPayload, IndexEntry, MotionEntry, Tier0Entry, WireError
 
 if TYPE_CHECKING:
     from hfstream.codec.hybrid import HybridCodec
@@ -54,12 +54,19 @@ def fallback_payload(enc: EncodedImage) -> FallbackPayload | None:
     """The FALLBACK packets' content of ``enc`` (None: it has no fallback)."""
     if enc.fallback is None:
         return None
-    return FallbackPayload(enc.fallback.scale, tuple(tier0_entries(enc.fallback)))
+    entries = [e for e in tier0_entries(enc.fallback) if isinstance(e, Tier0Entry)]
+    return FallbackPayload(enc.fallback.scale, tuple(entries))
 
 
-def tier0_entries(enc: EncodedImage) -> list[Tier0Entry]:
-    out = []
+def tier0_entries(enc: EncodedImage) -> list[Tier0Entry | MotionEntry]:
+    """Each coded patch's entry; a predicted frame's reused patches have none, or their
+    motion where they show the reference shifted."""
+    out: list[Tier0Entry | MotionEntry] = []
     for i, p in enumerate(enc.patches):
+        if p.continuous is None and enc.predicted:
+            if p.motion != (0, 0):
+                out.append(MotionEntry(i, *p.motion))
+            continue
         assert p.continuous is not None, "only a complete encoding can be sent"
         out.append(Tier0Entry(i, p.schedule, p.continuous[0], p.continuous[1], p.rung))
     return out
@@ -129,11 +136,13 @@ def frame_entries(
     *,
     priors: np.ndarray | None = None,
     tiers: Collection[int] = (0, 1, 2),
+    reference_back: int = 0,
 ) -> FrameEntries:
     """What ``enc`` puts on the wire, ready for ``Packetizer.packetize`` (which may be
-    called with it for many frame ids). Arguments as for ``packetize``."""
+    called with it for many frame ids). Arguments as for ``packetize``;
+    ``reference_back``: a predicted frame's distance to its reference (frame ids)."""
     groups = config.index_groups
-    if enc.scale == FINE:  # tier 0 alone (``codec.scaling``)
+    if enc.scale == FINE or enc.predicted:  # tier 0 alone (``scaling``, ``temporal``)
         tiers = [t for t in tiers if t == 0]
     withheld = 2 in tiers and config.send_withheld
     return FrameEntries(
@@ -147,6 +156,7 @@ def frame_entries(
         scale=enc.scale,
         fallback=fallback_payload(enc) if 0 in tiers else None,
         gray=enc.gray,
+        reference_back=reference_back,
     )
 
 
@@ -174,7 +184,17 @@ def packetize(
             f"frame encoded with model {enc.model_id:08x}, "
             f"the packetizer sends model {packetizer.model_id:08x}"
         )
-    entries = frame_entries(enc, packetizer.config, priors=priors, tiers=tiers)
+    reference_back = 0
+    if enc.reference is not None:
+        reference_back = (frame_id - enc.reference) & 0xFFFFFFFF
+        if not 0 < reference_back <= 0xFFFF:
+            raise ValueError(
+                f"frame {frame_id} cannot be predicted from frame {enc.reference}: "
+                "a reference must be 1..65535 frames back"
+            )
+    entries = frame_entries(
+        enc, packetizer.config, priors=priors, tiers=tiers, reference_back=reference_back
+    )
     return packetizer.packetize(
         entries,
         frame_id=frame_id,

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from hfstream.codec import fills
+from hfstream.codec import fills, temporal
 from hfstream.codec.caches import LRU
 from hfstream.codec.codebooks import ReducedCodebook, load_reductions, tokenize
 from hfstream.codec.complexity import ComplexityModel
@@ -313,6 +313,7 @@ class HybridCodec:
         fill: FillMethod = "auto",
         steps: int = 1,
         progress: Callable[[int], None] | None = None,
+        reference: np.ndarray | None = None,
     ) -> np.ndarray:
         """Rebuild the image from whatever ``enc`` holds; returns HxWx3 uint8.
 
@@ -327,7 +328,10 @@ class HybridCodec:
         mid-grey; where ``enc`` has a fallback (``hfstream.codec.fallback``), such
         patches show its picture instead. ``progress`` is called with the number of
         patches just decoded. The picture's patch borders then go through the deblocking
-        filter (``hfstream.codec.deblocking``).
+        filter (``hfstream.codec.deblocking``). A predicted frame (``enc.reference``)
+        shows ``reference``, the picture of the frame it was coded against (shown size),
+        wherever a patch has no tier 0 (``codec.temporal``); its rows without any tier 0
+        are not decoded.
         """
         mode = check_mode(mode)
         if enc.scale == FINE:
@@ -345,7 +349,16 @@ class HybridCodec:
         reduction = self._reduction(enc.codebook_size)
         rows, cols = enc.grid
         picture = np.empty((rows * PATCH, cols * PATCH, 3), np.uint8)
+        lost = lost_mask(enc)
+        coded_reference = None
+        if enc.predicted:
+            reference = temporal.moved_reference(enc, reference)
+            coded_reference = temporal.coded_reference(enc, reference)
         for lo, hi, start, stop in row_bands(rows, cols):
+            if coded_reference is not None and lost[start:stop].all():
+                if progress is not None:
+                    progress((stop - start) * cols)
+                continue  # shown from the reference below
             band = decode_region(
                 self,
                 enc.patches[lo * cols : hi * cols],
@@ -358,11 +371,15 @@ class HybridCodec:
             picture[start * PATCH : stop * PATCH] = band[(start - lo) * PATCH : (stop - lo) * PATCH]
             if progress is not None:
                 progress((stop - start) * cols)
+        if coded_reference is not None:
+            # The deblocking filter then sees the reference beside the coded patches.
+            temporal.paste_patches(picture, coded_reference, lost)
         shown = upscale(
             np.ascontiguousarray(deblock(picture)[: enc.height, : enc.width]), enc.scale
         )
-        lost = lost_mask(enc)
-        if enc.fallback is not None and lost.any():
+        if reference is not None and enc.predicted and lost.any():
+            shown = blend_fallback(shown, reference, lost, enc.scale)
+        elif enc.fallback is not None and lost.any():
             small = self.decode(replace(enc.fallback, fallback=None), mode="continuous")
             shown = blend_fallback(shown, small, lost, enc.scale)
         return to_gray(shown) if enc.gray else shown

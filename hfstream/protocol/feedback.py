@@ -17,12 +17,78 @@ from dataclasses import dataclass, field
 
 from hfstream.protocol.wire import (
     DEFAULT_MTU,
-    FeedbackEntry,
     Packet,
-    feedback_header,
+    PacketHeader,
+    PacketType,
+    WireError,
+    _int,
     pack_payload,
-    parse_feedback,
+    unpack_payload,
 )
+
+# Frame ids a report acknowledges at most: the newest frames decoded complete (the sender
+# predicts from the newest of them it still holds, ``stream.references``).
+MAX_DECODED = 16
+
+
+@dataclass(frozen=True)
+class FeedbackEntry:
+    """``[interval_ms, expected[3], received[3], late, bytes, decoded[]]``: a receiver
+    report over ``interval_ms``: packets announced and arrived per tier (parity counts in
+    tier 0), packets that came after their frame closed, bytes received, and the frames
+    decoded complete (newest last, at most ``MAX_DECODED``)."""
+
+    interval_ms: int
+    expected: tuple[int, int, int]
+    received: tuple[int, int, int]
+    late: int
+    bytes: int
+    decoded: tuple[int, ...] = ()
+
+    def to_list(self) -> list:
+        return [
+            self.interval_ms,
+            list(self.expected),
+            list(self.received),
+            self.late,
+            self.bytes,
+            list(self.decoded[-MAX_DECODED:]),
+        ]
+
+    @classmethod
+    def from_list(cls, e: list) -> FeedbackEntry:
+        if len(e) != 6:
+            raise WireError("field", "feedback payload must be an array of 6")
+        counts = []
+        for v, what in ((e[1], "expected"), (e[2], "received")):
+            if not isinstance(v, list) or len(v) != 3:
+                raise WireError("field", f"feedback {what} must be an array of 3")
+            counts.append(tuple(_int(x, 0, 2**32 - 1, f"feedback {what} count") for x in v))
+        if not isinstance(e[5], list) or len(e[5]) > MAX_DECODED:
+            raise WireError("field", f"feedback decoded frames must be 0..{MAX_DECODED} ids")
+        return cls(
+            _int(e[0], 0, 2**40 - 1, "feedback interval"),
+            counts[0],  # type: ignore[arg-type]
+            counts[1],  # type: ignore[arg-type]
+            _int(e[3], 0, 2**40 - 1, "feedback late count"),
+            _int(e[4], 0, 2**40 - 1, "feedback bytes"),
+            tuple(_int(x, 0, 2**32 - 1, "feedback decoded frame") for x in e[5]),
+        )
+
+
+def feedback_header(
+    model_id: int, session_id: int, number: int, receiver_id: int = 0
+) -> PacketHeader:
+    """The header of report ``number`` from receiver ``receiver_id`` (32 bits, drawn per
+    receiver run): a report describes no frame, so its geometry is zero (``parse_header``
+    insists)."""
+    return PacketHeader(
+        PacketType.FEEDBACK, model_id, session_id, 0, number, 0, 0, 0, 0, 0, 1, receiver_id
+    )
+
+
+def parse_feedback(payload: bytes, mtu: int = DEFAULT_MTU) -> FeedbackEntry:
+    return FeedbackEntry.from_list(unpack_payload(payload, mtu))
 
 
 @dataclass(frozen=True)
@@ -32,6 +98,7 @@ class Report:
     received: tuple[int, int, int]
     late: int
     bytes: int
+    decoded: tuple[int, ...] = ()  # frames decoded complete (``FeedbackEntry.decoded``)
 
     @property
     def loss(self) -> tuple[float, float, float]:
@@ -45,7 +112,12 @@ class Report:
 
     def to_entry(self) -> FeedbackEntry:
         return FeedbackEntry(
-            round(self.interval_s * 1000), self.expected, self.received, self.late, self.bytes
+            round(self.interval_s * 1000),
+            self.expected,
+            self.received,
+            self.late,
+            self.bytes,
+            self.decoded,
         )
 
     def to_packet(self, model_id: int, session_id: int, number: int, receiver_id: int = 0) -> bytes:
@@ -56,7 +128,7 @@ class Report:
 
     @classmethod
     def from_entry(cls, e: FeedbackEntry) -> Report:
-        return cls(e.interval_ms / 1000, e.expected, e.received, e.late, e.bytes)
+        return cls(e.interval_ms / 1000, e.expected, e.received, e.late, e.bytes, e.decoded)
 
     @classmethod
     def from_payload(cls, payload: bytes, mtu: int = DEFAULT_MTU) -> Report:
@@ -72,18 +144,31 @@ class ReportBuilder:
     received: list[int] = field(default_factory=lambda: [0, 0, 0])
     late: int = 0
     bytes: int = 0
+    #: frames decoded complete, newest last; kept across reports (a lost report must
+    #: not lose an acknowledgement)
+    decoded: list[int] = field(default_factory=list)
 
     def frame_done(self, expected: tuple[int, int, int], received: tuple[int, int, int]) -> None:
         for t in range(3):
             self.expected[t] += expected[t]
             self.received[t] += min(received[t], expected[t])
 
+    def frame_decoded(self, frame_id: int) -> None:
+        """``frame_id`` was decoded complete: the sender may predict from it."""
+        if frame_id not in self.decoded:
+            self.decoded = (self.decoded + [frame_id])[-MAX_DECODED:]
+
     def report(self, now: float) -> Report | None:
         if not any(self.expected) and not self.bytes:
             return None
         r = Report(
-            now - self.started, tuple(self.expected), tuple(self.received), self.late, self.bytes
-        )  # type: ignore[arg-type]
+            now - self.started,
+            tuple(self.expected),  # type: ignore[arg-type]
+            tuple(self.received),  # type: ignore[arg-type]
+            self.late,
+            self.bytes,
+            tuple(self.decoded),
+        )
         self.started, self.expected, self.received, self.late, self.bytes = (
             now,
             [0, 0, 0],
@@ -156,4 +241,12 @@ class ReportWatch:
         return silent is not None and silent >= self.timeout_s
 
 
-__all__ = ["RateController", "Report", "ReportBuilder", "ReportWatch"]
+__all__ = [
+    "FeedbackEntry",
+    "RateController",
+    "Report",
+    "ReportBuilder",
+    "ReportWatch",
+    "feedback_header",
+    "parse_feedback",
+]

@@ -31,6 +31,7 @@ from hfstream.protocol.wire import (
     SCALE_SHIFT,
     FallbackPayload,
     IndexEntry,
+    MotionEntry,
     Packet,
     PacketHeader,
     PacketType,
@@ -92,7 +93,9 @@ class FrameEntries:
     width: int
     codebook_size: int  #: words of the codebook the indices refer to (a power of two)
     prior_coded: bool  #: indices are coded under the prior (else fixed-length)
-    tier0: Sequence[Tier0Entry] = ()  #: each patch's continuous strings
+    #: each patch's continuous strings (a predicted frame's: also its reused patches'
+    #: motion)
+    tier0: Sequence[Tier0Entry | MotionEntry] = ()
     tier1: Sequence[IndexEntry] = ()  #: kept indices, ordered by interleave group
     tier2: Sequence[IndexEntry] = ()  #: withheld indices, ordered by interleave group
     #: the frame is shown at this many times its coded size (1, 2, 4 or ``FINE``)
@@ -100,6 +103,10 @@ class FrameEntries:
     #: the frame's tier 0 coded again at a fraction of its size (None: not sent)
     fallback: FallbackPayload | None = None
     gray: bool = False  #: the source is gray: the receiver shows the picture in gray
+    #: a predicted frame: how many frames back its reference is (0: intra;
+    #: ``codec.temporal``). Such a frame sends tier 0 only for the patches it codes, and
+    #: one empty tier-0 packet when it codes none (the receiver learns the frame is whole).
+    reference_back: int = 0
 
 
 @dataclass
@@ -153,7 +160,7 @@ def _bins(entries: list[list], limit: int, max_items: int = 0) -> list[bytes]:
     return payloads
 
 
-def oversized_tier0(entries: Sequence[Tier0Entry], mtu: int) -> set[int]:
+def oversized_tier0(entries: Sequence[Tier0Entry | MotionEntry], mtu: int) -> set[int]:
     """Positions of the tier-0 entries too large for one tier-0 packet at ``mtu`` (a
     patch's strings at a high rung on a busy picture): the planner lowers their rungs."""
     limit = mtu - OVERHEAD - PARITY_OVERHEAD
@@ -252,9 +259,13 @@ class Packetizer:
             raise ValueError(f"frame id must be in 0..2**32-1, got {frame_id}")
         assert 0 <= capture_ms <= MAX_CAPTURE_MS, f"capture_ms {capture_ms} outside the field"
         room = cfg.mtu - OVERHEAD  # the tag is appended when a packet is sealed
+        if not 0 <= frame.reference_back <= 0xFFFF:
+            raise ValueError(f"reference_back must be in 0..65535, got {frame.reference_back}")
         t0_payloads = _tier0_bins(
             [e.to_list() for e in frame.tier0], room - PARITY_OVERHEAD, cfg.tier0_patches
         )
+        if not t0_payloads and frame.reference_back:
+            t0_payloads = [_array([])]
         parity_payloads = self._parity(t0_payloads)
         fallback_payloads = (
             fallback_bins(frame.fallback, room) * cfg.fallback_copies
@@ -304,6 +315,7 @@ class Packetizer:
                         seq,
                         len(payloads),
                         capture_ms,
+                        frame.reference_back,
                     ),
                     payload,
                 ).serialize()
@@ -318,11 +330,16 @@ class Packetizer:
         out.fallback = build(PacketType.FALLBACK, fallback_payloads)
         return out
 
-    def tier0_bytes(self, tier0: Sequence[Tier0Entry]) -> tuple[int, int]:
+    def tier0_bytes(
+        self, tier0: Sequence[Tier0Entry | MotionEntry], *, predicted: bool = False
+    ) -> tuple[int, int]:
         """What ``packetize`` sends of these tier-0 entries: (bytes of the tier-0 packets,
-        bytes of their parity packets), headers and tags included."""
+        bytes of their parity packets), headers and tags included. ``predicted``: of a
+        predicted frame (one empty packet where there is no entry)."""
         room = self.config.mtu - OVERHEAD - PARITY_OVERHEAD
         data = _tier0_bins([e.to_list() for e in tier0], room, self.config.tier0_patches)
+        if not data and predicted:
+            data = [_array([])]
         parity = self._parity(data)
         return sum(len(p) + OVERHEAD for p in data), sum(len(p) + OVERHEAD for p in parity)
 

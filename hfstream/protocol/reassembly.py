@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import zfec
 
 from hfstream.geometry import DEFAULT_MAX_FRAME_PIXELS, Scale, patch_count, scale_bits
+from hfstream.protocol.events import FrameComplete, FrameOpened, PacketDropped, PatchesUpdated
 from hfstream.protocol.frame_limits import check_frame_header
 from hfstream.protocol.wire import (
     DEFAULT_MTU,
@@ -37,6 +38,7 @@ from hfstream.protocol.wire import (
     SCALE_SHIFT,
     FallbackPayload,
     IndexEntry,
+    MotionEntry,
     PacketHeader,
     PacketType,
     ParityEntry,
@@ -48,51 +50,6 @@ from hfstream.protocol.wire import (
     parse_parity,
     parse_tier0,
 )
-
-
-# ---------------------------------------------------------------- events
-@dataclass(frozen=True)
-class PacketDropped:
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class FrameOpened:
-    frame_id: int
-    height: int
-    width: int
-
-
-@dataclass(frozen=True)
-class PatchesUpdated:
-    """New data for some patches of a frame (tier 0, or indices of tier 1 or 2)."""
-
-    frame_id: int
-    tier: int
-    patches: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class FrameComplete:
-    """Every packet of every tier the sender announced has arrived (or was rebuilt)."""
-
-    frame_id: int
-
-
-@dataclass(frozen=True)
-class FrameExpired:
-    """A frame was closed: by the application ("closed" when decoded, "ended" when no more
-    data can come), "timeout" or "evicted"."""
-
-    frame_id: int
-    reason: str
-    expected: tuple[int, int, int] = (0, 0, 0)  # packets announced per tier (parity in 0)
-    received: tuple[int, int, int] = (0, 0, 0)  # packets that arrived (not rebuilt ones)
-    state: FrameState | None = field(default=None, repr=False, compare=False)  # as it ended
-
-
-Event = PacketDropped | FrameOpened | PatchesUpdated | FrameComplete | FrameExpired
 
 
 # ---------------------------------------------------------------- state
@@ -128,6 +85,8 @@ class FrameState:
     fallback_scale: int = 0
     has_tier1: bool = True  # False: tier 0 completes it (``wire.FLAG_NO_TIER1``)
     gray: bool = False  # ``wire.FLAG_GRAY``
+    reference: int | None = None  # a predicted frame's reference (``PacketHeader.reference``)
+    motion: dict[int, tuple[int, int]] = field(default_factory=dict)  # reused patch -> shift
 
     @property
     def patches(self) -> int:
@@ -171,7 +130,23 @@ class FrameState:
     def matches(self, h: PacketHeader) -> bool:
         own = (self.height, self.width, self.codebook_size, self.flags, self.capture_ms)
         flags = h.flags & (FLAG_PRIOR | FLAG_TIER2 | FLAG_NO_TIER1 | FLAG_GRAY | SCALE_MASK)
-        return (h.height, h.width, h.codebook_size, flags, h.capture_ms) == own
+        theirs = (h.height, h.width, h.codebook_size, flags, h.capture_ms)
+        return theirs == own and h.reference == self.reference
+
+
+@dataclass(frozen=True)
+class FrameExpired:
+    """A frame was closed: by the application ("closed" when decoded, "ended" when no more
+    data can come), "timeout" or "evicted"."""
+
+    frame_id: int
+    reason: str
+    expected: tuple[int, int, int] = (0, 0, 0)  # packets announced per tier (parity in 0)
+    received: tuple[int, int, int] = (0, 0, 0)  # packets that arrived (not rebuilt ones)
+    state: FrameState | None = field(default=None, repr=False, compare=False)  # as it ended
+
+
+Event = PacketDropped | FrameOpened | PatchesUpdated | FrameComplete | FrameExpired
 
 
 @dataclass(frozen=True)
@@ -289,6 +264,7 @@ class Reassembler:
                 h.scale,
                 has_tier1=not h.flags & FLAG_NO_TIER1,
                 gray=bool(h.flags & FLAG_GRAY),
+                reference=h.reference,
             )
             self.frames[h.frame_id] = frame
             events.append(FrameOpened(h.frame_id, h.height, h.width))
@@ -296,7 +272,8 @@ class Reassembler:
             if not frame.matches(h):
                 raise WireError(
                     "inconsistent",
-                    f"packet disagrees with frame {h.frame_id}'s geometry or capture time",
+                    f"packet disagrees with frame {h.frame_id}'s geometry, capture time or "
+                    "reference",
                 )
             parsed = self._parse(h, payload)
         if h.seq in frame.seen.get(h.type, ()):
@@ -363,9 +340,9 @@ class Reassembler:
             self._check_rungs(entries)  # type: ignore[arg-type]
         return entries
 
-    def _check_rungs(self, entries: list[Tier0Entry]) -> None:
+    def _check_rungs(self, entries: list[Tier0Entry] | list[Tier0Entry | MotionEntry]) -> None:
         for e in entries:
-            if e.rung >= self.config.rungs:
+            if isinstance(e, Tier0Entry) and e.rung >= self.config.rungs:
                 raise WireError(
                     "rung",
                     f"patch {e.patch} is coded at rung {e.rung}, outside this decoder's "
@@ -385,11 +362,14 @@ class Reassembler:
     def _drop_entry(self, reason: str) -> None:
         self.entries_dropped[reason] = self.entries_dropped.get(reason, 0) + 1
 
-    def _add_tier0(self, frame: FrameState, entries: list[Tier0Entry]) -> list[Event]:
+    def _add_tier0(self, frame: FrameState, entries: list[Tier0Entry | MotionEntry]) -> list[Event]:
         new = []
         for e in entries:
-            if e.patch in frame.tier0:
+            if e.patch in frame.tier0 or e.patch in frame.motion:
                 self._drop_entry("duplicate")
+            elif isinstance(e, MotionEntry):
+                frame.motion[e.patch] = (e.dy, e.dx)
+                new.append(e.patch)
             elif any(
                 frame.index_layout.get((tier, e.patch), (e.schedule,))[0] != e.schedule
                 for tier in (1, 2)
@@ -473,7 +453,9 @@ class Reassembler:
             frame.seen.setdefault(PacketType.TIER0, set()).add(seq)
             frame.recovered += 1
             try:
-                entries = parse_tier0(payload, frame.patches, self.config.mtu)
+                entries = parse_tier0(
+                    payload, frame.patches, self.config.mtu, predicted=frame.reference is not None
+                )
                 self._check_rungs(entries)
             except WireError as e:
                 reason = "rung" if e.reason == "rung" else "fec"

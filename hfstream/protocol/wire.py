@@ -1,10 +1,10 @@
-"""The packet format: a fixed 38-byte header, a msgpack payload and a 16-byte tag.
+"""The packet format: a fixed 40-byte header, a msgpack payload and a 16-byte tag.
 
 Header (big-endian)::
 
     magic       2  b"HF"
-    version     1  6 (5 dated sessions to the second, 4 had no scale bits, 3 no capture
-                   time, 2 no rung in tier-0 entries)
+    version     1  7 (6 had no reference field, 5 dated sessions to the second,
+                   4 had no scale bits, 3 no capture time, 2 no rung in tier-0 entries)
     type        1  PacketType
     model id    4  the codec model; a receiver drops packets for any other model
     session     8  per stream (high 42 bits: its start, unix ms; 22 random bits; auth.py)
@@ -24,14 +24,17 @@ Header (big-endian)::
                    bit 4: no tier-1 packets (tier 0 completes the frame); bit 5: gray source
     seq         2  packet number within (frame, type)
     count       2  packets of this (frame, type), 1..4096
+    reference   2  a predicted frame (``codec.temporal``): how many frames back its
+                   reference is (frame id minus this, modulo 2**32); 0: an intra frame
 
 The payload follows (datagrams keep their boundaries: no length field), then the
 authentication tag (``auth.TAG_SIZE`` bytes) over everything before it, which
 ``auth.Opener`` checks and strips before anything here parses the packet. The payload is
 msgpack, unpacked with strict limits and checked field by field: the ``*Entry`` classes
-hold each type's layout (``Tier0Entry``, ``IndexEntry`` for tiers 1 and 2, ``ParityEntry``,
-``FeedbackEntry``), the ``parse_*`` functions read them. Every error is a ``WireError`` (a
-``ValueError``) naming what is wrong, so the receiver counts drops by reason.
+hold each type's layout (``Tier0Entry``, ``IndexEntry`` for tiers 1 and 2, ``ParityEntry``;
+a report's is ``feedback.FeedbackEntry``), the ``parse_*`` functions read them. Every
+error is a ``WireError`` (a ``ValueError``) naming what is wrong, so the receiver counts
+drops by reason.
 """
 
 from __future__ import annotations
@@ -46,9 +49,9 @@ from hfstream.geometry import MAX_SIDE, SCALES, Scale, patch_count, scale_of_bit
 from hfstream.protocol.schedules import Schedule
 
 MAGIC = b"HF"
-VERSION = 6
-HEADER = struct.Struct("!2sBBIQIIIHHBBHH")
-HEADER_SIZE = HEADER.size  # 38
+VERSION = 7
+HEADER = struct.Struct("!2sBBIQIIIHHBBHHH")
+HEADER_SIZE = HEADER.size  # 40
 MAX_CAPTURE_MS = 0xFFFFFFFF  # 49.7 days: a session longer than that wraps
 SESSION_OFFSET = 8  # the session id and the counter sit at fixed offsets: auth reads them
 COUNTER_OFFSET = 16
@@ -62,6 +65,7 @@ MAX_RUNG = 15  # rungs of the continuous stream's ladder (the .hfs container has
 MAX_FEC_BLOCK = 32  # tier-0 packets per erasure-code block
 MAX_FEC_SHARES = 256  # zfec codes at most 256 shares per block
 MAX_INDEX_GROUPS = 64  # interleave groups per patch and tier (``PacketizerConfig``)
+MAX_MOTION = 128  # a reused patch's shift, shown pixels per axis (``codec.motion``)
 FLAG_PRIOR = 0x01
 FLAG_TIER2 = 0x02  # the frame has tier-2 packets (so "complete" waits for them)
 SCALE_SHIFT = 2  # flag bits 2-3: log2 of the frame's scale
@@ -105,6 +109,15 @@ class PacketHeader:
     #: ms from the session's start to the frame's capture (``capture_offset_ms``); in a
     #: FEEDBACK packet, the reporting receiver's id
     capture_ms: int = 0
+    #: a predicted frame's reference, as frames back from ``frame_id`` (0: intra)
+    reference_back: int = 0
+
+    @property
+    def reference(self) -> int | None:
+        """The frame id of the frame's reference (None: an intra frame)."""
+        if not self.reference_back:
+            return None
+        return (self.frame_id - self.reference_back) & 0xFFFFFFFF
 
     @property
     def codebook_size(self) -> int:
@@ -161,6 +174,7 @@ class Packet:
                 h.flags,
                 h.seq,
                 h.count,
+                h.reference_back,
             )
             + self.payload
         )
@@ -173,7 +187,7 @@ def parse_header(data: bytes, model_id: int | None = None) -> tuple[PacketHeader
         raise WireError(
             "truncated", f"packet has {len(data)} bytes, the header needs {HEADER_SIZE}"
         )
-    magic, version, ptype, mid, sid, ctr, fid, cap, height, width, cb, flags, seq, count = (
+    magic, version, ptype, mid, sid, ctr, fid, cap, height, width, cb, flags, seq, count, back = (
         HEADER.unpack_from(data)
     )
     if magic != MAGIC:
@@ -188,8 +202,10 @@ def parse_header(data: bytes, model_id: int | None = None) -> tuple[PacketHeader
         )
     if ptype == PacketType.FEEDBACK:
         # A report describes no frame: its geometry fields must be zero, not made up.
-        if (height, width, cb, flags, seq, count) != (0, 0, 0, 0, 0, 1):
-            raise WireError("field", "feedback header must have zero geometry, seq 0, count 1")
+        if (height, width, cb, flags, seq, count, back) != (0, 0, 0, 0, 0, 1, 0):
+            raise WireError(
+                "field", "feedback header must have zero geometry and reference, seq 0, count 1"
+            )
         header = PacketHeader(PacketType.FEEDBACK, mid, sid, ctr, fid, 0, 0, 0, 0, 0, 1, cap)
         return header, data[HEADER_SIZE:]
     if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
@@ -205,7 +221,7 @@ def parse_header(data: bytes, model_id: int | None = None) -> tuple[PacketHeader
     if seq >= count:
         raise WireError("seq", f"packet number {seq} is not below the count {count}")
     header = PacketHeader(
-        PacketType(ptype), mid, sid, ctr, fid, height, width, cb, flags, seq, count, cap
+        PacketType(ptype), mid, sid, ctr, fid, height, width, cb, flags, seq, count, cap, back
     )
     return header, data[HEADER_SIZE:]
 
@@ -265,8 +281,8 @@ def _schedule(v: object) -> Schedule:
     return Schedule(sid)
 
 
-def _entries(payload: list, width: int, what: str) -> list[list]:
-    if not payload:
+def _entries(payload: list, width: int, what: str, *, may_be_empty: bool = False) -> list[list]:
+    if not payload and not may_be_empty:
         raise WireError("field", f"{what} packet carries no entry")
     for e in payload:
         if not isinstance(e, list) or len(e) != width:
@@ -299,6 +315,27 @@ class Tier0Entry:
             _bin(e[3], 1, 4096, "y string"),
             _bin(e[4], 1, 1024, "z string"),
             rung,
+        )
+
+
+@dataclass(frozen=True)
+class MotionEntry:
+    """``[patch, dy, dx]``: in a predicted frame, a patch not coded that shows its
+    reference shifted by (dy, dx) shown pixels (``codec.motion``)."""
+
+    patch: int
+    dy: int
+    dx: int
+
+    def to_list(self) -> list:
+        return [self.patch, self.dy, self.dx]
+
+    @classmethod
+    def from_list(cls, e: list, patches: int) -> MotionEntry:
+        return cls(
+            _int(e[0], 0, patches - 1, "patch index"),
+            _int(e[1], -MAX_MOTION, MAX_MOTION, "motion"),
+            _int(e[2], -MAX_MOTION, MAX_MOTION, "motion"),
         )
 
 
@@ -377,45 +414,6 @@ class ParityEntry:
 
 
 @dataclass(frozen=True)
-class FeedbackEntry:
-    """``[interval_ms, expected[3], received[3], late, bytes]``: a receiver report over
-    ``interval_ms``: packets announced and arrived per tier (parity counts in tier 0),
-    packets that came after their frame closed, and bytes received."""
-
-    interval_ms: int
-    expected: tuple[int, int, int]
-    received: tuple[int, int, int]
-    late: int
-    bytes: int
-
-    def to_list(self) -> list:
-        return [
-            self.interval_ms,
-            list(self.expected),
-            list(self.received),
-            self.late,
-            self.bytes,
-        ]
-
-    @classmethod
-    def from_list(cls, e: list) -> FeedbackEntry:
-        if len(e) != 5:
-            raise WireError("field", "feedback payload must be an array of 5")
-        counts = []
-        for v, what in ((e[1], "expected"), (e[2], "received")):
-            if not isinstance(v, list) or len(v) != 3:
-                raise WireError("field", f"feedback {what} must be an array of 3")
-            counts.append(tuple(_int(x, 0, 2**32 - 1, f"feedback {what} count") for x in v))
-        return cls(
-            _int(e[0], 0, 2**40 - 1, "feedback interval"),
-            counts[0],  # type: ignore[arg-type]
-            counts[1],  # type: ignore[arg-type]
-            _int(e[3], 0, 2**40 - 1, "feedback late count"),
-            _int(e[4], 0, 2**40 - 1, "feedback bytes"),
-        )
-
-
-@dataclass(frozen=True)
 class FallbackPayload:
     """``[scale, entry, ...]``: the frame coded again, tier 0 alone, at 1/``scale`` of the
     size it is shown at (``hfstream.codec.fallback``), as ``Tier0Entry`` arrays over the
@@ -455,21 +453,24 @@ def parse_fallback(payload: bytes, header: PacketHeader, mtu: int = DEFAULT_MTU)
     return FallbackPayload(scale, tuple(entries))
 
 
-def feedback_header(
-    model_id: int, session_id: int, number: int, receiver_id: int = 0
-) -> PacketHeader:
-    """The header of report ``number`` from receiver ``receiver_id`` (32 bits, drawn per
-    receiver run): a report describes no frame, so its geometry is zero (``parse_header``
-    insists)."""
-    return PacketHeader(
-        PacketType.FEEDBACK, model_id, session_id, 0, number, 0, 0, 0, 0, 0, 1, receiver_id
-    )
-
-
-def parse_tier0(payload: bytes, patches: int, mtu: int = DEFAULT_MTU) -> list[Tier0Entry]:
-    """The entries of a tier-0 payload for a frame of ``patches`` patches."""
+def parse_tier0(
+    payload: bytes, patches: int, mtu: int = DEFAULT_MTU, *, predicted: bool = False
+) -> list[Tier0Entry | MotionEntry]:
+    """The entries of a tier-0 payload for a frame of ``patches`` patches. A predicted
+    frame's may also hold ``MotionEntry``s, and its only tier-0 packet none at all when
+    it reuses every patch unmoved."""
     obj = unpack_payload(payload, mtu)
-    return [Tier0Entry.from_list(e, patches) for e in _entries(obj, 5, "tier-0")]
+    if not predicted:
+        return [Tier0Entry.from_list(e, patches) for e in _entries(obj, 5, "tier-0")]
+    out: list[Tier0Entry | MotionEntry] = []
+    for e in obj:
+        if isinstance(e, list) and len(e) == 3:
+            out.append(MotionEntry.from_list(e, patches))
+        elif isinstance(e, list) and len(e) == 5:
+            out.append(Tier0Entry.from_list(e, patches))
+        else:
+            raise WireError("field", "tier-0 entry must be an array of 5 (or 3: motion)")
+    return out
 
 
 def parse_indices(payload: bytes, patches: int, mtu: int = DEFAULT_MTU) -> list[IndexEntry]:
@@ -482,16 +483,12 @@ def parse_parity(payload: bytes, mtu: int = DEFAULT_MTU) -> ParityEntry:
     return ParityEntry.from_list(unpack_payload(payload, mtu))
 
 
-def parse_feedback(payload: bytes, mtu: int = DEFAULT_MTU) -> FeedbackEntry:
-    return FeedbackEntry.from_list(unpack_payload(payload, mtu))
-
-
 def parse_entries(
     header: PacketHeader, payload: bytes, mtu: int = DEFAULT_MTU
-) -> list[Tier0Entry] | list[IndexEntry]:
+) -> list[Tier0Entry | MotionEntry] | list[IndexEntry]:
     """The typed entries of a TIER0, TIER1 or TIER2 packet."""
     if header.type == PacketType.TIER0:
-        return parse_tier0(payload, header.patches, mtu)
+        return parse_tier0(payload, header.patches, mtu, predicted=header.reference_back > 0)
     if header.type in (PacketType.TIER1, PacketType.TIER2):
         return parse_indices(payload, header.patches, mtu)
     raise WireError("type", f"{header.type.name} packets carry no patch entries")

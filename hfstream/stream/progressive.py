@@ -96,8 +96,9 @@ def tier0_encoded(codec: HybridCodec, frame: FrameState) -> EncodedImage:
         codec.model_id,
         _tier0_patches(codec, frame.tier0, frame.patches),
         frame.scale,
-        _fallback(codec, frame),
+        None if frame.reference is not None else _fallback(codec, frame),
         gray=frame.gray,
+        reference=frame.reference,
     )
 
 
@@ -112,18 +113,22 @@ def _fallback(codec: HybridCodec, frame: FrameState) -> EncodedImage | None:
 
 
 def _tier0_patches(
-    codec: HybridCodec, tier0: dict[int, Tier0Entry], patches: int
+    codec: HybridCodec,
+    tier0: dict[int, Tier0Entry],
+    patches: int,
+    motion: dict[int, tuple[int, int]] | None = None,
 ) -> tuple[EncodedPatch, ...]:
     # The reassembler drops tier 0 above the ladder (``ReassemblerConfig.rungs``); a frame
     # assembled without that check still decodes, such patches as if their tier 0 were lost.
     ladder = codec.continuous.rungs
+    moved = motion or {}
     out = []
     for i in range(patches):
         e = tier0.get(i)
-        ok = e is not None and e.rung < ladder
-        out.append(
-            empty_patch(e.schedule, (e.y, e.z), e.rung) if ok else empty_patch(Schedule.NONE, None)
-        )
+        if e is not None and e.rung < ladder:
+            out.append(empty_patch(e.schedule, (e.y, e.z), e.rung))
+        else:
+            out.append(replace(empty_patch(Schedule.NONE, None), motion=moved.get(i, (0, 0))))
     return tuple(out)
 
 
@@ -145,7 +150,7 @@ def index_share(codec: HybridCodec, frame: FrameState) -> float:
 
 def build_encoded(codec: HybridCodec, frame: FrameState, cache: FrameDecodeState) -> EncodedImage:
     """Assemble everything usable of ``frame`` into an ``EncodedImage`` (CPU-heavy)."""
-    patches = list(_tier0_patches(codec, frame.tier0, frame.patches))
+    patches = list(_tier0_patches(codec, frame.tier0, frame.patches, frame.motion))
     tier0 = [i for i, p in enumerate(patches) if p.continuous is not None]
     need = [i for i in tier0 if i not in cache.probs]
     if need and frame.prior_coded:
@@ -178,8 +183,9 @@ def build_encoded(codec: HybridCodec, frame: FrameState, cache: FrameDecodeState
         codec.model_id,
         tuple(patches),
         frame.scale,
-        _fallback(codec, frame),
+        None if frame.reference is not None else _fallback(codec, frame),
         gray=frame.gray,
+        reference=frame.reference,
     )
 
 

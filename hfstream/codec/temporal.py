@@ -1,0 +1,99 @@
+"""Predicted frames: a video frame coded against a frame both ends hold (its reference).
+
+A predicted frame (``EncodedImage.reference``) sends tier 0 only for the patches that
+changed enough to pay for their bytes; every other patch is *reused*: it sends nothing
+and the receiver shows the reference's picture there. A patch whose tier 0 is lost is
+shown the same way, so a loss costs a predicted frame only the change in that patch
+since the reference (a still background loses nothing).
+
+Reuse works on the shown picture, whatever scale either frame was coded at: a still
+scene coded once at the full size can be refined patch by patch at ``FINE`` by later
+frames (the planner, ``hfstream.planning.temporal``, spends each frame's budget on the
+patches that gain the most per byte, changed or not).
+
+The reference picture is the one the receiver showed for the reference frame complete,
+which the sender rebuilds with the same decoder. The two may differ by float rounding
+between machines; nothing is predicted *from* the reference's pixels (they are copied),
+so such a difference never grows from frame to frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import replace
+
+import numpy as np
+
+from hfstream.codec.encoded import EncodedImage
+from hfstream.codec.fallback import patch_errors
+from hfstream.codec.motion import motion_picture
+from hfstream.codec.scaling import downscale
+from hfstream.geometry import PATCH, Scale
+
+
+def reuse_errors(
+    image: np.ndarray, reference: np.ndarray, grid: tuple[int, int], scale: Scale
+) -> np.ndarray:
+    """(P,) mean squared error (pixels in [0, 1]) of each patch of ``image`` coded at
+    1/``scale`` if it showed ``reference`` instead: what reusing it costs."""
+    if image.shape != reference.shape:
+        raise ValueError(f"the reference is {reference.shape}, the frame {image.shape}")
+    return patch_errors(image, reference, grid, scale)
+
+
+def predicted(
+    enc: EncodedImage,
+    reused: Collection[int],
+    *,
+    reference: int,
+    motion: np.ndarray | None = None,
+) -> EncodedImage:
+    """``enc`` as a frame predicted from frame ``reference``: the patches in ``reused``
+    lose their tier 0 and indices (they are not sent) and show the reference shifted by
+    their row of ``motion`` ((P, 2) (dy, dx); None: not shifted)."""
+
+    def vector(i: int) -> tuple[int, int]:
+        return (0, 0) if motion is None else (int(motion[i, 0]), int(motion[i, 1]))
+
+    patches = tuple(
+        replace(p, continuous=None, indices=np.full_like(p.indices, -1), motion=vector(i))
+        if i in reused
+        else p
+        for i, p in enumerate(enc.patches)
+    )
+    return replace(enc, patches=patches, reference=reference, fallback=None)
+
+
+def moved_reference(enc: EncodedImage, reference: np.ndarray | None) -> np.ndarray:
+    """The reference picture (shown size) with each reused patch's region shifted by its
+    motion: what ``enc`` shows where a patch has no tier 0."""
+    if reference is None:
+        raise ValueError(
+            f"frame predicted from frame {enc.reference} needs that frame's picture to decode"
+        )
+    if reference.shape[:2] != enc.shown_size or reference.ndim != 3:
+        raise ValueError(
+            f"the reference picture is {reference.shape[:2]}, the frame is shown at "
+            f"{enc.shown_size}"
+        )
+    vectors = np.array([p.motion for p in enc.patches], int)
+    return motion_picture(reference, vectors, enc.grid, enc.scale)
+
+
+def coded_reference(enc: EncodedImage, reference: np.ndarray) -> np.ndarray:
+    """``moved_reference``'s picture brought to the coded size of ``enc`` and
+    edge-padded to its patch grid, for the decoder to put in the patches it does not
+    decode."""
+    coded = downscale(np.ascontiguousarray(reference), enc.scale)[: enc.height, : enc.width]
+    rows, cols = enc.grid
+    pad = ((0, rows * PATCH - coded.shape[0]), (0, cols * PATCH - coded.shape[1]), (0, 0))
+    return np.pad(coded, pad, mode="edge")
+
+
+def paste_patches(picture: np.ndarray, source: np.ndarray, mask: np.ndarray) -> None:
+    """Copy the patches where ``mask`` (rows, cols) is True from ``source`` into
+    ``picture`` (both the padded grid's size)."""
+    for r, c in zip(*np.nonzero(mask), strict=True):
+        rows = slice(r * PATCH, (r + 1) * PATCH)
+        cols = slice(c * PATCH, (c + 1) * PATCH)
+        picture[rows, cols] = source[rows, cols]

@@ -1,0 +1,205 @@
+"""Planning a predicted frame (``hfstream.codec.temporal``): for each patch, reuse the
+reference's picture or code it at a rung, at the scale whose plan scores best.
+
+Reusing a patch costs nothing and leaves the error between the frame and the reference
+there, which the sender measures exactly. The planner sees it as one more rung below the
+ladder (``reuse_table``), so the usual search (``search.plan_frame``) spends the budget
+where it removes the most error per byte: on the patches that changed, and, once they
+are paid for, on still patches that a higher rung or a finer scale would make better
+than the reference shows them. A still scene so converges, frame by frame, towards the
+best picture the ladder can give. A lost patch of a predicted frame is shown from the
+reference too, so the table's loss error is the reuse error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from hfstream.codec.frame_coding import tier0_entries
+from hfstream.codec.rates import PerPatch
+from hfstream.codec.scaling import scalable
+from hfstream.geometry import FINE, SCALES, Scale
+from hfstream.planning.channel import NO_LOSS, Channel
+from hfstream.planning.costs import TIER0_ENTRY_BYTES
+from hfstream.planning.encode import REPLANS, PlannedFrame
+from hfstream.planning.search import PARITY_RATIOS, FramePlan, plan_frame
+from hfstream.protocol.packetizer import Packetizer, PacketizerConfig, oversized_tier0
+
+if TYPE_CHECKING:
+    from hfstream.codec.encoded import EncodedImage
+    from hfstream.codec.estimates import RungTable
+    from hfstream.codec.hybrid import HybridCodec
+
+REUSE = -1  #: a plan's rung for a patch that is reused (not sent)
+MOTION_ENTRY_BYTES = 6  # a motion entry on the wire: msgpack [patch, dy, dx]
+
+
+def reuse_table(
+    table: RungTable,
+    reuse: np.ndarray,
+    *,
+    still: np.ndarray | None = None,
+    moved: np.ndarray | None = None,
+) -> tuple[RungTable, np.ndarray]:
+    """The rung table of a predicted frame and (P, C) the rung each of its columns
+    stands for. Column 0 reuses the patch: error ``reuse`` (with its motion), and minus
+    the entry framing in bits, since the cost model counts an entry for every patch and
+    a reused one sends none, or a motion entry where ``moved`` (P,) bool says it is
+    shifted. ``still`` (P,): the error of the reference unshifted, what a patch shows
+    when its entry is lost (default ``reuse``). Columns 1.. are the rungs whose
+    estimated error is below ``reuse``, in order (the last column repeated to fill): a
+    rung worse than the reference is never worth its bytes, and the allocation steps
+    through the columns one at a time."""
+    patches, rungs = table.bits.shape
+    if reuse.shape != (patches,):
+        raise ValueError(f"reuse errors must be ({patches},), got {reuse.shape}")
+    columns = np.full((patches, rungs + 1), REUSE)
+    for p in range(patches):
+        options = [REUSE] + [r for r in range(rungs) if table.error[p, r] < reuse[p]]
+        columns[p] = options + [options[-1]] * (rungs + 1 - len(options))
+    rows = np.arange(patches)[:, None]
+    at = np.maximum(columns, 0)
+    reused = columns == REUSE
+    refund = np.full(patches, 8.0 * TIER0_ENTRY_BYTES)
+    if moved is not None:
+        refund[moved] -= 8.0 * MOTION_ENTRY_BYTES
+    bits = np.where(reused, -refund[:, None], table.bits[rows, at])
+    error = np.where(reused, reuse[:, None], table.error[rows, at])
+    lost = (reuse if still is None else still).astype(np.float64)
+    virtual = replace(table, bits=bits, error=error, thumb_error=error, lost=lost, blank=lost)
+    return virtual, columns
+
+
+def encode_predicted(
+    codec: HybridCodec,
+    image: np.ndarray,
+    budget: float,
+    *,
+    reference: np.ndarray,
+    reference_id: int,
+    channel: Channel = NO_LOSS,
+    config: PacketizerConfig | None = None,
+    parity_ratios: Sequence[float] = PARITY_RATIOS,
+    scales: Sequence[Scale] = SCALES,
+) -> PlannedFrame:
+    """``image`` coded against ``reference`` (the picture the receiver shows for frame
+    ``reference_id``) to fit ``budget`` bytes of tier 0 and parity, planned for
+    ``channel``: each patch reused or coded, at the scale of ``scales`` whose plan has
+    the best expected PSNR (``reuse_table``). Tier 0 alone: a predicted frame sends no
+    indices. The plan's rungs say ``REUSE`` for the reused patches."""
+    from hfstream.codec.frames import to_uint8_image
+    from hfstream.codec.motion import search
+
+    image = to_uint8_image(image)
+    if reference.shape != image.shape:
+        raise ValueError(f"the reference is {reference.shape}, the frame {image.shape}")
+    cfg = replace(config or PacketizerConfig(), send_withheld=False)
+    best: tuple[tuple[bool, float], Scale, RungTable, np.ndarray, np.ndarray] | None = None
+    for scale in _scales_to_try(image, scales):
+        table = codec.rung_table(image, scale)
+        assert table.grid is not None
+        motion, reuse, still = search(image, reference, table.grid, scale)
+        moved = motion.any(axis=1)
+        virtual, columns = reuse_table(table, reuse, still=still, moved=moved)
+        plan = _plan(virtual, budget, channel, cfg, parity_ratios)
+        fits = plan.bytes <= budget
+        score = (fits, plan.expected_psnr if fits else -plan.bytes)
+        if best is None or score > best[0]:
+            best = (score, scale, virtual, columns, motion)
+    assert best is not None
+    _, scale, virtual, columns, motion = best
+    coding = _Coding(codec, image, budget, scale, channel, cfg, parity_ratios)
+    return _code(coding, virtual, columns, motion, reference_id)
+
+
+def _scales_to_try(image: np.ndarray, scales: Sequence[Scale]) -> list[Scale]:
+    """The full size and ``FINE``; the smaller sizes only where neither is allowed (a
+    reused patch costs nothing, so a predicted frame always fits at the full size)."""
+    h, w = image.shape[:2]
+    order = [s for s in (1, FINE) if s in scales]
+    order = order or [s for s in (2, 4) if s in scales and scalable(h, w, s)]
+    if not order:
+        raise ValueError(f"no scale in {tuple(scales)} divides a {w}x{h} frame")
+    return order
+
+
+def _plan(
+    virtual: RungTable,
+    room: float,
+    channel: Channel,
+    config: PacketizerConfig,
+    parity_ratios: Sequence[float],
+) -> FramePlan:
+    return plan_frame(
+        virtual,
+        {},
+        room,
+        channel=channel,
+        index_gain_db={"0": 0.0},
+        schedules=("0",),
+        parity_ratios=parity_ratios,
+        config=config,
+    )
+
+
+@dataclass(frozen=True)
+class _Coding:
+    """What ``encode_predicted`` codes, at the scale it chose."""
+
+    codec: HybridCodec
+    image: np.ndarray
+    budget: float
+    scale: Scale
+    channel: Channel
+    config: PacketizerConfig
+    parity_ratios: Sequence[float]
+
+
+def _code(
+    coding: _Coding,
+    virtual: RungTable,
+    columns: np.ndarray,
+    motion: np.ndarray,
+    reference_id: int,
+) -> PlannedFrame:
+    """Code the plan, and plan again for less (up to ``REPLANS`` times) where the coded
+    strings overshoot the estimate."""
+    from hfstream.codec.temporal import predicted
+
+    codec, image, budget, scale = coding.codec, coding.image, coding.budget, coding.scale
+    channel, config, parity_ratios = coding.channel, coding.config, coding.parity_ratios
+    room = budget
+    enc: EncodedImage | None = None
+    for attempt in range(REPLANS + 1):
+        plan = _plan(virtual, room, channel, config, parity_ratios)
+        rungs = columns[np.arange(len(columns)), np.asarray(plan.rungs)]
+        coded = np.maximum(rungs, 0)
+        while True:
+            if enc is None:
+                full = codec.encode_tier0(image, rate=PerPatch(tuple(coded)), scale=scale)
+            else:
+                full = codec.recode_continuous(image, enc, tuple(coded))
+            enc = full
+            reused = set(np.flatnonzero(rungs == REUSE).tolist())
+            frame = predicted(full, reused, reference=reference_id, motion=motion)
+            entries = tier0_entries(frame)
+            big = {entries[i].patch for i in oversized_tier0(entries, config.mtu)}
+            if not big or all(coded[p] == 0 for p in big):
+                break
+            coded = np.array([r - 1 if p in big and r > 0 else r for p, r in enumerate(coded)])
+        rungs = np.where(rungs == REUSE, REUSE, coded)
+        packing = replace(config, parity_ratio=plan.parity_ratio, tier0_patches=plan.tier0_patches)
+        t0, parity = Packetizer(codec.model_id, config=packing).tier0_bytes(
+            tier0_entries(frame), predicted=True
+        )
+        actual = t0 + parity
+        over = actual - budget
+        room = min(room - over, budget - (actual - plan.bytes))
+        if over <= 0 or room <= 0 or attempt == REPLANS:
+            break
+    final = replace(plan, rungs=tuple(int(r) for r in rungs), tier0_bytes=t0, parity_bytes=parity)
+    return PlannedFrame(frame, None, packing, final)

@@ -1,0 +1,155 @@
+"""Predicted frames: reuse and motion, the planner's reuse rung, the wire, the decoder, and
+the simulator's acknowledged references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hfstream.codec.estimates import RungTable
+from hfstream.codec.frame_coding import packetize
+from hfstream.codec.motion import global_shift, search
+from hfstream.codec.rates import Fixed
+from hfstream.codec.temporal import predicted
+from hfstream.eval.metrics import psnr
+from hfstream.media.samples import bundled_image
+from hfstream.planning.temporal import REUSE, encode_predicted, reuse_table
+from hfstream.protocol.packetizer import FrameEntries, Packetizer
+from hfstream.protocol.reassembly import PacketDropped, Reassembler, ReassemblerConfig
+from hfstream.protocol.wire import MotionEntry, WireError, pack_payload, parse_tier0
+from hfstream.stream.progressive import FrameDecodeState, build_encoded
+from sim.loss import LossModel
+from sim.temporal_video import ack_delay_frames, hfstream_temporal_deliver
+
+
+@pytest.fixture(scope="module")
+def scene() -> np.ndarray:
+    """The bundled photo at 640x448, to cut 256x512 windows from."""
+    return np.asarray(Image.fromarray(bundled_image()).resize((640, 448), Image.Resampling.LANCZOS))
+
+
+def window(scene: np.ndarray, dy: int = 0, dx: int = 0) -> np.ndarray:
+    return np.ascontiguousarray(scene[64 + dy : 64 + dy + 256, 64 + dx : 64 + dx + 512])
+
+
+def reassemble(codec, packets: list[bytes]):
+    r = Reassembler(ReassemblerConfig(codec.model_id, rungs=codec.continuous.rungs))
+    events = [ev for p in packets for ev in r.receive(p, 0.0)]
+    return r, events
+
+
+def test_motion_search_finds_a_pan(scene):
+    frame, reference = window(scene, 6, -9), window(scene)
+    assert global_shift(frame, reference) == (6, -9)
+    motion, best, still = search(frame, reference, (1, 2), 1)
+    assert motion.tolist() == [[6, -9], [6, -9]]
+    # Only the rows and columns the shift brings in from outside the reference differ.
+    assert (best < 0.002).all() and (still > 5 * best).all()
+
+
+def test_the_reuse_rung_costs_no_entry_and_only_better_rungs_follow():
+    table = RungTable(
+        bits=np.array([[800.0, 1600, 3200], [800, 1600, 3200]]),
+        error=np.array([[0.010, 0.005, 0.002], [0.010, 0.005, 0.002]]),
+        signal=np.ones(2),
+        thumb_error=np.zeros((2, 3)),
+        lost=np.ones(2),
+        grid=(1, 2),
+    )
+    virtual, columns = reuse_table(
+        table, np.array([0.004, 0.5]), still=np.array([0.03, 0.5]), moved=np.array([True, False])
+    )
+    # Patch 0's reference beats rungs 0 and 1: reuse, then rung 2 (repeated to fill).
+    assert columns.tolist() == [[REUSE, 2, 2, 2], [REUSE, 0, 1, 2]]
+    assert virtual.bits[0, 0] == -8 * (11 - 6) and virtual.bits[1, 0] == -8 * 11
+    assert virtual.error[0].tolist() == [0.004, 0.002, 0.002, 0.002]
+    assert virtual.lost.tolist() == [0.03, 0.5]  # a lost entry shows the reference unmoved
+
+
+def test_a_predicted_frame_travels_and_shows_its_reference_where_not_coded(codec, scene):
+    reference = codec.decode(codec.encode_tier0(window(scene), rate=Fixed(3)))
+    frame = window(scene, 4, 0)
+    coded = codec.encode_tier0(frame, rate=Fixed(3))
+    motion = np.array([[4, 0], [0, 0]])
+    enc = predicted(coded, {0}, reference=9, motion=motion)
+    assert enc.predicted and enc.patches[0].continuous is None
+    packets = packetize(enc, Packetizer(codec.model_id), frame_id=11).in_priority_order()
+    r, events = reassemble(codec, [p for _, p in packets])
+    assert not any(isinstance(ev, PacketDropped) for ev in events)
+    (state,) = r
+    assert state.complete and state.reference == 9 and state.motion == {0: (4, 0)}
+    received = build_encoded(codec, state, FrameDecodeState())
+    assert received.reference == 9 and received.patches[0].motion == (4, 0)
+    picture = codec.decode(received, reference=reference)
+    # Patch 0 shows the reference moved down 4 rows (away from the blend into patch 1).
+    assert (picture[:200, :200] == reference[4:204, :200]).all()
+    assert psnr(frame[:, 300:], picture[:, 300:]) > 24
+    with pytest.raises(ValueError, match="needs that frame's picture"):
+        codec.decode(received)
+
+
+def test_a_frame_that_reuses_everything_is_one_empty_packet(codec, scene):
+    enc = predicted(codec.encode_tier0(window(scene), rate=Fixed(0)), {0, 1}, reference=3)
+    fp = packetize(enc, Packetizer(codec.model_id), frame_id=4)
+    assert len(fp.tier0) == 1 and not fp.tier1 and not fp.tier2
+    r, _ = reassemble(codec, fp.tier0)
+    (state,) = r
+    assert state.complete and state.reference == 3 and not state.tier0
+    # An intra frame's empty tier-0 packet is refused, as before.
+    data = Packetizer(codec.model_id).packetize(
+        FrameEntries(256, 512, 1024, False, reference_back=1), frame_id=4
+    )
+    forged = data.tier0[0][:39] + b"\x00" + data.tier0[0][40:]  # reference field: intra
+    _, events = reassemble(codec, [forged])
+    assert [ev.reason for ev in events if isinstance(ev, PacketDropped)] == ["field"]
+
+
+def test_forged_motion_is_refused():
+    good = MotionEntry(1, -3, 7)
+    assert parse_tier0(pack_payload([good.to_list()]), 2, predicted=True) == [good]
+    with pytest.raises(WireError, match="motion must be an integer in -128..128"):
+        parse_tier0(pack_payload([[1, 200, 0]]), 2, predicted=True)
+    with pytest.raises(WireError, match="tier-0 entry must be an array of 5"):
+        parse_tier0(pack_payload([[1, 2, 3]]), 2)
+
+
+def test_the_planner_reuses_a_still_patch_and_codes_the_changed_one(codec, scene):
+    reference_frame = window(scene)
+    reference = codec.decode(codec.encode_tier0(reference_frame, rate=Fixed(5)))
+    frame = reference_frame.copy()
+    frame[:, 300:] = window(scene, 100, 0)[:, 300:]  # the right patch changes
+    planned = encode_predicted(codec, frame, 600, reference=reference, reference_id=0, scales=(1,))
+    assert planned.plan.rungs[0] == REUSE and planned.plan.rungs[1] >= 0
+    assert planned.plan.bytes <= 600
+    shown = codec.decode(planned.encoded, reference=reference)
+    assert psnr(frame[:, :200], shown[:, :200]) == psnr(
+        reference_frame[:, :200], reference[:, :200]
+    )
+
+
+class Scripted(LossModel):
+    """Loses the packets whose sending positions are listed."""
+
+    def __init__(self, lost: set[int]) -> None:
+        self.lost_at, self.n = lost, -1
+
+    def lost(self) -> bool:
+        self.n += 1
+        return self.n in self.lost_at
+
+
+def test_references_are_acknowledged_frames_and_a_loss_does_not_spread(codec, scene):
+    assert ack_delay_frames(100, 10) == 2 and ack_delay_frames(0, 30) == 1
+    clip = [window(scene, 0, 3 * i) for i in range(5)]
+    clean = hfstream_temporal_deliver(codec, clip, 900, Scripted(set()), fps=10, rtt_ms=100)
+    # Frames 0 and 1 go before any acknowledgement: intra; 2.. are predicted.
+    assert clean.detail.startswith("temporal; ") and "intra 1/1 x2" in clean.detail
+    assert all(clean.fresh) and clean.bytes_sent <= 5 * 900
+    intra = hfstream_temporal_deliver(codec, clip, 900, Scripted(set()), temporal=False)
+    assert "P " not in intra.detail
+    # Frame 0's first packet lost: it is not complete, so never acknowledged, and frame 2
+    # (whose only candidate would have been frame 0) is intra too; frame 3 predicts from 1.
+    lossy = hfstream_temporal_deliver(codec, clip, 900, Scripted({0}), fps=10)
+    assert all(lossy.fresh[1:]) and lossy.packets_lost == 1
+    assert "intra 1/1 x3" in lossy.detail
