@@ -17,6 +17,7 @@ EXTRAS = {
     "av": "video",
     "piq": "eval",
     "matplotlib": "eval",
+    "imageio_ffmpeg": "eval",
     "ray": "sim",
 }
 

@@ -62,13 +62,19 @@ def pan_clip(image: np.ndarray, frames: int, height: int, width: int) -> list[np
 
 
 # ---------------------------------------------------------------- VP8 / H.264
-def encode_clip(
-    frames: Sequence[np.ndarray], codec: str, bitrate: int, fps: int, gop: int
-) -> list[bytes]:
-    """One coded frame per source frame, in order (real-time settings: no reordering)."""
+def open_encoder(
+    codec: str,
+    shape: tuple[int, ...],
+    bitrate: int,
+    fps: int,
+    gop: int,
+    *,
+    extra_options: dict[str, str] | None = None,
+) -> av.CodecContext:
+    """A real-time encoder (``ENCODER_OPTIONS``, no B-frames) for frames of ``shape``."""
     if codec not in VIDEO_CODECS:
         raise ValueError(f'Invalid video codec "{codec}", should be one of {list(VIDEO_CODECS)}')
-    h, w = frames[0].shape[:2]
+    h, w = shape[:2]
     if h % 2 or w % 2:
         raise ValueError(f"frame size {w}x{h} must be even for yuv420p")
     ctx = av.CodecContext.create(VIDEO_CODECS[codec][0], "w")
@@ -78,12 +84,25 @@ def encode_clip(
     ctx.bit_rate = bitrate
     ctx.gop_size = gop
     ctx.max_b_frames = 0
-    ctx.options = dict(ENCODER_OPTIONS[codec])
+    ctx.options = {**ENCODER_OPTIONS[codec], **(extra_options or {})}
+    return ctx
+
+
+def yuv_frame(arr: np.ndarray, pts: int) -> av.VideoFrame:
+    """An rgb24 picture as the yuv420p frame the encoders take."""
+    frame = av.VideoFrame.from_ndarray(arr, format="rgb24").reformat(format="yuv420p")
+    frame.pts = pts
+    return frame
+
+
+def encode_clip(
+    frames: Sequence[np.ndarray], codec: str, bitrate: int, fps: int, gop: int
+) -> list[bytes]:
+    """One coded frame per source frame, in order (real-time settings: no reordering)."""
+    ctx = open_encoder(codec, frames[0].shape, bitrate, fps, gop)
     out: list[bytes] = []
     for i, arr in enumerate(frames):
-        frame = av.VideoFrame.from_ndarray(arr, format="rgb24").reformat(format="yuv420p")
-        frame.pts = i
-        out.extend(bytes(p) for p in ctx.encode(frame))
+        out.extend(bytes(p) for p in ctx.encode(yuv_frame(arr, i)))
     out.extend(bytes(p) for p in ctx.encode(None))
     if len(out) != len(frames):
         raise RuntimeError(f"{codec} gave {len(out)} packets for {len(frames)} frames")

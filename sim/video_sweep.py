@@ -1,13 +1,18 @@
-"""``python -m sim.video_sweep``: a video clip over lossy links, VP8 and H.264 against hfstream.
+"""``python -m sim.video_sweep``: video clips over lossy links, VP8 and H.264 against hfstream.
 
 Every method gets the same bytes for the clip (``--bpp`` per frame, 50-byte packet
-headers included) and the same loss model, rate and seed. Per case it records the mean
-and worst-10 % frame PSNR / MS-SSIM / HaarPSI and the frames with nothing new to show
-(frozen, or grey before the first picture). Results: ``OUT/results.jsonl`` (resumable),
-``OUT/summary.csv`` and ``OUT/video_quality_vs_loss.png``.
+headers included) and the same loss model, rate and seed. ``vp8`` and ``h264`` send each
+packet once and never ask for a key frame (``sim.video_channel``); ``vp8-webrtc`` and
+``h264-webrtc`` recover as WebRTC does, with NACK and resends within ``--latency-ms`` of
+capture and a key frame on request (PLI) after a frame missed it, over a ``--rtt-ms``
+round trip (``sim.webrtc_video``). Per case it records the mean and worst-10 % frame PSNR /
+MS-SSIM / HaarPSI / VMAF, the frames with nothing new to show (frozen, or grey before the
+first picture) and the mean and 95th-percentile capture-to-display delay of the fresh
+frames. Results: ``OUT/results.jsonl`` (resumable), ``OUT/summary.csv``, ``OUT/summary.md``
+and ``OUT/video_quality_vs_loss.png``.
 
-The clip is a video file (``--video``, through PyAV) or, by default, a camera pan across
-one photo (``--image``; the bundled photo when neither is given).
+The clips are video files (``--video``, repeatable, through PyAV) or, by default, a camera
+pan across one photo (``--image``; the bundled photo when neither is given).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import sys
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -28,9 +34,14 @@ from sim import cli
 from sim.results import plot_vs_loss, read_results, write_markdown
 from sim.sweep import model_id_of_folder
 
+if TYPE_CHECKING:
+    from sim.loss import LossModel
+    from sim.webrtc_video import ForcedKeyEncoder, WebRtcDelivery
+
 # hfstream: every frame intra; hfstream-temporal: predicted frames against acknowledged
 # references (``sim.temporal_video``).
-METHODS = ("hfstream", "hfstream-temporal", "vp8", "h264")
+METHODS = ("hfstream", "hfstream-temporal", "vp8", "h264", "vp8-webrtc", "h264-webrtc")
+WEBRTC = "-webrtc"  # the suffix of the methods that recover as WebRTC does
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,8 @@ class VideoCase:
     bpp: float
     burst: float = 3.0
     mtu: int = 1200
+    rtt_ms: float = 100.0
+    latency_ms: float = 200.0
 
     @property
     def key(self) -> str:
@@ -85,29 +98,40 @@ def worst_share(values: list[float], share: float = 0.1) -> float:
     return float(np.mean(sorted(values)[:k]))
 
 
-def score(frames, delivery) -> dict:
+def score(frames, delivery, delays: list[float | None]) -> dict:
+    """Quality per frame and over the clip, frozen frames, and the delays of fresh frames."""
     from hfstream.eval.metrics import all_metrics
+    from hfstream.eval.vmaf import vmaf
 
     per = [all_metrics(ref, shown) for ref, shown in zip(frames, delivery.shown, strict=True)]
+    for p, v in zip(per, vmaf(frames, delivery.shown).frames, strict=True):
+        p["vmaf"] = v
     row = {}
-    for m in ("psnr", "ms_ssim", "haarpsi"):
+    for m in ("psnr", "ms_ssim", "haarpsi", "vmaf"):
         vals = [p[m] for p in per]
         row[m] = float(np.mean(vals))
         row[f"{m}_worst10"] = worst_share(vals)
     row["frozen"] = int(sum(not f for f in delivery.fresh))
+    shown = [d for d in delays if d is not None]
+    row["delay_ms"] = float(np.mean(shown)) if shown else None
+    row["delay_p95_ms"] = float(np.percentile(shown, 95)) if shown else None
     row["frame_psnr"] = [round(p["psnr"], 3) for p in per]
+    row["frame_vmaf"] = [round(p["vmaf"], 3) for p in per]
+    row["frame_delay_ms"] = delays
     return row
 
 
 class ClipRunner:
     """Runs cases on one clip, keeping what does not depend on the loss: the video
-    codecs' coded clips, hfstream's packets and its decoded pictures per arrival set."""
+    codecs' coded clips (and, for the WebRTC methods, every frame coded after each key
+    frame a run forced), hfstream's packets and its decoded pictures per arrival set."""
 
     def __init__(self, frames, fps: int, gop: int, bpp: float, mtu: int) -> None:
         self.frames, self.fps, self.gop, self.mtu = frames, fps, gop, mtu
         h, w = frames[0].shape[:2]
         self.budget = int(bpp * h * w / 8)  # bytes per frame
-        self._coded: dict[str, tuple[list[bytes], int]] = {}
+        self._coded: dict[tuple[str, int], tuple[list[bytes], int]] = {}
+        self._encoders: dict[tuple[str, int], ForcedKeyEncoder] = {}  # by codec and bitrate
         # hfstream's packets per loss rate: its sender plans for the loss its receiver
         # reports, which over a clip converges to the channel's rate.
         self._hf_packets: dict[float, tuple[list[list[bytes]], str]] = {}
@@ -124,11 +148,11 @@ class ClipRunner:
     def run(self, case: VideoCase) -> dict:
         from sim.sweep import make_loss
         from sim.video_channel import (
-            fit_bitrate,
             hfstream_clip_deliver,
             hfstream_clip_packets,
             video_deliver,
         )
+        from sim.webrtc_video import WebRtcDelivery
 
         loss = make_loss(case.loss_model, case.loss_rate, case.seed, case.burst, case.source)
         if case.method == "hfstream-temporal":
@@ -141,6 +165,7 @@ class ClipRunner:
                 loss,
                 expected_loss=case.loss_rate,
                 fps=case.fps,
+                rtt_ms=case.rtt_ms,
             )
         elif case.method == "hfstream":
             if case.loss_rate not in self._hf_packets:
@@ -151,21 +176,20 @@ class ClipRunner:
             d = hfstream_clip_deliver(
                 self._hybrid(), self.frames, packets, loss, self._decoded, detail=detail
             )
+        elif case.method.endswith(WEBRTC):
+            d = self._webrtc(case, loss)
         else:
-            if case.method not in self._coded:
-                self._coded[case.method] = fit_bitrate(
-                    self.frames,
-                    case.method,
-                    self.budget * len(self.frames),
-                    self.fps,
-                    self.gop,
-                    self.mtu,
-                )
-            coded, rate = self._coded[case.method]
+            coded, rate = self._fit(case.method, self.budget * len(self.frames))
             d = video_deliver(
                 self.frames, case.method, self.budget, loss, self.fps, self.gop, self.mtu, coded
             )
             d = type(d)(**{**d.__dict__, "detail": f"{rate / 1000:.1f} kbit/s, gop {self.gop}"})
+        if isinstance(d, WebRtcDelivery):
+            delays = d.delay_ms
+        else:
+            # Sent once, a fresh frame is shown one way after capture. For hfstream the
+            # time to send the frame's bytes is not modelled either: rtt/2 for every one.
+            delays = [case.rtt_ms / 2 if f else None for f in d.fresh]
         row = {
             **asdict(case),
             "key": case.key,
@@ -175,11 +199,60 @@ class ClipRunner:
             "packets_lost": d.packets_lost,
             "detail": d.detail,
         }
-        row.update(score(self.frames, d))
+        row.update(score(self.frames, d, delays))
         return row
 
+    def _fit(self, codec: str, budget: int) -> tuple[list[bytes], int]:
+        """The clip coded at the highest bitrate that fits ``budget`` bytes, and that rate."""
+        from sim.video_channel import fit_bitrate
 
-SUMMARY_FIELDS = ("psnr", "psnr_worst10", "ms_ssim", "haarpsi", "frozen", "bytes_sent")
+        if (codec, budget) not in self._coded:
+            self._coded[(codec, budget)] = fit_bitrate(
+                self.frames, codec, budget, self.fps, self.gop, self.mtu
+            )
+        return self._coded[(codec, budget)]
+
+    def _webrtc(self, case: VideoCase, loss: LossModel) -> WebRtcDelivery:
+        """Fitted to the budget over 1 + the loss rate, room for the resends (as a
+        congestion controller backs off under loss); the bytes reported are those sent."""
+        from sim.webrtc_video import ForcedKeyEncoder, webrtc_deliver
+
+        codec = case.method.removesuffix(WEBRTC)
+        _, rate = self._fit(codec, int(self.budget * len(self.frames) / (1 + case.loss_rate)))
+        if (codec, rate) not in self._encoders:
+            self._encoders[(codec, rate)] = ForcedKeyEncoder(
+                self.frames, codec, bitrate=rate, fps=self.fps, gop=self.gop
+            )
+        d = webrtc_deliver(
+            self._encoders[(codec, rate)],
+            loss,
+            mtu=self.mtu,
+            rtt_ms=case.rtt_ms,
+            latency_ms=case.latency_ms,
+        )
+        detail = f"{rate / 1000:.1f} kbit/s, gop {self.gop}, {d.detail}"
+        return type(d)(**{**d.__dict__, "detail": detail})
+
+
+SUMMARY_FIELDS = (
+    "psnr",
+    "psnr_worst10",
+    "ms_ssim",
+    "haarpsi",
+    "vmaf",
+    "vmaf_worst10",
+    "frozen",
+    "delay_ms",
+    "delay_p95_ms",
+    "bytes_sent",
+)
+
+
+def mean_of_known(values: list[float | None]) -> float:
+    """The mean of the values that are not None (a case with no fresh frame has no
+    delay), NaN when none is."""
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known else float("nan")
 
 
 def summarize(rows: list[dict]) -> list[dict]:
@@ -192,7 +265,7 @@ def summarize(rows: list[dict]) -> list[dict]:
             "loss_model": model,
             "loss_rate": rate,
             "cases": len(rs),
-            **{f: float(np.mean([r[f] for r in rs])) for f in SUMMARY_FIELDS},
+            **{f: mean_of_known([r[f] for r in rs]) for f in SUMMARY_FIELDS},
         }
         for (method, model, rate), rs in sorted(groups.items())
     ]
@@ -207,7 +280,11 @@ def write_outputs(rows: list[dict], out: Path) -> list[dict]:
         w.writeheader()
         w.writerows(summary)
     plot_vs_loss(
-        summary, ("psnr", "psnr_worst10", "frozen"), METHODS, out / "video_quality_vs_loss.png"
+        summary,
+        ("psnr", "vmaf", "frozen", "delay_ms"),
+        METHODS,
+        out / "video_quality_vs_loss.png",
+        dashed=("vp8", "h264"),
     )
     write_markdown(
         summary,
@@ -216,7 +293,11 @@ def write_outputs(rows: list[dict], out: Path) -> list[dict]:
             ("psnr_worst10", "Worst-10 % frame PSNR (dB)", "{:.2f}"),
             ("ms_ssim", "Mean MS-SSIM", "{:.4f}"),
             ("haarpsi", "Mean HaarPSI", "{:.4f}"),
+            ("vmaf", "Mean frame VMAF", "{:.2f}"),
+            ("vmaf_worst10", "Worst-10 % frame VMAF", "{:.2f}"),
             ("frozen", "Frames with nothing new (frozen or grey), mean per clip", "{:.1f}"),
+            ("delay_ms", "Mean capture-to-display delay of fresh frames (ms)", "{:.0f}"),
+            ("delay_p95_ms", "95th-percentile capture-to-display delay (ms)", "{:.0f}"),
         ],
         out / "summary.md",
     )
@@ -226,7 +307,9 @@ def write_outputs(rows: list[dict], out: Path) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     p = cli.parser("python -m sim.video_sweep", __doc__)
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--video", help="a video file (first --frames frames)")
+    src.add_argument(
+        "--video", action="append", help="a video file (first --frames frames); repeatable"
+    )
     src.add_argument("--image", help="a photo to pan across (default: the bundled photo)")
     p.add_argument("--out", default="out/video_sweep", help="results, summary and plot")
     cli.add_case_arguments(p, METHODS)
@@ -237,6 +320,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--bpp", type=a.positive_float, default=0.05, help="budget per frame, bits per pixel"
     )
+    p.add_argument(
+        "--rtt-ms", type=a.positive_float, default=100.0, help="round trip (WebRTC methods)"
+    )
+    p.add_argument(
+        "--latency-ms",
+        type=a.positive_float,
+        default=200.0,
+        help="capture to display budget within which lost packets are resent (WebRTC methods)",
+    )
     args = p.parse_args(argv)
     try:
         height, width = (int(v) for v in args.size.lower().split("x"))
@@ -244,15 +336,26 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f'--size must be HxW, e.g. 256x512, got "{args.size}"')
     if not (2 <= height <= 4096 and 2 <= width <= 4096) or height % 2 or width % 2:
         p.error(f"--size {args.size}: each side must be even and in 2..4096")
-    for path in (args.video, args.image):
+    if args.latency_ms < args.rtt_ms / 2:
+        p.error(f"--latency-ms {args.latency_ms:g} is under the one-way delay, --rtt-ms / 2")
+    for path in [*(args.video or []), args.image]:
         if path is not None and not Path(path).is_file():
             p.error(f"no file {path}")
-    frames, source = load_clip(args.video, args.image, args.frames, height, width)
-    h, w = frames[0].shape[:2]
+    clips: dict[str, list[np.ndarray]] = {}  # by source
+    for video in args.video or [None]:
+        frames, source = load_clip(video, args.image, args.frames, height, width)
+        clips[source] = frames
+    settings = {  # the same for every case of the sweep
+        "fps": args.fps,
+        "gop": args.gop,
+        "bpp": args.bpp,
+        "burst": args.burst,
+        "rtt_ms": args.rtt_ms,
+        "latency_ms": args.latency_ms,
+    }
     cases = [
-        VideoCase(
-            source, m, lm, rate, seed, len(frames), h, w, args.fps, args.gop, args.bpp, args.burst
-        )
+        VideoCase(source, m, lm, rate, seed, len(frames), *frames[0].shape[:2], **settings)
+        for source, frames in clips.items()
         for m in args.methods
         for lm in args.loss_models
         for rate in args.rates
@@ -263,21 +366,26 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
     done = read_results(results)
-    runner = ClipRunner(frames, args.fps, args.gop, args.bpp, 1200)
+    runners = {
+        s: ClipRunner(frames, args.fps, args.gop, args.bpp, 1200) for s, frames in clips.items()
+    }
     todo = [c for c in cases if c.key not in done]
     with results.open("a") as f:
         bar = tqdm(todo, desc="video sweep", initial=len(cases) - len(todo), total=len(cases))
         for case in bar:
-            row = runner.run(case)
+            row = runners[case.source].run(case)
             f.write(json.dumps(row) + "\n")
             f.flush()
             done[case.key] = row
     summary = write_outputs([done[c.key] for c in cases], out)
     for s in summary:
         print(
-            f"{s['method']:9s} {s['loss_model']:9s} {100 * s['loss_rate']:4.0f}%  "
+            f"{s['method']:11s} {s['loss_model']:9s} {100 * s['loss_rate']:4.0f}%  "
             f"PSNR {s['psnr']:6.2f}  worst-10% {s['psnr_worst10']:6.2f}  "
-            f"MS-SSIM {s['ms_ssim']:.4f}  HaarPSI {s['haarpsi']:.4f}  frozen {s['frozen']:.1f}"
+            f"MS-SSIM {s['ms_ssim']:.4f}  HaarPSI {s['haarpsi']:.4f}  "
+            f"VMAF {s['vmaf']:6.2f}  worst-10% {s['vmaf_worst10']:6.2f}  "
+            f"frozen {s['frozen']:4.1f}  "
+            f"delay {s['delay_ms']:4.0f} ms (p95 {s['delay_p95_ms']:4.0f})"
         )
     return 0
 

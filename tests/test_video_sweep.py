@@ -15,8 +15,8 @@ from sim.video_channel import (
     pan_clip,
     video_deliver,
 )
+from sim.video_sweep import METHODS, worst_share
 from sim.video_sweep import main as video_sweep
-from sim.video_sweep import worst_share
 
 
 @pytest.fixture(scope="module")
@@ -104,15 +104,48 @@ def test_video_sweep_end_to_end_and_resume(small_image, tmp_path):
     ]
     assert video_sweep(argv) == 0
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
-    assert {r["method"] for r in rows} == {"hfstream", "vp8", "h264"} and len(rows) == 6
+    assert {r["method"] for r in rows} == set(METHODS) and len(rows) == 10
     for r in rows:
-        assert r["bytes_sent"] <= r["budget_bytes"]
-        assert len(r["frame_psnr"]) == 3
+        # The WebRTC rows fit the budget over 1 + the loss rate; their resends are random.
+        if r["loss_rate"] == 0 or not r["method"].endswith("-webrtc"):
+            assert r["bytes_sent"] <= r["budget_bytes"]
+        assert len(r["frame_psnr"]) == len(r["frame_vmaf"]) == len(r["frame_delay_ms"]) == 3
+        assert 0 <= r["vmaf_worst10"] <= r["vmaf"] <= 100
         if r["loss_rate"] == 0:
             assert r["frozen"] == 0 and r["packets_lost"] == 0
+            assert r["delay_ms"] == r["delay_p95_ms"] == 50.0
     assert (out / "summary.csv").exists() and (out / "video_quality_vs_loss.png").exists()
-    assert "| hfstream | bernoulli |" in (out / "summary.md").read_text()
+    summary_md = (out / "summary.md").read_text()
+    assert "| hfstream | bernoulli |" in summary_md and "| h264-webrtc | bernoulli |" in summary_md
+    assert "Mean frame VMAF" in summary_md and "delay" in summary_md
     assert video_sweep(argv) == 0  # resumes: nothing new
-    assert len((out / "results.jsonl").read_text().splitlines()) == 6
+    assert len((out / "results.jsonl").read_text().splitlines()) == 10
     with pytest.raises(SystemExit):
         video_sweep(["--size", "65x96", "--out", str(out)])
+
+
+def test_several_clips_and_the_round_trip_in_the_case_key(small_image, tmp_path, capsys):
+    from hfstream.media.video import VideoWriter
+
+    videos = []
+    for name, photo in (("a.mp4", small_image), ("b.mp4", small_image[::-1])):
+        videos += ["--video", str(tmp_path / name)]
+        with VideoWriter(tmp_path / name, fps=10) as w:
+            for f in pan_clip(photo, 4, 64, 96):
+                w.write(f)
+    out = tmp_path / "vs"
+    argv = [*videos, "--frames", "4", "--methods", "vp8-webrtc", "--rates", "0.3"]
+    argv += ["--loss-models", "bernoulli", "--seeds", "1", "--bpp", "1", "--out", str(out)]
+    assert video_sweep(argv) == 0
+    assert video_sweep([*argv, "--rtt-ms", "60"]) == 0  # another case: run anew
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted((r["source"][-5:], r["rtt_ms"]) for r in rows) == [
+        ("a.mp4", 60.0),
+        ("a.mp4", 100.0),
+        ("b.mp4", 60.0),
+        ("b.mp4", 100.0),
+    ]
+    assert "vp8-webrtc" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        video_sweep([*argv, "--rtt-ms", "500", "--latency-ms", "200"])
+    assert "under the one-way delay" in capsys.readouterr().err
