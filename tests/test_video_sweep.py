@@ -98,13 +98,13 @@ def test_video_sweep_end_to_end_and_resume(small_image, tmp_path):
         "--seeds",
         "1",
         "--bpp",
-        "1.5",  # 64x96 frames: room for tier 0 with its 50-byte header and tag
+        "1.5",  # 64x96 frames: room for tier 0 with its 56-byte header and tag
         "--out",
         str(out),
     ]
     assert video_sweep(argv) == 0
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
-    assert {r["method"] for r in rows} == set(METHODS) and len(rows) == 10
+    assert {r["method"] for r in rows} == set(METHODS) and len(rows) == 2 * len(METHODS)
     for r in rows:
         # The WebRTC rows fit the budget over 1 + the loss rate; their resends are random.
         if r["loss_rate"] == 0 or not r["method"].endswith("-webrtc"):
@@ -119,7 +119,7 @@ def test_video_sweep_end_to_end_and_resume(small_image, tmp_path):
     assert "| hfstream | bernoulli |" in summary_md and "| h264-webrtc | bernoulli |" in summary_md
     assert "Mean frame VMAF" in summary_md and "delay" in summary_md
     assert video_sweep(argv) == 0  # resumes: nothing new
-    assert len((out / "results.jsonl").read_text().splitlines()) == 10
+    assert len((out / "results.jsonl").read_text().splitlines()) == 2 * len(METHODS)
     with pytest.raises(SystemExit):
         video_sweep(["--size", "65x96", "--out", str(out)])
 
