@@ -25,9 +25,8 @@ from hfstream.codec.frame_coding import packetize
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.eval.classic import CODECS, fit_budget
 from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
-from hfstream.protocol.reassembly import FrameState, Reassembler, ReassemblerConfig
 from hfstream.protocol.wire import OVERHEAD, TAG_SIZE
-from hfstream.stream.progressive import FrameDecodeState, build_encoded
+from hfstream.stream.progressive import FrameDecodeState, build_encoded, reassemble
 from sim.loss import LossModel
 
 FALLBACK_GREY = 128  # an undecodable picture is scored as a mid-grey frame
@@ -211,18 +210,8 @@ def arq_delivery(
 def reassembled(codec: HybridCodec, packets: list[bytes]) -> EncodedImage | None:
     """The frame that ``packets`` (all of one frame) give a receiver, None when none
     opens it."""
-    state = reassembled_state(codec, packets)
+    state = reassemble(codec, packets)
     return None if state is None else build_encoded(codec, state, FrameDecodeState())
-
-
-def reassembled_state(codec: HybridCodec, packets: list[bytes]) -> FrameState | None:
-    """The reassembler's state of the frame ``packets`` (all of one frame) open."""
-    r = Reassembler(
-        ReassemblerConfig(codec.model_id, max_frame_bytes=1 << 26, rungs=codec.continuous.rungs)
-    )
-    for d in packets:
-        r.receive(d, 0.0)
-    return next(iter(r), None)
 
 
 def hfstream_receive(

@@ -28,8 +28,8 @@ from hfstream.planning.encode import PlannedFrame
 from hfstream.planning.temporal import REUSE, encode_predicted
 from hfstream.protocol.packetizer import Packetizer
 from hfstream.protocol.wire import TAG_SIZE
-from hfstream.stream.progressive import FrameDecodeState, build_encoded
-from sim.channel import FALLBACK_GREY, reassembled_state
+from hfstream.stream.progressive import FrameDecodeState, build_encoded, reassemble
+from sim.channel import FALLBACK_GREY
 from sim.loss import LossModel
 from sim.video_channel import ClipDelivery
 
@@ -149,7 +149,7 @@ def _decode(
 ) -> tuple[np.ndarray, bool] | None:
     """What a receiver shows from ``packets`` (None: nothing) and whether the frame was
     complete."""
-    state = reassembled_state(codec, packets)
+    state = reassemble(codec, packets)
     if state is None:
         return None
     enc = build_encoded(codec, state, FrameDecodeState())

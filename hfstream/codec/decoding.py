@@ -20,7 +20,7 @@ from hfstream.codec.continuous_picture import continuous_picture, region_latents
 from hfstream.codec.correction import CorrectionDecoder, certainty_planes
 from hfstream.codec.encoded import EncodedPatch
 from hfstream.codec.fills import FillMethod, PriorFill, fill_codes
-from hfstream.codec.frames import to_uint8
+from hfstream.codec.frames import to_tensor, to_uint8
 from hfstream.codec.legacy import corrected_picture
 from hfstream.codec.modes import DecodeMode
 from hfstream.codec.predictor import MaskedTokenPredictor
@@ -58,12 +58,16 @@ def decode_region(
     mode: DecodeMode,
     fill: FillMethod,
     steps: int,
+    context: np.ndarray | None = None,
 ) -> np.ndarray:
     """Decode ``patches`` (row-major, ``cols`` a row) as one picture, (rows*256,
-    cols*256, 3) uint8. ``mode`` is not ``auto`` and ``fill`` not ``auto``."""
+    cols*256, 3) uint8. ``mode`` is not ``auto`` and ``fill`` not ``auto``. ``context``:
+    the region's picture (same size, uint8) that patches without tier 0 will show
+    (``region_latents``)."""
     patches = list(patches)
     rows = len(patches) // cols
-    region = region_latents(parts.continuous, parts.latents, patches, cols)
+    seen = None if context is None else to_tensor(context[None])
+    region = region_latents(parts.continuous, parts.latents, patches, cols, context=seen)
     if mode == "continuous":
         if region is None:
             return np.full((rows * PATCH, cols * PATCH, 3), 128, np.uint8)

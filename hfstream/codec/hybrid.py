@@ -367,6 +367,9 @@ class HybridCodec:
                 mode=mode,
                 fill=fill,
                 steps=steps,
+                context=None
+                if coded_reference is None
+                else np.ascontiguousarray(coded_reference[lo * PATCH : hi * PATCH]),
             )
             picture[start * PATCH : stop * PATCH] = band[(start - lo) * PATCH : (stop - lo) * PATCH]
             if progress is not None:
@@ -377,8 +380,10 @@ class HybridCodec:
         shown = upscale(
             np.ascontiguousarray(deblock(picture)[: enc.height, : enc.width]), enc.scale
         )
-        if reference is not None and enc.predicted and lost.any():
-            shown = blend_fallback(shown, reference, lost, enc.scale)
+        if reference is not None and enc.predicted and lost.any() and enc.scale > 1:
+            # Smaller coded sizes blur what was pasted: the reference's own pixels. (The
+            # full and FINE sizes keep them, deblocked at the seams.)
+            shown = temporal.paste_shown(shown, reference, lost, enc.scale)
         elif enc.fallback is not None and lost.any():
             small = self.decode(replace(enc.fallback, fallback=None), mode="continuous")
             shown = blend_fallback(shown, small, lost, enc.scale)

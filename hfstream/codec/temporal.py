@@ -90,6 +90,16 @@ def coded_reference(enc: EncodedImage, reference: np.ndarray) -> np.ndarray:
     return np.pad(coded, pad, mode="edge")
 
 
+def paste_shown(
+    shown: np.ndarray, reference: np.ndarray, mask: np.ndarray, scale: Scale
+) -> np.ndarray:
+    """``shown`` (the picture at its shown size) with the regions of the patches where
+    ``mask`` (rows, cols) is True taken from ``reference`` (same size)."""
+    side = int(PATCH * scale)
+    pixels = np.kron(mask, np.ones((side, side), bool))[: shown.shape[0], : shown.shape[1]]
+    return np.where(pixels[..., None], reference, shown)
+
+
 def paste_patches(picture: np.ndarray, source: np.ndarray, mask: np.ndarray) -> None:
     """Copy the patches where ``mask`` (rows, cols) is True from ``source`` into
     ``picture`` (both the padded grid's size)."""

@@ -57,6 +57,11 @@ class PlannedCoding:
     # the path's round trip: the planner then sends no parity and leaves room in each
     # frame's budget for the resends instead (``hfstream.planning.plan_frame``).
     tier0_sends: int = 1
+    # Predicted frames (``hfstream.codec.temporal``): each frame coded against the newest
+    # frame the receiver acknowledged, its unchanged patches reused (moved where the
+    # camera moved); intra frames until the first acknowledgement, and whenever none is
+    # recent. False: every frame intra (for experiments; ``temporal_video`` compares).
+    temporal: bool = True
 
     def __post_init__(self) -> None:
         for name in ("target_bytes_per_s", "fps", "tier0_sends"):

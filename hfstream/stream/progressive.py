@@ -14,6 +14,7 @@ patch's tier 0; an entry whose checksum fails is dropped and counted.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
@@ -24,7 +25,7 @@ from hfstream.codec.frame_coding import decode_index_entry, empty_patch, group_p
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.schedules import Schedule
 from hfstream.geometry import patch_count
-from hfstream.protocol.reassembly import FrameState
+from hfstream.protocol.reassembly import FrameState, Reassembler, ReassemblerConfig
 from hfstream.protocol.wire import PacketType, Tier0Entry, WireError
 
 
@@ -57,9 +58,10 @@ class FrameDecodeState:
     best_from: PictureSource | None = None
 
 
-# The parts of a frame its picture is decoded from: tier-0 patches, fallback patches and
-# index entries (parity only rebuilds tier 0), and the stage the picture is labelled with.
-PictureSource = tuple[Stage, frozenset, frozenset, frozenset]
+# The parts of a frame its picture is decoded from: tier-0 patches, fallback patches,
+# index entries (parity only rebuilds tier 0) and a predicted frame's moved patches, and
+# the stage the picture is labelled with.
+PictureSource = tuple[Stage, frozenset, frozenset, frozenset, frozenset]
 
 
 def picture_source(frame: FrameState) -> PictureSource:
@@ -70,10 +72,17 @@ def picture_source(frame: FrameState) -> PictureSource:
         frozenset(frame.tier0),
         frozenset(frame.fallback),
         frozenset(frame.indices),
+        frozenset(frame.motion),
     )
 
 
 def stage_of(frame: FrameState) -> Stage:
+    if frame.reference is not None:
+        # A predicted frame: tier 0 alone, and a patch without an entry shows the
+        # reference, so any tier-0 packet makes a picture and all of them the whole one.
+        if frame.complete:
+            return Stage.FULL
+        return Stage.PREVIEW if frame.seen.get(PacketType.TIER0) else Stage.NONE
     if not frame.tier0 and not frame.fallback:
         return Stage.NONE
     t1 = frame.expected.get(PacketType.TIER1)
@@ -94,7 +103,7 @@ def tier0_encoded(codec: HybridCodec, frame: FrameState) -> EncodedImage:
         frame.width,
         frame.codebook_size,
         codec.model_id,
-        _tier0_patches(codec, frame.tier0, frame.patches),
+        _tier0_patches(codec, frame.tier0, frame.patches, frame.motion),
         frame.scale,
         None if frame.reference is not None else _fallback(codec, frame),
         gray=frame.gray,
@@ -189,11 +198,41 @@ def build_encoded(codec: HybridCodec, frame: FrameState, cache: FrameDecodeState
     )
 
 
+def reassemble(codec: HybridCodec, packets: Iterable[bytes]) -> FrameState | None:
+    """The state of the frame ``packets`` (unsealed, all of one frame) give a receiver
+    (None: none opened it)."""
+    r = Reassembler(
+        ReassemblerConfig(codec.model_id, max_frame_bytes=1 << 26, rungs=codec.continuous.rungs)
+    )
+    for p in packets:
+        r.receive(p, 0.0)
+    return next(iter(r), None)
+
+
+def whole_picture(
+    codec: HybridCodec,
+    packets: Iterable[bytes],
+    *,
+    reference: np.ndarray | None = None,
+    steps: int = 1,
+) -> np.ndarray:
+    """The picture a receiver shows of a frame once every one of its ``packets`` arrived:
+    the sender's copy of what it may later predict from."""
+    frame = reassemble(codec, packets)
+    if frame is None:
+        raise ValueError("no packet opens a frame")
+    return best_picture(codec, frame, FrameDecodeState(), steps, reference=reference)
+
+
 def snapshot(frame: FrameState) -> FrameState:
     """A copy of ``frame`` that a worker thread may decode while the event loop keeps
     adding packets to the original."""
     return replace(
-        frame, tier0=dict(frame.tier0), indices=dict(frame.indices), fallback=dict(frame.fallback)
+        frame,
+        tier0=dict(frame.tier0),
+        indices=dict(frame.indices),
+        fallback=dict(frame.fallback),
+        motion=dict(frame.motion),
     )
 
 
@@ -202,15 +241,18 @@ def continuous_picture(
     frame: FrameState,
     cache: FrameDecodeState,
     tier0: EncodedImage | None = None,
+    *,
+    reference: np.ndarray | None = None,
 ) -> np.ndarray:
     """``frame``'s continuous picture (tier 0 up-sampled, no predictor: the instant
-    preview), decoded again only when other patches' tier 0 arrived since the last one."""
-    patches = (frozenset(frame.tier0), frozenset(frame.fallback))
+    preview), decoded again only when other patches' tier 0 arrived since the last one.
+    ``reference``: a predicted frame's reference picture (``HybridCodec.decode``)."""
+    patches = (frozenset(frame.tier0) | frozenset(frame.motion), frozenset(frame.fallback))
     if cache.continuous_patches == patches and cache.continuous_picture is not None:
         return cache.continuous_picture.copy()  # each update owns its image
     if tier0 is None:
         tier0 = tier0_encoded(codec, frame)
-    cache.continuous_picture = codec.decode(tier0, mode="continuous")
+    cache.continuous_picture = codec.decode(tier0, mode="continuous", reference=reference)
     cache.continuous_patches = patches
     return cache.continuous_picture
 
@@ -223,13 +265,20 @@ def best_is_continuous(codec: HybridCodec, frame: FrameState) -> bool:
 
 
 def best_picture(
-    codec: HybridCodec, frame: FrameState, cache: FrameDecodeState, steps: int = 1
+    codec: HybridCodec,
+    frame: FrameState,
+    cache: FrameDecodeState,
+    steps: int = 1,
+    *,
+    reference: np.ndarray | None = None,
 ) -> np.ndarray:
     """The picture ``codec``'s ``auto`` mode shows for what ``frame`` holds, with ``steps``
-    predictor passes (CPU-heavy: run it off the event loop)."""
+    predictor passes (CPU-heavy: run it off the event loop); ``reference``: a predicted
+    frame's reference picture."""
     tier0 = tier0_encoded(codec, frame)
-    if best_is_continuous(codec, frame):
+    if frame.reference is not None or best_is_continuous(codec, frame):
         # The picture ignores the indices: skip their priors and decoding, and the decode
         # itself when the preview had this very tier 0.
-        return continuous_picture(codec, frame, cache, tier0)
-    return codec.decode(build_encoded(codec, frame, cache), mode="auto", steps=steps)
+        return continuous_picture(codec, frame, cache, tier0, reference=reference)
+    enc = build_encoded(codec, frame, cache)
+    return codec.decode(enc, mode="auto", steps=steps, reference=reference)

@@ -22,7 +22,6 @@ import secrets
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -50,6 +49,7 @@ from hfstream.stream.progressive import (
     stage_of,
 )
 from hfstream.stream.receiver_config import ReceiverConfig
+from hfstream.stream.references import DecodedPictures
 from hfstream.stream.scheduler import (
     Decode,
     DecodeScheduler,
@@ -59,35 +59,10 @@ from hfstream.stream.scheduler import (
     Skipped,
     Wait,
 )
+from hfstream.stream.updates import FrameUpdate
 from hfstream.transports.base import DatagramTransport, TransportClosed
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class FrameUpdate:
-    """One picture of a frame. A frame's pictures come in rising stage order: the instant
-    preview (``PREVIEW``, ``mode`` "continuous"; none when the best picture is that very
-    picture), then the best picture of what had arrived, again as more arrives (a
-    ``PARTIAL`` picture may come again with more indices). The same picture never comes
-    twice, and the last has ``final`` set (unless the input ended first)."""
-
-    frame_id: int
-    stage: Stage
-    image: np.ndarray  # H x W x 3 uint8
-    received: dict[str, float]  # share of announced packets received, per tier
-    latency_s: float  # from the frame's first packet to this picture
-    final: bool  # no better picture of this frame will follow
-    # From the frame's capture (the sender's clock, carried in every packet header) to
-    # this picture (the receiver's clock). On one machine the clocks agree; across
-    # machines this includes their offset (keep them NTP-synchronised to trust it).
-    capture_latency_s: float = 0.0
-    # How the picture was decoded: "continuous" for the instant preview (tier 0 up-sampled,
-    # no predictor), "hybrid" for every later picture.
-    mode: str = "hybrid"
-    # When the frame was captured (unix seconds, the sender's clock, from the packet
-    # headers): frames skipped or lost in between leave gaps on this timeline.
-    capture_time: float = 0.0
 
 
 class Receiver:
@@ -145,6 +120,9 @@ class Receiver:
         self.updates_dropped = 0  # pictures the consumer did not take in time
         self._bad_entries = 0
         self.reports = ReportBuilder()
+        # Pictures of the newest frames decoded complete: predicted frames' references.
+        self.references = DecodedPictures()
+        self.missing_references = 0  # predicted frames whose reference was not held
         self.reports_sent = 0
         self._late_seen = 0
 
@@ -219,6 +197,8 @@ class Receiver:
             "frames_skipped": self.frames_skipped,
             "decode_errors": self.decode_errors,
             "updates_dropped": self.updates_dropped,
+            "references": len(self.references),
+            "missing_references": self.missing_references,
         }
 
     def __aiter__(self) -> Receiver:
@@ -280,6 +260,8 @@ class Receiver:
             log.info("stream restarted: session %016x", session)
             self._handle(self.reassembler.new_session())
         self.scheduler.new_session(session)  # frame ids start over
+        self.references = DecodedPictures()  # and so do the frames predicted from
+        self.reports.decoded = []
         self._feedback_sealer = Sealer(self.config.key, FEEDBACK, session)
         # A fresh id per session and per receiver run: the sender keeps a replay window per
         # id, so a restarted receiver's reports (numbered from 0 again) are heard.
@@ -402,9 +384,17 @@ class Receiver:
             if self._is_last(frame, held, stage):
                 self._finish(frame_id)
             return
+        reference = None
+        if held.reference is not None:
+            reference = self.references.get(held.reference)
+            if reference is None:  # a reference this receiver never decoded complete
+                self.missing_references += 1
+                self._finish(frame_id)
+                return
         # When the best picture is the continuous one, the preview is it: one update, not
-        # the same picture twice.
-        mode = "continuous" if best_is_continuous(self.codec, held) else "hybrid"
+        # the same picture twice (a predicted frame's is: it has tier 0 alone).
+        continuous = held.reference is not None or best_is_continuous(self.codec, held)
+        mode = "continuous" if continuous else "hybrid"
         preview_due = self.config.instant_preview and not cache.shown and stage != Stage.NONE
         if preview_due and mode == "hybrid":
             preview = await loop.run_in_executor(
@@ -417,11 +407,16 @@ class Receiver:
             )
         steps = self.config.decode_steps
         image = await loop.run_in_executor(
-            self._executor, best_picture, self.codec, held, cache, steps
+            self._executor,
+            lambda: best_picture(self.codec, held, cache, steps, reference=reference),
         )
         last = self._is_last(frame, held, stage)
         cache.best_from = source
         self._show(frame, cache, stage, image, received, last=last, mode=mode)
+        if held.complete:
+            # Whole: the sender holds this very picture and may predict from it.
+            self.references.add(frame_id, image)
+            self.reports.frame_decoded(frame_id)
         if last:
             self._finish(frame_id)
 

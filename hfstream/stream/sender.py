@@ -31,6 +31,7 @@ from hfstream.codec.modes import gain_at_share
 from hfstream.codec.refinement import check_refine_steps
 from hfstream.codec.schedules import kept_positions
 from hfstream.planning import Channel, FramePlan, encode_within
+from hfstream.planning.temporal import encode_predicted
 from hfstream.protocol.auth import (
     DATA,
     UNKEYED_WARNING,
@@ -49,6 +50,8 @@ from hfstream.protocol.wire import (
     parse_header,
 )
 from hfstream.stream.coding import FixedCoding, PlannedCoding
+from hfstream.stream.progressive import whole_picture
+from hfstream.stream.references import SentPictures
 from hfstream.transports.base import DatagramTransport, TransportClosed
 
 log = logging.getLogger(__name__)
@@ -136,6 +139,7 @@ class FrameSent:
     bytes: dict[int, int]  # tier -> bytes queued (headers included)
     encode_s: float
     capture_ms: int = 0  # the headers' capture field (``wire.capture_offset_ms``)
+    reference: int | None = None  # a predicted frame's reference (None: intra)
 
 
 class Sender:
@@ -173,6 +177,9 @@ class Sender:
         self.bytes_sent = 0
         # The newest reports only: a long stream must not grow the sender's memory.
         self.reports: deque[Report] = deque(maxlen=self.config.max_reports)
+        # What each recent frame shows when whole, and which the receiver acknowledged:
+        # the references of predicted frames (``PlannedCoding.temporal``).
+        self.sent_pictures = SentPictures()
         self.reports_received = 0
         self.controller: RateController | None = None
         timeout = self.config.receiver_timeout_s
@@ -196,7 +203,7 @@ class Sender:
         budget: float | None,
         loss: float,
         capture_ms: int,
-    ) -> tuple[FramePackets, float]:
+    ) -> tuple[FramePackets, float, int | None]:
         cfg = self.config
         coding = cfg.coding
         t0 = time.perf_counter()
@@ -215,15 +222,28 @@ class Sender:
             priors = index_priors(self.codec, enc) if coded else None
         else:
             assert budget is not None, "a planned frame has a budget"
-            planned = encode_within(
-                self.codec,
-                image,
-                budget,
-                channel=Channel(loss=loss, rounds=coding.tier0_sends),
-                config=cfg.packetizing,
-                prior_coding=cfg.prior_coding,
-                refine_steps=cfg.refine_steps,
-            )
+            channel = Channel(loss=loss, rounds=coding.tier0_sends)
+            reference = self.sent_pictures.reference() if coding.temporal else None
+            if reference is not None:
+                planned = encode_predicted(
+                    self.codec,
+                    image,
+                    budget,
+                    reference=reference[1],
+                    reference_id=reference[0],
+                    channel=channel,
+                    config=cfg.packetizing,
+                )
+            else:
+                planned = encode_within(
+                    self.codec,
+                    image,
+                    budget,
+                    channel=channel,
+                    config=cfg.packetizing,
+                    prior_coding=cfg.prior_coding,
+                    refine_steps=cfg.refine_steps,
+                )
             enc, priors = planned.encoded, planned.priors
             packetizer = Packetizer(self.codec.model_id, self.session_id, planned.packetizer)
             self.last_plan = planned.plan
@@ -237,7 +257,13 @@ class Sender:
             strict_budget=budget is not None,
             capture_ms=capture_ms,
         )
-        return packets, time.perf_counter() - t0
+        if isinstance(coding, PlannedCoding) and coding.temporal:
+            # What the receiver shows once the frame is whole: what the next frames may
+            # be predicted from (a decode on the sender, the price of prediction).
+            sent = [p for _, p in packets.in_priority_order()]
+            held = reference[1] if reference is not None else None
+            self.sent_pictures.sent(frame_id, whole_picture(self.codec, sent, reference=held))
+        return packets, time.perf_counter() - t0, enc.reference
 
     async def send_image(
         self,
@@ -261,7 +287,7 @@ class Sender:
         ctl = self.controller
         budget = ctl.frame_budget if ctl is not None else None
         loss = ctl.loss if ctl is not None else 0.0
-        packets, encode_s = await loop.run_in_executor(
+        packets, encode_s, reference = await loop.run_in_executor(
             self._executor, self._prepare, image, frame_id, budget, loss, capture_ms
         )
         expires = loop.time() + (deadline_s if deadline_s is not None else self.config.deadline_s)
@@ -274,7 +300,7 @@ class Sender:
         self._idle.clear()
         self._ensure_pump()
         self._wake.set()
-        return FrameSent(frame_id, counts, sizes, encode_s, capture_ms)
+        return FrameSent(frame_id, counts, sizes, encode_s, capture_ms, reference)
 
     async def send_frames(self, frames: Iterable[np.ndarray], fps: float) -> list[FrameSent]:
         """Send frames at ``fps``, each with a deadline of one frame time; frame ``i`` counts
@@ -329,6 +355,7 @@ class Sender:
                 self.reports_rejected[e.reason] = self.reports_rejected.get(e.reason, 0) + 1
                 continue
             self.reports.append(report)
+            self.sent_pictures.acknowledge(report.decoded)
             self.reports_received += 1
             if self.watch is not None:
                 self.watch.on_report(loop.time())

@@ -1,0 +1,90 @@
+"""The pictures both ends keep for predicted frames (``hfstream.codec.temporal``), sans-I/O.
+
+The sender keeps the picture each frame it sent shows when it arrives whole
+(``SentPictures``); the receiver keeps the pictures of the frames it decoded complete
+and acknowledges them in its reports (``DecodedPictures``, ``ReportBuilder.frame_decoded``).
+The sender predicts each frame from the newest acknowledged frame it still holds, so a
+lost packet can only spoil the frames sent before its loss was known: no key-frame round
+trip is needed, and no picture is ever predicted from one the receiver does not have.
+
+Frame ids are compared by their distance back from the newest one (modulo 2**32), so a
+stream may run past the id's wrap.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+import numpy as np
+
+#: Frames a reference may be behind the frame predicted from it. A receiver keeps the
+#: pictures of this many frames decoded complete; an acknowledgement older than that
+#: (a long outage) leaves the sender without a reference: it codes an intra frame.
+REFERENCE_WINDOW = 16
+
+
+def frames_back(newer: int, older: int) -> int:
+    """How many frame ids ``older`` is behind ``newer`` (modulo 2**32)."""
+    return (newer - older) & 0xFFFFFFFF
+
+
+class DecodedPictures:
+    """The receiver's side: the pictures of the newest frames decoded complete."""
+
+    def __init__(self, keep: int = REFERENCE_WINDOW) -> None:
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1, got {keep}")
+        self.keep = keep
+        self._pictures: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def add(self, frame_id: int, picture: np.ndarray) -> None:
+        self._pictures[frame_id] = picture
+        self._pictures.move_to_end(frame_id)
+        while len(self._pictures) > self.keep:
+            self._pictures.popitem(last=False)
+
+    def get(self, frame_id: int) -> np.ndarray | None:
+        return self._pictures.get(frame_id)
+
+    def __len__(self) -> int:
+        return len(self._pictures)
+
+
+class SentPictures:
+    """The sender's side: the picture each recent frame shows when it arrives whole, and
+    which frames the receiver acknowledged."""
+
+    def __init__(self, window: int = REFERENCE_WINDOW) -> None:
+        if window < 1:
+            raise ValueError(f"window must be at least 1, got {window}")
+        self.window = window
+        self._pictures: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._acknowledged: set[int] = set()
+        self._newest: int | None = None
+
+    def sent(self, frame_id: int, picture: np.ndarray) -> None:
+        """Frame ``frame_id`` went out; ``picture`` is what it shows when whole."""
+        self._newest = frame_id
+        self._pictures[frame_id] = picture
+        self._pictures.move_to_end(frame_id)
+        while len(self._pictures) > self.window:
+            old, _ = self._pictures.popitem(last=False)
+            self._acknowledged.discard(old)
+
+    def acknowledge(self, frame_ids: Iterable[int]) -> None:
+        """The frames the newest report says the receiver decoded complete. They replace
+        the earlier ones: a report lists every frame its receiver still holds, and a
+        restarted receiver's lists none of the frames the one before it held."""
+        self._acknowledged = {f for f in frame_ids if f in self._pictures}
+
+    def reference(self) -> tuple[int, np.ndarray] | None:
+        """(frame id, picture) of the newest acknowledged frame within the window, None
+        when there is none: the next frame is intra."""
+        if self._newest is None or not self._acknowledged:
+            return None
+        newest = self._newest
+        best = min(self._acknowledged, key=lambda f: frames_back(newest, f))
+        if frames_back(newest, best) >= self.window:
+            return None
+        return best, self._pictures[best]
