@@ -196,3 +196,31 @@ def test_a_stream_predicts_from_what_the_receiver_acknowledged(codec, scene):
         assert psnr(clip[s.frame_id], records[s.frame_id].image) > 20
     sent, _, _ = asyncio.run(main(False))
     assert all(s.reference is None for s in sent)
+
+
+def test_the_sender_predicts_from_the_newest_acknowledged_picture_it_holds():
+    from hfstream.stream.references import DecodedPictures, SentPictures
+
+    sent = SentPictures(window=4)
+    pictures = {i: np.full((2, 2, 3), i, np.uint8) for i in range(10)}
+    assert sent.reference() is None  # nothing acknowledged: intra
+    for i in range(3):
+        sent.sent(i, pictures[i])
+    sent.acknowledge([0, 1, 7])  # 7 was never sent: ignored
+    ref_id, picture = sent.reference()
+    assert ref_id == 1 and (picture == 1).all()
+    sent.acknowledge([0])  # a restarted receiver's report lists only what it holds
+    assert sent.reference()[0] == 0
+    for i in range(3, 8):
+        sent.sent(i, pictures[i])
+    assert sent.reference() is None  # frame 0 fell out of the window: intra again
+    # Frame ids wrap: 2**32 - 1 is one frame behind 0.
+    wrapped = SentPictures(window=4)
+    wrapped.sent(0xFFFFFFFF, pictures[1])
+    wrapped.sent(0, pictures[2])
+    wrapped.acknowledge([0xFFFFFFFF])
+    assert wrapped.reference()[0] == 0xFFFFFFFF
+    held = DecodedPictures(keep=2)
+    for i in range(3):
+        held.add(i, pictures[i])
+    assert held.ids() == [1, 2] and held.get(0) is None and len(held) == 2

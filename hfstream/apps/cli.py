@@ -224,6 +224,12 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
         "instead of parity (default 1)",
     )
     send.add_argument(
+        "--intra",
+        action="store_true",
+        help="with --target: code every frame on its own (by default a frame is predicted "
+        "from the newest frame the receiver acknowledged, its unchanged patches reused)",
+    )
+    send.add_argument(
         "--report-wait",
         type=a.positive_float,
         default=5.0,

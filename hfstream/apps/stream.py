@@ -138,7 +138,9 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
     coding = (
         FixedCoding(args.schedule)
         if args.target is None
-        else PlannedCoding(args.target, fps=fps, tier0_sends=args.tier0_sends)
+        else PlannedCoding(
+            args.target, fps=fps, tier0_sends=args.tier0_sends, temporal=not args.intra
+        )
     )
     config = SenderConfig(
         rate_bytes_per_s=args.rate,

@@ -144,19 +144,14 @@ class ReportBuilder:
     received: list[int] = field(default_factory=lambda: [0, 0, 0])
     late: int = 0
     bytes: int = 0
-    #: frames decoded complete, newest last; kept across reports (a lost report must
-    #: not lose an acknowledgement)
+    #: the frames decoded complete whose pictures the receiver holds, newest last (set by
+    #: the receiver; every report lists them, so a lost report loses no acknowledgement)
     decoded: list[int] = field(default_factory=list)
 
     def frame_done(self, expected: tuple[int, int, int], received: tuple[int, int, int]) -> None:
         for t in range(3):
             self.expected[t] += expected[t]
             self.received[t] += min(received[t], expected[t])
-
-    def frame_decoded(self, frame_id: int) -> None:
-        """``frame_id`` was decoded complete: the sender may predict from it."""
-        if frame_id not in self.decoded:
-            self.decoded = (self.decoded + [frame_id])[-MAX_DECODED:]
 
     def report(self, now: float) -> Report | None:
         if not any(self.expected) and not self.bytes:

@@ -416,7 +416,7 @@ class Receiver:
         if held.complete:
             # Whole: the sender holds this very picture and may predict from it.
             self.references.add(frame_id, image)
-            self.reports.frame_decoded(frame_id)
+            self.reports.decoded = self.references.ids()  # what the sender may use
         if last:
             self._finish(frame_id)
 

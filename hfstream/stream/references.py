@@ -2,7 +2,7 @@
 
 The sender keeps the picture each frame it sent shows when it arrives whole
 (``SentPictures``); the receiver keeps the pictures of the frames it decoded complete
-and acknowledges them in its reports (``DecodedPictures``, ``ReportBuilder.frame_decoded``).
+and lists them in its reports (``DecodedPictures``, ``ReportBuilder.decoded``).
 The sender predicts each frame from the newest acknowledged frame it still holds, so a
 lost packet can only spoil the frames sent before its loss was known: no key-frame round
 trip is needed, and no picture is ever predicted from one the receiver does not have.
@@ -18,10 +18,14 @@ from collections.abc import Iterable
 
 import numpy as np
 
-#: Frames a reference may be behind the frame predicted from it. A receiver keeps the
-#: pictures of this many frames decoded complete; an acknowledgement older than that
-#: (a long outage) leaves the sender without a reference: it codes an intra frame.
+#: Frames a reference may be behind the frame predicted from it: an acknowledgement
+#: older than that (a long outage) leaves the sender without a reference, and it codes an
+#: intra frame.
 REFERENCE_WINDOW = 16
+#: Pictures a receiver keeps (the newest frames decoded complete; at most 50 MB at the
+#: largest frame a receiver takes, 2048 x 2048). Its reports list them: the sender
+#: predicts from the newest, a frame or two behind what it sends.
+KEPT_PICTURES = 4
 
 
 def frames_back(newer: int, older: int) -> int:
@@ -32,7 +36,7 @@ def frames_back(newer: int, older: int) -> int:
 class DecodedPictures:
     """The receiver's side: the pictures of the newest frames decoded complete."""
 
-    def __init__(self, keep: int = REFERENCE_WINDOW) -> None:
+    def __init__(self, keep: int = KEPT_PICTURES) -> None:
         if keep < 1:
             raise ValueError(f"keep must be at least 1, got {keep}")
         self.keep = keep
@@ -49,6 +53,10 @@ class DecodedPictures:
 
     def __len__(self) -> int:
         return len(self._pictures)
+
+    def ids(self) -> list[int]:
+        """The frames held, oldest first (what a report acknowledges)."""
+        return list(self._pictures)
 
 
 class SentPictures:
