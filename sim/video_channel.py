@@ -1,7 +1,7 @@
 """A video clip through a lossy channel: VP8 / H.264 (PyAV) against hfstream, frame by frame.
 
 The video codecs encode the whole clip in real-time mode (no B-frames, no look-ahead, a
-key frame every ``gop`` frames) at a bitrate searched so that the bytes sent, the 50-byte
+key frame every ``gop`` frames) at a bitrate searched so that the bytes sent, the 56-byte
 per-packet header included, fit the same budget as hfstream's. Each coded frame is cut
 into MTU-sized packets; a frame any of whose packets is lost is removed before decoding
 (no partial frames: the decoder never sees a truncated payload). The decoder then runs

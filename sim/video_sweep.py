@@ -1,11 +1,13 @@
 """``python -m sim.video_sweep``: video clips over lossy links, VP8 and H.264 against hfstream.
 
-Every method gets the same bytes for the clip (``--bpp`` per frame, 50-byte packet
+Every method gets the same bytes for the clip (``--bpp`` per frame, 56-byte packet
 headers included) and the same loss model, rate and seed. ``vp8`` and ``h264`` send each
 packet once and never ask for a key frame (``sim.video_channel``); ``vp8-webrtc`` and
 ``h264-webrtc`` recover as WebRTC does, with NACK and resends within ``--latency-ms`` of
 capture and a key frame on request (PLI) after a frame missed it, over a ``--rtt-ms``
-round trip (``sim.webrtc_video``). Per case it records the mean and worst-10 % frame PSNR /
+round trip (``sim.webrtc_video``). ``hfstream`` codes every frame on its own;
+``hfstream-temporal`` predicts frames from the newest frame acknowledged a round trip
+later (``sim.temporal_video``). Per case it records the mean and worst-10 % frame PSNR /
 MS-SSIM / HaarPSI / VMAF, the frames with nothing new to show (frozen, or grey before the
 first picture) and the mean and 95th-percentile capture-to-display delay of the fresh
 frames. Results: ``OUT/results.jsonl`` (resumable), ``OUT/summary.csv``, ``OUT/summary.md``
