@@ -38,6 +38,7 @@ from sim.sweep import model_id_of_folder
 
 if TYPE_CHECKING:
     from sim.loss import LossModel
+    from sim.video_channel import ClipDelivery
     from sim.webrtc_video import ForcedKeyEncoder, WebRtcDelivery
 
 # hfstream: every frame intra; hfstream-temporal: predicted frames against acknowledged
@@ -148,13 +149,35 @@ class ClipRunner:
         return self._codec
 
     def run(self, case: VideoCase) -> dict:
+        from sim.webrtc_video import WebRtcDelivery
+
+        d = self.deliver(case)
+        if isinstance(d, WebRtcDelivery):
+            delays = d.delay_ms
+        else:
+            # Sent once, a fresh frame is shown one way after capture. For hfstream the
+            # time to send the frame's bytes is not modelled either: rtt/2 for every one.
+            delays = [case.rtt_ms / 2 if f else None for f in d.fresh]
+        row = {
+            **asdict(case),
+            "key": case.key,
+            "budget_bytes": self.budget * len(self.frames),
+            "bytes_sent": d.bytes_sent,
+            "packets": d.packets_sent,
+            "packets_lost": d.packets_lost,
+            "detail": d.detail,
+        }
+        row.update(score(self.frames, d, delays))
+        return row
+
+    def deliver(self, case: VideoCase) -> ClipDelivery | WebRtcDelivery:
+        """What the receiver shows of the clip in ``case``, frame by frame."""
         from sim.sweep import make_loss
         from sim.video_channel import (
             hfstream_clip_deliver,
             hfstream_clip_packets,
             video_deliver,
         )
-        from sim.webrtc_video import WebRtcDelivery
 
         loss = make_loss(case.loss_model, case.loss_rate, case.seed, case.burst, case.source)
         if case.method == "hfstream-temporal":
@@ -186,23 +209,7 @@ class ClipRunner:
                 self.frames, case.method, self.budget, loss, self.fps, self.gop, self.mtu, coded
             )
             d = type(d)(**{**d.__dict__, "detail": f"{rate / 1000:.1f} kbit/s, gop {self.gop}"})
-        if isinstance(d, WebRtcDelivery):
-            delays = d.delay_ms
-        else:
-            # Sent once, a fresh frame is shown one way after capture. For hfstream the
-            # time to send the frame's bytes is not modelled either: rtt/2 for every one.
-            delays = [case.rtt_ms / 2 if f else None for f in d.fresh]
-        row = {
-            **asdict(case),
-            "key": case.key,
-            "budget_bytes": self.budget * len(self.frames),
-            "bytes_sent": d.bytes_sent,
-            "packets": d.packets_sent,
-            "packets_lost": d.packets_lost,
-            "detail": d.detail,
-        }
-        row.update(score(self.frames, d, delays))
-        return row
+        return d
 
     def _fit(self, codec: str, budget: int) -> tuple[list[bytes], int]:
         """The clip coded at the highest bitrate that fits ``budget`` bytes, and that rate."""
