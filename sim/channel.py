@@ -156,6 +156,16 @@ def tier0_blocks(tiered: list[tuple[int, bytes]]) -> list[Block]:
     return blocks + [([first], rest) for first, *rest in copies.values()]
 
 
+@dataclass(frozen=True)
+class ArqOutcome:
+    arrived: list[int]  #: positions of the packets that arrived
+    bytes_sent: int  #: with tags
+    packets_sent: int
+    #: resend rounds after which tier 0 was whole or could be rebuilt (0: none needed;
+    #: ``rounds``: it never was)
+    rounds_needed: int
+
+
 def arq_delivery(
     tiered: list[tuple[int, bytes]],
     lost: Callable[[], bool],
@@ -163,13 +173,26 @@ def arq_delivery(
     rounds: int,
     blocks: list[Block] | None = None,
 ) -> tuple[list[int], int, int]:
+    """``arq_outcome`` as (positions of the packets that arrived, bytes sent, packets
+    sent)."""
+    out = arq_outcome(tiered, lost, budget, rounds, blocks)
+    return out.arrived, out.bytes_sent, out.packets_sent
+
+
+def arq_outcome(
+    tiered: list[tuple[int, bytes]],
+    lost: Callable[[], bool],
+    budget: int,
+    rounds: int,
+    blocks: list[Block] | None = None,
+) -> ArqOutcome:
     """Send tiers 0 and 1 once, then, round after round (up to ``rounds`` sends of a
     packet in all), the lost tier-0 data packets of each erasure-code block that what
     arrived cannot rebuild, then tier 2, while the bytes sent (with tags) stay within
     ``budget``: what a sender does whose receiver acknowledges tier 0, or the WebRTC
     tier-0 channel's retransmissions. ``lost()``: the channel, one draw per packet sent,
     in sending order. ``blocks``: ``tier0_blocks`` (None: every tier-0 packet on its
-    own). Returns (positions of the packets that arrived, bytes sent, packets sent)."""
+    own)."""
     if blocks is None:
         blocks = [([i], []) for i, (tier, _) in enumerate(tiered) if tier == 0]
     arrived: set[int] = set()
@@ -191,20 +214,30 @@ def arq_delivery(
     for i, (tier, _) in enumerate(tiered):
         if tier < 2:
             send(i, planned=True)
-    for _ in range(rounds - 1):
-        missing = [
+
+    def missing() -> list[int]:
+        return [
             i
             for members, shares in blocks
             if len(arrived.intersection(members + shares)) < len(members)
             for i in members
             if i not in arrived
         ]
-        if not missing or not all(send(i) for i in missing):
+
+    needed = 0
+    for resend in range(1, rounds):
+        lacking = missing()
+        if not lacking:
             break
+        needed = resend
+        if not all(send(i) for i in lacking):
+            break
+    if missing():
+        needed = rounds
     for i, (tier, _) in enumerate(tiered):
         if tier == 2 and not send(i):
             break
-    return sorted(arrived), sent_bytes, sent
+    return ArqOutcome(sorted(arrived), sent_bytes, sent, needed)
 
 
 def reassembled(codec: HybridCodec, packets: list[bytes]) -> EncodedImage | None:

@@ -6,7 +6,10 @@ none. An acknowledgement reaches the sender ``ack_delay_frames`` frames after th
 it acknowledges: one frame to send it, and the round trip ``rtt_ms`` rounded up to
 whole frames. A frame is complete when every packet the sender announced arrived or was
 rebuilt by the erasure code; only then is it acknowledged, so a loss never spreads past
-the frames in flight. Every packet goes through the real packetizer and reassembler.
+the frames in flight. With ``resends``, lost tier-0 packets are sent again a round trip
+later, within the frame's budget (``sim.channel.arq_outcome``), as WebRTC's NACK does for
+VP8 and H.264: the frame is then shown and acknowledged that much later. Every packet goes
+through the real packetizer and reassembler.
 
 With ``temporal=False`` every frame is intra: hfstream's stream as it was before
 predicted frames.
@@ -27,9 +30,8 @@ from hfstream.planning import PARITY_RATIOS, Channel, encode_within
 from hfstream.planning.encode import PlannedFrame
 from hfstream.planning.temporal import REUSE, encode_predicted
 from hfstream.protocol.packetizer import Packetizer
-from hfstream.protocol.wire import TAG_SIZE
 from hfstream.stream.progressive import FrameDecodeState, build_encoded, reassemble
-from sim.channel import FALLBACK_GREY
+from sim.channel import FALLBACK_GREY, arq_outcome, tier0_blocks
 from sim.loss import LossModel
 from sim.video_channel import ClipDelivery
 
@@ -44,8 +46,12 @@ def ack_delay_frames(rtt_ms: float, fps: float) -> int:
 @dataclass
 class _Sent:
     planned: PlannedFrame
-    packets: list[bytes]
+    tiered: list[tuple[int, bytes]]  # (tier, packet) in sending order
     picture: np.ndarray  # what the receiver shows when every packet arrives
+
+    @property
+    def packets(self) -> list[bytes]:
+        return [p for _, p in self.tiered]
 
 
 def hfstream_temporal_deliver(
@@ -57,20 +63,24 @@ def hfstream_temporal_deliver(
     expected_loss: float = 0.0,
     fps: float = 10,
     rtt_ms: float = 100,
+    resends: int = 0,
     fec: bool = True,
     temporal: bool = True,
     progress: Callable[[], None] | None = None,
 ) -> ClipDelivery:
     """The clip through ``loss``, each frame within ``budget_per_frame`` bytes and
-    planned for ``expected_loss``; see the module doc."""
+    planned for ``expected_loss``; see the module doc. ``resends``: rounds in which the
+    lost tier-0 packets are sent again, one round trip apart (what the frame's latency
+    budget allows; the planner leaves room for them instead of, or beside, parity)."""
     delay = ack_delay_frames(rtt_ms, fps)
-    channel = Channel(loss=expected_loss)
+    channel = Channel(loss=expected_loss, rounds=1 + resends)
     ratios = PARITY_RATIOS if fec else (0.0,)
     held_by_sender: dict[int, np.ndarray] = {}
     held_by_receiver: dict[int, np.ndarray] = {}
     acked_from: dict[int, int] = {}  # frame -> the first frame that may predict from it
     last = np.full(frames[0].shape, FALLBACK_GREY, np.uint8)
     shown, fresh = [], []
+    delays: list[float | None] = []
     sent = lost = total = 0
     kinds: Counter[str] = Counter()
     for i, image in enumerate(frames):
@@ -93,25 +103,28 @@ def hfstream_temporal_deliver(
         kinds[_kind(planned)] += 1
         out = _send(codec, planned, i, budget_per_frame, held_by_sender.get(reference))
         _keep(held_by_sender, i, out.picture)
-        fates = [loss.lost() for _ in out.packets]
-        sent += len(out.packets)
-        lost += sum(fates)
-        total += sum(len(p) + TAG_SIZE for p in out.packets)
-        arrived = [p for p, f in zip(out.packets, fates, strict=True) if not f]
+        tiered = out.tiered
+        got = arq_outcome(tiered, loss.lost, budget_per_frame, 1 + resends, tier0_blocks(tiered))
+        sent += got.packets_sent
+        lost += got.packets_sent - len(got.arrived)
+        total += got.bytes_sent
+        arrived = [tiered[k][1] for k in got.arrived]
         picture, complete = _receive(codec, arrived, out, held_by_receiver)
+        waited = min(got.rounds_needed, resends)  # resend rounds before it was shown
         if complete:
             _keep(held_by_receiver, i, picture)
-            acked_from[i] = i + delay
+            acked_from[i] = i + delay + math.ceil(waited * rtt_ms * fps / 1000)
         if picture is not None:
             last = picture
         shown.append(last)
         fresh.append(picture is not None)
+        delays.append(rtt_ms / 2 + waited * rtt_ms if picture is not None else None)
         if progress is not None:
             progress()
     detail = ("temporal; " if temporal else "intra; ") + ", ".join(
         f"{k} x{n}" for k, n in kinds.most_common()
     )
-    return ClipDelivery(shown, fresh, total, sent, lost, detail)
+    return ClipDelivery(shown, fresh, total, sent, lost, detail, delays)
 
 
 def _kind(planned: PlannedFrame) -> str:
@@ -138,10 +151,10 @@ def _send(
         frame_budget=budget,
         strict_budget=True,
     )
-    packets = [p for _, p in fp.in_priority_order()]
-    picture = _decode(codec, packets, reference)
+    tiered = fp.in_priority_order()
+    picture = _decode(codec, [p for _, p in tiered], reference)
     assert picture is not None
-    return _Sent(planned, packets, picture[0])
+    return _Sent(planned, tiered, picture[0])
 
 
 def _decode(

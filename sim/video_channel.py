@@ -44,6 +44,8 @@ class ClipDelivery:
     packets_sent: int
     packets_lost: int
     detail: str
+    #: capture to display of each frame, ms (None: frozen); None: not modelled
+    delay_ms: list[float | None] | None = None
 
 
 def pan_clip(image: np.ndarray, frames: int, height: int, width: int) -> list[np.ndarray]:

@@ -152,7 +152,7 @@ class ClipRunner:
         from sim.webrtc_video import WebRtcDelivery
 
         d = self.deliver(case)
-        if isinstance(d, WebRtcDelivery):
+        if isinstance(d, WebRtcDelivery) or d.delay_ms is not None:
             delays = d.delay_ms
         else:
             # Sent once, a fresh frame is shown one way after capture. For hfstream the
@@ -182,6 +182,7 @@ class ClipRunner:
         loss = make_loss(case.loss_model, case.loss_rate, case.seed, case.burst, case.source)
         if case.method == "hfstream-temporal":
             from sim.temporal_video import hfstream_temporal_deliver
+            from sim.webrtc_video import resend_rounds
 
             d = hfstream_temporal_deliver(
                 self._hybrid(),
@@ -191,6 +192,7 @@ class ClipRunner:
                 expected_loss=case.loss_rate,
                 fps=case.fps,
                 rtt_ms=case.rtt_ms,
+                resends=resend_rounds(case.rtt_ms, case.latency_ms),
             )
         elif case.method == "hfstream":
             if case.loss_rate not in self._hf_packets:

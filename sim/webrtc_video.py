@@ -58,11 +58,13 @@ class WebRtcDelivery(ClipDelivery):
     """What the receiver shows of a clip sent with NACK and PLI, with each frame's delay
     and bytes."""
 
-    delay_ms: list[float | None]  # capture to display of each fresh frame; None: frozen
-    frame_bytes: list[int]  # bytes on the wire for each frame, resends and headers included
-    key_frames: list[int]  # frames coded as key frames: the first, the GOP's, the PLIs'
-    resends: int
-    plis: int
+    # ``delay_ms`` (``ClipDelivery``): capture to display of each fresh frame; None: frozen
+    #: bytes on the wire for each frame, resends and headers included
+    frame_bytes: list[int] = field(default_factory=list)
+    #: frames coded as key frames: the first, the GOP's, the PLIs'
+    key_frames: list[int] = field(default_factory=list)
+    resends: int = 0
+    plis: int = 0
 
 
 class ForcedKeyEncoder:

@@ -224,3 +224,16 @@ def test_the_sender_predicts_from_the_newest_acknowledged_picture_it_holds():
     for i in range(3):
         held.add(i, pictures[i])
     assert held.ids() == [1, 2] and held.get(0) is None and len(held) == 2
+
+
+def test_a_lost_packet_resent_in_time_completes_its_frame(codec, scene):
+    clip = [window(scene, 0, 3 * i) for i in range(4)]
+    d = hfstream_temporal_deliver(
+        codec, clip, 2000, Scripted({0}), expected_loss=0.2, fps=10, resends=1
+    )
+    # Frame 0's first packet is lost and resent a round trip later (the plan for 20 %
+    # loss leaves room for it): whole, shown at 50 + 100 ms, the others at 50 ms, and
+    # acknowledged a frame later than it would have been: frame 2 is intra, frame 3
+    # predicted.
+    assert all(d.fresh) and d.delay_ms == [150.0, 50.0, 50.0, 50.0]
+    assert "intra 1/1 x3" in d.detail and "P " in d.detail
