@@ -6,6 +6,7 @@ image) and ``my-model/`` (a copy of the shipped model, as ``export --model-dir``
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+import hfstream
 from hfstream.codec.model_io import DEFAULT_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,3 +41,25 @@ def test_python_block_runs(code, tmp_path, monkeypatch, small_image, capsys):
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "<block>", "exec"), {"__name__": "__main__"})
     assert capsys.readouterr().out.strip(), "every example shows its result"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SenderConfig",
+        "ReceiverConfig",
+        "FixedCoding",
+        "PlannedCoding",
+        "PacketizerConfig",
+        "FrameUpdate",
+        "FrameSent",
+    ],
+)
+def test_the_api_reference_explains_every_field(name):
+    # pdoc (``make docs``) shows a field's docstring, never a comment beside it.
+    pdoc_doc = pytest.importorskip("pdoc.doc")
+    cls = getattr(hfstream, name)
+    page = pdoc_doc.Class(cls.__module__, cls.__qualname__, cls, (cls.__module__, name))
+    assert page.docstring
+    undocumented = [f.name for f in dataclasses.fields(cls) if not page.members[f.name].docstring]
+    assert not undocumented, f"{name} fields without a docstring: {undocumented}"
