@@ -13,21 +13,22 @@ from hfstream.stream.progressive import Stage
 class FrameUpdate:
     """One picture of a frame, as a ``Receiver`` yields it.
 
-    A frame's pictures come in rising ``Stage`` order. With
-    ``ReceiverConfig.instant_preview`` (the default) the first is ``PREVIEW``: tier 0
+    A frame's pictures come in ``Stage`` order, never a lower stage after a higher one.
+    With ``ReceiverConfig.instant_preview`` (the default) the first is ``PREVIEW``: tier 0
     up-sampled (``mode`` "continuous"), the cheapest picture. Then the best picture of what
-    had arrived when its decode began, labelled ``PARTIAL`` (some indices), ``FULL``
-    (every kept index) or ``REFINED`` (the withheld indices too), again as more arrives (a
-    ``PARTIAL`` picture may come again with more indices). Packets that come during a
-    decode join the next one, so a stage may be passed over, and under loss a frame can
-    end at any stage. A frame whose best picture is its tier 0 alone (indices that would
-    add too little, or a predicted frame) has no separate preview, and its pictures have
-    ``mode`` "continuous"; a predicted frame's go from ``PREVIEW`` (part of its tier 0) to
-    ``FULL`` (all of it). After the preview, a new picture comes only when something it is
-    decoded from arrived, and the last has ``final`` set (unless the input ended first).
-    Pictures of different frames may interleave; in live mode (``ReceiverConfig.live``)
-    no frame comes after a newer one, and a frame a newer one overtook gets no further
-    picture."""
+    had arrived when its decode began, again as more arrives, labelled by what that was:
+    ``PREVIEW`` (tier 0 only: a frame sent without indices, the frame planner's usual
+    choice, stays there), ``PARTIAL`` (some indices; it may come again with more),
+    ``FULL`` (every kept index) or ``REFINED`` (the withheld indices too). Packets that
+    come during a decode join the next one, so a stage may be passed over, and under loss
+    a frame can end at any stage. A frame whose best picture is its tier 0 alone (indices
+    that would add too little, or a predicted frame) has no separate preview, and its
+    pictures have ``mode`` "continuous"; a predicted frame's go from ``PREVIEW`` (part of
+    its tier 0) to ``FULL`` (all of it). After the preview, a new picture comes only when
+    something it is decoded from arrived, and the last has ``final`` set (unless the input
+    ended first). Pictures of different frames may interleave; in live mode
+    (``ReceiverConfig.live``) no frame comes after a newer one, and a frame a newer one
+    overtook gets no further picture."""
 
     frame_id: int
     """The sender's number for the frame: 0, 1, 2... within its session (a restarted
