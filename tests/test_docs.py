@@ -31,7 +31,15 @@ def _blocks() -> list:
 
 
 def test_the_readme_has_its_examples():
-    assert len(BLOCK.findall((ROOT / "README.md").read_text())) >= 3
+    assert BLOCK.findall((ROOT / "README.md").read_text()), "the README shows streaming"
+    assert len(BLOCK.findall((ROOT / "docs" / "usage.md").read_text())) >= 2
+
+
+def test_the_readme_starts_with_the_two_commands():
+    first_block = re.search(r"^```\w*\n(.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M)
+    assert first_block is not None
+    commands = [line.split("#")[0].strip() for line in first_block.group(1).splitlines()]
+    assert commands == ["make demo", "make test"]
 
 
 @pytest.mark.parametrize("code", _blocks())
