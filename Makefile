@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m hfstream demo --out out/demo
 
-# The fast suite (about 2 minutes on 2 cores; still runs the shipped model on small
+# The fast suite (about 3-5 minutes on 2 cores; still runs the shipped model on small
 # inputs), the tests marked slow, or both.
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -4,6 +4,9 @@ The public API. Names load on first use (module ``__getattr__``), so ``import hf
 stays light and the torch-free protocol never pulls in the codec::
 
     from hfstream import HybridCodec, Receiver, ReceiverConfig, Sender, SenderConfig
+
+Beside it, with their extras: WebRTC data channels in `hfstream.transports.rtc` (``rtc``:
+aiortc) and video files in `hfstream.media.video` (``video``: PyAV).
 """
 
 from __future__ import annotations

@@ -50,19 +50,28 @@ MAX_MTU = 65507  # the largest UDP payload
 
 @dataclass(frozen=True)
 class PacketizerConfig:
-    mtu: int = 1200  # bytes per packet, header included
-    fec_block: int = 16  # tier-0 packets per erasure-code block (<= 32)
-    parity_ratio: float = 0.5  # parity packets per tier-0 packet in a block, rounded up
-    index_groups: int = 4  # interleave groups per patch, tiers 1 and 2
-    send_withheld: bool = True  # send tier 2 at all
-    # Most patches per tier-0 packet (0: as many as the MTU holds). Fewer patches per
-    # packet cost a header each but lose less with a packet, and let parity come in
-    # smaller steps: the frame planner chooses it with the parity ratio. Above 1, the
-    # patches of a packet are spread over the frame (patch j, j + P, j + 2P... of P
-    # packets), so a lost packet leaves its patches' neighbours to borrow from.
+    """How a frame's entries become packets: their size, tier 0's erasure code, the
+    interleaving of the indices (each field's docstring)."""
+
+    mtu: int = 1200
+    """Bytes per packet, header included, the 16-byte authentication tag added on top
+    (576..65507)."""
+    fec_block: int = 16
+    """Tier-0 packets per erasure-code block (<= 32)."""
+    parity_ratio: float = 0.5
+    """Parity packets per tier-0 packet in a block, rounded up."""
+    index_groups: int = 4
+    """Interleave groups per patch, tiers 1 and 2."""
+    send_withheld: bool = True
+    """Send tier 2 (the withheld indices) at all."""
     tier0_patches: int = 0
-    # Copies of the frame's fallback sent, when it has one (the frame planner chooses).
+    """Most patches per tier-0 packet (0: as many as the MTU holds). Fewer patches per
+    packet cost a header each but lose less with a packet, and let parity come in smaller
+    steps: the frame planner chooses it with the parity ratio. Above 1, the patches of a
+    packet are spread over the frame (patch j, j + P, j + 2P... of P packets), so a lost
+    packet leaves its patches' neighbours to borrow from."""
     fallback_copies: int = 1
+    """Copies of the frame's fallback sent, when it has one (the frame planner chooses)."""
 
     def __post_init__(self) -> None:
         if not MIN_MTU <= self.mtu <= MAX_MTU:

@@ -22,12 +22,12 @@ SCHEDULES = ("auto", *(s.label for s in Schedule))  # what ``FixedCoding.schedul
 class FixedCoding:
     """Every frame coded the same way, whatever its size in bytes."""
 
-    # ``auto`` chooses each patch's schedule by its complexity; or one of 0, 1_1, 1_2,
-    # 1_4, 1_9, 1_16 (``hfstream.codec.schedules``) for every patch.
     schedule: str = "auto"
-    # A K-means-reduced codebook of this many words (one the model ships: the sender
-    # checks it against its codec); None: the full codebook.
+    """``auto`` chooses each patch's schedule by its complexity; or one of 0, 1_1, 1_2,
+    1_4, 1_9, 1_16 (``hfstream.codec.schedules``) for every patch."""
     codebook_size: int | None = None
+    """A K-means-reduced codebook of this many words (one the model ships: the sender
+    checks it against its codec); None: the full codebook."""
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -50,18 +50,22 @@ class PlannedCoding:
     the stream stays within the target (``hfstream.protocol.feedback.RateController``)."""
 
     target_bytes_per_s: float
-    fps: float = 10.0  # the frame rate the target is spread over
-    # Sends a tier-0 packet may get: 1 over UDP (lost is lost; tier-0 parity protects it).
-    # Over a transport that resends lost tier 0 (the WebRTC tier-0 channel, partially
-    # reliable within ``tier0_lifetime_ms``), the number of sends its lifetime allows at
-    # the path's round trip: the planner then sends no parity and leaves room in each
-    # frame's budget for the resends instead (``hfstream.planning.plan_frame``).
+    """Bytes a second the stream keeps within: each frame's budget is its share,
+    ``target_bytes_per_s / fps``, less when the reports show loss at a throughput below
+    it (``RateController``)."""
+    fps: float = 10.0
+    """The frame rate the target is spread over."""
     tier0_sends: int = 1
-    # Predicted frames (``hfstream.codec.temporal``): each frame coded against the newest
-    # frame the receiver acknowledged, its unchanged patches reused (moved where the
-    # camera moved); intra frames until the first acknowledgement, and whenever none is
-    # recent. False: every frame intra (for experiments; ``temporal_video`` compares).
+    """Sends a tier-0 packet may get: 1 over UDP (lost is lost; tier-0 parity protects
+    it). Over a transport that resends lost tier 0 (the WebRTC tier-0 channel, partially
+    reliable within ``tier0_lifetime_ms``), the number of sends its lifetime allows at the
+    path's round trip: the planner then sends no parity and leaves room in each frame's
+    budget for the resends instead (``hfstream.planning.plan_frame``)."""
     temporal: bool = True
+    """Predicted frames (``hfstream.codec.temporal``): each frame coded against the newest
+    frame the receiver acknowledged, its unchanged patches reused (moved where the camera
+    moved); intra frames until the first acknowledgement, and whenever none is recent.
+    False: every frame intra (for experiments; ``sim.temporal_video`` compares)."""
 
     def __post_init__(self) -> None:
         for name in ("target_bytes_per_s", "fps", "tier0_sends"):

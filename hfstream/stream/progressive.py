@@ -30,13 +30,20 @@ from hfstream.protocol.wire import PacketType, Tier0Entry, WireError
 
 
 class Stage(IntEnum):
-    """How much of a frame a picture was decoded from (module docstring)."""
+    """How much of a frame a picture was decoded from; a frame's pictures come in this
+    order."""
 
     NONE = 0
+    """Nothing to show yet: no tier 0 arrived."""
     PREVIEW = 1
+    """Tier 0 only (every index predicted from the continuous latent), or the receiver's
+    instant preview; for a predicted frame, part of its tier 0."""
     PARTIAL = 2
+    """Some indices arrived."""
     FULL = 3
+    """Every kept index (all of tier 1) arrived; for a predicted frame, all of tier 0."""
     REFINED = 4
+    """The withheld indices (tier 2) arrived as well."""
 
 
 @dataclass

@@ -1,17 +1,12 @@
-"""The asyncio receiver: an async iterator of progressively better frames.
+"""The asyncio receiver: an async iterator of progressively better frames (``Receiver``).
 
-    async with Receiver(transport, codec) as rx:
-        async for update in rx:
-            show(update.image)            # H x W x 3 uint8, at update.stage
-
-Datagrams go through the sans-I/O ``Reassembler``; which frame to decode next (the
-bounded queue, in order or live, the live settle wait, what gives way under overload) is
-the sans-I/O ``DecodeScheduler``'s to decide (``hfstream.stream.scheduler``). This module
-only feeds both and runs the decodes in one worker thread; data that arrives during a
-decode is coalesced into the frame's next decode. A frame is closed once its last stage has
-been decoded (its late packets are then dropped) or when it times out. Every container of
-per-frame state is bounded by the config, and ``stats`` counts what each holds.
-"""
+Datagrams go through the sans-I/O ``Reassembler``; which frame to decode next (the bounded
+queue, in order or live, the live settle wait, what gives way under overload) is the sans-I/O
+``DecodeScheduler``'s to decide (``hfstream.stream.scheduler``). This module only feeds both
+and runs the decodes in one worker thread; data that arrives during a decode is coalesced
+into the frame's next decode. A frame is closed once its last stage has been decoded (its
+late packets are then dropped) or when it times out. Every container of per-frame state is
+bounded by the config, and ``stats`` counts what each holds."""
 
 from __future__ import annotations
 
@@ -67,7 +62,18 @@ log = logging.getLogger(__name__)
 
 class Receiver:
     """Reassembles a transport's packets into frames and decodes them off the event loop;
-    iterate it for ``FrameUpdate``s (module docstring)."""
+    iterate it for each picture, a ``FrameUpdate`` (what it holds, in which order):
+
+        async with Receiver(transport, codec, ReceiverConfig(key=key)) as rx:
+            async for update in rx:  # until the transport closes
+                show(update.image)  # H x W x 3 uint8, at update.stage
+
+    ``codec`` and ``key`` must be the sender's. Iteration ends when the transport closes (a
+    ``memory_pair`` end when either end does, a UDP socket when it is closed itself), after
+    each open frame's last picture, or when the receiver is closed (leaving the block; the
+    transport stays open): until then it waits, so stop on ``final`` or under a timeout.
+    ``drops``: packets dropped, by reason; ``stats``: what each bounded container holds,
+    decodes and frames skipped, pictures not taken in time."""
 
     def __init__(
         self, transport: DatagramTransport, codec: HybridCodec, config: ReceiverConfig | None = None

@@ -59,37 +59,44 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SenderConfig:
-    """How a ``Sender`` codes, paces and authenticates its frames (each field's comment)."""
+    """How a ``Sender`` codes, paces and authenticates its frames (each field's docstring)."""
 
-    # Pacing rate (2 Mbit/s); with a ``PlannedCoding`` the rate controller's instead.
     rate_bytes_per_s: float = 250_000.0
+    """Pacing rate (2 Mbit/s); with a ``PlannedCoding`` the rate controller's instead."""
     burst_bytes: int = 2400
-    # How frames are coded: every frame alike (``FixedCoding``: a schedule, a codebook
-    # size), or each planned within a rate target for the loss the receiver reports
-    # (``PlannedCoding``: the pacing rate then follows the reports).
+    """The pacer's token bucket: the most bytes that may leave at once."""
     coding: FixedCoding | PlannedCoding = field(default_factory=FixedCoding)
-    prior_coding: bool = True  # learned-prior index coding (else fixed-length)
-    deadline_s: float = 1.0  # default time for a frame's packets to leave
-    # Pre-shared key (``auth.parse_key``); None: unauthenticated, for experiments only.
+    """How frames are coded: every frame alike (``FixedCoding``: a schedule, a codebook
+    size), or each planned within a rate target for the loss the receiver reports
+    (``PlannedCoding``: the pacing rate then follows the reports)."""
+    prior_coding: bool = True
+    """Code the indices under the learned prior (else fixed-length)."""
+    deadline_s: float = 1.0
+    """Default time for a frame's packets to leave (``send_image``'s ``deadline_s``); a
+    packet still queued after it is dropped."""
     key: bytes | None = field(default=None, repr=False)
+    """Pre-shared key (``auth.parse_key``); None: unauthenticated, for experiments only."""
     packetizer: PacketizerConfig = field(default_factory=PacketizerConfig)
-    max_reports: int = 64  # the newest receiver reports kept in ``Sender.reports``
-    # ``send_frames`` skips frames whose slot passed during an earlier encode (real time)
-    # instead of encoding every frame late. A live sender also sends no tier 2 (withheld
-    # indices would refine a picture that the next frame replaces, with a decode several
-    # times the cost of the continuous picture's: docs/notebook/speed.md), and
-    # with a ``FixedCoding`` no tier 1 where the receiver's ``auto`` picture would not use
-    # it (``indices_shown``).
+    """Packet size, tier-0 parity, interleaving (with a ``PlannedCoding`` the planner
+    chooses each frame's parity ratio, tier-0 patches per packet and fallback copies)."""
+    max_reports: int = 64
+    """The newest receiver reports kept in ``Sender.reports``."""
     live: bool = False
-    # Encode-time refinement of the continuous latent (``hfstream.codec.refinement``):
-    # better pictures for the bytes, but each step costs a decoder pass, too slow for a
-    # stream's frames to keep up (docs/notebook/codec-and-models.md), so off by default; a still
-    # image may spend it.
+    """``send_frames`` skips frames whose slot passed during an earlier encode (real time)
+    instead of encoding every frame late. A live sender also sends no tier 2 (withheld
+    indices would refine a picture that the next frame replaces, with a decode several
+    times the cost of the continuous picture's: docs/notebook/speed.md), and with a
+    ``FixedCoding`` no tier 1 where the receiver's ``auto`` picture would not use it
+    (``indices_shown``)."""
     refine_steps: int = 0
-    # Once reports came, a receiver silent this long has gone (it stopped, or the path to
-    # it broke): ``send_image`` raises ``ReceiverGone`` instead of sending on into the void.
-    # None: never judged.
+    """Encode-time refinement of the continuous latent (``hfstream.codec.refinement``):
+    better pictures for the bytes, but each step costs a decoder pass, too slow for a
+    stream's frames to keep up (docs/notebook/codec-and-models.md), so off by default; a
+    still image may spend it."""
     receiver_timeout_s: float | None = None
+    """Once reports came, a receiver silent this long has gone (it stopped, or the path to
+    it broke): ``send_image`` raises ``ReceiverGone`` instead of sending on into the void.
+    None: never judged."""
 
     @property
     def packetizing(self) -> PacketizerConfig:
@@ -135,11 +142,18 @@ class FrameSent:
     """What ``send_image`` queued of one frame."""
 
     frame_id: int
-    packets: dict[int, int]  # tier -> packets queued
-    bytes: dict[int, int]  # tier -> bytes queued (headers included)
+    """The frame's number in this sender's session (from 0)."""
+    packets: dict[int, int]
+    """Tier -> packets queued."""
+    bytes: dict[int, int]
+    """Tier -> bytes queued (headers and tags included)."""
     encode_s: float
-    capture_ms: int = 0  # the headers' capture field (``wire.capture_offset_ms``)
-    reference: int | None = None  # a predicted frame's reference (None: intra)
+    """Seconds spent coding and packetizing the frame (in the worker thread)."""
+    capture_ms: int = 0
+    """The headers' capture field (``wire.capture_offset_ms``)."""
+    reference: int | None = None
+    """A predicted frame's reference, the id of the frame it is coded against (None:
+    intra)."""
 
 
 class Sender:

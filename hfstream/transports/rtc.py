@@ -47,11 +47,22 @@ _RELIABLE_TYPES = {PacketType.TIER0, PacketType.PARITY, PacketType.FEEDBACK}
 SIGNAL_LINE_LIMIT = 64 * 1024  # an SDP is a few kB
 SIGNAL_TIMEOUT_S = 10.0
 log = logging.getLogger(__name__)
+# What the API reference shows: not the aiortc classes this module binds.
+__all__ = ["RtcTransport", "peer_connection", "rtc_connect", "rtc_pair"]
 
 
 class RtcTransport(ClosingTransport):
     """One WebRTC peer connection's two data channels as a datagram transport: tier 0,
-    parity and reports on the partially reliable one, indices on the unreliable one."""
+    parity and reports on the partially reliable one, indices on the unreliable one.
+
+    ``tier0_lifetime_ms``: how long a lost tier-0 message is sent again (the frame
+    deadline); ``max_queue``: received datagrams held for ``recv`` (beyond it new ones
+    are dropped). ``rtc_connect`` and ``rtc_pair`` make connected ones:
+
+        transport = await rtc_connect("answer", host, port, key=key)  # the offer listens
+        async with transport, Sender(transport, codec, SenderConfig(key=key)) as sender:
+            await sender.send_image(image)
+    """
 
     def __init__(self, pc: RTCPeerConnection, tier0_lifetime_ms: int = 1000, max_queue: int = 4096):
         if tier0_lifetime_ms < 1:
@@ -84,10 +95,12 @@ class RtcTransport(ClosingTransport):
         self.inbox.put(message)
 
     async def wait_open(self, timeout: float = 20.0) -> None:
+        """Until both data channels are open (``asyncio.TimeoutError`` after ``timeout``)."""
         await asyncio.wait_for(asyncio.shield(self._opened), timeout)
 
     @property
     def buffered_bytes(self) -> int:
+        """Bytes both channels hold that have not left yet."""
         return self.tier0.bufferedAmount + self.index.bufferedAmount
 
     async def send(self, data: bytes) -> None:
