@@ -68,8 +68,10 @@ def hfstream_temporal_deliver(
     temporal: bool = True,
     progress: Callable[[], None] | None = None,
 ) -> ClipDelivery:
-    """The clip through ``loss``, each frame within ``budget_per_frame`` bytes and
-    planned for ``expected_loss``; see the module doc. ``resends``: rounds in which the
+    """The clip through ``loss``, planned for ``expected_loss``; see the module doc.
+    Each frame may spend ``budget_per_frame`` bytes plus what the frames before it left
+    unspent (at most one frame's budget more: a rate controller's bucket), so room kept
+    for resends that were not needed is not lost to the clip. ``resends``: rounds in which the
     lost tier-0 packets are sent again, one round trip apart (what the frame's latency
     budget allows; the planner leaves room for them instead of, or beside, parity)."""
     delay = ack_delay_frames(rtt_ms, fps)
@@ -83,28 +85,29 @@ def hfstream_temporal_deliver(
     delays: list[float | None] = []
     sent = lost = total = 0
     kinds: Counter[str] = Counter()
+    carry = 0  # bytes the frames so far left unspent, at most one frame's budget
     for i, image in enumerate(frames):
+        budget = budget_per_frame + carry
         usable = [j for j, t in acked_from.items() if t <= i and j in held_by_sender]
         reference = max(usable) if temporal and usable else None
         if reference is None:
-            planned = encode_within(
-                codec, image, budget_per_frame, channel=channel, parity_ratios=ratios
-            )
+            planned = encode_within(codec, image, budget, channel=channel, parity_ratios=ratios)
         else:
             planned = encode_predicted(
                 codec,
                 image,
-                budget_per_frame,
+                budget,
                 reference=held_by_sender[reference],
                 reference_id=reference,
                 channel=channel,
                 parity_ratios=ratios,
             )
         kinds[_kind(planned)] += 1
-        out = _send(codec, planned, i, budget_per_frame, held_by_sender.get(reference))
+        out = _send(codec, planned, i, budget, held_by_sender.get(reference))
         _keep(held_by_sender, i, out.picture)
         tiered = out.tiered
-        got = arq_outcome(tiered, loss.lost, budget_per_frame, 1 + resends, tier0_blocks(tiered))
+        got = arq_outcome(tiered, loss.lost, budget, 1 + resends, tier0_blocks(tiered))
+        carry = min(budget_per_frame, max(0, budget - got.bytes_sent))
         sent += got.packets_sent
         lost += got.packets_sent - len(got.arrived)
         total += got.bytes_sent
