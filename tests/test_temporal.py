@@ -237,3 +237,50 @@ def test_a_lost_packet_resent_in_time_completes_its_frame(codec, scene):
     # predicted.
     assert all(d.fresh) and d.delay_ms == [150.0, 50.0, 50.0, 50.0]
     assert "intra 1/1 x3" in d.detail and "P " in d.detail
+
+
+def test_a_restarted_receiver_gets_an_intra_frame_and_then_predicted_ones(codec, scene):
+    """The receiver restarts mid-stream, holding none of the references: its first report
+    lists no frame, so the sender codes intra again, then predicts from the new
+    receiver's frames."""
+    import asyncio
+
+    from hfstream.stream.coding import PlannedCoding
+    from hfstream.stream.receiver import Receiver, ReceiverConfig
+    from hfstream.stream.sender import Sender, SenderConfig
+    from hfstream.transports.memory import memory_pair
+
+    clip = [window(scene, 0, 2 * i) for i in range(9)]
+    config = ReceiverConfig(max_frames=16, feedback_interval_s=0.05)
+
+    async def send(sender, frames):
+        out = []
+        for f in frames:
+            out.append(await sender.send_image(f))
+            await sender.flush()
+            await asyncio.sleep(0.4)  # its report comes back
+        return out
+
+    async def main():
+        tx, rx = memory_pair()
+        sender = Sender(tx, codec, SenderConfig(coding=PlannedCoding(5_000, fps=5)))
+        async with Receiver(rx, codec, config):  # the first receiver
+            before = await send(sender, clip[:4])
+        second = Receiver(rx, codec, config)
+        async with second:
+            after = await send(sender, clip[4:])
+            stats = second.stats
+        await sender.close()
+        return before, after, stats
+
+    before, after, stats = asyncio.run(main())
+    assert any(s.reference is not None for s in before)
+    # The first frame after the restart was predicted from the old receiver's frames (the
+    # sender could not know yet); the new receiver drops it and reports nothing held.
+    assert after[0].reference is not None and stats["missing_references"] >= 1
+    intra = [i for i, s in enumerate(after) if s.reference is None]
+    assert intra, "the sender went back to an intra frame"
+    assert any(s.reference is not None for s in after[intra[0] + 1 :])
+    assert all(
+        s.reference is None or s.reference >= after[intra[0]].frame_id for s in after[intra[0] :]
+    )
