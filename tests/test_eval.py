@@ -10,7 +10,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def rows(codec, small_image):
-    return {r["method"]: r for r in evaluate_image(codec, small_image, iterative_steps=2)}
+    rows = evaluate_image(codec, small_image, iterative_steps=2, vmaf=True)
+    return {r["method"]: r for r in rows}
 
 
 def test_every_method_has_a_row(rows):
@@ -44,7 +45,9 @@ def test_classic_codecs_get_the_hybrid_1_4_budget(rows):
 def test_quality_is_in_range_and_the_fill_matters_without_the_correction(rows):
     for r in rows.values():
         if r["psnr"] is not None:
-            assert 5 < r["psnr"] < 60 and 0 < r["ms_ssim"] <= 1
+            assert 5 < r["psnr"] < 60 and 0 < r["ms_ssim"] <= 1 and 0 <= r["vmaf"] <= 100
+    scores = {round(r["vmaf"], 2) for r in rows.values() if r["psnr"] is not None}
+    assert len(scores) > 3  # VMAF tells the pictures apart
     assert rows["vq 1_4 predictor fill"]["psnr"] > rows["vq 1_4 nearest fill"]["psnr"]
     assert rows["hybrid (all indices)"]["psnr"] > rows["vq 1_4 nearest fill"]["psnr"]
 

@@ -49,7 +49,10 @@ def budget_rows(
     *,
     classic: bool = True,
     refine_steps: int = 0,
+    vmaf: bool = False,
 ) -> list[dict]:
+    """hfstream at each budget (``at_budget``) and, with ``classic``, each classic codec at
+    the bytes hfstream sent; ``vmaf``: VMAF beside the other metrics."""
     pixels = ref.shape[0] * ref.shape[1]
     rows = []
     for bpp in budgets_bpp:
@@ -64,7 +67,7 @@ def budget_rows(
                 "budget_use": sent / budget,
                 "schedule": plan.schedule,
                 "mean_rung": float(np.mean(plan.rungs)),
-                **all_metrics(ref, img),
+                **all_metrics(ref, img, vmaf=vmaf),
             }
         )
         if classic:
@@ -81,7 +84,9 @@ def budget_rows(
                 }
                 if res is not None:
                     row.update(
-                        bytes=res.bytes, bpp=8 * res.bytes / pixels, **all_metrics(ref, res.image)
+                        bytes=res.bytes,
+                        bpp=8 * res.bytes / pixels,
+                        **all_metrics(ref, res.image, vmaf=vmaf),
                     )
                 rows.append(row)
     return rows

@@ -39,10 +39,17 @@ def haarpsi(ref: np.ndarray, test: np.ndarray) -> float:
     return float(require("piq", purpose="HaarPSI").haarpsi(_t(test), _t(ref), data_range=1.0))
 
 
-def all_metrics(ref: np.ndarray, test: np.ndarray) -> dict[str, float]:
+def all_metrics(ref: np.ndarray, test: np.ndarray, *, vmaf: bool = False) -> dict[str, float]:
+    """PSNR, MS-SSIM and HaarPSI of ``test`` against ``ref``; with ``vmaf``, VMAF too
+    (``hfstream.eval.vmaf``: an FFmpeg run)."""
     if ref.shape != test.shape:
         raise ValueError(f"reference is {ref.shape}, test image is {test.shape}")
-    return {"psnr": psnr(ref, test), "ms_ssim": ms_ssim(ref, test), "haarpsi": haarpsi(ref, test)}
+    out = {"psnr": psnr(ref, test), "ms_ssim": ms_ssim(ref, test), "haarpsi": haarpsi(ref, test)}
+    if vmaf:
+        from hfstream.eval.vmaf import vmaf as vmaf_of
+
+        out["vmaf"] = vmaf_of(ref, test).mean
+    return out
 
 
 def seam_ratio(image: np.ndarray, patch: int = 256, phase: int = 8) -> float:

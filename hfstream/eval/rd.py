@@ -53,9 +53,11 @@ def evaluate_image(
     iterative_steps: int = 8,
     classic: bool = True,
     refine_steps: int = 0,
+    vmaf: bool = False,
 ) -> list[dict]:
     """One row per method: bytes (as in an .hfs file, or the classic file), bpp, metrics.
-    ``refine_steps``: the encoder's refinement of the continuous latent."""
+    ``refine_steps``: the encoder's refinement of the continuous latent. ``vmaf``: each
+    picture's VMAF too (``hfstream.eval.vmaf``: an FFmpeg run per picture)."""
     rows: list[dict] = []
     pixels = ref.shape[0] * ref.shape[1]
     t0 = time.perf_counter()
@@ -73,7 +75,7 @@ def evaluate_image(
                 "method": method,
                 "bytes": nbytes,
                 "bpp": 8 * nbytes / pixels,
-                **all_metrics(ref, img),
+                **all_metrics(ref, img, vmaf=vmaf),
                 **extra,
             }
         )
@@ -180,7 +182,7 @@ def evaluate_image(
                 )
             else:
                 add(name, res.bytes, res.image, factor=res.factor, quality=res.quality)
-    rows += budget_rows(codec, ref, classic=classic, refine_steps=refine_steps)
+    rows += budget_rows(codec, ref, classic=classic, refine_steps=refine_steps, vmaf=vmaf)
     for r in rows:
         r["encode_s"] = encode_s
         r["decode_1_4_s"] = decode_s
