@@ -224,6 +224,7 @@ def test_the_sender_predicts_from_the_newest_acknowledged_picture_it_holds():
     for i in range(3):
         held.add(i, pictures[i])
     assert held.ids() == [1, 2] and held.get(0) is None and len(held) == 2
+    assert held.matching(2, (2, 2)) is pictures[2] and held.matching(2, (4, 2)) is None
 
 
 def test_a_lost_packet_resent_in_time_completes_its_frame(codec, scene):
@@ -284,3 +285,19 @@ def test_a_restarted_receiver_gets_an_intra_frame_and_then_predicted_ones(codec,
     assert all(
         s.reference is None or s.reference >= after[intra[0]].frame_id for s in after[intra[0] :]
     )
+
+
+def test_a_frame_of_another_size_is_intra(codec, scene):
+    from hfstream.stream.coding import PlannedCoding
+    from hfstream.stream.sender import Sender, SenderConfig
+    from hfstream.transports.memory import memory_pair
+
+    tx, _ = memory_pair()
+    sender = Sender(tx, codec, SenderConfig(coding=PlannedCoding(5_000, fps=5)))
+    sender._prepare(window(scene), 0, 1000, 0.0, 0)
+    sender.sent_pictures.acknowledge([0])  # as a report would
+    _, _, reference = sender._prepare(window(scene)[:, :256], 1, 1000, 0.0, 0)
+    assert reference is None  # nothing of that size to predict from
+    sender.sent_pictures.acknowledge([0])
+    _, _, reference = sender._prepare(window(scene, 0, 4), 2, 1000, 0.0, 0)
+    assert reference == 0

@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 
 import zfec
 
-from hfstream.geometry import DEFAULT_MAX_FRAME_PIXELS, Scale, patch_count, scale_bits
+from hfstream.geometry import (
+    DEFAULT_MAX_FRAME_PIXELS,
+    Scale,
+    patch_count,
+    scale_bits,
+    shown_side,
+)
 from hfstream.protocol.events import FrameComplete, FrameOpened, PacketDropped, PatchesUpdated
 from hfstream.protocol.frame_limits import check_frame_header
 from hfstream.protocol.wire import (
@@ -91,6 +97,11 @@ class FrameState:
     @property
     def patches(self) -> int:
         return patch_count(self.height, self.width)
+
+    @property
+    def shown_size(self) -> tuple[int, int]:
+        """(height, width) of the picture the frame shows."""
+        return shown_side(self.height, self.scale), shown_side(self.width, self.scale)
 
     def received_share(self, ptype: PacketType) -> float:
         n = self.expected.get(ptype)

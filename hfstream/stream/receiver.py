@@ -392,8 +392,8 @@ class Receiver:
             return
         reference = None
         if held.reference is not None:
-            reference = self.references.get(held.reference)
-            if reference is None:  # a reference this receiver never decoded complete
+            reference = self.references.matching(held.reference, held.shown_size)
+            if reference is None:  # never decoded complete here, or of another size
                 self.missing_references += 1
                 self._finish(frame_id)
                 return

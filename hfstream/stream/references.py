@@ -51,6 +51,12 @@ class DecodedPictures:
     def get(self, frame_id: int) -> np.ndarray | None:
         return self._pictures.get(frame_id)
 
+    def matching(self, frame_id: int, size: tuple[int, int]) -> np.ndarray | None:
+        """The picture of ``frame_id`` if it is held and ``size`` (height, width): what a
+        frame of that size may be predicted from."""
+        picture = self._pictures.get(frame_id)
+        return picture if picture is not None and picture.shape[:2] == size else None
+
     def __len__(self) -> int:
         return len(self._pictures)
 

@@ -238,6 +238,8 @@ class Sender:
             assert budget is not None, "a planned frame has a budget"
             channel = Channel(loss=loss, rounds=coding.tier0_sends)
             reference = self.sent_pictures.reference() if coding.temporal else None
+            if reference is not None and reference[1].shape[:2] != np.shape(image)[:2]:
+                reference = None  # the frame size changed: nothing to predict from
             if reference is not None:
                 planned = encode_predicted(
                     self.codec,
