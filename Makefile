@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all docs lint eval sweep video-sweep kernel bench bench-codec soak train clean
+.PHONY: demo test test-slow test-all docs lint eval eval-graphics sweep video-sweep kernel bench bench-codec soak train clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ repository): run make $@ $(2)" >&2; exit 2; }
 eval: $(STAMP)
 	$(call need_folder,$(DATA)/val,DATA=DIR where DIR/val holds images)
 	$(PY) -m hfstream.eval $(DATA)/val --out out/eval
+
+# The graphics set made in code (gradients, shapes, a diagram, text, a UI-like screen),
+# scored like the photos, with VMAF.
+eval-graphics: $(STAMP)
+	$(PY) -m hfstream.media.graphics out/graphics
+	$(PY) -m hfstream.eval out/graphics --vmaf --out out/eval-graphics
 
 # Loss sweeps: hfstream against JPEG/WebP/AVIF (photos in IMAGES) and against VP8/H.264
 # (a clip), over Bernoulli and Gilbert-Elliott loss. `make sweep IMAGES=dir` for any folder.
