@@ -47,6 +47,7 @@ from hfstream.codec.refinement import check_refine_steps
 from hfstream.codec.refiner import IndexRefiner, RefinerConfig
 from hfstream.codec.scaling import downscale, upscale
 from hfstream.codec.schedules import Schedule
+from hfstream.codec.temporal_synthesis import TemporalConfig, TemporalSynthesis, synthesize
 from hfstream.codec.tokenizer import Tokenizer, TokenizerConfig
 from hfstream.codec.upsampler import LearnedUpsampler, UpsamplerConfig
 from hfstream.geometry import FINE, PATCH, Scale
@@ -70,6 +71,7 @@ class HybridCodec:
         upsampler: LearnedUpsampler | None = None,
         refiner: IndexRefiner | None = None,
         correction: CorrectionDecoder | None = None,
+        temporal_synthesis: TemporalSynthesis | None = None,
     ) -> None:
         self.tokenizer = tokenizer.eval()
         self.continuous = continuous.eval()
@@ -87,10 +89,13 @@ class HybridCodec:
         # the correction decoder and the VQ decoder, as older models, ``codec.legacy``).
         self.refiner = None if refiner is None else refiner.eval()
         self.correction = None if correction is None else correction.eval()
+        # A predicted frame's coded patches sharpened from its reference (None: shown as
+        # decoded, as older models; ``codec.temporal_synthesis``).
+        self.temporal = None if temporal_synthesis is None else temporal_synthesis.eval()
         # Inference runs the conv decoders on channels-last maps; weights in that layout
         # spare oneDNN a reorder per call. Values and state-dict keys are unchanged.
         self.tokenizer.decoder.to(memory_format=torch.channels_last)
-        for module in (self.correction, self.upsampler, self.refiner):
+        for module in (self.correction, self.upsampler, self.refiner, self.temporal):
             if module is not None:
                 module.to(memory_format=torch.channels_last)
         # A receiver asks twice per patch (index priors, then decoding): keyed by the
@@ -122,13 +127,15 @@ class HybridCodec:
         tokenizer = load(Tokenizer(TokenizerConfig(**_tuples(cfg["tokenizer"]))), "tokenizer")
         continuous = load(ContinuousCodec(ContinuousConfig(**cfg["continuous"])), "continuous")
         predictor = load(MaskedTokenPredictor(PredictorConfig(**cfg["predictor"])), "predictor")
-        upsampler = refiner = correction = None
+        upsampler = refiner = correction = synthesis = None
         if "upsampler" in cfg:
             upsampler = load(LearnedUpsampler(UpsamplerConfig(**cfg["upsampler"])), "upsampler")
         if "refiner" in cfg:
             refiner = load(IndexRefiner(RefinerConfig(**cfg["refiner"])), "refiner")
         else:
             correction = load_correction(bundle, tokenizer, continuous.config.m)
+        if "temporal" in cfg:
+            synthesis = load(TemporalSynthesis(TemporalConfig(**cfg["temporal"])), "temporal")
         return cls(
             tokenizer,
             continuous,
@@ -141,6 +148,7 @@ class HybridCodec:
             upsampler=upsampler,
             refiner=refiner,
             correction=correction,
+            temporal_synthesis=synthesis,
         )
 
     @property
@@ -314,6 +322,7 @@ class HybridCodec:
         steps: int = 1,
         progress: Callable[[int], None] | None = None,
         reference: np.ndarray | None = None,
+        synthesis: bool = True,
     ) -> np.ndarray:
         """Rebuild the image from whatever ``enc`` holds; returns HxWx3 uint8.
 
@@ -331,7 +340,8 @@ class HybridCodec:
         filter (``hfstream.codec.deblocking``). A predicted frame (``enc.reference``)
         shows ``reference``, the picture of the frame it was coded against (shown size),
         wherever a patch has no tier 0 (``codec.temporal``); its rows without any tier 0
-        are not decoded.
+        are not decoded, and its coded patches go through the model's temporal synthesis
+        (``codec.temporal_synthesis``) unless ``synthesis`` is False.
         """
         mode = check_mode(mode)
         if enc.scale == FINE:
@@ -380,10 +390,15 @@ class HybridCodec:
         shown = upscale(
             np.ascontiguousarray(deblock(picture)[: enc.height, : enc.width]), enc.scale
         )
-        if reference is not None and enc.predicted and lost.any() and enc.scale > 1:
-            # Smaller coded sizes blur what was pasted: the reference's own pixels. (The
-            # full and FINE sizes keep them, deblocked at the seams.)
-            shown = temporal.paste_shown(shown, reference, lost, enc.scale)
+        if enc.predicted:
+            assert reference is not None  # moved_reference raised otherwise
+            if lost.any() and enc.scale > 1:
+                # Smaller coded sizes blur what was pasted: the reference's own pixels.
+                # (The full and FINE sizes keep them, deblocked at the seams.)
+                shown = temporal.paste_shown(shown, reference, lost, enc.scale)
+            if synthesis and self.temporal is not None:
+                coded = temporal.shown_mask(~lost, enc.scale, shown.shape[:2])
+                shown = synthesize(self.temporal, shown, reference, coded)
         elif enc.fallback is not None and lost.any():
             small = self.decode(replace(enc.fallback, fallback=None), mode="continuous")
             shown = blend_fallback(shown, small, lost, enc.scale)

@@ -90,13 +90,19 @@ def coded_reference(enc: EncodedImage, reference: np.ndarray) -> np.ndarray:
     return np.pad(coded, pad, mode="edge")
 
 
+def shown_mask(mask: np.ndarray, scale: Scale, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: the pixels, at the shown ``size``, of the patches where ``mask``
+    (rows, cols) is True."""
+    side = int(PATCH * scale)
+    return np.kron(mask, np.ones((side, side), bool))[: size[0], : size[1]]
+
+
 def paste_shown(
     shown: np.ndarray, reference: np.ndarray, mask: np.ndarray, scale: Scale
 ) -> np.ndarray:
     """``shown`` (the picture at its shown size) with the regions of the patches where
     ``mask`` (rows, cols) is True taken from ``reference`` (same size)."""
-    side = int(PATCH * scale)
-    pixels = np.kron(mask, np.ones((side, side), bool))[: shown.shape[0], : shown.shape[1]]
+    pixels = shown_mask(mask, scale, shown.shape[:2])
     return np.where(pixels[..., None], reference, shown)
 
 

@@ -8,7 +8,9 @@ Every stage resumes from ``OUT/STAGE.ckpt`` when it exists; ``init`` writes thos
 checkpoints from a shipped model, to fine-tune it; ``average`` replaces a stage's
 checkpoint by the mean of several snapshots; ``pack`` writes a checkpoint as a portable
 file to commit and ``unpack`` restores it on another machine; ``extend`` adds rungs
-under a model's lowest without retraining.
+under a model's lowest without retraining. ``temporal-data`` codes clips as a stream
+does, ``temporal`` trains the temporal synthesis of predicted frames on them and
+``add-temporal`` adds it to a model folder.
 """
 
 from __future__ import annotations
@@ -31,8 +33,20 @@ STAGES = {
     "pack": "hfstream.train.stage_pack",
     "unpack": "hfstream.train.stage_unpack",
     "extend": "hfstream.train.stage_extend",
+    "temporal-data": "hfstream.train.temporal_data",
+    "temporal": "hfstream.train.stage_temporal",
+    "add-temporal": "hfstream.train.stage_add_temporal",
 }
-NEEDS_NO_DATA = {"export", "init", "average", "pack", "unpack", "extend"}
+NEEDS_NO_DATA = {
+    "export",
+    "init",
+    "average",
+    "pack",
+    "unpack",
+    "extend",
+    "temporal",
+    "add-temporal",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
