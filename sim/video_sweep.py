@@ -129,8 +129,11 @@ class ClipRunner:
     codecs' coded clips (and, for the WebRTC methods, every frame coded after each key
     frame a run forced), hfstream's packets and its decoded pictures per arrival set."""
 
-    def __init__(self, frames, fps: int, gop: int, bpp: float, mtu: int) -> None:
+    def __init__(
+        self, frames, fps: int, gop: int, bpp: float, mtu: int, model: str | None = None
+    ) -> None:
         self.frames, self.fps, self.gop, self.mtu = frames, fps, gop, mtu
+        self.model = model  # hfstream's model folder (None: the shipped one)
         h, w = frames[0].shape[:2]
         self.budget = int(bpp * h * w / 8)  # bytes per frame
         self._coded: dict[tuple[str, int], tuple[list[bytes], int]] = {}
@@ -145,7 +148,7 @@ class ClipRunner:
         if self._codec is None:
             from hfstream.codec.hybrid import HybridCodec
 
-            self._codec = HybridCodec.from_pretrained()
+            self._codec = HybridCodec.from_pretrained(self.model)
         return self._codec
 
     def run(self, case: VideoCase) -> dict:
@@ -340,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         default=200.0,
         help="capture to display budget within which lost packets are resent (WebRTC methods)",
     )
+    p.add_argument("--model", help="hfstream's model folder (default: the shipped model)")
     args = p.parse_args(argv)
     try:
         height, width = (int(v) for v in args.size.lower().split("x"))
@@ -378,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     results = out / "results.jsonl"
     done = read_results(results)
     runners = {
-        s: ClipRunner(frames, args.fps, args.gop, args.bpp, 1200) for s, frames in clips.items()
+        s: ClipRunner(frames, args.fps, args.gop, args.bpp, 1200, args.model)
+        for s, frames in clips.items()
     }
     todo = [c for c in cases if c.key not in done]
     with results.open("a") as f:

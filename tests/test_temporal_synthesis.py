@@ -143,3 +143,15 @@ def test_temporal_stages_make_a_model_that_loads(tmp_path):
         )
         == 2
     )
+
+
+def test_the_planner_counts_on_the_measured_gain(codec, scene):
+    from hfstream.planning.temporal import synthesized
+
+    table = codec.rung_table(scene[:256, :512], 1)
+    assert synthesized(table, codec) is table or codec.temporal.gain_db
+    clone = replace_temporal(codec, noisy_network())
+    clone.temporal.gain_db = 3.0
+    lowered = synthesized(table, clone)
+    assert np.allclose(lowered.error, table.error / 10**0.3)
+    assert (lowered.bits == table.bits).all()

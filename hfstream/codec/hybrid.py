@@ -136,6 +136,7 @@ class HybridCodec:
             correction = load_correction(bundle, tokenizer, continuous.config.m)
         if "temporal" in cfg:
             synthesis = load(TemporalSynthesis(TemporalConfig(**cfg["temporal"])), "temporal")
+            synthesis.gain_db = float(cfg.get("temporal_gain_db", 0.0))
         return cls(
             tokenizer,
             continuous,

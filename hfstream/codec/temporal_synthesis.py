@@ -38,6 +38,10 @@ class TemporalSynthesis(nn.Module):
     def __init__(self, config: TemporalConfig) -> None:
         super().__init__()
         self.config = config
+        # What it adds to a coded patch, in dB of its error, as measured when the model was
+        # made (``train add-temporal``): the planner counts on it when it weighs coding a
+        # patch against reusing the reference (0: not measured).
+        self.gain_db = 0.0
         f, w = config.fold, config.width
         self.stem = nn.Conv2d(9 * f * f, w, 3, padding=1)
         self.body = nn.Sequential(*(ResidualBlock(w) for _ in range(config.blocks)))

@@ -100,7 +100,7 @@ def encode_predicted(
     cfg = replace(config or PacketizerConfig(), send_withheld=False)
     best: tuple[tuple[bool, float], Scale, RungTable, np.ndarray, np.ndarray] | None = None
     for scale in _scales_to_try(image, scales):
-        table = codec.rung_table(image, scale)
+        table = synthesized(codec.rung_table(image, scale), codec)
         assert table.grid is not None
         motion, reuse, still = search(image, reference, table.grid, scale)
         moved = motion.any(axis=1)
@@ -114,6 +114,16 @@ def encode_predicted(
     _, scale, virtual, columns, motion = best
     coding = _Coding(codec, image, budget, scale, channel, cfg, parity_ratios)
     return _code(coding, virtual, columns, motion, reference_id)
+
+
+def synthesized(table: RungTable, codec: HybridCodec) -> RungTable:
+    """``table`` with its errors lowered by what the codec's temporal synthesis adds to a
+    predicted frame's coded patches (``TemporalSynthesis.gain_db``; unchanged without)."""
+    synthesis = codec.temporal
+    if synthesis is None or not synthesis.gain_db:
+        return table
+    ratio = 10 ** (-synthesis.gain_db / 10)
+    return replace(table, error=table.error * ratio)
 
 
 def _scales_to_try(image: np.ndarray, scales: Sequence[Scale]) -> list[Scale]:
