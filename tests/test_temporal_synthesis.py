@@ -155,3 +155,22 @@ def test_the_planner_counts_on_the_measured_gain(codec, scene):
     lowered = synthesized(table, clone)
     assert np.allclose(lowered.error, table.error / 10**0.3)
     assert (lowered.bits == table.bits).all()
+
+
+def test_a_coded_patch_carries_its_motion_for_the_synthesis(codec, scene):
+    from hfstream.codec.frame_coding import packetize
+    from hfstream.protocol.packetizer import Packetizer
+    from hfstream.protocol.reassembly import Reassembler, ReassemblerConfig
+    from hfstream.stream.progressive import FrameDecodeState, build_encoded
+
+    coded = codec.encode_tier0(scene[:256, :512], rate=Fixed(1))
+    enc = predicted(coded, {0}, reference=2, motion=np.array([[1, 2], [-3, 4]]))
+    assert enc.patches[1].continuous is not None and enc.patches[1].motion == (-3, 4)
+    packets = packetize(enc, Packetizer(codec.model_id), frame_id=5).in_priority_order()
+    r = Reassembler(ReassemblerConfig(codec.model_id, rungs=codec.continuous.rungs))
+    for _, p in packets:
+        r.receive(p, 0.0)
+    (state,) = r
+    assert state.motion == {0: (1, 2), 1: (-3, 4)} and set(state.tier0) == {1}
+    got = build_encoded(codec, state, FrameDecodeState())
+    assert got.patches[1].motion == (-3, 4) and got.patches[1].continuous is not None

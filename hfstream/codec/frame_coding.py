@@ -59,13 +59,13 @@ def fallback_payload(enc: EncodedImage) -> FallbackPayload | None:
 
 
 def tier0_entries(enc: EncodedImage) -> list[Tier0Entry | MotionEntry]:
-    """Each coded patch's entry; a predicted frame's reused patches have none, or their
-    motion where they show the reference shifted."""
+    """Each coded patch's entry; in a predicted frame, before it, the patch's motion where
+    it reads the reference shifted (a reused patch has that entry alone, or none)."""
     out: list[Tier0Entry | MotionEntry] = []
     for i, p in enumerate(enc.patches):
+        if enc.predicted and p.motion != (0, 0):
+            out.append(MotionEntry(i, *p.motion))
         if p.continuous is None and enc.predicted:
-            if p.motion != (0, 0):
-                out.append(MotionEntry(i, *p.motion))
             continue
         assert p.continuous is not None, "only a complete encoding can be sent"
         out.append(Tier0Entry(i, p.schedule, p.continuous[0], p.continuous[1], p.rung))

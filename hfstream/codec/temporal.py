@@ -50,7 +50,8 @@ def predicted(
 ) -> EncodedImage:
     """``enc`` as a frame predicted from frame ``reference``: the patches in ``reused``
     lose their tier 0 and indices (they are not sent) and show the reference shifted by
-    their row of ``motion`` ((P, 2) (dy, dx); None: not shifted)."""
+    their row of ``motion`` ((P, 2) (dy, dx); None: not shifted). The coded patches
+    carry their row too: the temporal synthesis reads the reference shifted by it."""
 
     def vector(i: int) -> tuple[int, int]:
         return (0, 0) if motion is None else (int(motion[i, 0]), int(motion[i, 1]))
@@ -58,15 +59,16 @@ def predicted(
     patches = tuple(
         replace(p, continuous=None, indices=np.full_like(p.indices, -1), motion=vector(i))
         if i in reused
-        else p
+        else replace(p, motion=vector(i))
         for i, p in enumerate(enc.patches)
     )
     return replace(enc, patches=patches, reference=reference, fallback=None)
 
 
 def moved_reference(enc: EncodedImage, reference: np.ndarray | None) -> np.ndarray:
-    """The reference picture (shown size) with each reused patch's region shifted by its
-    motion: what ``enc`` shows where a patch has no tier 0."""
+    """The reference picture (shown size) with each patch's region shifted by its motion:
+    what ``enc`` shows where a patch has no tier 0, and what the temporal synthesis reads
+    where it has."""
     if reference is None:
         raise ValueError(
             f"frame predicted from frame {enc.reference} needs that frame's picture to decode"

@@ -44,12 +44,14 @@ def reuse_table(
     *,
     still: np.ndarray | None = None,
     moved: np.ndarray | None = None,
+    coded_motion: bool = False,
 ) -> tuple[RungTable, np.ndarray]:
     """The rung table of a predicted frame and (P, C) the rung each of its columns
     stands for. Column 0 reuses the patch: error ``reuse`` (with its motion), and minus
     the entry framing in bits, since the cost model counts an entry for every patch and
     a reused one sends none, or a motion entry where ``moved`` (P,) bool says it is
-    shifted. ``still`` (P,): the error of the reference unshifted, what a patch shows
+    shifted (with ``coded_motion``, a coded patch sends that entry too, for the temporal
+    synthesis). ``still`` (P,): the error of the reference unshifted, what a patch shows
     when its entry is lost (default ``reuse``). Columns 1.. are the rungs whose
     estimated error is below ``reuse``, in order (the last column repeated to fill): a
     rung worse than the reference is never worth its bytes, and the allocation steps
@@ -67,7 +69,10 @@ def reuse_table(
     refund = np.full(patches, 8.0 * TIER0_ENTRY_BYTES)
     if moved is not None:
         refund[moved] -= 8.0 * MOTION_ENTRY_BYTES
-    bits = np.where(reused, -refund[:, None], table.bits[rows, at])
+    coded_bits = table.bits[rows, at]
+    if coded_motion and moved is not None:
+        coded_bits = coded_bits + np.where(moved, 8.0 * MOTION_ENTRY_BYTES, 0.0)[:, None]
+    bits = np.where(reused, -refund[:, None], coded_bits)
     error = np.where(reused, reuse[:, None], table.error[rows, at])
     lost = (reuse if still is None else still).astype(np.float64)
     virtual = replace(table, bits=bits, error=error, thumb_error=error, lost=lost, blank=lost)
@@ -104,7 +109,9 @@ def encode_predicted(
         assert table.grid is not None
         motion, reuse, still = search(image, reference, table.grid, scale)
         moved = motion.any(axis=1)
-        virtual, columns = reuse_table(table, reuse, still=still, moved=moved)
+        virtual, columns = reuse_table(
+            table, reuse, still=still, moved=moved, coded_motion=codec.temporal is not None
+        )
         plan = _plan(virtual, budget, channel, cfg, parity_ratios)
         fits = plan.bytes <= budget
         score = (fits, plan.expected_psnr if fits else -plan.bytes)
@@ -188,6 +195,10 @@ def _code(
         plan = _plan(virtual, room, channel, config, parity_ratios)
         rungs = columns[np.arange(len(columns)), np.asarray(plan.rungs)]
         coded = np.maximum(rungs, 0)
+        # Only the temporal synthesis reads a coded patch's motion: without it, only the
+        # reused patches send theirs.
+        synthesis = codec.temporal is not None
+        vectors = motion if synthesis else np.where((rungs == REUSE)[:, None], motion, 0)
         while True:
             if enc is None:
                 full = codec.encode_tier0(image, rate=PerPatch(tuple(coded)), scale=scale)
@@ -195,7 +206,7 @@ def _code(
                 full = codec.recode_continuous(image, enc, tuple(coded))
             enc = full
             reused = set(np.flatnonzero(rungs == REUSE).tolist())
-            frame = predicted(full, reused, reference=reference_id, motion=motion)
+            frame = predicted(full, reused, reference=reference_id, motion=vectors)
             entries = tier0_entries(frame)
             big = {entries[i].patch for i in oversized_tier0(entries, config.mtu)}
             if not big or all(coded[p] == 0 for p in big):

@@ -376,7 +376,7 @@ class Reassembler:
     def _add_tier0(self, frame: FrameState, entries: list[Tier0Entry | MotionEntry]) -> list[Event]:
         new = []
         for e in entries:
-            if e.patch in frame.tier0 or e.patch in frame.motion:
+            if e.patch in (frame.motion if isinstance(e, MotionEntry) else frame.tier0):
                 self._drop_entry("duplicate")
             elif isinstance(e, MotionEntry):
                 frame.motion[e.patch] = (e.dy, e.dx)

@@ -142,7 +142,8 @@ def _tier0_patches(
     for i in range(patches):
         e = tier0.get(i)
         if e is not None and e.rung < ladder:
-            out.append(empty_patch(e.schedule, (e.y, e.z), e.rung))
+            coded = empty_patch(e.schedule, (e.y, e.z), e.rung)
+            out.append(replace(coded, motion=moved.get(i, (0, 0))))
         else:
             out.append(replace(empty_patch(Schedule.NONE, None), motion=moved.get(i, (0, 0))))
     return tuple(out)

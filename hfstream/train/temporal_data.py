@@ -13,9 +13,10 @@ late allow. For each predicted frame that codes a patch, a shard keeps:
 - ``mask``: the pixels of the patches it coded (the only ones the synthesis changes).
 
 The clips are coded at a random budget per frame (0.03 to 0.1 bpp), so every rung and
-both the full size and ``FINE`` appear. ``--decode-with-synthesis`` codes the clips with
-the codec's own temporal synthesis in the loop (references then are its pictures, as in
-a stream); the shards still hold the picture before it.
+both the full size and ``FINE`` appear. The coded patches carry their motion, so
+``moved`` is aligned with them. ``--decode-with-synthesis`` codes the clips with the
+model's own temporal synthesis in the loop (references then are its pictures, as in a
+stream); the shards still hold the picture before it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tqdm import tqdm
 
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.temporal import moved_reference
+from hfstream.codec.temporal_synthesis import TemporalConfig, TemporalSynthesis
 from hfstream.geometry import PATCH
 from hfstream.planning import encode_within
 from hfstream.planning.temporal import encode_predicted
@@ -90,8 +92,10 @@ def run(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     codec = HybridCodec.from_pretrained(args.model)
-    if not args.decode_with_synthesis:
-        codec.temporal = None
+    if not args.decode_with_synthesis or codec.temporal is None:
+        # An untrained synthesis shows the decoded picture unchanged, and its presence
+        # makes the coded patches carry their motion, as they will for a trained one.
+        codec.temporal = TemporalSynthesis(TemporalConfig()).eval()
     out = Path(args.out) / SHARD_DIR
     out.mkdir(parents=True, exist_ok=True)
     size = tuple(args.size)
