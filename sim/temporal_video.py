@@ -136,7 +136,8 @@ def _kind(planned: PlannedFrame) -> str:
     if not enc.predicted:
         return f"intra {scale}"
     reused = sum(r == REUSE for r in planned.plan.rungs)
-    return f"P {scale} reuse {round(100 * reused / len(planned.plan.rungs), -1):.0f}%"
+    kind = "P residual" if enc.residual else "P"
+    return f"{kind} {scale} reuse {round(100 * reused / len(planned.plan.rungs), -1):.0f}%"
 
 
 def _send(

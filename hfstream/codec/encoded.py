@@ -70,6 +70,9 @@ class EncodedImage:
     #: against. Its patches without tier 0 were not sent (or were lost) and show that
     #: frame's picture; None: an intra frame, every patch sent.
     reference: int | None = None
+    #: a predicted frame whose coded patches hold the difference between the frame and
+    #: its reference moved by their motion (``hfstream.codec.temporal``), not the frame
+    residual: bool = False
 
     @property
     def predicted(self) -> bool:
@@ -93,6 +96,8 @@ class EncodedImage:
             raise ValueError(
                 f"{self.height}x{self.width} needs {rows * cols} patches, got {len(self.patches)}"
             )
+        if self.residual and not self.predicted:
+            raise ValueError("only a predicted frame codes differences from a reference")
         fb = self.fallback
         if fb is not None and self.predicted:
             raise ValueError("a predicted frame has no fallback: its reference stands in")

@@ -157,6 +157,7 @@ def frame_entries(
         fallback=fallback_payload(enc) if 0 in tiers else None,
         gray=enc.gray,
         reference_back=reference_back,
+        residual=enc.residual,
     )
 
 

@@ -342,9 +342,19 @@ class HybridCodec:
         shows ``reference``, the picture of the frame it was coded against (shown size),
         wherever a patch has no tier 0 (``codec.temporal``); its rows without any tier 0
         are not decoded, and its coded patches go through the model's temporal synthesis
-        (``codec.temporal_synthesis``) unless ``synthesis`` is False.
+        (``codec.temporal_synthesis``) unless ``synthesis`` is False; a residual one
+        (``enc.residual``) shows the moved reference plus the decoded differences.
         """
         mode = check_mode(mode)
+        if enc.residual:
+            aligned = temporal.moved_reference(enc, reference)
+            grey = np.full_like(aligned, temporal.RESIDUAL_MID)
+            plain = replace(enc, residual=False, gray=False)
+            diff = self.decode(
+                plain, "continuous", reference=grey, synthesis=False, progress=progress
+            )
+            shown = temporal.add_residual(aligned, diff, lost_mask(enc), enc.scale)
+            return to_gray(shown) if enc.gray else shown
         if enc.scale == FINE:
             mode = "continuous"  # tier 0 alone
         if mode == "auto":

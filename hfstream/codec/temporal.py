@@ -11,6 +11,13 @@ scene coded once at the full size can be refined patch by patch at ``FINE`` by l
 frames (the planner, ``hfstream.planning.temporal``, spends each frame's budget on the
 patches that gain the most per byte, changed or not).
 
+A predicted frame may instead be *residual* (``EncodedImage.residual``): its coded
+patches carry the difference between the frame and the reference moved by their motion,
+halved and centred on mid-grey (``residual_picture``), coded by the same continuous
+stream; the receiver adds it back (``add_residual``). The reference then keeps the detail
+the stream cannot code at 0.05 bpp, and the strings spend their bytes on what changed.
+The planner codes each frame both ways and sends the better.
+
 The reference picture is the one the receiver showed for the reference frame complete,
 which the sender rebuilds with the same decoder. The two may differ by float rounding
 between machines; nothing is predicted *from* the reference's pixels (they are copied),
@@ -30,6 +37,27 @@ from hfstream.codec.motion import motion_picture
 from hfstream.codec.scaling import downscale
 from hfstream.geometry import PATCH, Scale
 
+RESIDUAL_MID = 128  #: the level a zero difference is coded as
+RESIDUAL_GAIN = 2  #: a difference is halved to fit 0..255, and doubled back
+
+
+def residual_picture(image: np.ndarray, aligned: np.ndarray) -> np.ndarray:
+    """The uint8 picture a residual frame codes: (image - aligned) / 2 + 128, rounded."""
+    diff = (image.astype(np.int16) - aligned.astype(np.int16)) / RESIDUAL_GAIN
+    return np.clip(np.round(diff) + RESIDUAL_MID, 0, 255).astype(np.uint8)
+
+
+def add_residual(
+    aligned: np.ndarray, decoded: np.ndarray, lost: np.ndarray, scale: Scale
+) -> np.ndarray:
+    """The picture of a residual frame: ``aligned`` (the moved reference) plus the decoded
+    difference (``decoded``, coded as ``residual_picture``) where the patch's tier 0 is
+    not ``lost`` ((rows, cols) bool)."""
+    diff = (decoded.astype(np.int16) - RESIDUAL_MID) * RESIDUAL_GAIN
+    out = np.clip(aligned.astype(np.int16) + diff, 0, 255).astype(np.uint8)
+    coded = shown_mask(~lost, scale, aligned.shape[:2])
+    return np.where(coded[..., None], out, aligned)
+
 
 def reuse_errors(
     image: np.ndarray, reference: np.ndarray, grid: tuple[int, int], scale: Scale
@@ -47,11 +75,14 @@ def predicted(
     *,
     reference: int,
     motion: np.ndarray | None = None,
+    residual: bool = False,
 ) -> EncodedImage:
     """``enc`` as a frame predicted from frame ``reference``: the patches in ``reused``
     lose their tier 0 and indices (they are not sent) and show the reference shifted by
     their row of ``motion`` ((P, 2) (dy, dx); None: not shifted). The coded patches
-    carry their row too: the temporal synthesis reads the reference shifted by it."""
+    carry their row too: the temporal synthesis reads the reference shifted by it, and a
+    ``residual`` frame (``enc`` coded from ``residual_picture``) adds their difference to
+    it."""
 
     def vector(i: int) -> tuple[int, int]:
         return (0, 0) if motion is None else (int(motion[i, 0]), int(motion[i, 1]))
@@ -62,7 +93,7 @@ def predicted(
         else replace(p, motion=vector(i))
         for i, p in enumerate(enc.patches)
     )
-    return replace(enc, patches=patches, reference=reference, fallback=None)
+    return replace(enc, patches=patches, reference=reference, fallback=None, residual=residual)
 
 
 def moved_reference(enc: EncodedImage, reference: np.ndarray | None) -> np.ndarray:

@@ -90,36 +90,47 @@ def encode_predicted(
     config: PacketizerConfig | None = None,
     parity_ratios: Sequence[float] = PARITY_RATIOS,
     scales: Sequence[Scale] = SCALES,
+    residual: bool = True,
 ) -> PlannedFrame:
     """``image`` coded against ``reference`` (the picture the receiver shows for frame
     ``reference_id``) to fit ``budget`` bytes of tier 0 and parity, planned for
-    ``channel``: each patch reused or coded, at the scale of ``scales`` whose plan has
-    the best expected PSNR (``reuse_table``). Tier 0 alone: a predicted frame sends no
-    indices. The plan's rungs say ``REUSE`` for the reused patches."""
+    ``channel``: each patch reused or coded, at the scale of ``scales`` and as pictures
+    or, with ``residual``, as differences from the moved reference
+    (``codec.temporal.residual_picture``), whichever plan has the best expected PSNR
+    (``reuse_table``). Tier 0 alone: a predicted frame sends no indices. The plan's
+    rungs say ``REUSE`` for the reused patches."""
     from hfstream.codec.frames import to_uint8_image
-    from hfstream.codec.motion import search
+    from hfstream.codec.motion import motion_picture, search
+    from hfstream.codec.temporal import RESIDUAL_GAIN, residual_picture
 
     image = to_uint8_image(image)
     if reference.shape != image.shape:
         raise ValueError(f"the reference is {reference.shape}, the frame {image.shape}")
     cfg = replace(config or PacketizerConfig(), send_withheld=False)
-    best: tuple[tuple[bool, float], Scale, RungTable, np.ndarray, np.ndarray] | None = None
+    best: tuple[tuple[bool, float], _Coding, RungTable, np.ndarray, np.ndarray] | None = None
     for scale in _scales_to_try(image, scales):
         table = synthesized(codec.rung_table(image, scale), codec)
         assert table.grid is not None
         motion, reuse, still = search(image, reference, table.grid, scale)
         moved = motion.any(axis=1)
-        virtual, columns = reuse_table(
-            table, reuse, still=still, moved=moved, coded_motion=codec.temporal is not None
-        )
-        plan = _plan(virtual, budget, channel, cfg, parity_ratios)
-        fits = plan.bytes <= budget
-        score = (fits, plan.expected_psnr if fits else -plan.bytes)
-        if best is None or score > best[0]:
-            best = (score, scale, virtual, columns, motion)
+        ways = [(image, table, False)]
+        if residual:
+            diff = residual_picture(image, motion_picture(reference, motion, table.grid, scale))
+            diffs = codec.rung_table(diff, scale)
+            ways.append((diff, replace(diffs, error=diffs.error * RESIDUAL_GAIN**2), True))
+        for source, costs, is_residual in ways:
+            motion_sent = is_residual or codec.temporal is not None
+            virtual, columns = reuse_table(
+                costs, reuse, still=still, moved=moved, coded_motion=motion_sent
+            )
+            plan = _plan(virtual, budget, channel, cfg, parity_ratios)
+            fits = plan.bytes <= budget
+            score = (fits, plan.expected_psnr if fits else -plan.bytes)
+            if best is None or score > best[0]:
+                way = _Coding(codec, source, budget, scale, channel, cfg, parity_ratios)
+                best = (score, replace(way, residual=is_residual), virtual, columns, motion)
     assert best is not None
-    _, scale, virtual, columns, motion = best
-    coding = _Coding(codec, image, budget, scale, channel, cfg, parity_ratios)
+    _, coding, virtual, columns, motion = best
     return _code(coding, virtual, columns, motion, reference_id)
 
 
@@ -165,15 +176,16 @@ def _plan(
 
 @dataclass(frozen=True)
 class _Coding:
-    """What ``encode_predicted`` codes, at the scale it chose."""
+    """What ``encode_predicted`` codes, at the scale and in the way it chose."""
 
     codec: HybridCodec
-    image: np.ndarray
+    image: np.ndarray  #: the frame, or its residual picture
     budget: float
     scale: Scale
     channel: Channel
     config: PacketizerConfig
     parity_ratios: Sequence[float]
+    residual: bool = False
 
 
 def _code(
@@ -195,10 +207,10 @@ def _code(
         plan = _plan(virtual, room, channel, config, parity_ratios)
         rungs = columns[np.arange(len(columns)), np.asarray(plan.rungs)]
         coded = np.maximum(rungs, 0)
-        # Only the temporal synthesis reads a coded patch's motion: without it, only the
-        # reused patches send theirs.
-        synthesis = codec.temporal is not None
-        vectors = motion if synthesis else np.where((rungs == REUSE)[:, None], motion, 0)
+        # Only a residual frame and the temporal synthesis read a coded patch's motion:
+        # without either, only the reused patches send theirs.
+        aligned = coding.residual or codec.temporal is not None
+        vectors = motion if aligned else np.where((rungs == REUSE)[:, None], motion, 0)
         while True:
             if enc is None:
                 full = codec.encode_tier0(image, rate=PerPatch(tuple(coded)), scale=scale)
@@ -206,7 +218,9 @@ def _code(
                 full = codec.recode_continuous(image, enc, tuple(coded))
             enc = full
             reused = set(np.flatnonzero(rungs == REUSE).tolist())
-            frame = predicted(full, reused, reference=reference_id, motion=vectors)
+            frame = predicted(
+                full, reused, reference=reference_id, motion=vectors, residual=coding.residual
+            )
             entries = tier0_entries(frame)
             big = {entries[i].patch for i in oversized_tier0(entries, config.mtu)}
             if not big or all(coded[p] == 0 for p in big):

@@ -23,6 +23,7 @@ from hfstream.protocol.wire import (
     FLAG_GRAY,
     FLAG_NO_TIER1,
     FLAG_PRIOR,
+    FLAG_RESIDUAL,
     FLAG_TIER2,
     MAX_CAPTURE_MS,
     MAX_FEC_BLOCK,
@@ -116,6 +117,8 @@ class FrameEntries:
     #: ``codec.temporal``). Such a frame sends tier 0 only for the patches it codes, and
     #: one empty tier-0 packet when it codes none (the receiver learns the frame is whole).
     reference_back: int = 0
+    #: a predicted frame's coded patches are differences from the moved reference
+    residual: bool = False
 
 
 @dataclass
@@ -305,6 +308,7 @@ class Packetizer:
             | (FLAG_TIER2 if t2_payloads else 0)
             | (FLAG_NO_TIER1 if not t1_payloads else 0)
             | (FLAG_GRAY if frame.gray else 0)
+            | (FLAG_RESIDUAL if frame.residual else 0)
             | scale_bits(frame.scale) << SCALE_SHIFT
         )
 

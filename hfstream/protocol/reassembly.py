@@ -37,6 +37,7 @@ from hfstream.protocol.wire import (
     FLAG_GRAY,
     FLAG_NO_TIER1,
     FLAG_PRIOR,
+    FLAG_RESIDUAL,
     FLAG_TIER2,
     HEADER_SIZE,
     MAX_RUNG,
@@ -91,6 +92,7 @@ class FrameState:
     fallback_scale: int = 0
     has_tier1: bool = True  # False: tier 0 completes it (``wire.FLAG_NO_TIER1``)
     gray: bool = False  # ``wire.FLAG_GRAY``
+    residual: bool = False  # ``wire.FLAG_RESIDUAL``
     reference: int | None = None  # a predicted frame's reference (``PacketHeader.reference``)
     motion: dict[int, tuple[int, int]] = field(default_factory=dict)  # reused patch -> shift
 
@@ -135,12 +137,14 @@ class FrameState:
             | (FLAG_TIER2 if self.has_tier2 else 0)
             | (0 if self.has_tier1 else FLAG_NO_TIER1)
             | (FLAG_GRAY if self.gray else 0)
+            | (FLAG_RESIDUAL if self.residual else 0)
             | scale_bits(self.scale) << SCALE_SHIFT
         )
 
     def matches(self, h: PacketHeader) -> bool:
         own = (self.height, self.width, self.codebook_size, self.flags, self.capture_ms)
-        flags = h.flags & (FLAG_PRIOR | FLAG_TIER2 | FLAG_NO_TIER1 | FLAG_GRAY | SCALE_MASK)
+        kept = FLAG_PRIOR | FLAG_TIER2 | FLAG_NO_TIER1 | FLAG_GRAY | FLAG_RESIDUAL | SCALE_MASK
+        flags = h.flags & kept
         theirs = (h.height, h.width, h.codebook_size, flags, h.capture_ms)
         return theirs == own and h.reference == self.reference
 
@@ -275,6 +279,7 @@ class Reassembler:
                 h.scale,
                 has_tier1=not h.flags & FLAG_NO_TIER1,
                 gray=bool(h.flags & FLAG_GRAY),
+                residual=bool(h.flags & FLAG_RESIDUAL),
                 reference=h.reference,
             )
             self.frames[h.frame_id] = frame

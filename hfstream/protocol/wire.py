@@ -21,7 +21,9 @@ Header (big-endian)::
                    bit 1: the frame has tier-2 packets;
                    bits 2-3: the scale the frame is shown at (0..2: log2 of
                    1, 2, 4; 3: ``FINE``, a half; ``geometry.scale_bits``);
-                   bit 4: no tier-1 packets (tier 0 completes the frame); bit 5: gray source
+                   bit 4: no tier-1 packets (tier 0 completes the frame); bit 5: gray source;
+                   bit 6: a predicted frame's coded patches carry the difference from the
+                   moved reference (``codec.temporal``), not the picture
     seq         2  packet number within (frame, type)
     count       2  packets of this (frame, type), 1..4096
     reference   2  a predicted frame (``codec.temporal``): how many frames back its
@@ -72,6 +74,7 @@ SCALE_SHIFT = 2  # flag bits 2-3: log2 of the frame's scale
 SCALE_MASK = 0x0C
 FLAG_NO_TIER1 = 0x10  # no tier-1 packets: tier 0 completes the frame (its picture is final)
 FLAG_GRAY = 0x20  # the source is gray (``EncodedImage.gray``): shown in gray
+FLAG_RESIDUAL = 0x40  # a predicted frame's tier 0 codes differences (``EncodedImage.residual``)
 
 
 class WireError(ValueError):
@@ -214,6 +217,8 @@ def parse_header(data: bytes, model_id: int | None = None) -> tuple[PacketHeader
     if max(height, width) * scale > MAX_SIDE or height * scale % 1 or width * scale % 1:
         shown = f"frame size {width}x{height} shown at {scale}x"
         raise WireError("geometry", f"{shown} is not a whole size in 1..{MAX_SIDE} per side")
+    if flags & FLAG_RESIDUAL and not back:
+        raise WireError("field", "only a predicted frame codes differences from a reference")
     if not 6 <= cb <= 10:
         raise WireError("codebook", f"codebook of 2**{cb} words is outside 2**6..2**10")
     if not 1 <= count <= MAX_COUNT:
@@ -320,8 +325,9 @@ class Tier0Entry:
 
 @dataclass(frozen=True)
 class MotionEntry:
-    """``[patch, dy, dx]``: in a predicted frame, a patch not coded that shows its
-    reference shifted by (dy, dx) shown pixels (``codec.motion``)."""
+    """``[patch, dy, dx]``: in a predicted frame, a patch that reads its reference shifted
+    by (dy, dx) shown pixels (``codec.motion``): a patch not coded shows it, a coded one
+    (its ``Tier0Entry`` beside this one) gives it to the temporal synthesis."""
 
     patch: int
     dy: int

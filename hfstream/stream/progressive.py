@@ -115,6 +115,7 @@ def tier0_encoded(codec: HybridCodec, frame: FrameState) -> EncodedImage:
         None if frame.reference is not None else _fallback(codec, frame),
         gray=frame.gray,
         reference=frame.reference,
+        residual=frame.residual,
     )
 
 
@@ -203,6 +204,7 @@ def build_encoded(codec: HybridCodec, frame: FrameState, cache: FrameDecodeState
         None if frame.reference is not None else _fallback(codec, frame),
         gray=frame.gray,
         reference=frame.reference,
+        residual=frame.residual,
     )
 
 
