@@ -7,7 +7,8 @@ it by the codec's motion search. Every patch is then coded (none reused), at eac
 
 - ``intra``: its own strings, decoded as an intra frame;
 - ``synthesis``: the same strings decoded as a predicted frame, through the model's
-  temporal synthesis (conditional on the aligned reference; 6 bytes of motion a patch);
+  temporal synthesis (conditional on the aligned reference; 6 bytes of motion a patch;
+  only for a model that has one);
 - ``residual``: the difference from the aligned reference coded with the same model and
   added back (a residual predicted frame, ``codec.temporal.residual_picture``): residual
   coding with the intra model, which was never trained on differences.
@@ -48,12 +49,11 @@ def main(argv: list[str] | None = None) -> int:
 
     scale = FINE if args.scale == "fine" else 1
     codec = HybridCodec.from_pretrained(args.model)
-    if codec.temporal is None:
-        p.error("the model has no temporal synthesis")
     frames = list(read_frames(args.video, args.frames))
     rungs = codec.continuous.rungs
+    methods = ("intra", "synthesis", "residual") if codec.temporal else ("intra", "residual")
     rows: dict[str, list[list[tuple[int, float]]]] = {
-        m: [[] for _ in range(rungs)] for m in ("intra", "synthesis", "residual")
+        m: [[] for _ in range(rungs)] for m in methods
     }
     reuse = []
     for t in range(args.back, len(frames), args.step):
@@ -72,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
             rows["intra"][r].append((size, psnr(image, codec.decode(enc))))
             frame = predicted(enc, set(), reference=t - args.back, motion=motion)
             moves = int(np.count_nonzero(motion.any(axis=1)))
-            shown = codec.decode(frame, reference=reference)
-            rows["synthesis"][r].append((size + MOTION_BYTES * moves, psnr(image, shown)))
+            if "synthesis" in rows:
+                shown = codec.decode(frame, reference=reference)
+                rows["synthesis"][r].append((size + MOTION_BYTES * moves, psnr(image, shown)))
             aligned = moved_reference(frame, reference)
             renc = codec.encode_tier0(residual_picture(image, aligned), rate=rate, scale=scale)
             rsize = sum(q.continuous_bytes for q in renc.patches)

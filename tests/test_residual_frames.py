@@ -71,3 +71,17 @@ def test_a_residual_frame_travels_with_its_flag(codec, brighter):
         parse_header(forged)
     with pytest.raises(ValueError, match="only a predicted frame"):
         replace(enc, reference=None)
+
+
+def test_the_coding_comparison_runs_on_a_clip(small_image, tmp_path, capsys):
+    from hfstream.media.video import VideoWriter
+    from sim.temporal_coding import main as temporal_coding
+    from sim.video_channel import pan_clip
+
+    clip = tmp_path / "c.mp4"
+    with VideoWriter(clip, fps=10) as w:
+        for f in pan_clip(small_image, 3, 96, 128):
+            w.write(f)
+    assert temporal_coding(["--video", str(clip), "--frames", "3", "--step", "5"]) == 0
+    table = capsys.readouterr().out
+    assert "reuse (0 B)" in table and table.count("\n| ") == 7  # header and 6 rungs
