@@ -60,10 +60,14 @@ def fallback_payload(enc: EncodedImage) -> FallbackPayload | None:
 
 def tier0_entries(enc: EncodedImage) -> list[Tier0Entry | MotionEntry]:
     """Each coded patch's entry; in a predicted frame, before it, the patch's motion where
-    it reads the reference shifted (a reused patch has that entry alone, or none)."""
+    it reads the reference shifted (a reused patch has that entry alone, or none). A
+    residual frame's coded patches always send theirs, (0, 0) included: the receiver
+    then knows a coded patch whose motion was lost, and shows the reference there
+    instead of adding the difference to the reference unmoved."""
     out: list[Tier0Entry | MotionEntry] = []
     for i, p in enumerate(enc.patches):
-        if enc.predicted and p.motion != (0, 0):
+        coded = p.continuous is not None
+        if enc.predicted and (p.motion != (0, 0) or (enc.residual and coded)):
             out.append(MotionEntry(i, *p.motion))
         if p.continuous is None and enc.predicted:
             continue

@@ -44,18 +44,18 @@ def reuse_table(
     *,
     still: np.ndarray | None = None,
     moved: np.ndarray | None = None,
-    coded_motion: bool = False,
+    coded_moved: np.ndarray | None = None,
 ) -> tuple[RungTable, np.ndarray]:
     """The rung table of a predicted frame and (P, C) the rung each of its columns
     stands for. Column 0 reuses the patch: error ``reuse`` (with its motion), and minus
     the entry framing in bits, since the cost model counts an entry for every patch and
     a reused one sends none, or a motion entry where ``moved`` (P,) bool says it is
-    shifted (with ``coded_motion``, a coded patch sends that entry too, for the temporal
-    synthesis). ``still`` (P,): the error of the reference unshifted, what a patch shows
-    when its entry is lost (default ``reuse``). Columns 1.. are the rungs whose
-    estimated error is below ``reuse``, in order (the last column repeated to fill): a
-    rung worse than the reference is never worth its bytes, and the allocation steps
-    through the columns one at a time."""
+    shifted; a coded patch sends one too where ``coded_moved`` (P,) bool says so (the
+    temporal synthesis and a residual frame read it). ``still`` (P,): the error of the
+    reference unshifted, what a patch shows when its entry is lost (default ``reuse``).
+    Columns 1.. are the rungs whose estimated error is below ``reuse``, in order (the
+    last column repeated to fill): a rung worse than the reference is never worth its
+    bytes, and the allocation steps through the columns one at a time."""
     patches, rungs = table.bits.shape
     if reuse.shape != (patches,):
         raise ValueError(f"reuse errors must be ({patches},), got {reuse.shape}")
@@ -70,8 +70,8 @@ def reuse_table(
     if moved is not None:
         refund[moved] -= 8.0 * MOTION_ENTRY_BYTES
     coded_bits = table.bits[rows, at]
-    if coded_motion and moved is not None:
-        coded_bits = coded_bits + np.where(moved, 8.0 * MOTION_ENTRY_BYTES, 0.0)[:, None]
+    if coded_moved is not None:
+        coded_bits = coded_bits + np.where(coded_moved, 8.0 * MOTION_ENTRY_BYTES, 0.0)[:, None]
     bits = np.where(reused, -refund[:, None], coded_bits)
     error = np.where(reused, reuse[:, None], table.error[rows, at])
     lost = (reuse if still is None else still).astype(np.float64)
@@ -119,9 +119,15 @@ def encode_predicted(
             diffs = codec.rung_table(diff, scale)
             ways.append((diff, replace(diffs, error=diffs.error * RESIDUAL_GAIN**2), True))
         for source, costs, is_residual in ways:
-            motion_sent = is_residual or codec.temporal is not None
+            # A residual frame's coded patches all send their motion (``tier0_entries``);
+            # with a temporal synthesis, the moved ones do.
+            sent = np.ones_like(moved) if is_residual else moved
             virtual, columns = reuse_table(
-                costs, reuse, still=still, moved=moved, coded_motion=motion_sent
+                costs,
+                reuse,
+                still=still,
+                moved=moved,
+                coded_moved=sent if is_residual or codec.temporal is not None else None,
             )
             plan = _plan(virtual, budget, channel, cfg, parity_ratios)
             fits = plan.bytes <= budget

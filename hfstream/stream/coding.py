@@ -66,6 +66,11 @@ class PlannedCoding:
     frame the receiver acknowledged, its unchanged patches reused (moved where the camera
     moved); intra frames until the first acknowledgement, and whenever none is recent.
     False: every frame intra (for experiments; ``sim.temporal_video`` compares)."""
+    residual: bool = True
+    """With ``temporal``: the planner also codes each predicted frame as differences from
+    the moved reference and sends whichever plan is better (a change of light costs
+    little that way). False: pictures only, which spares it the differences' rung tables
+    (the slowest part of a predicted frame's encode)."""
 
     def __post_init__(self) -> None:
         for name in ("target_bytes_per_s", "fps", "tier0_sends"):

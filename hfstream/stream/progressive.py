@@ -110,7 +110,7 @@ def tier0_encoded(codec: HybridCodec, frame: FrameState) -> EncodedImage:
         frame.width,
         frame.codebook_size,
         codec.model_id,
-        _tier0_patches(codec, frame.tier0, frame.patches, frame.motion),
+        _tier0_patches(codec, frame.tier0, frame.patches, frame.motion, frame.residual),
         frame.scale,
         None if frame.reference is not None else _fallback(codec, frame),
         gray=frame.gray,
@@ -134,15 +134,18 @@ def _tier0_patches(
     tier0: dict[int, Tier0Entry],
     patches: int,
     motion: dict[int, tuple[int, int]] | None = None,
+    residual: bool = False,
 ) -> tuple[EncodedPatch, ...]:
     # The reassembler drops tier 0 above the ladder (``ReassemblerConfig.rungs``); a frame
     # assembled without that check still decodes, such patches as if their tier 0 were lost.
+    # A residual frame's coded patch whose motion entry is missing is shown as lost too: its
+    # difference is from the moved reference (``frame_coding.tier0_entries``).
     ladder = codec.continuous.rungs
     moved = motion or {}
     out = []
     for i in range(patches):
         e = tier0.get(i)
-        if e is not None and e.rung < ladder:
+        if e is not None and e.rung < ladder and (i in moved or not residual):
             coded = empty_patch(e.schedule, (e.y, e.z), e.rung)
             out.append(replace(coded, motion=moved.get(i, (0, 0))))
         else:
@@ -168,7 +171,7 @@ def index_share(codec: HybridCodec, frame: FrameState) -> float:
 
 def build_encoded(codec: HybridCodec, frame: FrameState, cache: FrameDecodeState) -> EncodedImage:
     """Assemble everything usable of ``frame`` into an ``EncodedImage`` (CPU-heavy)."""
-    patches = list(_tier0_patches(codec, frame.tier0, frame.patches, frame.motion))
+    patches = list(_tier0_patches(codec, frame.tier0, frame.patches, frame.motion, frame.residual))
     tier0 = [i for i, p in enumerate(patches) if p.continuous is not None]
     need = [i for i in tier0 if i not in cache.probs]
     if need and frame.prior_coded:

@@ -249,6 +249,7 @@ class Sender:
                     reference_id=reference[0],
                     channel=channel,
                     config=cfg.packetizing,
+                    residual=coding.residual,
                 )
             else:
                 planned = encode_within(
