@@ -85,3 +85,22 @@ def test_the_coding_comparison_runs_on_a_clip(small_image, tmp_path, capsys):
     assert temporal_coding(["--video", str(clip), "--frames", "3", "--step", "5"]) == 0
     table = capsys.readouterr().out
     assert "reuse (0 B)" in table and table.count("\n| ") == 7  # header and 6 rungs
+
+
+def test_a_patch_s_motion_travels_in_the_packet_of_its_strings(codec, brighter):
+    from hfstream.protocol.packetizer import PacketizerConfig
+    from hfstream.protocol.wire import parse_tier0
+
+    reference, frame = brighter
+    enc = encode_predicted(codec, frame, 400, reference=reference, reference_id=6).encoded
+    for per_packet in (1, 0):
+        config = PacketizerConfig(tier0_patches=per_packet, parity_ratio=0)
+        fp = packetize(enc, Packetizer(codec.model_id, config=config), frame_id=7)
+        patches = []
+        for packet in fp.tier0:
+            _, payload = parse_header(packet)
+            entries = parse_tier0(payload, 2, predicted=True)
+            by_patch = {e.patch for e in entries}
+            assert len(entries) == 2 * len(by_patch)  # each patch: its motion and strings
+            patches += sorted(by_patch)
+        assert sorted(patches) == [0, 1]

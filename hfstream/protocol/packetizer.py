@@ -151,65 +151,89 @@ class FramePackets:
 def _bins(entries: list[list], limit: int, max_items: int = 0) -> list[bytes]:
     """Greedy packing of msgpack entries into payloads of at most ``limit`` bytes (and of
     at most ``max_items`` entries, when positive)."""
+    return _pack([[msgpack.packb(e, use_bin_type=True)] for e in entries], limit, max_items)
+
+
+def oversized_tier0(entries: Sequence[Tier0Entry | MotionEntry], mtu: int) -> set[int]:
+    """Positions of the tier-0 entries too large for one tier-0 packet at ``mtu`` with
+    their patch's other entry (a patch's strings at a high rung on a busy picture): the
+    planner lowers their rungs."""
+    limit = mtu - OVERHEAD - PARITY_OVERHEAD
+    sizes = [len(msgpack.packb(e.to_list(), use_bin_type=True)) for e in entries]
+    per_patch: dict[int, int] = {}
+    for e, size in zip(entries, sizes, strict=True):
+        per_patch[e.patch] = per_patch.get(e.patch, 0) + size
+    return {i for i, e in enumerate(entries) if per_patch[e.patch] + 3 > limit}
+
+
+def _units(entries: list[list]) -> list[list[bytes]]:
+    """Tier-0 entries, packed, grouped by patch (consecutive entries of the same patch):
+    a patch's motion entry travels in the packet of its strings, which the receiver needs
+    together (a residual frame's)."""
+    units: list[list[bytes]] = []
+    for i, e in enumerate(entries):
+        b = msgpack.packb(e, use_bin_type=True)
+        if i and e[0] == entries[i - 1][0]:
+            units[-1].append(b)
+        else:
+            units.append([b])
+    return units
+
+
+def _pack(units: list[list[bytes]], limit: int, max_units: int = 0) -> list[bytes]:
+    """Greedy packing of ``units`` (each one or more packed entries kept together) into
+    payloads of at most ``limit`` bytes (and ``max_units`` units, when positive)."""
     payloads: list[bytes] = []
     cur: list[bytes] = []
-    size = 0
-    for e in entries:
-        b = msgpack.packb(e, use_bin_type=True)
-        if len(b) + 3 > limit:
+    size = count = 0
+    for unit in units:
+        n, b = len(unit), sum(map(len, unit))
+        if b + 3 > limit:
             raise ValueError(
-                f"an entry of {len(b)} bytes does not fit a {limit}-byte payload; "
+                f"an entry of {b} bytes does not fit a {limit}-byte payload; "
                 "raise PacketizerConfig.mtu"
             )
-        full = max_items > 0 and len(cur) >= max_items
-        if cur and (full or size + len(b) + (1 if len(cur) + 1 < 16 else 3) > limit):
+        full = max_units > 0 and count >= max_units
+        if cur and (full or size + b + (1 if len(cur) + n < 16 else 3) > limit):
             payloads.append(_array(cur))
-            cur, size = [], 0
-        cur.append(b)
-        size += len(b)
+            cur, size, count = [], 0, 0
+        cur += unit
+        size += b
+        count += 1
     if cur:
         payloads.append(_array(cur))
     return payloads
 
 
-def oversized_tier0(entries: Sequence[Tier0Entry | MotionEntry], mtu: int) -> set[int]:
-    """Positions of the tier-0 entries too large for one tier-0 packet at ``mtu`` (a
-    patch's strings at a high rung on a busy picture): the planner lowers their rungs."""
-    limit = mtu - OVERHEAD - PARITY_OVERHEAD
-    return {
-        i
-        for i, e in enumerate(entries)
-        if len(msgpack.packb(e.to_list(), use_bin_type=True)) + 3 > limit
-    }
-
-
 def _tier0_bins(entries: list[list], limit: int, per_packet: int) -> list[bytes]:
-    """Tier-0 payloads: as ``_bins``, but with ``per_packet`` above 1 the P packets each
-    take every P-th entry (entry j, j + P, j + 2P... in packet j), not a run of them;
-    with ``per_packet`` 0, the fewest packets that hold every entry, of even sizes."""
+    """Tier-0 payloads, a patch's entries together (``_units``): as ``_pack``, but with
+    ``per_packet`` above 1 the P packets each take every P-th patch (patch j, j + P,
+    j + 2P... in packet j), not a run of them; with ``per_packet`` 0, the fewest packets
+    that hold every patch, of even sizes."""
+    units = _units(entries)
     if per_packet == 0:
-        return _balanced(entries, limit)
-    if per_packet == 1 or len(entries) <= per_packet:
-        return _bins(entries, limit, per_packet)
-    packets = -(-len(entries) // per_packet)
-    return [p for j in range(packets) for p in _bins(entries[j::packets], limit)]
+        return _balanced(units, limit)
+    if per_packet == 1 or len(units) <= per_packet:
+        return _pack(units, limit, per_packet)
+    packets = -(-len(units) // per_packet)
+    return [p for j in range(packets) for p in _pack(units[j::packets], limit)]
 
 
-def _balanced(entries: list[list], limit: int) -> list[bytes]:
-    """As many payloads as greedy packing needs, the entries dealt largest first to the
+def _balanced(units: list[list[bytes]], limit: int) -> list[bytes]:
+    """As many payloads as greedy packing needs, the units dealt largest first to the
     emptiest payload. Parity is as wide as a block's widest payload, so even payloads
     make it cheaper (greedy packing fills the first ones and leaves the last small)."""
-    greedy = _bins(entries, limit)
+    greedy = _pack(units, limit)
     if len(greedy) <= 1:
         return greedy
-    coded = [msgpack.packb(e, use_bin_type=True) for e in entries]
+    sizes_of = [sum(map(len, u)) for u in units]
     bins: list[list[int]] = [[] for _ in greedy]
     sizes = [0] * len(greedy)
-    for i in sorted(range(len(coded)), key=lambda i: -len(coded[i])):
+    for i in sorted(range(len(units)), key=lambda i: -sizes_of[i]):
         j = sizes.index(min(sizes))
         bins[j].append(i)
-        sizes[j] += len(coded[i])
-    payloads = [_array([coded[i] for i in sorted(b)]) for b in bins]
+        sizes[j] += sizes_of[i]
+    payloads = [_array([b for i in sorted(k) for b in units[i]]) for k in bins]
     return payloads if max(map(len, payloads)) <= limit else greedy
 
 
