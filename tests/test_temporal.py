@@ -9,7 +9,7 @@ from PIL import Image
 
 from hfstream.codec.estimates import RungTable
 from hfstream.codec.frame_coding import packetize
-from hfstream.codec.motion import global_shift, search
+from hfstream.codec.motion import global_shift, search, shifted
 from hfstream.codec.rates import Fixed
 from hfstream.codec.temporal import predicted
 from hfstream.eval.metrics import psnr
@@ -46,6 +46,23 @@ def test_motion_search_finds_a_pan(scene):
     assert motion.tolist() == [[6, -9], [6, -9]]
     # Only the rows and columns the shift brings in from outside the reference differ.
     assert (best < 0.002).all() and (still > 5 * best).all()
+
+
+def test_pixels_moved_in_from_outside_the_picture_are_smooth_not_streaks():
+    rng = np.random.default_rng(1)
+    reference = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    block = shifted(reference, 32, 16, size=(32, 32), motion=(12, -20)).astype(float)
+    # Rows 0..19 are inside the picture: copied exactly.
+    assert (block[:20, 4:] == reference[44:64, :28]).all()
+    # Rows past the bottom edge: the edge row averaged along it, far smoother than the
+    # edge row the old repetition drew as vertical streaks.
+    past = block[20:, 4:]
+    assert (past == past[0]).all()
+    assert (
+        np.abs(np.diff(past[0], axis=0)).mean()
+        < np.abs(np.diff(reference[63].astype(float), axis=0)).mean() / 3
+    )
+    assert abs(past.mean() - reference[63].mean()) < 8
 
 
 def test_the_reuse_rung_costs_no_entry_and_only_better_rungs_follow():

@@ -16,6 +16,11 @@ from hfstream.geometry import PATCH, Scale
 
 MAX_MOTION = 128  #: largest shift a patch may have, in shown pixels, per axis
 REFINE = 2  #: pixels searched around each candidate shift
+# Pixels a shift brings in from outside the picture are unknown to both ends. Repeating
+# the edge pixel draws streaks across them, which a residual frame's coded difference
+# cannot remove (it codes the low frequencies); the edge's mean over this many pixels
+# along it is smooth, and closer to whatever came in.
+EDGE_SMOOTHING = 17
 
 
 def global_shift(image: np.ndarray, reference: np.ndarray) -> tuple[int, int]:
@@ -37,15 +42,37 @@ def global_shift(image: np.ndarray, reference: np.ndarray) -> tuple[int, int]:
     return int(np.clip(dy, -MAX_MOTION, MAX_MOTION)), int(np.clip(dx, -MAX_MOTION, MAX_MOTION))
 
 
+def _smoothed(line: np.ndarray) -> np.ndarray:
+    """``line`` (N, 3) averaged over ``EDGE_SMOOTHING`` pixels along it (ends repeated)."""
+    half = EDGE_SMOOTHING // 2
+    padded = np.pad(line.astype(np.float32), ((half, half), (0, 0)), mode="edge")
+    sums = np.cumsum(np.pad(padded, ((1, 0), (0, 0))), axis=0)
+    mean = (sums[EDGE_SMOOTHING:] - sums[:-EDGE_SMOOTHING]) / EDGE_SMOOTHING
+    if np.issubdtype(line.dtype, np.integer):
+        mean = np.round(mean)
+    return mean.astype(line.dtype)
+
+
 def shifted(
     reference: np.ndarray, top: int, left: int, *, size: tuple[int, int], motion: tuple[int, int]
 ) -> np.ndarray:
-    """The ``size`` region of ``reference`` at (``top`` + dy, ``left`` + dx), its
-    coordinates clamped to the picture (edge pixels repeated)."""
+    """The ``size`` region of ``reference`` at (``top`` + dy, ``left`` + dx). Where it
+    reaches outside the picture, each pixel is the nearest edge pixel averaged along the
+    edge (``EDGE_SMOOTHING``), the same at both ends."""
     h, w = reference.shape[:2]
-    rows = np.clip(np.arange(top, top + size[0]) + motion[0], 0, h - 1)
-    cols = np.clip(np.arange(left, left + size[1]) + motion[1], 0, w - 1)
-    return reference[rows[:, None], cols[None, :]]
+    want_rows = np.arange(top, top + size[0]) + motion[0]
+    want_cols = np.arange(left, left + size[1]) + motion[1]
+    rows, cols = np.clip(want_rows, 0, h - 1), np.clip(want_cols, 0, w - 1)
+    block = reference[rows[:, None], cols[None, :]]
+    out_rows, out_cols = rows != want_rows, cols != want_cols
+    if not (out_rows.any() or out_cols.any()):
+        return block
+    block = block.copy()
+    for edge in np.unique(rows[out_rows]):  # rows past the top or the bottom edge
+        block[out_rows & (rows == edge)] = _smoothed(reference[edge])[cols]
+    for edge in np.unique(cols[out_cols]):  # columns past the left or the right edge
+        block[:, out_cols & (cols == edge)] = _smoothed(reference[:, edge])[rows][:, None]
+    return block
 
 
 def patch_regions(shape: tuple[int, ...], grid: tuple[int, int], scale: Scale):
