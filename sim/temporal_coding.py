@@ -9,12 +9,15 @@ it by the codec's motion search. Every patch is then coded (none reused), at eac
 - ``synthesis``: the same strings decoded as a predicted frame, through the model's
   temporal synthesis (conditional on the aligned reference; 6 bytes of motion a patch;
   only for a model that has one);
-- ``residual``: the difference from the aligned reference coded with the same model and
-  added back (a residual predicted frame, ``codec.temporal.residual_picture``): residual
-  coding with the intra model, which was never trained on differences.
+- ``residual``: the difference from the aligned reference coded by the model's residual
+  stream (its picture stream where it has none) and added back (a residual predicted
+  frame, ``codec.temporal.residual_picture``).
 
 ``reuse`` is the aligned reference alone (0 bytes). Prints mean bytes per frame and
-PSNR per rung and method.
+PSNR per rung and method, and for ``intra`` and ``residual`` the PSNR that the rung
+table predicts (``est``, what ``planning.temporal`` plans with, its bias correction
+taken out): the mean of decoded less predicted is the bias that
+``planning.temporal.ESTIMATE_BIAS_DB`` corrects.
 """
 
 from __future__ import annotations
@@ -40,12 +43,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", help="model folder (default: the shipped model)")
     args = p.parse_args(argv)
     from hfstream.codec.hybrid import HybridCodec
-    from hfstream.codec.motion import search
+    from hfstream.codec.motion import motion_picture, search
     from hfstream.codec.rates import Fixed, PerPatch
-    from hfstream.codec.temporal import moved_reference, predicted, residual_picture
+    from hfstream.codec.temporal import (
+        RESIDUAL_GAIN,
+        predicted,
+        residual_picture,
+    )
     from hfstream.eval.metrics import psnr
     from hfstream.geometry import FINE
     from hfstream.media.video import read_frames
+    from hfstream.planning.temporal import estimate_bias
 
     scale = FINE if args.scale == "fine" else 1
     codec = HybridCodec.from_pretrained(args.model)
@@ -56,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         m: [[] for _ in range(rungs)] for m in methods
     }
     reuse = []
+    estimated: dict[str, list[list[float]]] = {m: [[] for _ in range(rungs)] for m in rows}
     for t in range(args.back, len(frames), args.step):
         image = frames[t]
         ref_enc = codec.encode_tier0(
@@ -64,7 +73,18 @@ def main(argv: list[str] | None = None) -> int:
         reference = codec.decode(ref_enc)
         grid = ref_enc.grid
         motion, _, _ = search(image, reference, grid, scale)
+        aligned = motion_picture(reference, motion, grid, scale)
+        diff = residual_picture(image, aligned)
+        coder = codec.residual_coder
+        tables = {
+            "intra": codec.rung_table(image, scale).error / estimate_bias(False, scale),
+            "residual": coder.rung_table(diff, scale).error
+            * RESIDUAL_GAIN**2
+            / estimate_bias(True, scale),
+        }
         for r in range(rungs):
+            for m, table in tables.items():
+                estimated[m][r].append(float(-10 * np.log10(table[:, r].mean())))
             # Every patch at the rung (no quality floor, which would lift the residual's).
             rate = PerPatch((r,) * (grid[0] * grid[1]))
             enc = codec.encode_tier0(image, rate=rate, scale=scale)
@@ -75,23 +95,28 @@ def main(argv: list[str] | None = None) -> int:
             if "synthesis" in rows:
                 shown = codec.decode(frame, reference=reference)
                 rows["synthesis"][r].append((size + MOTION_BYTES * moves, psnr(image, shown)))
-            aligned = moved_reference(frame, reference)
-            renc = codec.encode_tier0(residual_picture(image, aligned), rate=rate, scale=scale)
+            renc = coder.encode_tier0(diff, rate=rate, scale=scale)
             rsize = sum(q.continuous_bytes for q in renc.patches)
             rframe = predicted(renc, set(), reference=t - args.back, motion=motion, residual=True)
             rebuilt = codec.decode(rframe, reference=reference)
             rows["residual"][r].append((rsize + MOTION_BYTES * moves, psnr(image, rebuilt)))
-        reuse.append(psnr(image, moved_reference(frame, reference)))
+        reuse.append(psnr(image, aligned))
         print(f"frame {t} done", file=sys.stderr)
     print(f"reuse (0 B): {np.mean(reuse):.2f} dB over {len(reuse)} frames")
-    print("| rung | " + " | ".join(f"{m} B / dB" for m in rows) + " |")
+    names = [f"{m} B / dB" + (" (est)" if m in tables else "") for m in rows]
+    print("| rung | " + " | ".join(names) + " |")
     print("|---|" + "---:|" * len(rows))
     for r in range(rungs):
-        cells = [
-            f"{np.mean([b for b, _ in rows[m][r]]):.0f} / {np.mean([q for _, q in rows[m][r]]):.2f}"
-            for m in rows
-        ]
+        cells = []
+        for m in rows:
+            size, quality = np.mean([b for b, _ in rows[m][r]]), np.mean([q for _, q in rows[m][r]])
+            est = f" ({np.mean(estimated[m][r]):.2f})" if m in tables else ""
+            cells.append(f"{size:.0f} / {quality:.2f}{est}")
         print(f"| {r} | " + " | ".join(cells) + " |")
+    for m in tables:
+        pairs = [zip(rows[m][r], estimated[m][r], strict=True) for r in range(rungs)]
+        gaps = [q - e for pair in pairs for (_, q), e in pair]
+        print(f"{m}: decoded - estimated {np.mean(gaps):+.2f} dB (sd {np.std(gaps):.2f})")
     return 0
 
 

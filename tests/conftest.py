@@ -21,6 +21,21 @@ def small_image() -> np.ndarray:
     return bundled_image()[100:340, 100:400].copy()
 
 
+@pytest.fixture(scope="session")
+def brighter(codec) -> tuple[np.ndarray, np.ndarray]:
+    """A reference picture (decoded) and the next frame: the same scene 24 levels
+    brighter, a change that differences code far better than pictures."""
+    from PIL import Image
+
+    from hfstream.codec.rates import Fixed
+
+    scene = np.asarray(
+        Image.fromarray(bundled_image()).resize((640, 448), Image.Resampling.LANCZOS)
+    )
+    reference = codec.decode(codec.encode_tier0(scene[64:320, 64:576], rate=Fixed(5)))
+    return reference, np.clip(reference.astype(int) + 24, 0, 255).astype(np.uint8)
+
+
 def with_rungs(continuous, rungs: int):
     """The shipped continuous weights with ``rungs`` rungs: a single-rate stream, or a
     ladder whose gains start at their initial values (the shipped ladder's, when it has

@@ -7,27 +7,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from hfstream.codec.frame_coding import packetize
-from hfstream.codec.rates import Fixed
 from hfstream.codec.temporal import add_residual, residual_picture
 from hfstream.eval.metrics import psnr
-from hfstream.media.samples import bundled_image
 from hfstream.planning.temporal import encode_predicted
 from hfstream.protocol.packetizer import Packetizer
 from hfstream.protocol.wire import FLAG_RESIDUAL, WireError, parse_header
 from hfstream.stream.progressive import FrameDecodeState, build_encoded, reassemble
-
-
-@pytest.fixture(scope="module")
-def brighter(codec):
-    """A reference picture and the next frame: the same scene 24 levels brighter."""
-    scene = np.asarray(
-        Image.fromarray(bundled_image()).resize((640, 448), Image.Resampling.LANCZOS)
-    )
-    reference = codec.decode(codec.encode_tier0(scene[64:320, 64:576], rate=Fixed(5)))
-    return reference, np.clip(reference.astype(int) + 24, 0, 255).astype(np.uint8)
 
 
 def test_residual_pictures_round_trip():

@@ -14,6 +14,7 @@ decides which picture ``auto`` shows.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -72,6 +73,7 @@ class HybridCodec:
         refiner: IndexRefiner | None = None,
         correction: CorrectionDecoder | None = None,
         temporal_synthesis: TemporalSynthesis | None = None,
+        residual_stream: ContinuousCodec | None = None,
     ) -> None:
         self.tokenizer = tokenizer.eval()
         self.continuous = continuous.eval()
@@ -92,6 +94,15 @@ class HybridCodec:
         # A predicted frame's coded patches sharpened from its reference (None: shown as
         # decoded, as older models; ``codec.temporal_synthesis``).
         self.temporal = None if temporal_synthesis is None else temporal_synthesis.eval()
+        # The continuous stream of residual predicted frames, trained on differences
+        # (None: they are coded by the picture stream, as older models).
+        if residual_stream is not None and residual_stream.rungs != continuous.rungs:
+            raise ValueError(
+                f"the residual stream has {residual_stream.rungs} rungs, "
+                f"the picture stream {continuous.rungs}"
+            )
+        self.residual_stream = None if residual_stream is None else residual_stream.eval()
+        self._residual_coder: HybridCodec | None = None
         # Inference runs the conv decoders on channels-last maps; weights in that layout
         # spare oneDNN a reorder per call. Values and state-dict keys are unchanged.
         self.tokenizer.decoder.to(memory_format=torch.channels_last)
@@ -107,6 +118,27 @@ class HybridCodec:
         """Forget the ŷc and the prior fill of every patch decoded so far."""
         self._latents.clear()
         self._prior_fills.clear()
+        if self._residual_coder is not None:
+            self._residual_coder.clear_caches()
+
+    @property
+    def residual_coder(self) -> HybridCodec:
+        """The codec that codes and decodes a residual frame's differences
+        (``codec.temporal.residual_picture``): this model with its residual stream in
+        place of the picture stream, shown bicubic (the learned up-sampler knows pictures
+        only) and without temporal synthesis; the model itself where it has none. It
+        keeps its own ŷc caches: the same strings mean another ŷc in either stream."""
+        if self.residual_stream is None:
+            return self
+        if self._residual_coder is None:
+            view = copy.copy(self)
+            view.continuous = self.residual_stream
+            view.upsampler = view.temporal = view.residual_stream = None
+            view._latents = LRU(LATENT_CACHE)
+            view._prior_fills = LRU(fills.PRIOR_FILL_CACHE)
+            view._residual_coder = None
+            self._residual_coder = view
+        return self._residual_coder
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -127,7 +159,7 @@ class HybridCodec:
         tokenizer = load(Tokenizer(TokenizerConfig(**_tuples(cfg["tokenizer"]))), "tokenizer")
         continuous = load(ContinuousCodec(ContinuousConfig(**cfg["continuous"])), "continuous")
         predictor = load(MaskedTokenPredictor(PredictorConfig(**cfg["predictor"])), "predictor")
-        upsampler = refiner = correction = synthesis = None
+        upsampler = refiner = correction = synthesis = residual = None
         if "upsampler" in cfg:
             upsampler = load(LearnedUpsampler(UpsamplerConfig(**cfg["upsampler"])), "upsampler")
         if "refiner" in cfg:
@@ -137,6 +169,8 @@ class HybridCodec:
         if "temporal" in cfg:
             synthesis = load(TemporalSynthesis(TemporalConfig(**cfg["temporal"])), "temporal")
             synthesis.gain_db = float(cfg.get("temporal_gain_db", 0.0))
+        if "residual" in cfg:
+            residual = load(ContinuousCodec(ContinuousConfig(**cfg["residual"])), "residual")
         return cls(
             tokenizer,
             continuous,
@@ -150,6 +184,7 @@ class HybridCodec:
             refiner=refiner,
             correction=correction,
             temporal_synthesis=synthesis,
+            residual_stream=residual,
         )
 
     @property
@@ -350,7 +385,7 @@ class HybridCodec:
             aligned = temporal.moved_reference(enc, reference)
             grey = np.full_like(aligned, temporal.RESIDUAL_MID)
             plain = replace(enc, residual=False, gray=False)
-            diff = self.decode(
+            diff = self.residual_coder.decode(
                 plain, "continuous", reference=grey, synthesis=False, progress=progress
             )
             shown = temporal.add_residual(aligned, diff, lost_mask(enc), enc.scale)

@@ -36,6 +36,18 @@ if TYPE_CHECKING:
 
 REUSE = -1  #: a plan's rung for a patch that is reused (not sent)
 MOTION_ENTRY_BYTES = 6  # a motion entry on the wire: msgpack [patch, dy, dx]
+# dB by which a predicted frame's coded patches decode better than the rung table
+# estimates (decoded less estimated PSNR), by (residual, scale). The estimate up-samples
+# bicubically: the picture stream's learned up-sampler beats it, the residual stream is
+# shown bicubic. A reused patch's error is measured exactly, so without this the planner
+# would weigh coding against reuse, and pictures against differences, with a bias.
+# ``python -m sim.temporal_coding`` on carphone and bigbuckbunny (docs/notebook/video.md).
+ESTIMATE_BIAS_DB: dict[tuple[bool, Scale], float] = {
+    (False, 1): 0.0,
+    (False, FINE): 0.0,
+    (True, 1): 0.0,
+    (True, FINE): 0.0,
+}
 
 
 def reuse_table(
@@ -109,15 +121,17 @@ def encode_predicted(
     cfg = replace(config or PacketizerConfig(), send_withheld=False)
     best: tuple[tuple[bool, float], _Coding, RungTable, np.ndarray, np.ndarray] | None = None
     for scale in _scales_to_try(image, scales):
-        table = synthesized(codec.rung_table(image, scale), codec)
+        table = codec.rung_table(image, scale)
+        table = synthesized(replace(table, error=table.error / estimate_bias(False, scale)), codec)
         assert table.grid is not None
         motion, reuse, still = search(image, reference, table.grid, scale)
         moved = motion.any(axis=1)
         ways = [(image, table, False)]
         if residual:
             diff = residual_picture(image, motion_picture(reference, motion, table.grid, scale))
-            diffs = codec.rung_table(diff, scale)
-            ways.append((diff, replace(diffs, error=diffs.error * RESIDUAL_GAIN**2), True))
+            diffs = codec.residual_coder.rung_table(diff, scale)
+            error = diffs.error * RESIDUAL_GAIN**2 / estimate_bias(True, scale)
+            ways.append((diff, replace(diffs, error=error), True))
         for source, costs, is_residual in ways:
             # A residual frame's coded patches all send their motion (``tier0_entries``);
             # with a temporal synthesis, the moved ones do.
@@ -133,11 +147,18 @@ def encode_predicted(
             fits = plan.bytes <= budget
             score = (fits, plan.expected_psnr if fits else -plan.bytes)
             if best is None or score > best[0]:
-                way = _Coding(codec, source, budget, scale, channel, cfg, parity_ratios)
+                coder = codec.residual_coder if is_residual else codec
+                way = _Coding(coder, source, budget, scale, channel, cfg, parity_ratios)
                 best = (score, replace(way, residual=is_residual), virtual, columns, motion)
     assert best is not None
     _, coding, virtual, columns, motion = best
     return _code(coding, virtual, columns, motion, reference_id)
+
+
+def estimate_bias(residual: bool, scale: Scale) -> float:
+    """The factor the rung table's errors are divided by for a predicted frame's coded
+    patches (``ESTIMATE_BIAS_DB``; 1 where none is measured)."""
+    return float(10 ** (ESTIMATE_BIAS_DB.get((residual, scale), 0.0) / 10))
 
 
 def synthesized(table: RungTable, codec: HybridCodec) -> RungTable:

@@ -10,7 +10,8 @@ checkpoint by the mean of several snapshots; ``pack`` writes a checkpoint as a p
 file to commit and ``unpack`` restores it on another machine; ``extend`` adds rungs
 under a model's lowest without retraining. ``temporal-data`` codes clips as a stream
 does, ``temporal`` trains the temporal synthesis of predicted frames on them and
-``add-temporal`` adds it to a model folder.
+``add-temporal`` adds it to a model folder; ``residual`` trains the continuous stream of
+residual predicted frames on the same clips and ``add-residual`` adds it to a model folder.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ STAGES = {
     "temporal-data": "hfstream.train.temporal_data",
     "temporal": "hfstream.train.stage_temporal",
     "add-temporal": "hfstream.train.stage_add_temporal",
+    "residual": "hfstream.train.stage_residual",
+    "add-residual": "hfstream.train.stage_add_residual",
 }
 NEEDS_NO_DATA = {
     "export",
@@ -46,6 +49,8 @@ NEEDS_NO_DATA = {
     "extend",
     "temporal",
     "add-temporal",
+    "residual",
+    "add-residual",
 }
 
 

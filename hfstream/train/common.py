@@ -79,6 +79,16 @@ def optimizer_step(
     return True
 
 
+def entropy_step(model: torch.nn.Module, aux_opt: torch.optim.Optimizer) -> None:
+    """One step of compressai's auxiliary loss (the entropy bottleneck's quantiles),
+    skipped where it is not finite."""
+    aux = model.aux_loss()
+    aux_opt.zero_grad()
+    if torch.isfinite(aux):
+        aux.backward()
+        aux_opt.step()
+
+
 def _all_finite(state: Any) -> bool:
     if isinstance(state, torch.Tensor):
         return not state.is_floating_point() or bool(torch.isfinite(state).all())

@@ -53,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gain-photos", type=int, default=8, help="photos to measure index_gain_db on")
 
 
-def _half(module: torch.nn.Module, prefix: str) -> dict[str, torch.Tensor]:
+def half_state(module: torch.nn.Module, prefix: str) -> dict[str, torch.Tensor]:
     """Parameters as float16 (halves the package), buffers (CDF tables...) as they are."""
     params = {n for n, _ in module.named_parameters()}
     return {
@@ -132,13 +132,13 @@ def run(args: argparse.Namespace) -> None:
     # The entropy coder's tables must come from the weights the receiver will load.
     continuous.update(force=True)
     tensors = {}
-    tensors.update(_half(tokenizer, "tokenizer"))
-    tensors.update(_half(continuous, "continuous"))
-    tensors.update(_half(predictor, "predictor"))
-    tensors.update(_half(correction, "correction"))
+    tensors.update(half_state(tokenizer, "tokenizer"))
+    tensors.update(half_state(continuous, "continuous"))
+    tensors.update(half_state(predictor, "predictor"))
+    tensors.update(half_state(correction, "correction"))
     for name, module in extras.items():
         if module is not None:
-            tensors.update(_half(module, name))
+            tensors.update(half_state(module, name))
     codebook = tokenizer.codebook.normalized().detach()
     for k in REDUCTIONS:
         for name, t in reduce_codebook(codebook, k, args.seed).items():

@@ -34,7 +34,14 @@ import torch
 from tqdm import tqdm
 
 from hfstream.codec.continuous import ContinuousCodec, ContinuousConfig, ladder_lmbdas
-from hfstream.train.common import Checkpoint, JsonLog, optimizer_step, setup_runtime, wrap_ddp
+from hfstream.train.common import (
+    Checkpoint,
+    JsonLog,
+    entropy_step,
+    optimizer_step,
+    setup_runtime,
+    wrap_ddp,
+)
 from hfstream.train.data import PhotoCrops
 
 
@@ -122,11 +129,7 @@ def run(args: argparse.Namespace) -> None:
         loss = (lmbdas[rung] * 255**2 * mse + bpp_low).mean()
         skipped += not optimizer_step(opt, loss, main_params)
         if aux_params:
-            aux = model.aux_loss()
-            aux_opt.zero_grad()
-            if torch.isfinite(aux):
-                aux.backward()
-                aux_opt.step()
+            entropy_step(model, aux_opt)
         step += 1
         bar.update(1)
         with torch.no_grad():

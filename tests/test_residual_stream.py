@@ -1,0 +1,96 @@
+"""The residual stream: a continuous stream of the model's own architecture that codes a
+residual frame's differences, trained (stage ``residual``) and added (``add-residual``)
+beside the picture stream, which it leaves untouched."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from hfstream.codec.hybrid import HybridCodec
+from hfstream.eval.metrics import psnr
+from hfstream.planning.temporal import encode_predicted
+from hfstream.train.__main__ import main as train
+from hfstream.train.common import Checkpoint
+
+
+def _stream_checkpoint(codec: HybridCodec, folder, *, gain: float = 1.0, rungs: int = 0) -> None:
+    """A ``residual`` run's checkpoint holding the picture stream with its gains times
+    ``gain`` (finer quantisation: strings another stream reads wrong), or ``rungs``."""
+    state = {k: v.clone() for k, v in codec.continuous.state_dict().items()}
+    state["gain"] = state["gain"] * gain
+    state["inverse_gain"] = state["inverse_gain"] / gain
+    config = codec.continuous.config
+    if rungs:
+        config = dataclasses.replace(config, rungs=rungs, default_rung=0)
+        state["gain"], state["inverse_gain"] = state["gain"][:rungs], state["inverse_gain"][:rungs]
+    Checkpoint(folder / "residual.ckpt").save(
+        1, {"model": state}, {"config": dataclasses.asdict(config)}
+    )
+
+
+@pytest.fixture(scope="module")
+def twin(codec, tmp_path_factory) -> HybridCodec:
+    """The shipped model with a residual stream that quantises 1.5x finer."""
+    run = tmp_path_factory.mktemp("residual-run")
+    _stream_checkpoint(codec, run, gain=1.5)
+    model = run / "model"
+    assert (
+        train(["add-residual", "--out", str(run), "--model-dir", str(model), "--version", "9"]) == 0
+    )
+    return HybridCodec.from_pretrained(model)
+
+
+def test_a_model_without_a_residual_stream_codes_differences_itself(codec):
+    assert codec.residual_stream is None and codec.residual_coder is codec
+
+
+def test_the_residual_stream_leaves_intra_frames_alone(codec, twin, small_image):
+    assert twin.model_id != codec.model_id
+    assert twin.residual_coder.continuous is twin.residual_stream
+    assert twin.residual_coder.upsampler is None and twin.upsampler is not None
+    ours, theirs = twin.encode_tier0(small_image), codec.encode_tier0(small_image)
+    assert [p.continuous for p in ours.patches] == [p.continuous for p in theirs.patches]
+
+
+def test_residual_frames_are_coded_and_decoded_by_the_residual_stream(codec, twin, brighter):
+    reference, frame = brighter
+    planned = encode_predicted(twin, frame, 600, reference=reference, reference_id=0)
+    enc = planned.encoded
+    assert enc.residual and any(p.continuous is not None for p in enc.patches)
+    shown = twin.decode(enc, reference=reference)
+    assert psnr(frame, shown) > 35
+    # The same strings read by the picture stream: another ŷc, a worse picture.
+    misread = codec.decode(replace(enc, model_id=codec.model_id), reference=reference)
+    assert psnr(frame, misread) < psnr(frame, shown) - 3
+    # Each stream keeps its own ŷc for the same strings.
+    coded = [p for p in enc.patches if p.continuous is not None]
+    assert not torch.equal(twin.latents(coded), twin.residual_coder.latents(coded))
+
+
+def test_residual_stages_train_and_refuse_what_does_not_fit(codec, tmp_path):
+    run = tmp_path / "run"
+    shards = run / "temporal_data"
+    shards.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    moved = np.clip(image.astype(int) + rng.integers(-9, 10, image.shape), 0, 255)
+    mask = np.ones((256, 256), np.uint8)
+    np.savez(shards / "00001.npz", image0=image, moved0=moved.astype(np.uint8), mask0=mask)
+    common = ["--out", str(run)]
+    assert train(["residual", *common, "--steps", "2", "--batch", "2", "--thumb", "64"]) == 0
+    state = Checkpoint(run / "residual.ckpt").load()
+    assert state["step"] == 2 and state["args"]["config"]["rungs"] == codec.continuous.rungs
+    model = tmp_path / "model"
+    assert train(["add-residual", *common, "--model-dir", str(model), "--version", "9"]) == 0
+    assert HybridCodec.from_pretrained(model).residual_stream is not None
+    # A stream with another ladder is refused; no run at all is one line and status 2.
+    _stream_checkpoint(codec, run, rungs=2)
+    with pytest.raises(SystemExit, match="rungs"):
+        train(["add-residual", *common, "--model-dir", str(model), "--version", "9"])
+    none = ["--out", str(tmp_path / "none"), "--model-dir", str(model), "--version", "9"]
+    assert train(["add-residual", *none]) == 2
