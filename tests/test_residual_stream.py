@@ -94,3 +94,20 @@ def test_residual_stages_train_and_refuse_what_does_not_fit(codec, tmp_path):
         train(["add-residual", *common, "--model-dir", str(model), "--version", "9"])
     none = ["--out", str(tmp_path / "none"), "--model-dir", str(model), "--version", "9"]
     assert train(["add-residual", *none]) == 2
+
+
+def test_residual_training_goes_on_from_the_shipped_residual_stream(codec, tmp_path):
+    from hfstream.train.stage_residual import source_stream
+
+    _stream_checkpoint(codec, tmp_path, gain=1.5)
+    model = tmp_path / "model"
+    assert (
+        train(["add-residual", "--out", str(tmp_path), "--model-dir", str(model), "--version", "9"])
+        == 0
+    )
+    picture = codec.continuous.gain.detach()
+    assert torch.allclose(source_stream(str(model)).gain, 1.5 * picture, rtol=1e-2)
+    from hfstream.codec.model_io import DEFAULT_MODEL_DIR
+
+    shipped = codec.residual_stream or codec.continuous
+    assert torch.equal(source_stream(str(DEFAULT_MODEL_DIR)).gain, shipped.gain)

@@ -4,9 +4,11 @@ A residual frame's coded patches carry ``codec.temporal.residual_picture``: the 
 minus its reference moved by the patch's motion, halved and centred on mid-grey. The
 picture stream was trained on photos, and such a picture is mostly flat grey with
 sparse edges, so it spends bytes on it badly (docs/notebook/video.md). This stage trains
-a stream of the same architecture on differences alone, starting from the shipped
-picture stream (``--source``), on the shards of ``temporal-data`` (each sample keeps the
-frame and its moved reference, as the stream coded them).
+a stream of the same architecture on differences alone, on the shards of
+``temporal-data`` (each sample keeps the frame and its moved reference, as the stream
+coded them). It starts from the residual stream of ``--source`` (the shipped model)
+where that has one, so training goes on from the shipped weights, and else from its
+picture stream.
 
 Recipe, as stage ``continuous`` but on differences:
 
@@ -92,10 +94,12 @@ class Differences:
 
 
 def source_stream(folder: str) -> ContinuousCodec:
-    """The picture stream of a model folder, to start from."""
+    """The stream to start from: the residual stream of a model folder that has one
+    (training goes on from it), else its picture stream."""
     bundle = load_model(folder)
-    model = ContinuousCodec(ContinuousConfig(**bundle.config["continuous"]))
-    model.load_state_dict(split_prefix(bundle.tensors, "continuous"))
+    which = "residual" if "residual" in bundle.config else "continuous"
+    model = ContinuousCodec(ContinuousConfig(**bundle.config[which]))
+    model.load_state_dict(split_prefix(bundle.tensors, which))
     return model
 
 
