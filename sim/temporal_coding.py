@@ -15,9 +15,8 @@ it by the codec's motion search. Every patch is then coded (none reused), at eac
 
 ``reuse`` is the aligned reference alone (0 bytes). Prints mean bytes per frame and
 PSNR per rung and method, and for ``intra`` and ``residual`` the PSNR that the rung
-table predicts (``est``, what ``planning.temporal`` plans with, its bias correction
-taken out): the mean of decoded less predicted is the bias that
-``planning.temporal.ESTIMATE_BIAS_DB`` corrects.
+table predicts (``est``, what ``planning.temporal`` plans with), with the mean of
+decoded less predicted: how far the planner's two estimates are from what decodes.
 """
 
 from __future__ import annotations
@@ -53,7 +52,6 @@ def main(argv: list[str] | None = None) -> int:
     from hfstream.eval.metrics import psnr
     from hfstream.geometry import FINE
     from hfstream.media.video import read_frames
-    from hfstream.planning.temporal import estimate_bias
 
     scale = FINE if args.scale == "fine" else 1
     codec = HybridCodec.from_pretrained(args.model)
@@ -77,10 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         diff = residual_picture(image, aligned)
         coder = codec.residual_coder
         tables = {
-            "intra": codec.rung_table(image, scale).error / estimate_bias(False, scale),
-            "residual": coder.rung_table(diff, scale).error
-            * RESIDUAL_GAIN**2
-            / estimate_bias(True, scale),
+            "intra": codec.rung_table(image, scale).error,
+            "residual": coder.rung_table(diff, scale).error * RESIDUAL_GAIN**2,
         }
         for r in range(rungs):
             for m, table in tables.items():

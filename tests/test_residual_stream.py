@@ -46,7 +46,14 @@ def twin(codec, tmp_path_factory) -> HybridCodec:
 
 
 def test_a_model_without_a_residual_stream_codes_differences_itself(codec):
-    assert codec.residual_stream is None and codec.residual_coder is codec
+    from conftest import with_rungs
+
+    parts = (codec.tokenizer, codec.continuous, codec.predictor, codec.complexity)
+    plain = HybridCodec(*parts, model_id=1)
+    assert plain.residual_stream is None and plain.residual_coder is plain
+    assert codec.residual_stream is not None  # the shipped model has one
+    with pytest.raises(ValueError, match="residual stream has 2 rungs"):
+        HybridCodec(*parts, model_id=1, residual_stream=with_rungs(codec.continuous, 2))
 
 
 def test_the_residual_stream_leaves_intra_frames_alone(codec, twin, small_image):
@@ -64,7 +71,7 @@ def test_residual_frames_are_coded_and_decoded_by_the_residual_stream(codec, twi
     assert enc.residual and any(p.continuous is not None for p in enc.patches)
     shown = twin.decode(enc, reference=reference)
     assert psnr(frame, shown) > 35
-    # The same strings read by the picture stream: another ŷc, a worse picture.
+    # The same strings read by another stream (the shipped one): another ŷc, a worse picture.
     misread = codec.decode(replace(enc, model_id=codec.model_id), reference=reference)
     assert psnr(frame, misread) < psnr(frame, shown) - 3
     # Each stream keeps its own ŷc for the same strings.

@@ -14,7 +14,7 @@ from hfstream.codec.rates import Fixed
 from hfstream.codec.temporal import predicted
 from hfstream.eval.metrics import psnr
 from hfstream.media.samples import bundled_image
-from hfstream.planning.temporal import REUSE, encode_predicted, reuse_table
+from hfstream.planning.temporal import LOST_WEIGHT, REUSE, encode_predicted, reuse_table
 from hfstream.protocol.packetizer import FrameEntries, Packetizer
 from hfstream.protocol.reassembly import PacketDropped, Reassembler, ReassemblerConfig
 from hfstream.protocol.wire import MotionEntry, WireError, pack_payload, parse_tier0
@@ -81,7 +81,9 @@ def test_the_reuse_rung_costs_no_entry_and_only_better_rungs_follow():
     assert columns.tolist() == [[REUSE, 2, 2, 2], [REUSE, 0, 1, 2]]
     assert virtual.bits[0, 0] == -8 * (11 - 6) and virtual.bits[1, 0] == -8 * 11
     assert virtual.error[0].tolist() == [0.004, 0.002, 0.002, 0.002]
-    assert virtual.lost.tolist() == [0.03, 0.5]  # a lost entry shows the reference unmoved
+    # A lost entry shows the reference unmoved, in this frame alone: weighed less.
+    assert virtual.lost.tolist() == [0.03 * LOST_WEIGHT, 0.5 * LOST_WEIGHT]
+    assert 0 < LOST_WEIGHT < 1
 
 
 def test_a_predicted_frame_travels_and_shows_its_reference_where_not_coded(codec, scene):

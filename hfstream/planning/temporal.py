@@ -36,18 +36,11 @@ if TYPE_CHECKING:
 
 REUSE = -1  #: a plan's rung for a patch that is reused (not sent)
 MOTION_ENTRY_BYTES = 6  # a motion entry on the wire: msgpack [patch, dy, dx]
-# dB by which a predicted frame's coded patches decode better than the rung table
-# estimates (decoded less estimated PSNR), by (residual, scale). The estimate up-samples
-# bicubically: the picture stream's learned up-sampler beats it, the residual stream is
-# shown bicubic. A reused patch's error is measured exactly, so without this the planner
-# would weigh coding against reuse, and pictures against differences, with a bias.
-# ``python -m sim.temporal_coding`` on carphone and bigbuckbunny (docs/notebook/video.md).
-ESTIMATE_BIAS_DB: dict[tuple[bool, Scale], float] = {
-    (False, 1): 0.0,
-    (False, FINE): 0.0,
-    (True, 1): 0.0,
-    (True, FINE): 0.0,
-}
+# A coded patch's error stays in the pictures of the frames predicted from this one; a
+# lost patch's stays in this frame alone (a frame not decoded complete is never a
+# reference). The planner weighs the error of a loss by this much against the error of
+# what it codes, so that it does not buy protection with a worse reference.
+LOST_WEIGHT = 0.25
 
 
 def reuse_table(
@@ -64,7 +57,8 @@ def reuse_table(
     a reused one sends none, or a motion entry where ``moved`` (P,) bool says it is
     shifted; a coded patch sends one too where ``coded_moved`` (P,) bool says so (the
     temporal synthesis and a residual frame read it). ``still`` (P,): the error of the
-    reference unshifted, what a patch shows when its entry is lost (default ``reuse``).
+    reference unshifted, what a patch shows when its entry is lost (default ``reuse``),
+    counted ``LOST_WEIGHT`` times.
     Columns 1.. are the rungs whose estimated error is below ``reuse``, in order (the
     last column repeated to fill): a rung worse than the reference is never worth its
     bytes, and the allocation steps through the columns one at a time."""
@@ -86,7 +80,7 @@ def reuse_table(
         coded_bits = coded_bits + np.where(coded_moved, 8.0 * MOTION_ENTRY_BYTES, 0.0)[:, None]
     bits = np.where(reused, -refund[:, None], coded_bits)
     error = np.where(reused, reuse[:, None], table.error[rows, at])
-    lost = (reuse if still is None else still).astype(np.float64)
+    lost = (reuse if still is None else still).astype(np.float64) * LOST_WEIGHT
     virtual = replace(table, bits=bits, error=error, thumb_error=error, lost=lost, blank=lost)
     return virtual, columns
 
@@ -121,8 +115,7 @@ def encode_predicted(
     cfg = replace(config or PacketizerConfig(), send_withheld=False)
     best: tuple[tuple[bool, float], _Coding, RungTable, np.ndarray, np.ndarray] | None = None
     for scale in _scales_to_try(image, scales):
-        table = codec.rung_table(image, scale)
-        table = synthesized(replace(table, error=table.error / estimate_bias(False, scale)), codec)
+        table = synthesized(codec.rung_table(image, scale), codec)
         assert table.grid is not None
         motion, reuse, still = search(image, reference, table.grid, scale)
         moved = motion.any(axis=1)
@@ -130,8 +123,7 @@ def encode_predicted(
         if residual:
             diff = residual_picture(image, motion_picture(reference, motion, table.grid, scale))
             diffs = codec.residual_coder.rung_table(diff, scale)
-            error = diffs.error * RESIDUAL_GAIN**2 / estimate_bias(True, scale)
-            ways.append((diff, replace(diffs, error=error), True))
+            ways.append((diff, replace(diffs, error=diffs.error * RESIDUAL_GAIN**2), True))
         for source, costs, is_residual in ways:
             # A residual frame's coded patches all send their motion (``tier0_entries``);
             # with a temporal synthesis, the moved ones do.
@@ -153,12 +145,6 @@ def encode_predicted(
     assert best is not None
     _, coding, virtual, columns, motion = best
     return _code(coding, virtual, columns, motion, reference_id)
-
-
-def estimate_bias(residual: bool, scale: Scale) -> float:
-    """The factor the rung table's errors are divided by for a predicted frame's coded
-    patches (``ESTIMATE_BIAS_DB``; 1 where none is measured)."""
-    return float(10 ** (ESTIMATE_BIAS_DB.get((residual, scale), 0.0) / 10))
 
 
 def synthesized(table: RungTable, codec: HybridCodec) -> RungTable:
