@@ -40,7 +40,7 @@ MOTION_ENTRY_BYTES = 6  # a motion entry on the wire: msgpack [patch, dy, dx]
 # lost patch's stays in this frame alone (a frame not decoded complete is never a
 # reference). The planner weighs the error of a loss by this much against the error of
 # what it codes, so that it does not buy protection with a worse reference.
-LOST_WEIGHT = 0.25
+LOST_WEIGHT = 0.5
 
 
 def reuse_table(
