@@ -6,10 +6,12 @@ factor: the lowest rung's gains scaled by it (``ContinuousCodec.extended_below``
 the latent is quantised more coarsely and costs fewer bytes. Only the two gain tables
 change; every other tensor, the entropy coder's tables included, is copied as it is, so
 the trained rungs code exactly as before, under new numbers (each moves up by the count
-of factors, and so does the default rung). The new folder has its own model id.
+of factors, and so does the default rung). A residual stream gets the same new rungs,
+so that a rung number means the same in both. The new folder has its own model id.
 
 ``--gains-from RUN/continuous.ckpt`` then takes the new rungs' gains from a run that
-trained them (``init`` from the extended folder, then ``continuous --only-rungs``): the
+trained them (``init`` from the extended folder, then ``continuous --only-rungs``; the
+residual stream keeps the scaled ones): the
 checkpoint's ladder must be the extended one, its trained rungs' gains unchanged. A
 ``.safetensors`` file holding just ``gain`` and ``inverse_gain`` does as well (how
 trained gains are committed: a few kilobytes).
@@ -43,23 +45,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+STREAMS = ("continuous", "residual")  # a model's ladders: every rung number is shared
+
+
 def extend_tensors(
     tensors: dict[str, torch.Tensor], factors: list[float]
 ) -> dict[str, torch.Tensor]:
-    """The weights with the continuous stream's gain tables extended below; the rest
-    shared, untouched."""
+    """The weights with the gain tables of the continuous stream, and of the residual
+    stream where the model has one, extended below (a rung means the same in both); the
+    rest shared, untouched."""
     if not factors or factors != sorted(factors) or not 0 < factors[0] <= factors[-1] < 1:
         raise ValueError(f"Invalid factors {factors}, should ascend within (0, 1)")
     if "continuous.gain" not in tensors:
         raise ValueError("this model's continuous stream has one rate: no gains to extend")
-    gain = tensors["continuous.gain"]
-    inverse = tensors["continuous.inverse_gain"]
     f = torch.tensor(factors, dtype=torch.float32)[:, None]
     out = dict(tensors)
-    out["continuous.gain"] = torch.cat([f * gain[:1].float(), gain.float()]).to(gain.dtype)
-    out["continuous.inverse_gain"] = torch.cat([inverse[:1].float() / f, inverse.float()]).to(
-        inverse.dtype
-    )
+    for stream in STREAMS:
+        if f"{stream}.gain" not in tensors:
+            continue
+        gain, inverse = tensors[f"{stream}.gain"], tensors[f"{stream}.inverse_gain"]
+        out[f"{stream}.gain"] = torch.cat([f * gain[:1].float(), gain.float()]).to(gain.dtype)
+        out[f"{stream}.inverse_gain"] = torch.cat([inverse[:1].float() / f, inverse.float()]).to(
+            inverse.dtype
+        )
     return out
 
 
@@ -102,8 +110,10 @@ def run(args: argparse.Namespace) -> None:
         raise SystemExit(str(e)) from e
     for key in ("format", "format_version", "weights_sha256"):  # save_model writes them
         config.pop(key, None)
-    config["continuous"]["rungs"] += len(args.factors)
-    config["continuous"]["default_rung"] += len(args.factors)
+    for stream in STREAMS:
+        if stream in config:
+            config[stream]["rungs"] += len(args.factors)
+            config[stream]["default_rung"] += len(args.factors)
     if args.version is not None:
         config["version"] = args.version
     model_id = save_model(args.model_dir, config, tensors)
