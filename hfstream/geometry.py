@@ -8,6 +8,11 @@ from fractions import Fraction
 PATCH = 256  # pixels per patch side
 GRID = 16  # indices per patch side (the VQ encoder's stride is 16)
 TOKENS = GRID * GRID  # indices per patch
+# A predicted frame's patch reads its reference moved by one vector per block, in
+# 1/SUBPEL pixels of the shown picture (``hfstream.codec.motion``).
+MOTION_BLOCKS = 2  # blocks per patch side
+SUBPEL = 4  # steps per shown pixel of a motion vector
+STILL: tuple[tuple[int, int], ...] = ((0, 0),) * (MOTION_BLOCKS * MOTION_BLOCKS)  # no motion
 MAX_SIDE = 16384  # pixels per frame side that the wire can declare (2 bytes)
 # A frame may be coded at 1/scale of the size it is shown at (``hfstream.codec.scaling``):
 # 2 and 4 code it smaller; ``FINE`` codes it at twice its size, so that the continuous

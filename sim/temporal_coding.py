@@ -7,7 +7,7 @@ it by the codec's motion search. Every patch is then coded (none reused), at eac
 
 - ``intra``: its own strings, decoded as an intra frame;
 - ``synthesis``: the same strings decoded as a predicted frame, through the model's
-  temporal synthesis (conditional on the aligned reference; 6 bytes of motion a patch;
+  temporal synthesis (conditional on the aligned reference, plus each patch's motion entry;
   only for a model that has one);
 - ``residual``: the difference from the aligned reference coded by the model's residual
   stream (its picture stream where it has none) and added back (a residual predicted
@@ -27,8 +27,6 @@ import numpy as np
 
 import hfstream.arguments as a
 from sim import cli
-
-MOTION_BYTES = 6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from hfstream.eval.metrics import psnr
     from hfstream.geometry import FINE
     from hfstream.media.video import read_frames
+    from hfstream.planning.temporal import motion_entry_bytes
 
     scale = FINE if args.scale == "fine" else 1
     codec = HybridCodec.from_pretrained(args.model)
@@ -87,15 +86,15 @@ def main(argv: list[str] | None = None) -> int:
             size = sum(q.continuous_bytes for q in enc.patches)
             rows["intra"][r].append((size, psnr(image, codec.decode(enc))))
             frame = predicted(enc, set(), reference=t - args.back, motion=motion)
-            moves = int(np.count_nonzero(motion.any(axis=1)))
+            moves = int(motion_entry_bytes(motion).sum())
             if "synthesis" in rows:
                 shown = codec.decode(frame, reference=reference)
-                rows["synthesis"][r].append((size + MOTION_BYTES * moves, psnr(image, shown)))
+                rows["synthesis"][r].append((size + moves, psnr(image, shown)))
             renc = coder.encode_tier0(diff, rate=rate, scale=scale)
             rsize = sum(q.continuous_bytes for q in renc.patches)
             rframe = predicted(renc, set(), reference=t - args.back, motion=motion, residual=True)
             rebuilt = codec.decode(rframe, reference=reference)
-            rows["residual"][r].append((rsize + MOTION_BYTES * moves, psnr(image, rebuilt)))
+            rows["residual"][r].append((rsize + moves, psnr(image, rebuilt)))
         reuse.append(psnr(image, aligned))
         print(f"frame {t} done", file=sys.stderr)
     print(f"reuse (0 B): {np.mean(reuse):.2f} dB over {len(reuse)} frames")

@@ -1,15 +1,16 @@
 """hfstream's video path over a lossy channel, frame by frame with acknowledgements.
 
-The sender codes each frame against the newest frame the receiver has acknowledged as
-decoded complete (``hfstream.planning.temporal``), or on its own (intra) while it has
-none. An acknowledgement reaches the sender ``ack_delay_frames`` frames after the frame
-it acknowledges: one frame to send it, and the round trip ``rtt_ms`` rounded up to
-whole frames. A frame is complete when every packet the sender announced arrived or was
-rebuilt by the erasure code; only then is it acknowledged, so a loss never spreads past
-the frames in flight. With ``resends``, lost tier-0 packets are sent again a round trip
-later, within the frame's budget (``sim.channel.arq_outcome``), as WebRTC's NACK does for
-VP8 and H.264: the frame is then shown and acknowledged that much later. Every packet goes
-through the real packetizer and reassembler.
+The sender codes each frame (``hfstream.planning.temporal``) against the newest frame
+the receiver has acknowledged as decoded complete, or one just before it that shows its
+own frame much better (``hfstream.stream.references.choose_reference``), or on its own
+(intra) while it has none. An acknowledgement reaches the sender ``ack_delay_frames``
+frames after the frame it acknowledges: one frame to send it, and the round trip
+``rtt_ms`` rounded up to whole frames. A frame is complete when every packet the sender
+announced arrived or was rebuilt by the erasure code; only then is it acknowledged, so a
+loss never spreads past the frames in flight. With ``resends``, lost tier-0 packets are
+sent again a round trip later, within the frame's budget (``sim.channel.arq_outcome``),
+as WebRTC's NACK does for VP8 and H.264: the frame is then shown and acknowledged that
+much later. Every packet goes through the real packetizer and reassembler.
 
 With ``temporal=False`` every frame is intra: hfstream's stream as it was before
 predicted frames.
@@ -28,9 +29,11 @@ from hfstream.codec.frame_coding import packetize
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.planning import PARITY_RATIOS, Channel, encode_within
 from hfstream.planning.encode import PlannedFrame
+from hfstream.planning.frame_budgets import KEY_SHARE, FrameBudgets
 from hfstream.planning.temporal import REUSE, encode_predicted
 from hfstream.protocol.packetizer import Packetizer
 from hfstream.stream.progressive import FrameDecodeState, build_encoded, reassemble
+from hfstream.stream.references import choose_reference, shown_error
 from sim.channel import FALLBACK_GREY, arq_outcome, tier0_blocks
 from sim.loss import LossModel
 from sim.video_channel import ClipDelivery
@@ -66,12 +69,15 @@ def hfstream_temporal_deliver(
     resends: int = 0,
     fec: bool = True,
     temporal: bool = True,
+    key_share: float = KEY_SHARE,
     progress: Callable[[], None] | None = None,
 ) -> ClipDelivery:
     """The clip through ``loss``, planned for ``expected_loss``; see the module doc.
-    Each frame may spend ``budget_per_frame`` bytes plus what the frames before it left
-    unspent (at most one frame's budget more: a rate controller's bucket), so room kept
-    for resends that were not needed is not lost to the clip. ``resends``: rounds in which the
+    Each frame's budget comes from a rate of ``budget_per_frame`` bytes a frame
+    (``FrameBudgets``): an intra frame may spend ``key_share`` frames' budgets, which
+    the frames after it pay back, and a frame gets what the frames before it left
+    unspent (at most one frame's budget more), so room kept for resends that were not
+    needed is not lost to the clip. ``resends``: rounds in which the
     lost tier-0 packets are sent again, one round trip apart (what the frame's latency
     budget allows; the planner leaves room for them instead of, or beside, parity)."""
     delay = ack_delay_frames(rtt_ms, fps)
@@ -85,11 +91,15 @@ def hfstream_temporal_deliver(
     delays: list[float | None] = []
     sent = lost = total = 0
     kinds: Counter[str] = Counter()
-    carry = 0  # bytes the frames so far left unspent, at most one frame's budget
+    budgets = FrameBudgets(key_share if temporal else 1.0)
+    sent_errors: dict[int, float] = {}  # frame -> what it shows whole, against itself
     for i, image in enumerate(frames):
-        budget = budget_per_frame + carry
         usable = [j for j, t in acked_from.items() if t <= i and j in held_by_sender]
-        reference = max(usable) if temporal and usable else None
+        reference = None
+        if temporal and usable:
+            reference = choose_reference({j: sent_errors[j] for j in usable})
+        left = len(frames) - i  # the clip ends: what it borrows, it repays in time
+        budget = int(budgets.budget(budget_per_frame, intra=reference is None, frames_left=left))
         if reference is None:
             planned = encode_within(codec, image, budget, channel=channel, parity_ratios=ratios)
         else:
@@ -105,9 +115,10 @@ def hfstream_temporal_deliver(
         kinds[_kind(planned)] += 1
         out = _send(codec, planned, i, budget, held_by_sender.get(reference))
         _keep(held_by_sender, i, out.picture)
+        sent_errors[i] = shown_error(image, out.picture)
         tiered = out.tiered
         got = arq_outcome(tiered, loss.lost, budget, 1 + resends, tier0_blocks(tiered))
-        carry = min(budget_per_frame, max(0, budget - got.bytes_sent))
+        budgets.spent(budget_per_frame, got.bytes_sent)
         sent += got.packets_sent
         lost += got.packets_sent - len(got.arrived)
         total += got.bytes_sent

@@ -35,23 +35,23 @@ def _frame():
     )
 
 
-# magic, version 7, type, model, session, counter, frame 7, capture (ms after the session's
+# magic, version 8, type, model, session, counter, frame 7, capture (ms after the session's
 # start), 240 x 256, codebook 2**10, flags (prior-coded), seq 0, count 1, reference 0
 # (intra) | msgpack payload | tag
 HEADER_T0 = (
-    "4846 07 00 c0dec0de 65a1b2c301020304 00000000 00000007 01020304 00f0 0100 0a 01 0000 0001 0000"
+    "4846 08 00 c0dec0de 65a1b2c301020304 00000000 00000007 01020304 00f0 0100 0a 01 0000 0001 0000"
 )
 # tier 0: [[patch 0, schedule 4 (1_4), rung 2, y, z]]
 GOLDEN_TIER0 = HEADER_T0 + " 91 95 00 04 02 c405 7979797979 c402 7a7a"
 GOLDEN_TIER1 = (
-    "4846 07 01 c0dec0de 65a1b2c301020304 00000000 00000007 01020304 00f0 0100 0a 01 0000 0001"
+    "4846 08 01 c0dec0de 65a1b2c301020304 00000000 00000007 01020304 00f0 0100 0a 01 0000 0001"
     " 0000 91 96 00 04 00 01 c402 0102 cdbeef"
 )
-GOLDEN_TAG = "8f5692582a39f52e98eb6e52397d1ef6"
+GOLDEN_TAG = "a8e79cec43f146f162f2707abba898a2"
 # A report: type 4, the report number in the frame id, the receiver's id in the capture
 # field, zero geometry, count 1, no reference; no frame decoded complete.
 GOLDEN_REPORT = (
-    "4846 07 04 c0dec0de 65a1b2c301020304 00000000 00000009 0a0b0c0d 0000 0000 00 00 0000 0001"
+    "4846 08 04 c0dec0de 65a1b2c301020304 00000000 00000009 0a0b0c0d 0000 0000 00 00 0000 0001"
     " 0000 96 ccfa 93 040201 93 040101 03 cd0384 90"
 )
 

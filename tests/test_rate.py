@@ -115,9 +115,11 @@ def test_tight_budget_cuts_tier1_and_parity_not_tier0(codec):
 
 def test_sender_plans_tier0_parity_for_the_reported_loss(codec, small_image):
     tx, _ = memory_pair()
-    sender = Sender(tx, codec, SenderConfig(coding=PlannedCoding(50_000, fps=10)))
-    clean, _, _ = sender._prepare(small_image, 0, 5000, 0.0, 0)
-    lossy, _, _ = sender._prepare(small_image, 1, 5000, 0.3, 0)
+    # key_share=1: each intra frame within its own budget, not borrowing.
+    coding = PlannedCoding(50_000, fps=10, key_share=1)
+    sender = Sender(tx, codec, SenderConfig(coding=coding))
+    clean, *_ = sender._prepare(small_image, 0, 5000, 0.0, 0)
+    lossy, *_ = sender._prepare(small_image, 1, 5000, 0.3, 0)
     assert not clean.parity and lossy.parity
     assert sender.last_plan is not None and sender.last_plan.parity_ratio > 0
     for packets in (clean, lossy):
@@ -126,9 +128,9 @@ def test_sender_plans_tier0_parity_for_the_reported_loss(codec, small_image):
 
 def test_a_sender_whose_transport_resends_tier0_plans_room_for_it(codec, small_image):
     tx, _ = memory_pair()
-    cfg = SenderConfig(coding=PlannedCoding(50_000, fps=10, tier0_sends=4))
+    cfg = SenderConfig(coding=PlannedCoding(50_000, fps=10, tier0_sends=4, key_share=1))
     sender = Sender(tx, codec, cfg)
-    lossy, _, _ = sender._prepare(small_image, 0, 5000, 0.3, 0)
+    lossy, *_ = sender._prepare(small_image, 0, 5000, 0.3, 0)
     assert not lossy.parity  # the transport resends: parity would only cost
     assert sender.last_plan is not None and sender.last_plan.resend_bytes > 0
     assert sum(len(p) + 16 for _, p in lossy.in_priority_order()) <= 5000

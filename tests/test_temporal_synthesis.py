@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from hfstream.codec.motion import BLOCKS
 from hfstream.codec.rates import Fixed
 from hfstream.codec.temporal import predicted
 from hfstream.codec.temporal_synthesis import TemporalConfig, TemporalSynthesis, synthesize
@@ -19,6 +20,11 @@ from hfstream.train.motion_clips import photo_clip
 @pytest.fixture(scope="module")
 def scene() -> np.ndarray:
     return np.asarray(Image.fromarray(bundled_image()).resize((640, 448), Image.Resampling.LANCZOS))
+
+
+def vectors(rows: list[list[int]]) -> np.ndarray:
+    """(P, BLOCKS, 2) motion: each patch's vector for all its blocks."""
+    return np.repeat(np.array(rows)[:, None, :], BLOCKS, axis=1)
 
 
 def noisy_network() -> TemporalSynthesis:
@@ -53,7 +59,7 @@ def test_the_synthesis_changes_only_the_masked_pixels():
 def test_a_predicted_frame_goes_through_it_on_its_coded_patches_alone(codec, scene):
     reference = codec.decode(codec.encode_tier0(scene[:256, :512], rate=Fixed(3)))
     coded = codec.encode_tier0(scene[4:260, :512], rate=Fixed(3))
-    enc = predicted(coded, {0}, reference=1, motion=np.array([[4, 0], [0, 0]]))
+    enc = predicted(coded, {0}, reference=1, motion=vectors([[4, 0], [0, 0]]))
     sharpened = replace_temporal(codec, noisy_network())
     plain = sharpened.decode(enc, reference=reference, synthesis=False)
     shown = sharpened.decode(enc, reference=reference)
@@ -164,13 +170,13 @@ def test_a_coded_patch_carries_its_motion_for_the_synthesis(codec, scene):
     from hfstream.stream.progressive import FrameDecodeState, build_encoded
 
     coded = codec.encode_tier0(scene[:256, :512], rate=Fixed(1))
-    enc = predicted(coded, {0}, reference=2, motion=np.array([[1, 2], [-3, 4]]))
-    assert enc.patches[1].continuous is not None and enc.patches[1].motion == (-3, 4)
+    enc = predicted(coded, {0}, reference=2, motion=vectors([[1, 2], [-3, 4]]))
+    assert enc.patches[1].continuous is not None and enc.patches[1].motion == ((-3, 4),) * 4
     packets = packetize(enc, Packetizer(codec.model_id), frame_id=5).in_priority_order()
     r = Reassembler(ReassemblerConfig(codec.model_id, rungs=codec.continuous.rungs))
     for _, p in packets:
         r.receive(p, 0.0)
     (state,) = r
-    assert state.motion == {0: (1, 2), 1: (-3, 4)} and set(state.tier0) == {1}
+    assert state.motion == {0: ((1, 2),) * 4, 1: ((-3, 4),) * 4} and set(state.tier0) == {1}
     got = build_encoded(codec, state, FrameDecodeState())
-    assert got.patches[1].motion == (-3, 4) and got.patches[1].continuous is not None
+    assert got.patches[1].motion == ((-3, 4),) * 4 and got.patches[1].continuous is not None

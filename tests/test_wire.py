@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hfstream.codec.schedules import Schedule
+from hfstream.protocol.capture_clock import capture_offset_ms, capture_time
 from hfstream.protocol.feedback import FeedbackEntry, feedback_header, parse_feedback
 from hfstream.protocol.wire import (
     HEADER_SIZE,
@@ -16,8 +17,6 @@ from hfstream.protocol.wire import (
     ParityEntry,
     Tier0Entry,
     WireError,
-    capture_offset_ms,
-    capture_time,
     pack_payload,
     parse_entries,
     parse_header,

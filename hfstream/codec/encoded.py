@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from hfstream.codec.schedules import Schedule, kept_mask
-from hfstream.geometry import PATCH, SCALES, TOKENS, Scale, shown_side
+from hfstream.geometry import MOTION_BLOCKS, PATCH, SCALES, STILL, TOKENS, Scale, shown_side
 from hfstream.protocol.wire import MAX_RUNG
 
 MISSING = -1  # an index the decoder does not have (withheld or lost)
@@ -25,11 +25,13 @@ class EncodedPatch:
     schedule: Schedule
     indices: np.ndarray = field(repr=False)  # (256,) int64
     rung: int = 0  # rung of the continuous stream's rate ladder the strings were coded at
-    #: a reused patch of a predicted frame shows the reference shifted by this (dy, dx)
-    #: in shown pixels (``codec.motion``)
-    motion: tuple[int, int] = (0, 0)
+    #: a patch of a predicted frame reads the reference with each of its blocks moved by
+    #: its (dy, dx) here, in 1/SUBPEL shown pixels (``codec.motion``)
+    motion: tuple[tuple[int, int], ...] = STILL
 
     def __post_init__(self) -> None:
+        if len(self.motion) != MOTION_BLOCKS * MOTION_BLOCKS:
+            raise ValueError(f"a patch's motion has {MOTION_BLOCKS**2} vectors, got {self.motion}")
         if self.indices.shape != (TOKENS,):
             raise ValueError(f"patch indices must have shape ({TOKENS},), got {self.indices.shape}")
         if not 0 <= self.rung <= MAX_RUNG:

@@ -28,7 +28,7 @@ from hfstream.codec.index_coding import (
     unpack_fixed,
 )
 from hfstream.codec.schedules import Schedule, kept_positions, withheld_positions
-from hfstream.geometry import FINE
+from hfstream.geometry import FINE, STILL
 from hfstream.protocol.packetizer import (
     FrameEntries,
     FramePackets,
@@ -61,14 +61,14 @@ def fallback_payload(enc: EncodedImage) -> FallbackPayload | None:
 def tier0_entries(enc: EncodedImage) -> list[Tier0Entry | MotionEntry]:
     """Each coded patch's entry; in a predicted frame, before it, the patch's motion where
     it reads the reference shifted (a reused patch has that entry alone, or none). A
-    residual frame's coded patches always send theirs, (0, 0) included: the receiver
+    residual frame's coded patches always send theirs, no motion included: the receiver
     then knows a coded patch whose motion was lost, and shows the reference there
     instead of adding the difference to the reference unmoved."""
     out: list[Tier0Entry | MotionEntry] = []
     for i, p in enumerate(enc.patches):
         coded = p.continuous is not None
-        if enc.predicted and (p.motion != (0, 0) or (enc.residual and coded)):
-            out.append(MotionEntry(i, *p.motion))
+        if enc.predicted and (p.motion != STILL or (enc.residual and coded)):
+            out.append(MotionEntry(i, p.motion))
         if p.continuous is None and enc.predicted:
             continue
         assert p.continuous is not None, "only a complete encoding can be sent"
@@ -182,7 +182,7 @@ def packetize(
     says which tiers to send (tier 2 also needs ``PacketizerConfig.send_withheld``); a
     VQ-only stream sends ``(1,)``. ``frame_budget`` and ``strict_budget``: see
     ``Packetizer.packetize``. ``capture_ms``: the headers' capture field
-    (``wire.capture_offset_ms``).
+    (``capture_clock.capture_offset_ms``).
     """
     if enc.model_id != packetizer.model_id:
         raise ValueError(

@@ -1,31 +1,46 @@
-"""Motion for reused patches: each patch of a predicted frame may show the reference
-shifted by a whole-pixel vector (``codec.temporal``), so that a pan or a shaking hand
-costs a few bytes per patch instead of its strings.
+"""Motion for predicted frames: each patch of a predicted frame reads its reference moved
+by one vector per block (``MOTION_BLOCKS`` x ``MOTION_BLOCKS`` blocks a patch), in
+quarter pixels (``SUBPEL``), so that a pan or a shaking hand costs a few bytes per patch
+instead of its strings, and what a residual frame codes is only what motion cannot
+explain.
 
-The search is cheap and runs on the sender alone: the frame's global shift (phase
-correlation of the two pictures' gray levels, which finds a pan of any length), then per
-patch the best of no motion and that shift, refined over ``REFINE`` pixels around it by
-mean squared error. The receiver only copies pixels.
+The search runs on the sender alone: the frame's global shift (phase correlation of the
+two pictures' gray levels, which finds a pan of any length), then per patch the best of
+no motion and that shift, refined over ``REFINE`` pixels around it; then per block,
+around the patch's vector, the best whole pixel and the best half and quarter pixel
+about it. A patch keeps one vector for all its blocks unless its blocks' own vectors
+lower its error by ``SPLIT_GAIN`` (four vectors cost six more bytes on the wire).
+
+The receiver moves pixels by integer arithmetic alone (``shifted``): a fractional
+vector reads the bilinear mix of four pixels, with weights in 1/16 and rounding fixed,
+so both ends show the very same picture on any machine.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
-from hfstream.geometry import PATCH, Scale
+from hfstream.geometry import MOTION_BLOCKS, PATCH, SUBPEL, Scale
 
-MAX_MOTION = 128  #: largest shift a patch may have, in shown pixels, per axis
-REFINE = 2  #: pixels searched around each candidate shift
+MAX_MOTION = 128  #: largest shift a block may have, in shown pixels, per axis
+REFINE = 2  #: whole pixels searched around each candidate shift of a patch
+BLOCKS = MOTION_BLOCKS * MOTION_BLOCKS  #: vectors per patch
+# A patch's blocks take their own vectors only where that lowers the patch's error by this
+# share: below it, the six bytes a split costs buy more as strings.
+SPLIT_GAIN = 0.05
 # Pixels a shift brings in from outside the picture are unknown to both ends. Repeating
 # the edge pixel draws streaks across them, which a residual frame's coded difference
 # cannot remove (it codes the low frequencies); the edge's mean over this many pixels
 # along it is smooth, and closer to whatever came in.
 EDGE_SMOOTHING = 17
+_LIMIT = MAX_MOTION * SUBPEL
 
 
 def global_shift(image: np.ndarray, reference: np.ndarray) -> tuple[int, int]:
-    """(dy, dx) such that ``image[y, x]`` is best matched by ``reference[y + dy, x + dx]``,
-    by phase correlation, within ``MAX_MOTION``."""
+    """(dy, dx) in whole pixels such that ``image[y, x]`` is best matched by
+    ``reference[y + dy, x + dx]``, by phase correlation, within ``MAX_MOTION``."""
     a = image.astype(np.float32).mean(axis=2)
     b = reference.astype(np.float32).mean(axis=2)
     a -= a.mean()
@@ -53,13 +68,15 @@ def _smoothed(line: np.ndarray) -> np.ndarray:
     return mean.astype(line.dtype)
 
 
-def shifted(
-    reference: np.ndarray, top: int, left: int, *, size: tuple[int, int], motion: tuple[int, int]
+def _moved_whole(
+    reference: np.ndarray, top: int, left: int, size: tuple[int, int], motion: tuple[int, int]
 ) -> np.ndarray:
-    """The ``size`` region of ``reference`` at (``top`` + dy, ``left`` + dx). Where it
-    reaches outside the picture, each pixel is the nearest edge pixel averaged along the
-    edge (``EDGE_SMOOTHING``), the same at both ends."""
+    """The ``size`` region of ``reference`` at (``top`` + dy, ``left`` + dx), whole
+    pixels; outside the picture, the nearest edge smoothed along it."""
     h, w = reference.shape[:2]
+    y, x = top + motion[0], left + motion[1]
+    if 0 <= y <= h - size[0] and 0 <= x <= w - size[1]:
+        return reference[y : y + size[0], x : x + size[1]]  # inside: a view, no copy
     want_rows = np.arange(top, top + size[0]) + motion[0]
     want_cols = np.arange(left, left + size[1]) + motion[1]
     rows, cols = np.clip(want_rows, 0, h - 1), np.clip(want_cols, 0, w - 1)
@@ -75,7 +92,47 @@ def shifted(
     return block
 
 
-def patch_regions(shape: tuple[int, ...], grid: tuple[int, int], scale: Scale):
+def shifted(
+    reference: np.ndarray,
+    top: int,
+    left: int,
+    *,
+    size: tuple[int, int],
+    motion: tuple[int, int],
+    step: int = 1,
+) -> np.ndarray:
+    """The ``size`` region of ``reference`` at (``top``, ``left``) moved by ``motion``
+    (dy, dx) in 1/``SUBPEL`` pixels, every ``step``-th pixel each way. Between pixels it
+    is their bilinear mix, exact in integers for an integer ``reference``; where it
+    reaches outside the picture, each pixel is the nearest edge pixel averaged along the
+    edge (``EDGE_SMOOTHING``), the same at both ends."""
+    whole_y, frac_y = divmod(int(motion[0]), SUBPEL)
+    whole_x, frac_x = divmod(int(motion[1]), SUBPEL)
+    hh, ww = size
+    if not (frac_y or frac_x):
+        return _moved_whole(reference, top, left, size, (whole_y, whole_x))[::step, ::step]
+    big = _moved_whole(reference, top, left, (hh + 1, ww + 1), (whole_y, whole_x))
+    wide = np.int32 if np.issubdtype(big.dtype, np.integer) else np.float32
+    corners = (
+        ((SUBPEL - frac_y) * (SUBPEL - frac_x), 0, 0),
+        ((SUBPEL - frac_y) * frac_x, 0, 1),
+        (frac_y * (SUBPEL - frac_x), 1, 0),
+        (frac_y * frac_x, 1, 1),
+    )
+    total = sum(
+        weight * big[dy : dy + hh : step, dx : dx + ww : step].astype(wide)
+        for weight, dy, dx in corners
+        if weight
+    )
+    if np.issubdtype(big.dtype, np.integer):
+        area = SUBPEL * SUBPEL
+        return ((total + area // 2) // area).astype(big.dtype)
+    return (total / (SUBPEL * SUBPEL)).astype(big.dtype)
+
+
+def patch_regions(
+    shape: tuple[int, ...], grid: tuple[int, int], scale: Scale
+) -> Iterator[tuple[int, int, int, int, int]]:
     """(patch, top, left, height, width) of each patch's region of the shown picture."""
     side = int(PATCH * scale)
     h, w = shape[:2]
@@ -86,58 +143,119 @@ def patch_regions(shape: tuple[int, ...], grid: tuple[int, int], scale: Scale):
             yield r * cols + c, top, left, min(side, h - top), min(side, w - left)
 
 
+def block_regions(
+    top: int, left: int, size: tuple[int, int], scale: Scale
+) -> Iterator[tuple[int, int, int, int, int]]:
+    """(block, top, left, height, width) of each motion block of the patch whose region
+    is ``size`` at (``top``, ``left``); blocks wholly outside the picture are left out."""
+    side = int(PATCH * scale) // MOTION_BLOCKS
+    for b in range(BLOCKS):
+        by, bx = divmod(b, MOTION_BLOCKS)
+        y, x = by * side, bx * side
+        if y < size[0] and x < size[1]:
+            yield b, top + y, left + x, min(side, size[0] - y), min(side, size[1] - x)
+
+
+def _clipped(m: tuple[int, int]) -> tuple[int, int]:
+    return int(np.clip(m[0], -_LIMIT, _LIMIT)), int(np.clip(m[1], -_LIMIT, _LIMIT))
+
+
+def _best_around(
+    error, centre: tuple[int, int], radius: int, unit: int, tried: dict
+) -> tuple[int, int]:
+    """The vector of least ``error`` among ``centre`` + (dy, dx) * ``unit`` for dy, dx in
+    -``radius``..``radius`` and those in ``tried`` (vector -> error, updated)."""
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            m = _clipped((centre[0] + dy * unit, centre[1] + dx * unit))
+            if m not in tried:
+                tried[m] = error(m)
+    return min(tried, key=tried.__getitem__)
+
+
+def _refined(error, start: tuple[int, int], tried: dict) -> tuple[int, int]:
+    """From ``start``: the best whole pixel next to it, then the best half, then quarter
+    pixel about that."""
+    best = _best_around(error, start, 1, SUBPEL, tried)
+    unit = SUBPEL // 2
+    while unit:
+        best = _best_around(error, best, 1, unit, tried)
+        unit //= 2
+    return best
+
+
 def search(
     image: np.ndarray, reference: np.ndarray, grid: tuple[int, int], scale: Scale
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each patch of ``image`` coded at 1/``scale``: the best shift of ``reference``
-    ((P, 2) int, (dy, dx)), its mean squared error and that of no shift ((P,) each,
-    pixels in [0, 1], measured on every other pixel each way)."""
+    """For each patch of ``image`` coded at 1/``scale``: the vector of each of its blocks
+    ((P, ``BLOCKS``, 2) int, (dy, dx) in 1/``SUBPEL`` pixels), the patch's mean squared
+    error with them and that of no motion ((P,) each, pixels in [0, 1], measured on every
+    other pixel each way)."""
     if image.shape != reference.shape:
         raise ValueError(f"the reference is {reference.shape}, the frame {image.shape}")
-    g = global_shift(image, reference)
+    g = tuple(v * SUBPEL for v in global_shift(image, reference))
     img = image.astype(np.float32) / 255
     ref = reference.astype(np.float32) / 255
     count = grid[0] * grid[1]
-    motion = np.zeros((count, 2), int)
+    motion = np.zeros((count, BLOCKS, 2), int)
     best_error = np.empty(count)
     still_error = np.empty(count)
     for p, top, left, hh, ww in patch_regions(image.shape, grid, scale):
-        # Every other pixel each way: a quarter of the work, and the same choice of
-        # shift on anything but stripes two pixels wide.
-        target = img[top : top + hh : 2, left : left + ww : 2]
+        blocks = list(block_regions(top, left, (hh, ww), scale))
 
-        def error(m: tuple[int, int]) -> float:
-            block = shifted(ref, top, left, size=(hh, ww), motion=m)[::2, ::2]  # noqa: B023
-            diff = target - block  # noqa: B023
-            return float(np.mean(diff * diff))
+        def sum_error(m: tuple[int, int], y: int, x: int, bh: int, bw: int) -> float:
+            # Every other pixel each way: a quarter of the work, and the same choice of
+            # vector on anything but stripes two pixels wide.
+            moved = shifted(ref, y, x, size=(bh, bw), motion=m, step=2)
+            diff = img[y : y + bh : 2, x : x + bw : 2] - moved
+            return float(np.sum(diff * diff))
 
-        still_error[p] = error((0, 0))
-        tried = {(0, 0): still_error[p], g: error(g)}
+        def patch_error(m: tuple[int, int]) -> float:
+            return sum_error(m, top, left, hh, ww)  # noqa: B023
+
+        values = float(len(range(0, hh, 2)) * len(range(0, ww, 2)) * image.shape[2])
+        tried = {(0, 0): patch_error((0, 0))}
+        still_error[p] = tried[(0, 0)] / values
+        tried[_clipped(g)] = patch_error(_clipped(g))
         centre = min(tried, key=tried.__getitem__)
-        for dy in range(-REFINE, REFINE + 1):
-            for dx in range(-REFINE, REFINE + 1):
-                m = (
-                    int(np.clip(centre[0] + dy, -MAX_MOTION, MAX_MOTION)),
-                    int(np.clip(centre[1] + dx, -MAX_MOTION, MAX_MOTION)),
-                )
-                if m not in tried:
-                    tried[m] = error(m)
-        m = min(tried, key=tried.__getitem__)
-        motion[p], best_error[p] = m, tried[m]
+        centre = _best_around(patch_error, centre, REFINE, SUBPEL, tried)
+        single = _refined(patch_error, centre, tried)
+        split_vectors, split_error = [], 0.0
+        for _, y, x, bh, bw in blocks:
+            own = {}
+
+            def block_error(m: tuple[int, int]) -> float:
+                return sum_error(m, y, x, bh, bw)  # noqa: B023
+
+            vector = _refined(block_error, single, own)
+            split_vectors.append(vector)
+            split_error += own[vector]
+        if split_error < tried[single] * (1 - SPLIT_GAIN):
+            motion[p] = single  # blocks left out of the picture keep the patch's vector
+            for (b, *_), vector in zip(blocks, split_vectors, strict=True):
+                motion[p, b] = vector
+            best_error[p] = split_error / values
+        else:
+            motion[p], best_error[p] = single, tried[single] / values
     return motion, best_error, still_error
 
 
 def motion_picture(
     reference: np.ndarray, motion: np.ndarray, grid: tuple[int, int], scale: Scale
 ) -> np.ndarray:
-    """The reference with each patch's region shifted by its vector of ``motion`` (P, 2):
-    what a predicted frame shows where a patch has no tier 0."""
+    """The reference with each block of each patch moved by its vector of ``motion``
+    ((P, ``BLOCKS``, 2), 1/``SUBPEL`` pixels): what a predicted frame shows where a patch
+    has no tier 0."""
     if not motion.any():
         return reference
     out = np.empty_like(reference)
     for p, top, left, hh, ww in patch_regions(reference.shape, grid, scale):
-        m = (int(motion[p, 0]), int(motion[p, 1]))
-        out[top : top + hh, left : left + ww] = shifted(
-            reference, top, left, size=(hh, ww), motion=m
-        )
+        for b, y, x, bh, bw in block_regions(top, left, (hh, ww), scale):
+            m = (int(motion[p, b, 0]), int(motion[p, b, 1]))
+            out[y : y + bh, x : x + bw] = shifted(reference, y, x, size=(bh, bw), motion=m)
     return out
+
+
+def as_vectors(motion: np.ndarray) -> tuple[tuple[int, int], ...]:
+    """One patch's row of ``motion`` (``BLOCKS``, 2) as the tuple ``EncodedPatch`` holds."""
+    return tuple((int(dy), int(dx)) for dy, dx in motion)

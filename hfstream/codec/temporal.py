@@ -33,9 +33,9 @@ import numpy as np
 
 from hfstream.codec.encoded import EncodedImage
 from hfstream.codec.fallback import patch_errors
-from hfstream.codec.motion import motion_picture
+from hfstream.codec.motion import as_vectors, motion_picture
 from hfstream.codec.scaling import downscale
-from hfstream.geometry import PATCH, Scale
+from hfstream.geometry import PATCH, STILL, Scale
 
 RESIDUAL_MID = 128  #: the level a zero difference is coded as
 RESIDUAL_GAIN = 2  #: a difference is halved to fit 0..255, and doubled back
@@ -78,14 +78,14 @@ def predicted(
     residual: bool = False,
 ) -> EncodedImage:
     """``enc`` as a frame predicted from frame ``reference``: the patches in ``reused``
-    lose their tier 0 and indices (they are not sent) and show the reference shifted by
-    their row of ``motion`` ((P, 2) (dy, dx); None: not shifted). The coded patches
-    carry their row too: the temporal synthesis reads the reference shifted by it, and a
-    ``residual`` frame (``enc`` coded from ``residual_picture``) adds their difference to
-    it."""
+    lose their tier 0 and indices (they are not sent) and show the reference moved by
+    their row of ``motion`` ((P, ``BLOCKS``, 2) (dy, dx) per block, ``codec.motion``;
+    None: not moved). The coded patches carry their row too: the temporal synthesis
+    reads the reference moved by it, and a ``residual`` frame (``enc`` coded from
+    ``residual_picture``) adds their difference to it."""
 
-    def vector(i: int) -> tuple[int, int]:
-        return (0, 0) if motion is None else (int(motion[i, 0]), int(motion[i, 1]))
+    def vector(i: int) -> tuple[tuple[int, int], ...]:
+        return STILL if motion is None else as_vectors(motion[i])
 
     patches = tuple(
         replace(p, continuous=None, indices=np.full_like(p.indices, -1), motion=vector(i))
@@ -97,7 +97,7 @@ def predicted(
 
 
 def moved_reference(enc: EncodedImage, reference: np.ndarray | None) -> np.ndarray:
-    """The reference picture (shown size) with each patch's region shifted by its motion:
+    """The reference picture (shown size) with each patch's blocks moved by its motion:
     what ``enc`` shows where a patch has no tier 0, and what the temporal synthesis reads
     where it has."""
     if reference is None:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+import msgpack
 import numpy as np
 
 from hfstream.codec.frame_coding import tier0_entries
@@ -28,6 +29,7 @@ from hfstream.planning.costs import TIER0_ENTRY_BYTES
 from hfstream.planning.encode import REPLANS, PlannedFrame
 from hfstream.planning.search import PARITY_RATIOS, FramePlan, plan_frame
 from hfstream.protocol.packetizer import Packetizer, PacketizerConfig, oversized_tier0
+from hfstream.protocol.wire import MotionEntry
 
 if TYPE_CHECKING:
     from hfstream.codec.encoded import EncodedImage
@@ -35,7 +37,6 @@ if TYPE_CHECKING:
     from hfstream.codec.hybrid import HybridCodec
 
 REUSE = -1  #: a plan's rung for a patch that is reused (not sent)
-MOTION_ENTRY_BYTES = 6  # a motion entry on the wire: msgpack [patch, dy, dx]
 # A coded patch's error stays in the pictures of the frames predicted from this one; a
 # lost patch's stays in this frame alone (a frame not decoded complete is never a
 # reference). The planner weighs the error of a loss by this much against the error of
@@ -50,13 +51,15 @@ def reuse_table(
     still: np.ndarray | None = None,
     moved: np.ndarray | None = None,
     coded_moved: np.ndarray | None = None,
+    motion_bytes: np.ndarray | None = None,
 ) -> tuple[RungTable, np.ndarray]:
     """The rung table of a predicted frame and (P, C) the rung each of its columns
     stands for. Column 0 reuses the patch: error ``reuse`` (with its motion), and minus
     the entry framing in bits, since the cost model counts an entry for every patch and
-    a reused one sends none, or a motion entry where ``moved`` (P,) bool says it is
-    shifted; a coded patch sends one too where ``coded_moved`` (P,) bool says so (the
-    temporal synthesis and a residual frame read it). ``still`` (P,): the error of the
+    a reused one sends none, or a motion entry (``motion_bytes`` (P,) each) where
+    ``moved`` (P,) bool says it is moved; a coded patch sends one too where
+    ``coded_moved`` (P,) bool says so (the temporal synthesis and a residual frame read
+    it). ``still`` (P,): the error of the
     reference unshifted, what a patch shows when its entry is lost (default ``reuse``),
     counted ``LOST_WEIGHT`` times.
     Columns 1.. are the rungs whose estimated error is below ``reuse``, in order (the
@@ -73,11 +76,12 @@ def reuse_table(
     at = np.maximum(columns, 0)
     reused = columns == REUSE
     refund = np.full(patches, 8.0 * TIER0_ENTRY_BYTES)
+    motion_bits = 8.0 * (np.zeros(patches) if motion_bytes is None else motion_bytes)
     if moved is not None:
-        refund[moved] -= 8.0 * MOTION_ENTRY_BYTES
+        refund[moved] -= motion_bits[moved]
     coded_bits = table.bits[rows, at]
     if coded_moved is not None:
-        coded_bits = coded_bits + np.where(coded_moved, 8.0 * MOTION_ENTRY_BYTES, 0.0)[:, None]
+        coded_bits = coded_bits + np.where(coded_moved, motion_bits, 0.0)[:, None]
     bits = np.where(reused, -refund[:, None], coded_bits)
     error = np.where(reused, reuse[:, None], table.error[rows, at])
     lost = (reuse if still is None else still).astype(np.float64) * LOST_WEIGHT
@@ -118,7 +122,8 @@ def encode_predicted(
         table = synthesized(codec.rung_table(image, scale), codec)
         assert table.grid is not None
         motion, reuse, still = search(image, reference, table.grid, scale)
-        moved = motion.any(axis=1)
+        moved = motion.reshape(len(motion), -1).any(axis=1)
+        entry_bytes = motion_entry_bytes(motion)
         ways = [(image, table, False)]
         if residual:
             diff = residual_picture(image, motion_picture(reference, motion, table.grid, scale))
@@ -134,6 +139,7 @@ def encode_predicted(
                 still=still,
                 moved=moved,
                 coded_moved=sent if is_residual or codec.temporal is not None else None,
+                motion_bytes=entry_bytes,
             )
             plan = _plan(virtual, budget, channel, cfg, parity_ratios)
             fits = plan.bytes <= budget
@@ -145,6 +151,17 @@ def encode_predicted(
     assert best is not None
     _, coding, virtual, columns, motion = best
     return _code(coding, virtual, columns, motion, reference_id)
+
+
+def motion_entry_bytes(motion: np.ndarray) -> np.ndarray:
+    """(P,) the bytes of each patch's motion entry on the wire, for ``motion`` (P,
+    ``BLOCKS``, 2): one vector or four, each number one to three bytes."""
+    from hfstream.codec.motion import as_vectors
+
+    return np.array(
+        [len(msgpack.packb(MotionEntry(p, as_vectors(m)).to_list())) for p, m in enumerate(motion)],
+        float,
+    )
 
 
 def synthesized(table: RungTable, codec: HybridCodec) -> RungTable:
@@ -223,7 +240,7 @@ def _code(
         # Only a residual frame and the temporal synthesis read a coded patch's motion:
         # without either, only the reused patches send theirs.
         aligned = coding.residual or codec.temporal is not None
-        vectors = motion if aligned else np.where((rungs == REUSE)[:, None], motion, 0)
+        vectors = motion if aligned else np.where((rungs == REUSE)[:, None, None], motion, 0)
         while True:
             if enc is None:
                 full = codec.encode_tier0(image, rate=PerPatch(tuple(coded)), scale=scale)

@@ -275,7 +275,7 @@ class Packetizer:
         capture_ms: int = 0,
     ) -> FramePackets:
         """All packets of one frame; each header carries ``capture_ms``
-        (``wire.capture_offset_ms``), so any packet tells when the frame was captured.
+        (``capture_clock.capture_offset_ms``), so any packet tells when the frame was captured.
 
         With ``frame_budget`` (bytes), tier 2 is cut to what tiers 0 and 1 leave of it (a
         prefix of interleaved groups: still spread out). With ``strict_budget`` too, tier 0

@@ -94,7 +94,7 @@ class FrameState:
     gray: bool = False  # ``wire.FLAG_GRAY``
     residual: bool = False  # ``wire.FLAG_RESIDUAL``
     reference: int | None = None  # a predicted frame's reference (``PacketHeader.reference``)
-    motion: dict[int, tuple[int, int]] = field(default_factory=dict)  # reused patch -> shift
+    motion: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)  # patch -> vectors
 
     @property
     def patches(self) -> int:
@@ -384,7 +384,7 @@ class Reassembler:
             if e.patch in (frame.motion if isinstance(e, MotionEntry) else frame.tier0):
                 self._drop_entry("duplicate")
             elif isinstance(e, MotionEntry):
-                frame.motion[e.patch] = (e.dy, e.dx)
+                frame.motion[e.patch] = e.vectors
                 new.append(e.patch)
             elif any(
                 frame.index_layout.get((tier, e.patch), (e.schedule,))[0] != e.schedule

@@ -3,8 +3,9 @@
 Header (big-endian)::
 
     magic       2  b"HF"
-    version     1  7 (6 had no reference field, 5 dated sessions to the second,
-                   4 had no scale bits, 3 no capture time, 2 no rung in tier-0 entries)
+    version     1  8 (7 moved a patch by one whole-pixel vector, 6 had no reference
+                   field, 5 dated sessions to the second, 4 had no scale bits, 3 no
+                   capture time, 2 no rung in tier-0 entries)
     type        1  PacketType
     model id    4  the codec model; a receiver drops packets for any other model
     session     8  per stream (high 42 bits: its start, unix ms; 22 random bits; auth.py)
@@ -47,11 +48,20 @@ from enum import IntEnum
 
 import msgpack
 
-from hfstream.geometry import MAX_SIDE, SCALES, Scale, patch_count, scale_of_bits, shown_side
+from hfstream.geometry import (
+    MAX_SIDE,
+    SCALES,
+    STILL,
+    SUBPEL,
+    Scale,
+    patch_count,
+    scale_of_bits,
+    shown_side,
+)
 from hfstream.protocol.schedules import Schedule
 
 MAGIC = b"HF"
-VERSION = 7
+VERSION = 8
 HEADER = struct.Struct("!2sBBIQIIIHHBBHHH")
 HEADER_SIZE = HEADER.size  # 40
 MAX_CAPTURE_MS = 0xFFFFFFFF  # 49.7 days: a session longer than that wraps
@@ -67,7 +77,7 @@ MAX_RUNG = 15  # rungs of the continuous stream's ladder (the .hfs container has
 MAX_FEC_BLOCK = 32  # tier-0 packets per erasure-code block
 MAX_FEC_SHARES = 256  # zfec codes at most 256 shares per block
 MAX_INDEX_GROUPS = 64  # interleave groups per patch and tier (``PacketizerConfig``)
-MAX_MOTION = 128  # a reused patch's shift, shown pixels per axis (``codec.motion``)
+MAX_MOTION = 128  # a block's shift, shown pixels per axis (``codec.motion``)
 FLAG_PRIOR = 0x01
 FLAG_TIER2 = 0x02  # the frame has tier-2 packets (so "complete" waits for them)
 SCALE_SHIFT = 2  # flag bits 2-3: log2 of the frame's scale
@@ -109,7 +119,7 @@ class PacketHeader:
     flags: int
     seq: int  #: number of this packet among the (frame, type) packets
     count: int  #: how many (frame, type) packets there are
-    #: ms from the session's start to the frame's capture (``capture_offset_ms``); in a
+    #: ms from the session's start to the frame's capture (``capture_clock``); in a
     #: FEEDBACK packet, the reporting receiver's id
     capture_ms: int = 0
     #: a predicted frame's reference, as frames back from ``frame_id`` (0: intra)
@@ -134,24 +144,6 @@ class PacketHeader:
     @property
     def patches(self) -> int:
         return patch_count(self.height, self.width)
-
-
-def session_start_ms(session_id: int) -> int:
-    """The session's start in unix ms (the session id's high 42 bits)."""
-    return session_id >> SESSION_RANDOM_BITS
-
-
-def capture_offset_ms(session_id: int, wall_time: float) -> int:
-    """The header's capture field for a frame captured at ``wall_time`` (unix seconds):
-    ms from the session's start, clamped to the field. A frame captured before its
-    session started (a queued frame) says 0."""
-    ms = round(wall_time * 1000) - session_start_ms(session_id)
-    return min(max(ms, 0), MAX_CAPTURE_MS)
-
-
-def capture_time(session_id: int, capture_ms: int) -> float:
-    """The capture time (unix seconds, on the sender's clock) a header's field says."""
-    return (session_start_ms(session_id) + capture_ms) / 1000
 
 
 @dataclass(frozen=True)
@@ -325,24 +317,28 @@ class Tier0Entry:
 
 @dataclass(frozen=True)
 class MotionEntry:
-    """``[patch, dy, dx]``: in a predicted frame, a patch that reads its reference shifted
-    by (dy, dx) shown pixels (``codec.motion``): a patch not coded shows it, a coded one
-    (its ``Tier0Entry`` beside this one) gives it to the temporal synthesis."""
+    """``[patch, dy, dx]`` or ``[patch, dy0, dx0, ..., dy3, dx3]``: in a predicted frame, a
+    patch that reads its reference with each of its blocks moved by its (dy, dx), in
+    1/``SUBPEL`` shown pixels (``codec.motion``), one vector for all blocks or one each:
+    a patch not coded shows it, a coded one (its ``Tier0Entry`` beside this one) adds its
+    difference to it (a residual frame)."""
 
     patch: int
-    dy: int
-    dx: int
+    vectors: tuple[tuple[int, int], ...]
 
     def to_list(self) -> list:
-        return [self.patch, self.dy, self.dx]
+        first = self.vectors[0]
+        if all(v == first for v in self.vectors):
+            return [self.patch, *first]
+        return [self.patch, *(c for v in self.vectors for c in v)]
 
     @classmethod
     def from_list(cls, e: list, patches: int) -> MotionEntry:
-        return cls(
-            _int(e[0], 0, patches - 1, "patch index"),
-            _int(e[1], -MAX_MOTION, MAX_MOTION, "motion"),
-            _int(e[2], -MAX_MOTION, MAX_MOTION, "motion"),
-        )
+        patch = _int(e[0], 0, patches - 1, "patch index")
+        limit = MAX_MOTION * SUBPEL
+        values = [_int(v, -limit, limit, "motion") for v in e[1:]]
+        pairs = tuple(zip(values[::2], values[1::2], strict=True))
+        return cls(patch, pairs * len(STILL) if len(pairs) == 1 else pairs)
 
 
 @dataclass(frozen=True)
@@ -470,12 +466,13 @@ def parse_tier0(
         return [Tier0Entry.from_list(e, patches) for e in _entries(obj, 5, "tier-0")]
     out: list[Tier0Entry | MotionEntry] = []
     for e in obj:
-        if isinstance(e, list) and len(e) == 3:
+        if isinstance(e, list) and len(e) in (3, 1 + 2 * len(STILL)):
             out.append(MotionEntry.from_list(e, patches))
         elif isinstance(e, list) and len(e) == 5:
             out.append(Tier0Entry.from_list(e, patches))
         else:
-            raise WireError("field", "tier-0 entry must be an array of 5 (or 3: motion)")
+            motion = f"3 or {1 + 2 * len(STILL)}"
+            raise WireError("field", f"tier-0 entry must be an array of 5 (or {motion}: motion)")
     return out
 
 

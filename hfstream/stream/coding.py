@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hfstream.planning.frame_budgets import KEY_SHARE
 from hfstream.protocol.schedules import Schedule
 
 SCHEDULES = ("auto", *(s.label for s in Schedule))  # what ``FixedCoding.schedule`` accepts
@@ -66,6 +67,11 @@ class PlannedCoding:
     frame the receiver acknowledged, its unchanged patches reused (moved where the camera
     moved); intra frames until the first acknowledgement, and whenever none is recent.
     False: every frame intra (for experiments; ``sim.temporal_video`` compares)."""
+    key_share: float = KEY_SHARE
+    """With ``temporal``: an intra frame may spend this many frames' budgets, which the
+    predicted frames after it pay back (``hfstream.planning.frame_budgets``): every
+    predicted frame refines its picture, so its bytes are worth more. Its packets get as
+    many frames' time to leave. 1: every frame its own share."""
     residual: bool = True
     """With ``temporal``: the planner also codes each predicted frame as differences from
     the moved reference and sends whichever plan is better (a change of light costs
@@ -73,6 +79,8 @@ class PlannedCoding:
     (the slowest part of a predicted frame's encode)."""
 
     def __post_init__(self) -> None:
+        if not self.key_share >= 1:
+            raise ValueError(f"key_share must be at least 1, got {self.key_share}")
         for name in ("target_bytes_per_s", "fps", "tier0_sends"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

@@ -24,7 +24,7 @@ from hfstream.codec.encoded import TOKENS, EncodedImage, EncodedPatch
 from hfstream.codec.frame_coding import decode_index_entry, empty_patch, group_positions
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.schedules import Schedule
-from hfstream.geometry import patch_count
+from hfstream.geometry import STILL, patch_count
 from hfstream.protocol.reassembly import FrameState, Reassembler, ReassemblerConfig
 from hfstream.protocol.wire import PacketType, Tier0Entry, WireError
 
@@ -133,7 +133,7 @@ def _tier0_patches(
     codec: HybridCodec,
     tier0: dict[int, Tier0Entry],
     patches: int,
-    motion: dict[int, tuple[int, int]] | None = None,
+    motion: dict[int, tuple[tuple[int, int], ...]] | None = None,
     residual: bool = False,
 ) -> tuple[EncodedPatch, ...]:
     # The reassembler drops tier 0 above the ladder (``ReassemblerConfig.rungs``); a frame
@@ -147,9 +147,9 @@ def _tier0_patches(
         e = tier0.get(i)
         if e is not None and e.rung < ladder and (i in moved or not residual):
             coded = empty_patch(e.schedule, (e.y, e.z), e.rung)
-            out.append(replace(coded, motion=moved.get(i, (0, 0))))
+            out.append(replace(coded, motion=moved.get(i, STILL)))
         else:
-            out.append(replace(empty_patch(Schedule.NONE, None), motion=moved.get(i, (0, 0))))
+            out.append(replace(empty_patch(Schedule.NONE, None), motion=moved.get(i, STILL)))
     return tuple(out)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.protocol.auth import DATA, FEEDBACK, UNKEYED_WARNING, Opener, Sealer
+from hfstream.protocol.capture_clock import capture_time
 from hfstream.protocol.feedback import ReportBuilder
 from hfstream.protocol.reassembly import (
     FrameComplete,
@@ -32,7 +33,7 @@ from hfstream.protocol.reassembly import (
     Reassembler,
     ReassemblerConfig,
 )
-from hfstream.protocol.wire import TAG_SIZE, PacketType, WireError, capture_time
+from hfstream.protocol.wire import TAG_SIZE, PacketType, WireError
 from hfstream.stream.progressive import (
     FrameDecodeState,
     Stage,

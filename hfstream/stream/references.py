@@ -22,10 +22,28 @@ import numpy as np
 #: older than that (a long outage) leaves the sender without a reference, and it codes an
 #: intra frame.
 REFERENCE_WINDOW = 16
+#: Acknowledged pictures the sender weighs as the reference of a frame (the newest
+#: ones): with acknowledgements two frames late, frames predicted from the newest would
+#: form two chains that never meet, one of them stuck with a poorer start (the second
+#: intra frame, sent before any acknowledgement, gets a smaller budget than the first).
+#: Two, so that the receiver still holds the older one when the frame arrives (it keeps
+#: ``KEPT_PICTURES`` and may decode two more meanwhile).
+REFERENCE_CANDIDATES = 2
+#: An older candidate is chosen over the newest only when its own error (against the
+#: frame it showed) is this many times lower: the newer picture is closer in content.
+BETTER_BY = 2.0
 #: Pictures a receiver keeps (the newest frames decoded complete; at most 50 MB at the
 #: largest frame a receiver takes, 2048 x 2048). Its reports list them: the sender
 #: predicts from the newest, a frame or two behind what it sends.
 KEPT_PICTURES = 4
+
+
+def shown_error(image: np.ndarray, picture: np.ndarray) -> float:
+    """Mean squared error (pixels in [0, 1]) of ``picture`` against ``image``, every
+    other pixel each way: how well a sent picture shows its frame."""
+    a = image[::2, ::2].astype(np.float32)
+    b = picture[::2, ::2].astype(np.float32)
+    return float(np.mean(((a - b) / 255) ** 2))
 
 
 def frames_back(newer: int, older: int) -> int:
@@ -75,16 +93,20 @@ class SentPictures:
         self.window = window
         self._pictures: OrderedDict[int, np.ndarray] = OrderedDict()
         self._acknowledged: set[int] = set()
+        self._errors: dict[int, float] = {}
         self._newest: int | None = None
 
-    def sent(self, frame_id: int, picture: np.ndarray) -> None:
-        """Frame ``frame_id`` went out; ``picture`` is what it shows when whole."""
+    def sent(self, frame_id: int, picture: np.ndarray, *, error: float = 0.0) -> None:
+        """Frame ``frame_id`` went out; ``picture`` is what it shows when whole, with
+        ``error`` (mean squared, any scale) against the frame it codes."""
         self._newest = frame_id
+        self._errors[frame_id] = error
         self._pictures[frame_id] = picture
         self._pictures.move_to_end(frame_id)
         while len(self._pictures) > self.window:
             old, _ = self._pictures.popitem(last=False)
             self._acknowledged.discard(old)
+            self._errors.pop(old, None)
 
     def acknowledge(self, frame_ids: Iterable[int]) -> None:
         """The frames the newest report says the receiver decoded complete. They replace
@@ -93,12 +115,25 @@ class SentPictures:
         self._acknowledged = {f for f in frame_ids if f in self._pictures}
 
     def reference(self) -> tuple[int, np.ndarray] | None:
-        """(frame id, picture) of the newest acknowledged frame within the window, None
-        when there is none: the next frame is intra."""
+        """(frame id, picture) of the acknowledged frame within the window to predict
+        the next frame from (``choose_reference``); None when there is none: the next
+        frame is intra."""
         if self._newest is None or not self._acknowledged:
             return None
         newest = self._newest
-        best = min(self._acknowledged, key=lambda f: frames_back(newest, f))
-        if frames_back(newest, best) >= self.window:
+        held = [f for f in self._acknowledged if frames_back(newest, f) < self.window]
+        if not held:
             return None
+        best = choose_reference({f: self._errors[f] for f in held}, newest=newest)
         return best, self._pictures[best]
+
+
+def choose_reference(errors: dict[int, float], *, newest: int | None = None) -> int:
+    """Of the frames in ``errors`` (id -> its picture's error against the frame it
+    showed), the one to predict from: the newest (ids counted back from ``newest``,
+    default the highest), unless one of the ``REFERENCE_CANDIDATES`` newest is
+    ``BETTER_BY`` times better."""
+    top = max(errors) if newest is None else newest
+    order = sorted(errors, key=lambda f: frames_back(top, f))[:REFERENCE_CANDIDATES]
+    best = min(order, key=errors.__getitem__)
+    return best if errors[best] * BETTER_BY < errors[order[0]] else order[0]

@@ -26,11 +26,13 @@ import numpy as np
 
 from hfstream.codec.encoded import TOKENS, EncodedImage
 from hfstream.codec.frame_coding import index_priors, packetize
+from hfstream.codec.frames import to_uint8_image
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.modes import gain_at_share
 from hfstream.codec.refinement import check_refine_steps
 from hfstream.codec.schedules import kept_positions
 from hfstream.planning import Channel, FramePlan, encode_within
+from hfstream.planning.frame_budgets import FrameBudgets
 from hfstream.planning.temporal import encode_predicted
 from hfstream.protocol.auth import (
     DATA,
@@ -39,6 +41,7 @@ from hfstream.protocol.auth import (
     Sealer,
     new_session_id,
 )
+from hfstream.protocol.capture_clock import capture_offset_ms
 from hfstream.protocol.feedback import RateController, Report, ReportWatch
 from hfstream.protocol.pacer import Pacer
 from hfstream.protocol.packetizer import FramePackets, Packetizer, PacketizerConfig
@@ -46,12 +49,11 @@ from hfstream.protocol.wire import (
     TAG_SIZE,
     PacketType,
     WireError,
-    capture_offset_ms,
     parse_header,
 )
 from hfstream.stream.coding import FixedCoding, PlannedCoding
 from hfstream.stream.progressive import whole_picture
-from hfstream.stream.references import SentPictures
+from hfstream.stream.references import SentPictures, shown_error
 from hfstream.transports.base import DatagramTransport, TransportClosed
 
 log = logging.getLogger(__name__)
@@ -150,7 +152,7 @@ class FrameSent:
     encode_s: float
     """Seconds spent coding and packetizing the frame (in the worker thread)."""
     capture_ms: int = 0
-    """The headers' capture field (``wire.capture_offset_ms``)."""
+    """The headers' capture field (``capture_clock.capture_offset_ms``)."""
     reference: int | None = None
     """A predicted frame's reference, the id of the frame it is coded against (None:
     intra)."""
@@ -196,6 +198,7 @@ class Sender:
         self.sent_pictures = SentPictures()
         self.reports_received = 0
         self.controller: RateController | None = None
+        self.budgets = FrameBudgets()  # each planned frame's share of the rate
         timeout = self.config.receiver_timeout_s
         self.watch = ReportWatch(timeout) if timeout is not None else None
         self.last_plan: FramePlan | None = None  # of the newest frame planned
@@ -208,6 +211,8 @@ class Sender:
             )
         if isinstance(coding, PlannedCoding):
             self.controller = RateController(coding.target_bytes_per_s, coding.fps)
+            key_share = coding.key_share if coding.temporal else 1.0
+            self.budgets = FrameBudgets(key_share)
             self.pacer.set_rate(self.controller.rate, 0.0)
 
     def _prepare(
@@ -217,12 +222,15 @@ class Sender:
         budget: float | None,
         loss: float,
         capture_ms: int,
-    ) -> tuple[FramePackets, float, int | None]:
+    ) -> tuple[FramePackets, float, int | None, float]:
+        """The frame coded and packetized; the seconds it took, its reference, and its
+        budget in frames' budgets (an intra frame may borrow from the next ones)."""
         cfg = self.config
         coding = cfg.coding
         t0 = time.perf_counter()
         packetizer = self.packetizer
         tiers: tuple[int, ...] = (0, 1, 2)
+        per_frame = budget
         if isinstance(coding, FixedCoding):
             enc: EncodedImage = self.codec.encode(
                 image,
@@ -240,6 +248,7 @@ class Sender:
             reference = self.sent_pictures.reference() if coding.temporal else None
             if reference is not None and reference[1].shape[:2] != np.shape(image)[:2]:
                 reference = None  # the frame size changed: nothing to predict from
+            budget = self.budgets.budget(budget, intra=reference is None)
             if reference is not None:
                 planned = encode_predicted(
                     self.codec,
@@ -274,13 +283,19 @@ class Sender:
             strict_budget=budget is not None,
             capture_ms=capture_ms,
         )
+        if isinstance(coding, PlannedCoding):
+            assert per_frame is not None and budget is not None
+            self.budgets.spent(per_frame, packets.total_bytes)
         if isinstance(coding, PlannedCoding) and coding.temporal:
             # What the receiver shows once the frame is whole: what the next frames may
             # be predicted from (a decode on the sender, the price of prediction).
             sent = [p for _, p in packets.in_priority_order()]
             held = reference[1] if reference is not None else None
-            self.sent_pictures.sent(frame_id, whole_picture(self.codec, sent, reference=held))
-        return packets, time.perf_counter() - t0, enc.reference
+            picture = whole_picture(self.codec, sent, reference=held)
+            error = shown_error(to_uint8_image(image), picture)
+            self.sent_pictures.sent(frame_id, picture, error=error)
+        share = 1.0 if per_frame is None or budget is None else max(1.0, budget / per_frame)
+        return packets, time.perf_counter() - t0, enc.reference, share
 
     async def send_image(
         self,
@@ -304,10 +319,13 @@ class Sender:
         ctl = self.controller
         budget = ctl.frame_budget if ctl is not None else None
         loss = ctl.loss if ctl is not None else 0.0
-        packets, encode_s, reference = await loop.run_in_executor(
+        packets, encode_s, reference, share = await loop.run_in_executor(
             self._executor, self._prepare, image, frame_id, budget, loss, capture_ms
         )
-        expires = loop.time() + (deadline_s if deadline_s is not None else self.config.deadline_s)
+        # A frame given several frames' budgets (an intra frame, ``FrameBudgets``) takes
+        # as many times longer to leave at the paced rate.
+        deadline = deadline_s if deadline_s is not None else self.config.deadline_s
+        expires = loop.time() + deadline * share
         counts: dict[int, int] = {}
         sizes: dict[int, int] = {}
         for tier, p in packets.in_priority_order():

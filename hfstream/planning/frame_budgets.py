@@ -1,0 +1,60 @@
+"""Bytes per frame of a stream held to a steady rate, as a video encoder's rate control
+shares them: an intra frame may spend several frames' budgets, which the predicted
+frames after it pay back, and a frame that leaves bytes unspent leaves them to the
+next ones.
+
+Why an intra frame gets more: every predicted frame after it starts from its picture and
+only refines it, so the bytes it gets are worth those of several predicted frames
+(VP8's and H.264's real-time encoders give their first key frame 3 to 9 frames' budgets
+on the project's clips). A debt is repaid by a share of it per frame, so the frames
+right after a key frame still get most of their budget, and the stream's bytes stay
+within the rate over a few seconds. The latency this adds (a large frame takes longer to
+send at the paced rate) is the same trade these encoders make.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KEY_SHARE = 4.0  #: an intra frame's budget, in frames' budgets (less any debt left)
+REPAY_FRAMES = 8  #: a debt is paid back by 1/REPAY_FRAMES of it a frame
+SAVE_FRAMES = 1.0  #: unspent bytes kept for later frames, at most this many frames' budgets
+MIN_SHARE = 0.25  #: a predicted frame gets at least this share of its budget
+
+
+@dataclass
+class FrameBudgets:
+    """The budget of each frame in turn (``budget``, then ``spent`` with what it sent).
+    ``balance``: bytes saved (positive) or owed (negative) against the rate so far.
+    A stream of intra frames alone gains nothing by borrowing: give it ``key_share=1``."""
+
+    key_share: float = KEY_SHARE
+    balance: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.key_share >= 1:
+            raise ValueError(f"key_share must be at least 1, got {self.key_share}")
+
+    def budget(self, per_frame: float, *, intra: bool, frames_left: int | None = None) -> float:
+        """Bytes the next frame may spend when the rate allows ``per_frame`` a frame.
+        ``frames_left`` (this one included): a stream that ends (a clip) borrows no more
+        than the frames left can repay, and repays within them."""
+        if not per_frame > 0:
+            raise ValueError(f"per_frame must be positive, got {per_frame}")
+        if frames_left is not None and frames_left < 1:
+            raise ValueError(f"frames_left must be at least 1, got {frames_left}")
+        saved = max(0.0, self.balance)
+        debt = min(0.0, self.balance)
+        over = REPAY_FRAMES if frames_left is None else min(REPAY_FRAMES, frames_left)
+        repaying = max(MIN_SHARE * per_frame, per_frame + debt / over)
+        if not intra:
+            return saved + repaying
+        borrowed = self.key_share * per_frame + debt  # up to key_share frames' budgets
+        if frames_left is not None:
+            repayable = (frames_left - 1) * (1 - MIN_SHARE) * per_frame
+            borrowed = min(borrowed, per_frame + debt + repayable)
+        return saved + max(repaying, borrowed)
+
+    def spent(self, per_frame: float, sent: float) -> None:
+        """The frame just planned sent ``sent`` bytes of a rate of ``per_frame``."""
+        self.balance = min(self.balance + per_frame - sent, SAVE_FRAMES * per_frame)
