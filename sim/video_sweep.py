@@ -11,7 +11,10 @@ later (``sim.temporal_video``). Per case it records the mean and worst-10 % fram
 MS-SSIM / HaarPSI / VMAF, the frames with nothing new to show (frozen, or grey before the
 first picture) and the mean and 95th-percentile capture-to-display delay of the fresh
 frames. Results: ``OUT/results.jsonl`` (resumable), ``OUT/summary.csv``, ``OUT/summary.md``
-and ``OUT/video_quality_vs_loss.png``.
+and ``OUT/video_quality_vs_loss.png``. A case gives the same numbers on every run at the
+same ``--threads`` (torch's; 1 by default): the loss pattern is seeded, and a different
+thread count rounds hfstream's floats differently, which can flip a choice of its planner
+and change every frame after it.
 
 The clips are video files (``--video``, repeatable, through PyAV) or, by default, a camera
 pan across one photo (``--image``; the bundled photo when neither is given).
@@ -344,6 +347,13 @@ def main(argv: list[str] | None = None) -> int:
         help="capture to display budget within which lost packets are resent (WebRTC methods)",
     )
     p.add_argument("--model", help="hfstream's model folder (default: the shipped model)")
+    p.add_argument(
+        "--threads",
+        type=a.positive_int,
+        default=1,
+        help="torch threads (default 1): a case repeats bit for bit at the same count, "
+        "and the float rounding of another count can flip one of the planner's choices",
+    )
     args = p.parse_args(argv)
     try:
         height, width = (int(v) for v in args.size.lower().split("x"))
@@ -356,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in [*(args.video or []), args.image]:
         if path is not None and not Path(path).is_file():
             p.error(f"no file {path}")
+    import torch
+
+    torch.set_num_threads(args.threads)
     clips: dict[str, list[np.ndarray]] = {}  # by source
     for video in args.video or [None]:
         frames, source = load_clip(video, args.image, args.frames, height, width)
