@@ -285,7 +285,8 @@ class Sender:
         )
         if isinstance(coding, PlannedCoding):
             assert per_frame is not None and budget is not None
-            self.budgets.spent(per_frame, packets.total_bytes)
+            queued = packets.in_priority_order()  # as the budget counts them: tags included
+            self.budgets.spent(per_frame, packets.total_bytes + TAG_SIZE * len(queued))
         if isinstance(coding, PlannedCoding) and coding.temporal:
             # What the receiver shows once the frame is whole: what the next frames may
             # be predicted from (a decode on the sender, the price of prediction).
