@@ -394,3 +394,17 @@ def test_an_older_reference_is_taken_only_when_it_shows_its_frame_much_better():
     assert sent.reference()[0] == 0
     sent.acknowledge([0, 1, 2])
     assert sent.reference()[0] == 2
+
+
+def test_an_extended_reference_moves_pixels_as_the_picture_itself_does():
+    from hfstream.codec.motion import Extended
+
+    rng = np.random.default_rng(3)
+    reference = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    extended = Extended(reference, margin=20)
+    for motion in [(0, 0), (-60, 44), (75, -79), (-3, 5), (80, 80), (-200, 0)]:
+        for top, left in [(0, 0), (24, 40), (10, 3)]:
+            size = (16, 16)
+            want = shifted(reference, top, left, size=size, motion=motion)
+            got = shifted(extended, top, left, size=size, motion=motion)
+            assert (got == want).all(), (motion, top, left)

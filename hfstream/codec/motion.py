@@ -68,11 +68,44 @@ def _smoothed(line: np.ndarray) -> np.ndarray:
     return mean.astype(line.dtype)
 
 
+class Extended:
+    """A reference with ``margin`` pixels on every side filled as ``shifted`` fills what
+    lies outside the picture, built once: every region moved within the margin is then a
+    slice of it (the motion search reads thousands; the same pixels as the picture's own
+    ``shifted``)."""
+
+    def __init__(self, reference: np.ndarray, margin: int = MAX_MOTION + 2) -> None:
+        h, w = reference.shape[:2]
+        rows = np.clip(np.arange(-margin, h + margin), 0, h - 1)
+        cols = np.clip(np.arange(-margin, w + margin), 0, w - 1)
+        pixels = reference[rows[:, None], cols[None, :]]
+        pixels[:margin] = _smoothed(reference[0])[cols]
+        pixels[margin + h :] = _smoothed(reference[h - 1])[cols]
+        pixels[:, :margin] = _smoothed(reference[:, 0])[rows][:, None]
+        pixels[:, margin + w :] = _smoothed(reference[:, w - 1])[rows][:, None]
+        self.reference, self.pixels, self.margin = reference, pixels, margin
+
+    def region(
+        self, top: int, left: int, size: tuple[int, int], motion: tuple[int, int]
+    ) -> np.ndarray:
+        """``_moved_whole`` of the reference, as a view where the margin allows."""
+        y, x = top + motion[0] + self.margin, left + motion[1] + self.margin
+        if 0 <= y <= self.pixels.shape[0] - size[0] and 0 <= x <= self.pixels.shape[1] - size[1]:
+            return self.pixels[y : y + size[0], x : x + size[1]]
+        return _moved_whole(self.reference, top, left, size, motion)
+
+
 def _moved_whole(
-    reference: np.ndarray, top: int, left: int, size: tuple[int, int], motion: tuple[int, int]
+    reference: np.ndarray | Extended,
+    top: int,
+    left: int,
+    size: tuple[int, int],
+    motion: tuple[int, int],
 ) -> np.ndarray:
     """The ``size`` region of ``reference`` at (``top`` + dy, ``left`` + dx), whole
     pixels; outside the picture, the nearest edge smoothed along it."""
+    if isinstance(reference, Extended):
+        return reference.region(top, left, size, motion)
     h, w = reference.shape[:2]
     y, x = top + motion[0], left + motion[1]
     if 0 <= y <= h - size[0] and 0 <= x <= w - size[1]:
@@ -93,7 +126,7 @@ def _moved_whole(
 
 
 def shifted(
-    reference: np.ndarray,
+    reference: np.ndarray | Extended,
     top: int,
     left: int,
     *,
@@ -195,7 +228,7 @@ def search(
         raise ValueError(f"the reference is {reference.shape}, the frame {image.shape}")
     g = tuple(v * SUBPEL for v in global_shift(image, reference))
     img = image.astype(np.float32) / 255
-    ref = reference.astype(np.float32) / 255
+    ref = Extended(reference.astype(np.float32) / 255)
     count = grid[0] * grid[1]
     motion = np.zeros((count, BLOCKS, 2), int)
     best_error = np.empty(count)
@@ -249,10 +282,11 @@ def motion_picture(
     if not motion.any():
         return reference
     out = np.empty_like(reference)
+    source = Extended(reference)
     for p, top, left, hh, ww in patch_regions(reference.shape, grid, scale):
         for b, y, x, bh, bw in block_regions(top, left, (hh, ww), scale):
             m = (int(motion[p, b, 0]), int(motion[p, b, 1]))
-            out[y : y + bh, x : x + bw] = shifted(reference, y, x, size=(bh, bw), motion=m)
+            out[y : y + bh, x : x + bw] = shifted(source, y, x, size=(bh, bw), motion=m)
     return out
 
 
