@@ -227,7 +227,7 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
         "--intra",
         action="store_true",
         help="with --target: code every frame on its own (by default a frame is predicted "
-        "from the newest frame the receiver acknowledged, its unchanged patches reused)",
+        "from a frame the receiver acknowledged, its unchanged patches reused)",
     )
     send.add_argument(
         "--report-wait",

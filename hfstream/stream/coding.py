@@ -64,8 +64,10 @@ class PlannedCoding:
     budget for the resends instead (``hfstream.planning.plan_frame``)."""
     temporal: bool = True
     """Predicted frames (``hfstream.codec.temporal``): each frame coded against the newest
-    frame the receiver acknowledged, its unchanged patches reused (moved where the camera
-    moved); intra frames until the first acknowledgement, and whenever none is recent.
+    frame the receiver acknowledged (or the one before it where that shows its own frame
+    much better, ``stream.references.choose_reference``), its unchanged patches reused
+    (moved where the camera moved); intra frames until the first acknowledgement, and
+    whenever none is recent.
     False: every frame intra (for experiments; ``sim.temporal_video`` compares)."""
     key_share: float = KEY_SHARE
     """With ``temporal``: an intra frame may spend this many frames' budgets, which the
