@@ -23,16 +23,22 @@ def parser(prog: str, description: str | None) -> argparse.ArgumentParser:
     return a.OneLineParser(prog=prog, description=description, formatter_class=HelpFormatter)
 
 
-def add_case_arguments(p: argparse.ArgumentParser, methods: tuple[str, ...]) -> None:
-    """``--methods`` (of ``methods``), ``--loss-models``, ``--rates``, ``--seeds`` and
-    ``--burst``: what a sweep's cases are made of."""
-    for flag, names, what in (
-        ("--methods", methods, "METHOD"),
-        ("--loss-models", LOSS_MODELS, "MODEL"),
+def add_case_arguments(
+    p: argparse.ArgumentParser,
+    methods: tuple[str, ...],
+    *,
+    default_methods: tuple[str, ...] | None = None,
+) -> None:
+    """``--methods`` (of ``methods``; by default ``default_methods``, else all),
+    ``--loss-models``, ``--rates``, ``--seeds`` and ``--burst``: what a sweep's cases are
+    made of."""
+    for flag, names, default, what in (
+        ("--methods", methods, default_methods or methods, "METHOD"),
+        ("--loss-models", LOSS_MODELS, LOSS_MODELS, "MODEL"),
     ):
         p.add_argument(
-            flag, nargs="+", default=list(names), choices=names, metavar=what,
-            help=f"any of {', '.join(names)}",
+            flag, nargs="+", default=list(default), choices=names, metavar=what,
+            help=f"any of {', '.join(names)} (default: {' '.join(default)})",
         )  # fmt: skip
     p.add_argument(
         "--rates",

@@ -70,6 +70,7 @@ def hfstream_temporal_deliver(
     fec: bool = True,
     temporal: bool = True,
     key_share: float = KEY_SHARE,
+    fast: bool = False,
     progress: Callable[[], None] | None = None,
 ) -> ClipDelivery:
     """The clip through ``loss``, planned for ``expected_loss``; see the module doc.
@@ -77,7 +78,8 @@ def hfstream_temporal_deliver(
     (``FrameBudgets``): an intra frame may spend ``key_share`` frames' budgets, which
     the frames after it pay back, and a frame gets what the frames before it left
     unspent (at most one frame's budget more), so room kept for resends that were not
-    needed is not lost to the clip. ``resends``: rounds in which the
+    needed is not lost to the clip. ``fast``: predicted frames planned as a live
+    sender plans them (``encode_predicted(fast=True)``). ``resends``: rounds in which the
     lost tier-0 packets are sent again, one round trip apart (what the frame's latency
     budget allows; the planner leaves room for them instead of, or beside, parity)."""
     delay = ack_delay_frames(rtt_ms, fps)
@@ -111,6 +113,7 @@ def hfstream_temporal_deliver(
                 reference_id=reference,
                 channel=channel,
                 parity_ratios=ratios,
+                fast=fast,
             )
         kinds[_kind(planned)] += 1
         out = _send(codec, planned, i, budget, held_by_sender.get(reference))

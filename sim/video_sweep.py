@@ -45,8 +45,18 @@ if TYPE_CHECKING:
     from sim.webrtc_video import ForcedKeyEncoder, WebRtcDelivery
 
 # hfstream: every frame intra; hfstream-temporal: predicted frames against acknowledged
-# references (``sim.temporal_video``).
-METHODS = ("hfstream", "hfstream-temporal", "vp8", "h264", "vp8-webrtc", "h264-webrtc")
+# references (``sim.temporal_video``); hfstream-live: the same, planned as a live sender
+# plans them (``encode_predicted(fast=True)``), only when asked for.
+METHODS = (
+    "hfstream",
+    "hfstream-temporal",
+    "hfstream-live",
+    "vp8",
+    "h264",
+    "vp8-webrtc",
+    "h264-webrtc",
+)
+DEFAULT_METHODS = tuple(m for m in METHODS if m != "hfstream-live")
 WEBRTC = "-webrtc"  # the suffix of the methods that recover as WebRTC does
 
 
@@ -186,7 +196,7 @@ class ClipRunner:
         )
 
         loss = make_loss(case.loss_model, case.loss_rate, case.seed, case.burst, case.source)
-        if case.method == "hfstream-temporal":
+        if case.method in ("hfstream-temporal", "hfstream-live"):
             from sim.temporal_video import hfstream_temporal_deliver
             from sim.webrtc_video import resend_rounds
 
@@ -199,6 +209,7 @@ class ClipRunner:
                 fps=case.fps,
                 rtt_ms=case.rtt_ms,
                 resends=resend_rounds(case.rtt_ms, case.latency_ms),
+                fast=case.method == "hfstream-live",
             )
         elif case.method == "hfstream":
             if case.loss_rate not in self._hf_packets:
@@ -329,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     src.add_argument("--image", help="a photo to pan across (default: the bundled photo)")
     p.add_argument("--out", default="out/video_sweep", help="results, summary and plot")
-    cli.add_case_arguments(p, METHODS)
+    cli.add_case_arguments(p, METHODS, default_methods=DEFAULT_METHODS)
     p.add_argument("--frames", type=a.positive_int, default=30, help="frames of the clip")
     p.add_argument("--size", default="256x512", help="HxW of the pan clip")
     p.add_argument("--fps", type=a.positive_int, default=10, help="frame rate of the clip")

@@ -195,3 +195,18 @@ def test_the_likelihood_floors_survive_a_float16_copy_of_the_weights():
     model.load_state_dict(state)
     for entropy_model in (model.entropy_bottleneck, model.gaussian_conditional):
         assert float(entropy_model.likelihood_lower_bound.bound) == pytest.approx(1e-9)
+
+
+def test_a_ladder_table_synthesised_at_some_rungs_interpolates_the_others(shipped_ladder):
+    """Measured rungs keep their error and every rung its bits; a rung between two
+    measured ones gets their log-linear mean, and the ends must be measured."""
+    torch.manual_seed(4)
+    low = torch.rand(1, 3, 64, 128)
+    bits, error, _ = shipped_ladder.ladder_table(low)
+    fast_bits, fast_error, _ = shipped_ladder.ladder_table(low, synthesised=(0, 2))
+    assert torch.equal(bits, fast_bits)
+    assert torch.equal(error[:, [0, 2]], fast_error[:, [0, 2]])
+    expected = (error[:, 0].log() / 2 + error[:, 2].log() / 2).exp()
+    assert torch.allclose(fast_error[:, 1], expected)
+    with pytest.raises(ValueError, match="first and last"):
+        shipped_ladder.ladder_table(low, synthesised=(0, 1))

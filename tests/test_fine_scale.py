@@ -128,3 +128,10 @@ def test_patches_too_large_for_one_packet_go_down_a_rung(codec):
     planned = encode_within(codec, noise, 100_000, config=config, parity_ratios=(0.0,))
     assert not oversized_tier0(tier0_entries(planned.encoded), mtu)
     assert packetize(planned.encoded, Packetizer(codec.model_id, config=config), frame_id=0)
+
+
+def test_a_fine_picture_is_brought_back_by_the_rounded_mean_of_each_2x2_block():
+    rng = np.random.default_rng(2)
+    coded = rng.integers(0, 256, (66, 98, 3), dtype=np.uint8)
+    blocks = coded.reshape(33, 2, 49, 2, 3).astype(np.int64).sum(axis=(1, 3))
+    assert np.array_equal(upscale(coded, FINE), ((blocks + 2) // 4).astype(np.uint8))

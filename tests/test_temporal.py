@@ -15,7 +15,7 @@ from hfstream.codec.motion import BLOCKS, global_shift, motion_picture, search, 
 from hfstream.codec.rates import Fixed
 from hfstream.codec.temporal import predicted
 from hfstream.eval.metrics import psnr
-from hfstream.geometry import STILL, SUBPEL
+from hfstream.geometry import FINE, STILL, SUBPEL
 from hfstream.media.samples import bundled_image
 from hfstream.planning.frame_budgets import KEY_SHARE
 from hfstream.planning.temporal import LOST_WEIGHT, REUSE, encode_predicted, reuse_table
@@ -408,3 +408,24 @@ def test_an_extended_reference_moves_pixels_as_the_picture_itself_does():
             want = shifted(reference, top, left, size=size, motion=motion)
             got = shifted(extended, top, left, size=size, motion=motion)
             assert (got == want).all(), (motion, top, left)
+
+
+def test_a_search_without_split_gives_each_patch_one_vector(scene):
+    reference = window(scene)
+    frame = reference.copy()
+    frame[:, :128] = np.ascontiguousarray(scene[64 : 64 + 256, 61 : 61 + 128])
+    motion, best, _ = search(frame, reference, (1, 2), 1, split=False)
+    split_motion, split_best, _ = search(frame, reference, (1, 2), 1)
+    assert (motion == motion[:, :1]).all()  # the four blocks of a patch alike
+    assert best[0] > split_best[0]  # the blocks that moved apart cost it
+
+
+def test_a_fast_plan_codes_differences_at_the_fine_scale_within_its_budget(codec, scene):
+    reference_frame = window(scene)
+    reference = codec.decode(codec.encode_tier0(reference_frame, rate=Fixed(5)))
+    frame = window(scene, 2, 3)
+    planned = encode_predicted(codec, frame, 900, reference=reference, reference_id=0, fast=True)
+    assert planned.encoded.residual and planned.encoded.scale == FINE
+    assert planned.plan.bytes <= 900
+    shown = codec.decode(planned.encoded, reference=reference)
+    assert psnr(frame, shown) > psnr(frame, reference)

@@ -52,7 +52,7 @@ from hfstream.stream.coding import FixedCoding, PlannedCoding
 from hfstream.stream.collect import FrameRecord, capture_fps, on_timeline
 from hfstream.stream.progressive import Stage
 from hfstream.stream.receiver import FrameUpdate, Receiver, ReceiverConfig
-from hfstream.stream.sender import ReceiverGone, Sender, SenderConfig
+from hfstream.stream.sender import FrameSent, ReceiverGone, Sender, SenderConfig
 from hfstream.transports.base import DatagramTransport
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -190,6 +190,8 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
         f"{sender.packets_sent} packets, {sender.bytes_sent} bytes (headers and parity "
         f"included; late packets are dropped unsent); {sender.reports_received} receiver reports"
     )
+    if sent:
+        print(_encode_summary(sent))
     if not sender.reports_received:
         print(
             f"hfstream send: warning: no receiver report within {args.report_wait:g} s of the "
@@ -200,6 +202,22 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
         )
         return 1
     return 0
+
+
+def _encode_summary(sent: list[FrameSent]) -> str:
+    """How many frames were intra and predicted, and what their encodes took."""
+    parts = []
+    for kind, frames in (
+        ("intra", [f for f in sent if f.reference is None]),
+        ("predicted", [f for f in sent if f.reference is not None]),
+    ):
+        if frames:
+            times = [f.encode_s for f in frames]
+            parts.append(
+                f"{len(frames)} {kind} (encode median {np.median(times):.2f} s, "
+                f"max {max(times):.2f} s)"
+            )
+    return "frames: " + ", ".join(parts)
 
 
 @dataclass

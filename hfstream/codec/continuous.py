@@ -356,19 +356,34 @@ class ContinuousCodec(MeanScaleHyperprior):
 
     @torch.inference_mode()
     def ladder_table(
-        self, low: torch.Tensor, only: Sequence[int] | None = None, y: torch.Tensor | None = None
+        self,
+        low: torch.Tensor,
+        only: Sequence[int] | None = None,
+        y: torch.Tensor | None = None,
+        *,
+        synthesised: Sequence[int] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """What each rung would give each patch of one frame's thumbnail (1,3,64R,64C):
         estimated bits (P, rungs) from the entropy model's likelihoods, the squared error
         (P, rungs) of the patch's synthesised thumbnail, and the patch's own signal power
         (P,), the variance of its thumbnail. For ``hfstream.codec.allocation``. ``only``:
         these rungs, in this order (a synthesis each), instead of every rung. ``y``: the
-        thumbnail's ``analyse``, if known."""
+        thumbnail's ``analyse``, if known. ``synthesised`` (with every rung, ascending,
+        the first and the last among them): the rungs whose error is measured; the others'
+        is interpolated log-linearly between their measured neighbours (the synthesis is
+        most of the table's cost, the bits are cheap)."""
+        rungs = list(range(self.config.rungs)) if only is None else list(only)
+        measured = set(rungs if synthesised is None else synthesised)
+        if synthesised is not None and (only is not None or not {rungs[0], rungs[-1]} <= measured):
+            raise ValueError(
+                f"synthesised rungs {sorted(measured)} must include the first and last of "
+                f"the full ladder {rungs[0]}..{rungs[-1]}"
+            )
         y = self.g_a(low) if y is None else y
         rows, cols = y.shape[-2] // BLOCK, y.shape[-1] // BLOCK
         patches = to_blocks_image(low, rows, cols)  # (P, 3, 64, 64)
         bits, error = [], []
-        for rung in range(self.config.rungs) if only is None else only:
+        for rung in rungs:
             gains = self._gains(rung, inverse=False)
             blocks = to_blocks(y if gains is None else y * gains)
             z_hat, z_lik = self.entropy_bottleneck(self.h_a(blocks))  # eval: rounded
@@ -376,12 +391,15 @@ class ContinuousCodec(MeanScaleHyperprior):
             y_hat, y_lik = self.gaussian_conditional(blocks, scales, means=means)
             info = -(torch.log2(y_lik).flatten(1).sum(1) + torch.log2(z_lik).flatten(1).sum(1))
             bits.append(info + STRING_OVERHEAD_BITS)
+            if rung not in measured:
+                error.append(None)
+                continue
             inverse = self._gains(rung, inverse=True)
             frame = from_blocks(y_hat if inverse is None else y_hat * inverse, rows, cols)
             seen = to_blocks_image(self.synthesize(frame), rows, cols)
             error.append(((seen - patches) ** 2).flatten(1).mean(1))
         signal = patches.flatten(1).var(1)
-        return torch.stack(bits, 1), torch.stack(error, 1), signal
+        return torch.stack(bits, 1), torch.stack(_interpolated(error), 1), signal
 
     @torch.inference_mode()
     def compress_latent(self, low: torch.Tensor, rung: int = 0) -> list[tuple[bytes, bytes]]:
@@ -425,3 +443,21 @@ class ContinuousCodec(MeanScaleHyperprior):
         filled = fill_missing_blocks(blocks, present, rows, cols)
         low = self.synthesize(from_blocks(filled, rows, cols))
         return fill_missing_pixels(low, present, rows, cols)
+
+
+def _interpolated(errors: list[torch.Tensor | None]) -> list[torch.Tensor]:
+    """``errors`` per rung with each missing one (None) filled log-linearly between the
+    nearest measured rungs on either side (the first and the last are measured)."""
+    known = [i for i, e in enumerate(errors) if e is not None]
+    out: list[torch.Tensor] = []
+    for i, e in enumerate(errors):
+        if e is not None:
+            out.append(e)
+            continue
+        lo = max(k for k in known if k < i)
+        hi = min(k for k in known if k > i)
+        t = (i - lo) / (hi - lo)
+        a, b = errors[lo], errors[hi]
+        assert a is not None and b is not None
+        out.append(torch.exp((1 - t) * a.clamp_min(1e-12).log() + t * b.clamp_min(1e-12).log()))
+    return out

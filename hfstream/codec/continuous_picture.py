@@ -55,7 +55,7 @@ def region_latents(
     own = latents([patches[i] for i in has_c])
     blocks = own.new_zeros((len(patches), *own.shape[1:]))
     blocks[present] = own
-    if context is None:
+    if context is None or bool(present.all()):  # nothing to take from the context
         blocks = fill_missing_blocks(blocks, present, rows, cols)
         frame = from_blocks(blocks, rows, cols)
         low = fill_missing_pixels(continuous.synthesize(frame), present, rows, cols)

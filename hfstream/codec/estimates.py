@@ -7,6 +7,7 @@ compares rungs, scales and schedules without coding each."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -110,26 +111,35 @@ def scaled_detail(bands: FrameBands, shown: np.ndarray, scale: Scale) -> np.ndar
 
 
 @torch.inference_mode()
-def frame_rung_table(continuous: ContinuousCodec, bands: FrameBands) -> RungTable:
-    """The rung table of the frame in ``bands``, errors at its coded size."""
+def frame_rung_table(
+    continuous: ContinuousCodec,
+    bands: FrameBands,
+    *,
+    synthesised: Sequence[int] | None = None,
+    detail: bool = True,
+) -> RungTable:
+    """The rung table of the frame in ``bands``, errors at its coded size; with
+    ``synthesised``, measured at those rungs alone (``ContinuousCodec.ladder_table``).
+    Without ``detail``, the errors are the thumbnail's alone (the caller adds its own
+    estimate of what up-sampling loses)."""
     patches, rows, cols = bands.patches, bands.rows, bands.cols
-    bits, error, signal, detail = [], [], [], []
+    bits, error, signal, lost_detail = [], [], [], []
     for lo, hi, start, stop in bands:
-        full = bands.full(lo, hi)
         low, y = bands.thumbnail(lo, hi)
-        b, e, g = continuous.ladder_table(low, y=y)
+        b, e, g = continuous.ladder_table(low, y=y, synthesised=synthesised)
         keep = slice((start - lo) * cols, (stop - lo) * cols)
-        up = ContinuousCodec.upsample(low).clamp(0, 1)
-        tiles = to_tiles(full, hi - lo, cols)
         bits.append(b[keep])
         error.append(e[keep])
         signal.append(g[keep])
-        err = (to_tiles(up, hi - lo, cols) - tiles) ** 2
-        detail.append(err.flatten(1).mean(1)[keep])
+        if detail:
+            up = ContinuousCodec.upsample(low).clamp(0, 1)
+            err = (to_tiles(up, hi - lo, cols) - to_tiles(bands.full(lo, hi), hi - lo, cols)) ** 2
+            lost_detail.append(err.flatten(1).mean(1)[keep])
     thumb = torch.cat(error).double().numpy()
+    added = torch.cat(lost_detail).double().numpy()[:, None] if detail else 0.0
     return RungTable(
         bits=torch.cat(bits).double().numpy(),
-        error=thumb + torch.cat(detail).double().numpy()[:, None],
+        error=thumb + added,
         signal=torch.cat(signal).double().numpy(),
         thumb_error=thumb,
         lost=borrowed_error(patches, rows, cols),
@@ -139,11 +149,17 @@ def frame_rung_table(continuous: ContinuousCodec, bands: FrameBands) -> RungTabl
 
 
 @torch.inference_mode()
-def rung_table(continuous: ContinuousCodec, shown: np.ndarray, scale: Scale = 1) -> RungTable:
+def rung_table(
+    continuous: ContinuousCodec,
+    shown: np.ndarray,
+    scale: Scale = 1,
+    *,
+    synthesised: Sequence[int] | None = None,
+) -> RungTable:
     """The rung table of ``shown`` (HxWx3 uint8) coded at 1/``scale`` of its size, errors
-    measured on the shown picture."""
+    measured on the shown picture (at the ``synthesised`` rungs alone, if given)."""
     bands = FrameBands(continuous, downscale(shown, scale))
-    table = frame_rung_table(continuous, bands)
+    table = frame_rung_table(continuous, bands, synthesised=synthesised, detail=scale == 1)
     if scale == 1:
         return table
     # The thumbnail's coding error, plus what up-sampling the exact thumbnail all the

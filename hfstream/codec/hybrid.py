@@ -336,11 +336,14 @@ class HybridCodec:
         )
         return replace(enc, patches=patches)
 
-    def rung_table(self, image: ImageLike, scale: Scale = 1) -> RungTable:
+    def rung_table(
+        self, image: ImageLike, scale: Scale = 1, *, synthesised: Sequence[int] | None = None
+    ) -> RungTable:
         """Each patch's bits and error at every rung (``codec.estimates.RungTable``); with
         ``scale``, of the frame coded at 1/``scale`` of its size, errors measured on the
-        shown picture (``encode(..., scale=)``)."""
-        return rung_table(self.continuous, to_uint8_image(image), scale)
+        shown picture (``encode(..., scale=)``); with ``synthesised``, errors measured at
+        those rungs and interpolated between them (``ContinuousCodec.ladder_table``)."""
+        return rung_table(self.continuous, to_uint8_image(image), scale, synthesised=synthesised)
 
     # ------------------------------------------------------------------ decoding
     def latents(self, patches: list[EncodedPatch]) -> torch.Tensor:

@@ -56,8 +56,11 @@ def upscale(image: np.ndarray, scale: Scale) -> np.ndarray:
         return image
     if scale == FINE:
         h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
-        quads = image[:h, :w].reshape(h // 2, 2, w // 2, 2, 3).astype(np.uint16)
-        return ((quads.sum(axis=(1, 3)) + 2) // 4).astype(np.uint8)
+        # The four pixels of each 2x2 block added as slices: numpy's reduction over two
+        # axes of a strided view is ten times slower for the same sums.
+        q = image[:h, :w].astype(np.uint16)
+        quads = q[0::2, 0::2] + q[0::2, 1::2] + q[1::2, 0::2] + q[1::2, 1::2]
+        return ((quads + 2) >> 2).astype(np.uint8)
     h, w = image.shape[:2]
     big = Image.fromarray(image).resize((w * scale, h * scale), Image.Resampling.BICUBIC)
     return np.ascontiguousarray(np.asarray(big))

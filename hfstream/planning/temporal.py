@@ -23,7 +23,7 @@ import numpy as np
 from hfstream.codec.frame_coding import tier0_entries
 from hfstream.codec.rates import PerPatch
 from hfstream.codec.scaling import scalable
-from hfstream.geometry import FINE, SCALES, Scale
+from hfstream.geometry import FINE, SCALES, Scale, patch_grid
 from hfstream.planning.channel import NO_LOSS, Channel
 from hfstream.planning.costs import TIER0_ENTRY_BYTES
 from hfstream.planning.encode import REPLANS, PlannedFrame
@@ -101,6 +101,7 @@ def encode_predicted(
     parity_ratios: Sequence[float] = PARITY_RATIOS,
     scales: Sequence[Scale] = SCALES,
     residual: bool = True,
+    fast: bool = False,
 ) -> PlannedFrame:
     """``image`` coded against ``reference`` (the picture the receiver shows for frame
     ``reference_id``) to fit ``budget`` bytes of tier 0 and parity, planned for
@@ -108,7 +109,12 @@ def encode_predicted(
     or, with ``residual``, as differences from the moved reference
     (``codec.temporal.residual_picture``), whichever plan has the best expected PSNR
     (``reuse_table``). Tier 0 alone: a predicted frame sends no indices. The plan's
-    rungs say ``REUSE`` for the reused patches."""
+    rungs say ``REUSE`` for the reused patches.
+
+    ``fast`` (a live sender's): one scale (``FINE`` where allowed), differences alone
+    with ``residual``, one motion vector a patch, and the rung table's errors measured at
+    ``fast_rungs`` of the ladder only: a fraction of the planning time, for a somewhat
+    worse plan (docs/notebook/video.md)."""
     from hfstream.codec.frames import to_uint8_image
     from hfstream.codec.motion import motion_picture, search
     from hfstream.codec.temporal import RESIDUAL_GAIN, residual_picture
@@ -118,16 +124,24 @@ def encode_predicted(
         raise ValueError(f"the reference is {reference.shape}, the frame {image.shape}")
     cfg = replace(config or PacketizerConfig(), send_withheld=False)
     best: tuple[tuple[bool, float], _Coding, RungTable, np.ndarray, np.ndarray] | None = None
-    for scale in _scales_to_try(image, scales):
-        table = synthesized(codec.rung_table(image, scale), codec)
-        assert table.grid is not None
-        motion, reuse, still = search(image, reference, table.grid, scale)
+    tried = _scales_to_try(image, scales)
+    synthesised = None
+    if fast:
+        tried = [FINE] if FINE in tried else tried[:1]
+        synthesised = fast_rungs(codec.continuous.rungs)
+    height, width = image.shape[:2]
+    for scale in tried:
+        grid = patch_grid(int(height / scale), int(width / scale))  # of the coded size
+        motion, reuse, still = search(image, reference, grid, scale, split=not fast)
         moved = motion.reshape(len(motion), -1).any(axis=1)
         entry_bytes = motion_entry_bytes(motion)
-        ways = [(image, table, False)]
+        ways = []
+        if not (fast and residual):
+            table = codec.rung_table(image, scale, synthesised=synthesised)
+            ways.append((image, synthesized(table, codec), False))
         if residual:
-            diff = residual_picture(image, motion_picture(reference, motion, table.grid, scale))
-            diffs = codec.residual_coder.rung_table(diff, scale)
+            diff = residual_picture(image, motion_picture(reference, motion, grid, scale))
+            diffs = codec.residual_coder.rung_table(diff, scale, synthesised=synthesised)
             ways.append((diff, replace(diffs, error=diffs.error * RESIDUAL_GAIN**2), True))
         for source, costs, is_residual in ways:
             # A residual frame's coded patches all send their motion (``tier0_entries``);
@@ -151,6 +165,12 @@ def encode_predicted(
     assert best is not None
     _, coding, virtual, columns, motion = best
     return _code(coding, virtual, columns, motion, reference_id)
+
+
+def fast_rungs(rungs: int) -> tuple[int, ...]:
+    """The rungs whose error a ``fast`` plan measures: the first, the middle and the last
+    (the rest interpolated, ``ContinuousCodec.ladder_table``)."""
+    return tuple(sorted({0, rungs // 2, rungs - 1}))
 
 
 def motion_entry_bytes(motion: np.ndarray) -> np.ndarray:

@@ -89,7 +89,8 @@ class SenderConfig:
     indices would refine a picture that the next frame replaces, with a decode several
     times the cost of the continuous picture's: docs/notebook/speed.md), and with a
     ``FixedCoding`` no tier 1 where the receiver's ``auto`` picture would not use it
-    (``indices_shown``)."""
+    (``indices_shown``), and plans its predicted frames the fast way
+    (``encode_predicted(fast=True)``)."""
     refine_steps: int = 0
     """Encode-time refinement of the continuous latent (``hfstream.codec.refinement``):
     better pictures for the bytes, but each step costs a decoder pass, too slow for a
@@ -259,6 +260,7 @@ class Sender:
                     channel=channel,
                     config=cfg.packetizing,
                     residual=coding.residual,
+                    fast=cfg.live,
                 )
             else:
                 planned = encode_within(
