@@ -185,25 +185,28 @@ def arq_outcome(
     budget: int,
     rounds: int,
     blocks: list[Block] | None = None,
+    *,
+    resend_credit: int = 0,
 ) -> ArqOutcome:
     """Send tiers 0 and 1 once, then, round after round (up to ``rounds`` sends of a
     packet in all), the lost tier-0 data packets of each erasure-code block that what
     arrived cannot rebuild, then tier 2, while the bytes sent (with tags) stay within
-    ``budget``: what a sender does whose receiver acknowledges tier 0, or the WebRTC
-    tier-0 channel's retransmissions. ``lost()``: the channel, one draw per packet sent,
-    in sending order. ``blocks``: ``tier0_blocks`` (None: every tier-0 packet on its
-    own)."""
+    ``budget`` (the resends within ``budget`` + ``resend_credit``): what a sender does
+    whose receiver acknowledges tier 0, or the WebRTC tier-0 channel's retransmissions.
+    ``lost()``: the channel, one draw per packet sent, in sending order. ``blocks``:
+    ``tier0_blocks`` (None: every tier-0 packet on its own)."""
     if blocks is None:
         blocks = [([i], []) for i, (tier, _) in enumerate(tiered) if tier == 0]
     arrived: set[int] = set()
     sent_bytes = sent = 0
 
-    def send(i: int, planned: bool = False) -> bool:
-        """Send packet i unless it would overrun the budget (``planned``: the packetizer
-        fitted it already, or it is tier 0 that must go out even over the budget)."""
+    def send(i: int, planned: bool = False, credit: int = 0) -> bool:
+        """Send packet i unless it would overrun the budget and ``credit`` (``planned``:
+        the packetizer fitted it already, or it is tier 0 that must go out even over the
+        budget)."""
         nonlocal sent_bytes, sent
         size = len(tiered[i][1]) + TAG_SIZE
-        if not planned and sent_bytes + size > budget:
+        if not planned and sent_bytes + size > budget + credit:
             return False
         sent_bytes += size
         sent += 1
@@ -230,7 +233,7 @@ def arq_outcome(
         if not lacking:
             break
         needed = resend
-        if not all(send(i) for i in lacking):
+        if not all(send(i, credit=resend_credit) for i in lacking):
             break
     if missing():
         needed = rounds

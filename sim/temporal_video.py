@@ -8,9 +8,10 @@ frames after the frame it acknowledges: one frame to send it, and the round trip
 ``rtt_ms`` rounded up to whole frames. A frame is complete when every packet the sender
 announced arrived or was rebuilt by the erasure code; only then is it acknowledged, so a
 loss never spreads past the frames in flight. With ``resends``, lost tier-0 packets are
-sent again a round trip later, within the frame's budget (``sim.channel.arq_outcome``),
-as WebRTC's NACK does for VP8 and H.264: the frame is then shown and acknowledged that
-much later. Every packet goes through the real packetizer and reassembler.
+sent again a round trip later (``sim.channel.arq_outcome``), as WebRTC's NACK does for
+VP8 and H.264: the frame is then shown and acknowledged that much later. Resends may
+overrun the frame's budget by a credit that the frames after it repay
+(``FrameBudgets.resend_credit``). Every packet goes through the real packetizer and reassembler.
 
 With ``temporal=False`` every frame is intra: hfstream's stream as it was before
 predicted frames.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -83,7 +84,7 @@ def hfstream_temporal_deliver(
     lost tier-0 packets are sent again, one round trip apart (what the frame's latency
     budget allows; the planner leaves room for them instead of, or beside, parity)."""
     delay = ack_delay_frames(rtt_ms, fps)
-    channel = Channel(loss=expected_loss, rounds=1 + resends)
+    planned_for = Channel(loss=expected_loss, rounds=1 + resends)
     ratios = PARITY_RATIOS if fec else (0.0,)
     held_by_sender: dict[int, np.ndarray] = {}
     held_by_receiver: dict[int, np.ndarray] = {}
@@ -102,6 +103,8 @@ def hfstream_temporal_deliver(
             reference = choose_reference({j: sent_errors[j] for j in usable})
         left = len(frames) - i  # the clip ends: what it borrows, it repays in time
         budget = int(budgets.budget(budget_per_frame, intra=reference is None, frames_left=left))
+        credit = int(budgets.resend_credit(budget_per_frame, frames_left=left)) if resends else 0
+        channel = replace(planned_for, resend_credit=credit)
         if reference is None:
             planned = encode_within(codec, image, budget, channel=channel, parity_ratios=ratios)
         else:
@@ -120,7 +123,9 @@ def hfstream_temporal_deliver(
         _keep(held_by_sender, i, out.picture)
         sent_errors[i] = shown_error(image, out.picture)
         tiered = out.tiered
-        got = arq_outcome(tiered, loss.lost, budget, 1 + resends, tier0_blocks(tiered))
+        got = arq_outcome(
+            tiered, loss.lost, budget, 1 + resends, tier0_blocks(tiered), resend_credit=credit
+        )
         budgets.spent(budget_per_frame, got.bytes_sent)
         sent += got.packets_sent
         lost += got.packets_sent - len(got.arrived)

@@ -64,3 +64,21 @@ def test_bad_settings_are_refused():
         FrameBudgets(key_share=0.5)
     with pytest.raises(ValueError, match="per_frame must be positive"):
         FrameBudgets().budget(0, intra=False)
+
+
+def test_resends_may_overrun_a_frame_by_a_credit_that_the_next_frames_repay():
+    from hfstream.planning.frame_budgets import RESEND_CREDIT
+
+    budgets = FrameBudgets(key_share=4)
+    assert budgets.resend_credit(1000) == RESEND_CREDIT * 1000
+    # The debt stays within what an intra frame may borrow.
+    budgets.balance = -3500
+    assert budgets.resend_credit(1000) == 500
+    budgets.balance = -4000
+    assert budgets.resend_credit(1000) == 0
+    # A clip's last frame has no frame after it to repay anything.
+    assert FrameBudgets().resend_credit(1000, frames_left=1) == 0
+    # What the credit spent is owed, and the next frames get less.
+    budgets = FrameBudgets(key_share=4)
+    budgets.spent(1000, 1000 + budgets.resend_credit(1000))
+    assert budgets.budget(1000, intra=False) < 1000

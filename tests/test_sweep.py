@@ -184,6 +184,21 @@ def test_arq_delivery_resends_lost_tier0_within_the_budget():
     assert arrived == [] and sent == 3 and sent_bytes == 3 * size
 
 
+def test_a_resend_credit_lets_lost_tier0_go_again_over_the_budget_but_not_tier2():
+    from hfstream.protocol.wire import TAG_SIZE
+    from sim.channel import arq_outcome
+
+    tiered = [(0, b"a" * 100), (1, b"c" * 100), (2, b"d" * 100)]
+    size = 100 + TAG_SIZE
+    fates = iter([True, False, False, False])
+    out = arq_outcome(tiered, lambda: next(fates), 2 * size, 3, resend_credit=size)
+    # a is resent with the credit; tier 2 stays within the budget, which is spent.
+    assert out.arrived == [0, 1] and out.packets_sent == 3 and out.bytes_sent == 3 * size
+    fates = iter([True, False, False])
+    out = arq_outcome(tiered, lambda: next(fates), 2 * size, 3, resend_credit=size - 1)
+    assert out.arrived == [1] and out.packets_sent == 2
+
+
 def test_arq_resends_only_what_parity_cannot_rebuild(codec, small_image):
     from hfstream.protocol.wire import PacketType, parse_header
     from sim.channel import arq_delivery, hfstream_tiered_packets, tier0_blocks

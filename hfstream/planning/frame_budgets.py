@@ -20,6 +20,11 @@ KEY_SHARE = 4.0  #: an intra frame's budget, in frames' budgets (less any debt l
 REPAY_FRAMES = 8  #: a debt is paid back by 1/REPAY_FRAMES of it a frame
 SAVE_FRAMES = 1.0  #: unspent bytes kept for later frames, at most this many frames' budgets
 MIN_SHARE = 0.25  #: a predicted frame gets at least this share of its budget
+#: Resends of a frame's lost tier 0 may overrun its budget by this many frames' budgets,
+#: repaid as an intra frame's loan is: a lost packet of a predicted frame that is not
+#: resent loses the whole frame and the reference of the frames after it, which costs
+#: far more than the bytes (as WebRTC's NACK resends go on top of the encoder's rate).
+RESEND_CREDIT = 1.0
 
 
 @dataclass
@@ -58,3 +63,14 @@ class FrameBudgets:
     def spent(self, per_frame: float, sent: float) -> None:
         """The frame just planned sent ``sent`` bytes of a rate of ``per_frame``."""
         self.balance = min(self.balance + per_frame - sent, SAVE_FRAMES * per_frame)
+
+    def resend_credit(self, per_frame: float, *, frames_left: int | None = None) -> float:
+        """Bytes the next frame's resends of lost tier 0 may spend beyond its budget
+        (``RESEND_CREDIT`` frames' budgets), as long as the debt stays within what an
+        intra frame may borrow and, with ``frames_left`` (this one included), within
+        what the frames left can repay."""
+        debt = min(0.0, self.balance)
+        credit = min(RESEND_CREDIT * per_frame, self.key_share * per_frame + debt)
+        if frames_left is not None:
+            credit = min(credit, (frames_left - 1) * (1 - MIN_SHARE) * per_frame + debt)
+        return max(0.0, credit)
