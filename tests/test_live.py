@@ -181,31 +181,6 @@ def test_live_sender_sends_no_index_the_receiver_would_not_show(codec, small_ima
         codec.index_gain_db = original
 
 
-def test_a_live_planned_intra_frame_carries_tier0_alone(codec, small_image):
-    """A live planned stream spends no frame on indices: both ends decode tier 0 alone
-    in a fraction of the hybrid picture's time, and the frame is acknowledged sooner."""
-    from hfstream.stream.coding import PlannedCoding
-
-    async def plan(live: bool) -> tuple[str, set[int]]:
-        tx, _ = memory_pair()
-        coding = PlannedCoding(60_000, fps=10)
-        sender = Sender(tx, codec, SenderConfig(coding=coding, live=live))
-        sent = await sender.send_image(small_image)
-        await sender.close()
-        await tx.close()
-        assert sender.last_plan is not None and sent.reference is None
-        return sender.last_plan.schedule, set(sent.packets)
-
-    original = codec.index_gain_db
-    try:
-        codec.index_gain_db = {"0": 0.0, "1_4": 2.0, "1_1": 6.0}  # indices worth their bytes
-        assert asyncio.run(plan(live=True)) == ("0", {0})
-        schedule, tiers = asyncio.run(plan(live=False))
-        assert schedule != "0" and 1 in tiers
-    finally:
-        codec.index_gain_db = original
-
-
 def test_skipped_frames_are_kept_per_session(codec, tier0):
     """Two streams one after the other both number their frames from 0: a stream's
     summary lists its own skipped frames, not the next stream's."""

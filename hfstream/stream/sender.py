@@ -31,8 +31,7 @@ from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.modes import gain_at_share
 from hfstream.codec.refinement import check_refine_steps
 from hfstream.codec.schedules import kept_positions
-from hfstream.planning import SCHEDULES, Channel, FramePlan, encode_within
-from hfstream.planning.encode import TIER0_ALONE
+from hfstream.planning import Channel, FramePlan, encode_within
 from hfstream.planning.frame_budgets import FrameBudgets
 from hfstream.planning.temporal import encode_predicted
 from hfstream.protocol.auth import (
@@ -90,8 +89,8 @@ class SenderConfig:
     indices would refine a picture that the next frame replaces, with a decode several
     times the cost of the continuous picture's: docs/notebook/speed.md), and with a
     ``FixedCoding`` no tier 1 where the receiver's ``auto`` picture would not use it
-    (``indices_shown``); with a ``PlannedCoding`` its intra frames carry tier 0 alone
-    and its predicted frames are planned the fast way (``encode_predicted(fast=True)``)."""
+    (``indices_shown``), and plans its predicted frames the fast way
+    (``encode_predicted(fast=True)``)."""
     refine_steps: int = 0
     """Encode-time refinement of the continuous latent (``hfstream.codec.refinement``):
     better pictures for the bytes, but each step costs a decoder pass, too slow for a
@@ -272,9 +271,6 @@ class Sender:
                     config=cfg.packetizing,
                     prior_coding=cfg.prior_coding,
                     refine_steps=cfg.refine_steps,
-                    # Live: tier 0 alone, which both ends decode in a fraction of the
-                    # hybrid picture's time, so the frame is acknowledged sooner.
-                    schedules=TIER0_ALONE if cfg.live else SCHEDULES,
                 )
             enc, priors = planned.encoded, planned.priors
             packetizer = Packetizer(self.codec.model_id, self.session_id, planned.packetizer)
