@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from hfstream.planning import PARITY_RATIOS, Channel, encode_within
 from hfstream.planning.encode import PlannedFrame
 from hfstream.planning.frame_budgets import KEY_SHARE, FrameBudgets
 from hfstream.planning.temporal import REUSE, encode_predicted
-from hfstream.protocol.packetizer import Packetizer
+from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
 from hfstream.stream.progressive import FrameDecodeState, build_encoded, reassemble
 from hfstream.stream.references import choose_reference, shown_error
 from sim.channel import FALLBACK_GREY, arq_outcome, tier0_blocks
@@ -95,6 +95,7 @@ def hfstream_temporal_deliver(
     sent = lost = total = 0
     kinds: Counter[str] = Counter()
     budgets = FrameBudgets(key_share if temporal else 1.0)
+    mtu = PacketizerConfig().mtu
     sent_errors: dict[int, float] = {}  # frame -> what it shows whole, against itself
     for i, image in enumerate(frames):
         usable = [j for j, t in acked_from.items() if t <= i and j in held_by_sender]
@@ -103,12 +104,12 @@ def hfstream_temporal_deliver(
             reference = choose_reference({j: sent_errors[j] for j in usable})
         left = len(frames) - i  # the clip ends: what it borrows, it repays in time
         budget = int(budgets.budget(budget_per_frame, intra=reference is None, frames_left=left))
-        # The plan keeps its own room for resends; the credit resends what it left
-        # unprotected (counting the credit in the plan lost 1.4 dB on bigbuckbunny at
-        # 20 %: docs/notebook/video.md).
         credit = int(budgets.resend_credit(budget_per_frame, frames_left=left)) if resends else 0
+        # The plan counts the credit as room for resends where a frame fits one packet.
+        counted = budgets.planned_credit(budget_per_frame, mtu=mtu, frames_left=left)
+        planned_for = replace(channel, resend_credit=int(counted)) if resends else channel
         if reference is None:
-            planned = encode_within(codec, image, budget, channel=channel, parity_ratios=ratios)
+            planned = encode_within(codec, image, budget, channel=planned_for, parity_ratios=ratios)
         else:
             planned = encode_predicted(
                 codec,
@@ -116,7 +117,7 @@ def hfstream_temporal_deliver(
                 budget,
                 reference=held_by_sender[reference],
                 reference_id=reference,
-                channel=channel,
+                channel=planned_for,
                 parity_ratios=ratios,
                 fast=fast,
             )

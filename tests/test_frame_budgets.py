@@ -82,3 +82,10 @@ def test_resends_may_overrun_a_frame_by_a_credit_that_the_next_frames_repay():
     budgets = FrameBudgets(key_share=4)
     budgets.spent(1000, 1000 + budgets.resend_credit(1000))
     assert budgets.budget(1000, intra=False) < 1000
+
+
+def test_the_plan_counts_the_credit_only_where_a_frame_fits_one_packet():
+    budgets = FrameBudgets(key_share=4)
+    assert budgets.planned_credit(1000, mtu=1200) == budgets.resend_credit(1000) > 0
+    assert budgets.planned_credit(1201, mtu=1200) == 0
+    assert budgets.planned_credit(1000, mtu=1200, frames_left=1) == 0

@@ -280,3 +280,14 @@ def test_with_resends_the_plan_keeps_room_for_them_instead_of_parity():
     assert clean == plan_frame(t, TIER1, 6000) and clean.resend_bytes == 0
     with pytest.raises(ValueError, match="rounds"):
         plan_frame(t, TIER1, 6000, channel=Channel(rounds=0))
+
+
+def test_a_resend_credit_lets_the_plan_spend_its_room_on_tier0():
+    t = table()
+    kept = plan_frame(t, TIER1, 6000, channel=Channel(loss=0.2, rounds=2))
+    credited = plan_frame(t, TIER1, 6000, channel=Channel(loss=0.2, rounds=2, resend_credit=6000))
+    # Resends paid for later: the plan keeps less of the frame's budget idle for them.
+    assert credited.bytes > kept.bytes and credited.bytes <= 6000
+    assert credited.expected_psnr > kept.expected_psnr
+    with pytest.raises(ValueError, match="resend credit"):
+        Channel(resend_credit=-1)

@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from hfstream.media.video import pattern_frames
+from hfstream.planning import Channel, encode_within
 from hfstream.planning.frame_budgets import KEY_SHARE
 from hfstream.protocol.feedback import RateController, Report, ReportBuilder
 from hfstream.protocol.wire import WireError, parse_header
@@ -131,6 +132,23 @@ def test_sender_plans_tier0_parity_for_the_reported_loss(codec, small_image):
     assert sender.last_plan is not None and sender.last_plan.parity_ratio > 0
     for packets in (clean, lossy):
         assert sum(len(p) + 16 for _, p in packets.in_priority_order()) <= 5000
+
+
+def test_a_sender_whose_frames_fit_one_packet_counts_on_resends_over_its_budget(
+    codec, small_image
+):
+    tx, _ = memory_pair()
+    # 900 B a frame fits one packet: the plan spends the frame's room on tier 0 and
+    # counts on the transport's resends going on top of the target.
+    cfg = SenderConfig(coding=PlannedCoding(9_000, fps=10, tier0_sends=4, key_share=1))
+    sender = Sender(tx, codec, cfg)
+    lossy, *_ = sender._prepare(small_image, 0, 900, 0.3, 0)
+    assert not lossy.parity
+    plan = sender.last_plan
+    assert plan is not None and plan.resend_bytes > 900 - plan.bytes
+    kept = encode_within(codec, small_image, 900, channel=Channel(loss=0.3, rounds=4))
+    assert plan.bytes >= kept.plan.bytes
+    assert sum(len(p) + 16 for _, p in lossy.in_priority_order()) <= 900
 
 
 def test_a_sender_whose_transport_resends_tier0_plans_room_for_it(codec, small_image):

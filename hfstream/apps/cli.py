@@ -221,7 +221,8 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
         default=1,
         help="with --target: the sends a tier-0 packet can get from the transport (--rtc "
         "resends within the frame deadline); above 1 the planner keeps room for resends "
-        "instead of parity (default 1)",
+        "instead of parity, or, where a frame fits one packet, counts on resends on top "
+        "of the target (default 1)",
     )
     send.add_argument(
         "--intra",

@@ -26,6 +26,9 @@ class Channel:
     #: sends of a lost tier-0 packet: above 1, it is sent again in up to ``rounds - 1``
     #: more rounds (acknowledgements, or the WebRTC tier-0 channel's retransmissions)
     rounds: int = 1
+    #: bytes a frame's resends may spend beyond its budget, repaid by the frames after it
+    #: (``FrameBudgets.resend_credit``); 0: resends only from the room the plan leaves
+    resend_credit: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.loss < 1:
@@ -34,6 +37,8 @@ class Channel:
             raise ValueError(f"Invalid burst {self.burst} packets, should be at least 1")
         if self.rounds < 1:
             raise ValueError(f"Invalid rounds {self.rounds}, should be at least 1")
+        if not self.resend_credit >= 0:
+            raise ValueError(f"Invalid resend credit {self.resend_credit}, should be at least 0")
 
     @property
     def resending(self) -> bool:

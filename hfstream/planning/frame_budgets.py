@@ -74,3 +74,21 @@ class FrameBudgets:
         if frames_left is not None:
             credit = min(credit, (frames_left - 1) * (1 - MIN_SHARE) * per_frame + debt)
         return max(0.0, credit)
+
+    def planned_credit(
+        self, per_frame: float, *, mtu: int, frames_left: int | None = None
+    ) -> float:
+        """The part of ``resend_credit`` the next frame's plan counts as its room for
+        resends (``Channel.resend_credit``): all of it where the rate a frame fits one
+        packet of ``mtu`` bytes, none otherwise.
+
+        Where a frame is one packet, one loss loses the whole frame and the reference of
+        the frames after it, and parity would double the frame: the plan spends its room
+        on tier 0 and leaves the resends to the credit. Where frames are several packets,
+        the plan keeps its own room (or parity) and the credit resends only what that
+        leaves unprotected: counting it there, every frame's resends came out of the
+        frames after it and each lost packet delayed its frame's acknowledgement (2.2 dB
+        lost on bigbuckbunny at 20 %, docs/notebook/video.md)."""
+        if per_frame > mtu:
+            return 0.0
+        return self.resend_credit(per_frame, frames_left=frames_left)

@@ -155,7 +155,7 @@ def _priced_plan(
     """The plan that sends ``rungs`` as ``option`` says, with its expected outcome; with
     resends, what ``option.room`` leaves beside tier 0 and its parity is kept for them."""
     t0, par, k, _ = tier0_cost_at(table, rungs, option.parity_ratio, option.packing)
-    spare = max(0, int(option.room - t0 - par)) if channel.resending else 0
+    spare = max(0, int(option.room - t0 - par + channel.resend_credit)) if channel.resending else 0
     received = table.error[np.arange(table.patches), rungs] * option.shrink
     mse, psnr = frame_outcomes(
         _patch_errors(table, received),

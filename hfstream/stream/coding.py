@@ -61,7 +61,10 @@ class PlannedCoding:
     it). Over a transport that resends lost tier 0 (the WebRTC tier-0 channel, partially
     reliable within ``tier0_lifetime_ms``), the number of sends its lifetime allows at the
     path's round trip: the planner then sends no parity and leaves room in each frame's
-    budget for the resends instead (``hfstream.planning.plan_frame``)."""
+    budget for the resends instead (``hfstream.planning.plan_frame``), or, where the
+    target's frame fits one packet, counts on the resends going on top of the target
+    (``FrameBudgets.planned_credit``), as WebRTC's NACK resends go on top of its
+    encoder's rate."""
     temporal: bool = True
     """Predicted frames (``hfstream.codec.temporal``): each frame coded against the newest
     frame the receiver acknowledged (or the one before it where that shows its own frame

@@ -245,10 +245,14 @@ class Sender:
             priors = index_priors(self.codec, enc) if coded else None
         else:
             assert budget is not None, "a planned frame has a budget"
-            channel = Channel(loss=loss, rounds=coding.tier0_sends)
             reference = self.sent_pictures.reference() if coding.temporal else None
             if reference is not None and reference[1].shape[:2] != np.shape(image)[:2]:
                 reference = None  # the frame size changed: nothing to predict from
+            # The transport's resends of lost tier 0 go on top of the frame's budget (as
+            # WebRTC's NACK resends go on top of its encoder's rate): where a frame fits
+            # one packet, its plan counts on them instead of keeping room or parity.
+            credit = self.budgets.planned_credit(budget, mtu=cfg.packetizing.mtu)
+            channel = Channel(loss=loss, rounds=coding.tier0_sends, resend_credit=credit)
             budget = self.budgets.budget(budget, intra=reference is None)
             if reference is not None:
                 planned = encode_predicted(
