@@ -134,9 +134,7 @@ def test_sender_plans_tier0_parity_for_the_reported_loss(codec, small_image):
         assert sum(len(p) + 16 for _, p in packets.in_priority_order()) <= 5000
 
 
-def test_a_sender_whose_frames_fit_one_packet_counts_on_resends_over_its_budget(
-    codec, small_image
-):
+def test_a_sender_whose_frames_fit_one_packet_counts_on_resends_over_its_budget(codec, small_image):
     tx, _ = memory_pair()
     # 900 B a frame fits one packet: the plan spends the frame's room on tier 0 and
     # counts on the transport's resends going on top of the target.
