@@ -123,7 +123,8 @@ def encode_predicted(
     if reference.shape != image.shape:
         raise ValueError(f"the reference is {reference.shape}, the frame {image.shape}")
     cfg = replace(config or PacketizerConfig(), send_withheld=False)
-    best: tuple[tuple[bool, float], _Coding, RungTable, np.ndarray, np.ndarray] | None = None
+    best: tuple[tuple[bool, float], _Coding, RungTable, np.ndarray, np.ndarray, FramePlan] | None
+    best = None
     tried = _scales_to_try(image, scales)
     synthesised = None
     if fast:
@@ -161,10 +162,11 @@ def encode_predicted(
             if best is None or score > best[0]:
                 coder = codec.residual_coder if is_residual else codec
                 way = _Coding(coder, source, budget, scale, channel, cfg, parity_ratios)
-                best = (score, replace(way, residual=is_residual), virtual, columns, motion)
+                way = replace(way, residual=is_residual)
+                best = (score, way, virtual, columns, motion, plan)
     assert best is not None
-    _, coding, virtual, columns, motion = best
-    return _code(coding, virtual, columns, motion, reference_id)
+    _, coding, virtual, columns, motion, plan = best
+    return _code(coding, virtual, columns, motion, reference_id, planned=plan)
 
 
 def fast_rungs(rungs: int) -> tuple[int, ...]:
@@ -244,9 +246,12 @@ def _code(
     columns: np.ndarray,
     motion: np.ndarray,
     reference_id: int,
+    *,
+    planned: FramePlan | None = None,
 ) -> PlannedFrame:
     """Code the plan, and plan again for less (up to ``REPLANS`` times) where the coded
-    strings overshoot the estimate."""
+    strings overshoot the estimate. ``planned``: the plan for the whole budget, where the
+    caller has it already (the search is a third of a fast plan's time)."""
     from hfstream.codec.temporal import predicted
 
     codec, image, budget, scale = coding.codec, coding.image, coding.budget, coding.scale
@@ -254,7 +259,10 @@ def _code(
     room = budget
     enc: EncodedImage | None = None
     for attempt in range(REPLANS + 1):
-        plan = _plan(virtual, room, channel, config, parity_ratios)
+        if attempt == 0 and planned is not None:
+            plan = planned
+        else:
+            plan = _plan(virtual, room, channel, config, parity_ratios)
         rungs = columns[np.arange(len(columns)), np.asarray(plan.rungs)]
         coded = np.maximum(rungs, 0)
         # Only a residual frame and the temporal synthesis read a coded patch's motion:
