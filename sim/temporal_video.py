@@ -28,10 +28,11 @@ import numpy as np
 
 from hfstream.codec.frame_coding import packetize
 from hfstream.codec.hybrid import HybridCodec
+from hfstream.geometry import SCALES
 from hfstream.planning import PARITY_RATIOS, Channel, encode_within
 from hfstream.planning.encode import PlannedFrame
 from hfstream.planning.frame_budgets import KEY_SHARE, FrameBudgets
-from hfstream.planning.temporal import REUSE, encode_predicted
+from hfstream.planning.temporal import LIVE_SCALES, REUSE, encode_predicted
 from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
 from hfstream.stream.progressive import FrameDecodeState, build_encoded, reassemble
 from hfstream.stream.references import choose_reference, shown_error
@@ -79,8 +80,8 @@ def hfstream_temporal_deliver(
     (``FrameBudgets``): an intra frame may spend ``key_share`` frames' budgets, which
     the frames after it pay back, and a frame gets what the frames before it left
     unspent (at most one frame's budget more), so room kept for resends that were not
-    needed is not lost to the clip. ``fast``: predicted frames planned as a live
-    sender plans them (``encode_predicted(fast=True)``). ``resends``: rounds in which the
+    needed is not lost to the clip. ``fast``: frames planned as a live sender plans them
+    (``encode_predicted(fast=True)`` at ``LIVE_SCALES``). ``resends``: rounds in which the
     lost tier-0 packets are sent again, one round trip apart (what the frame's latency
     budget allows; the planner leaves room for them instead of, or beside, parity)."""
     delay = ack_delay_frames(rtt_ms, fps)
@@ -96,6 +97,7 @@ def hfstream_temporal_deliver(
     kinds: Counter[str] = Counter()
     budgets = FrameBudgets(key_share if temporal else 1.0)
     mtu = PacketizerConfig().mtu
+    scales = LIVE_SCALES if fast else SCALES  # a live sender's predicted frames
     sent_errors: dict[int, float] = {}  # frame -> what it shows whole, against itself
     for i, image in enumerate(frames):
         usable = [j for j, t in acked_from.items() if t <= i and j in held_by_sender]
@@ -120,6 +122,7 @@ def hfstream_temporal_deliver(
                 channel=planned_for,
                 parity_ratios=ratios,
                 fast=fast,
+                scales=scales,
             )
         kinds[_kind(planned)] += 1
         out = _send(codec, planned, i, budget, held_by_sender.get(reference))

@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 
 # hfstream: every frame intra; hfstream-temporal: predicted frames against acknowledged
 # references (``sim.temporal_video``); hfstream-live: the same, planned as a live sender
-# plans them (``encode_predicted(fast=True)``), only when asked for.
+# plans them when its frames at ``FINE`` would not keep up with the clock, as on a 2-core
+# CPU (``encode_predicted(fast=True)`` at ``LIVE_SCALES``), only when asked for.
 METHODS = (
     "hfstream",
     "hfstream-temporal",

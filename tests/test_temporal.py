@@ -21,7 +21,7 @@ from hfstream.planning.frame_budgets import KEY_SHARE
 from hfstream.planning.temporal import LOST_WEIGHT, REUSE, encode_predicted, reuse_table
 from hfstream.protocol.packetizer import FrameEntries, Packetizer
 from hfstream.protocol.reassembly import PacketDropped, Reassembler, ReassemblerConfig
-from hfstream.protocol.wire import MotionEntry, WireError, pack_payload, parse_tier0
+from hfstream.protocol.wire import MotionEntry, WireError, pack_payload, parse_header, parse_tier0
 from hfstream.stream.progressive import FrameDecodeState, build_encoded
 from sim.loss import LossModel
 from sim.temporal_video import ack_delay_frames, hfstream_temporal_deliver
@@ -429,3 +429,52 @@ def test_a_fast_plan_codes_differences_at_the_fine_scale_within_its_budget(codec
     assert planned.plan.bytes <= 900
     shown = codec.decode(planned.encoded, reference=reference)
     assert psnr(frame, shown) > psnr(frame, reference)
+
+
+def test_a_live_sender_codes_its_predicted_frames_below_the_fine_scale(codec, scene):
+    from hfstream.planning.temporal import LIVE_SCALES
+    from hfstream.stream.coding import PlannedCoding
+    from hfstream.stream.sender import Sender, SenderConfig
+    from hfstream.transports.memory import memory_pair
+
+    reference_frame = window(scene)
+    reference = codec.decode(codec.encode_tier0(reference_frame, rate=Fixed(5)))
+    frame = window(scene, 2, 3)
+    planned = encode_predicted(
+        codec, frame, 900, reference=reference, reference_id=0, fast=True, scales=LIVE_SCALES
+    )
+    assert FINE not in LIVE_SCALES and planned.encoded.scale == 1
+    assert planned.plan.bytes <= 900
+    # The sender: a live one codes its predicted frames below FINE until its own
+    # timings say that FINE keeps up with the frame clock.
+    scales = {}
+    for live, fast_enough in ((False, False), (True, False), (True, True)):
+        tx, _ = memory_pair()
+        coding = PlannedCoding(9_000, fps=10, key_share=1)
+        sender = Sender(tx, codec, SenderConfig(coding=coding, live=live))
+        sender._prepare(reference_frame, 0, 900, 0.0, 0)
+        sender.sent_pictures.acknowledge([0])
+        if fast_enough:
+            sender.live_scales.coded(0.01, 1)
+        packets, _, used, _ = sender._prepare(frame, 1, 900, 0.0, 0)
+        assert used == 0
+        scales[live, fast_enough] = parse_header(packets.in_priority_order()[0][1])[0].scale
+    assert scales == {(False, False): FINE, (True, False): 1, (True, True): FINE}
+    assert sender.live_scales.last is not None and sender.live_scales.last[1] == FINE
+
+
+def test_a_live_sender_codes_fine_only_while_it_would_keep_up():
+    from hfstream.geometry import SCALES
+    from hfstream.planning.temporal import LIVE_SCALES
+    from hfstream.stream.live_scales import FINE_COST, LiveScales
+
+    choice = LiveScales()
+    assert choice.scales(0.1) == LIVE_SCALES  # no timing yet: the cheap way
+    choice.coded(0.1 / FINE_COST * 0.9, 1)
+    assert choice.scales(0.1) == SCALES  # FINE would fit the interval
+    choice.coded(0.1 / FINE_COST * 1.1, 1)
+    assert choice.scales(0.1) == LIVE_SCALES
+    choice.coded(0.09, FINE)
+    assert choice.scales(0.1) == SCALES
+    choice.coded(0.2, FINE)
+    assert choice.scales(0.1) == LIVE_SCALES

@@ -169,6 +169,14 @@ def encode_predicted(
     return _code(coding, virtual, columns, motion, reference_id, planned=plan)
 
 
+#: The scales a live sender codes its predicted frames at: all but ``FINE``, whose frames take
+#: about 2.5 times as long to plan, code and decode (768x512 on one thread: 0.64-0.74 s
+#: to plan and code a fast predicted frame at full size against 1.37-1.73 s at ``FINE``,
+#: 0.16-0.23 s to decode against 0.57-0.65) for 0.4-0.7 dB more: a live stream on a CPU
+#: is short of time before it is short of quality (docs/notebook/video.md).
+LIVE_SCALES: tuple[Scale, ...] = tuple(s for s in SCALES if s != FINE)
+
+
 def fast_rungs(rungs: int) -> tuple[int, ...]:
     """The rungs whose error a ``fast`` plan measures: the first, the middle and the last
     (the rest interpolated, ``ContinuousCodec.ladder_table``)."""

@@ -31,6 +31,7 @@ from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.modes import gain_at_share
 from hfstream.codec.refinement import check_refine_steps
 from hfstream.codec.schedules import kept_positions
+from hfstream.geometry import SCALES
 from hfstream.planning import Channel, FramePlan, encode_within
 from hfstream.planning.frame_budgets import FrameBudgets
 from hfstream.planning.temporal import encode_predicted
@@ -52,6 +53,7 @@ from hfstream.protocol.wire import (
     parse_header,
 )
 from hfstream.stream.coding import FixedCoding, PlannedCoding
+from hfstream.stream.live_scales import LiveScales
 from hfstream.stream.progressive import whole_picture
 from hfstream.stream.references import SentPictures, shown_error
 from hfstream.transports.base import DatagramTransport, TransportClosed
@@ -90,7 +92,8 @@ class SenderConfig:
     times the cost of the continuous picture's: docs/notebook/speed.md), and with a
     ``FixedCoding`` no tier 1 where the receiver's ``auto`` picture would not use it
     (``indices_shown``), and plans its predicted frames the fast way
-    (``encode_predicted(fast=True)``)."""
+    (``encode_predicted(fast=True)``), at ``FINE`` only while such a frame would fit
+    the frame interval (``stream.live_scales``)."""
     refine_steps: int = 0
     """Encode-time refinement of the continuous latent (``hfstream.codec.refinement``):
     better pictures for the bytes, but each step costs a decoder pass, too slow for a
@@ -203,6 +206,7 @@ class Sender:
         timeout = self.config.receiver_timeout_s
         self.watch = ReportWatch(timeout) if timeout is not None else None
         self.last_plan: FramePlan | None = None  # of the newest frame planned
+        self.live_scales = LiveScales()  # a live sender's scales for predicted frames
         coding = self.config.coding
         # Checked here, not in ``FixedCoding``: which reduced codebooks exist is the model's.
         sizes = codec.codebook_sizes
@@ -265,6 +269,7 @@ class Sender:
                     config=cfg.packetizing,
                     residual=coding.residual,
                     fast=cfg.live,
+                    scales=self.live_scales.scales(1 / coding.fps) if cfg.live else SCALES,
                 )
             else:
                 planned = encode_within(
@@ -302,7 +307,10 @@ class Sender:
             error = shown_error(to_uint8_image(image), picture)
             self.sent_pictures.sent(frame_id, picture, error=error)
         share = 1.0 if per_frame is None or budget is None else max(1.0, budget / per_frame)
-        return packets, time.perf_counter() - t0, enc.reference, share
+        seconds = time.perf_counter() - t0
+        if enc.predicted:
+            self.live_scales.coded(seconds, enc.scale)
+        return packets, seconds, enc.reference, share
 
     async def send_image(
         self,
