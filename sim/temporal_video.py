@@ -1,13 +1,18 @@
 """hfstream's video path over a lossy channel, frame by frame with acknowledgements.
 
 The sender codes each frame (``hfstream.planning.temporal``) against the newest frame
-the receiver has acknowledged as decoded complete, or one just before it that shows its
-own frame much better (``hfstream.stream.references.choose_reference``), or on its own
-(intra) while it has none. An acknowledgement reaches the sender ``ack_delay_frames``
-frames after the frame it acknowledges: one frame to send it, and the round trip
-``rtt_ms`` rounded up to whole frames. A frame is complete when every packet the sender
-announced arrived or was rebuilt by the erasure code; only then is it acknowledged, so a
-loss never spreads past the frames in flight. With ``resends``, lost tier-0 packets are
+it may trust, or one just before it that shows its own frame much better
+(``hfstream.stream.references.choose_reference``), or on its own (intra) while it has
+none. A frame is trusted when the receiver acknowledged it as decoded exactly, or, with
+``in_flight``, while its acknowledgement is not yet due and its own reference is trusted
+(``trusted``): each frame then codes one frame's motion, as VP8's and H.264's do. An
+acknowledgement reaches the sender ``ack_delay_frames`` frames after the frame it
+acknowledges: one frame to send it, and the round trip ``rtt_ms`` rounded up to whole
+frames. A frame is exact when every packet the sender announced arrived or was rebuilt by
+the erasure code, and its reference was exact; only then is it acknowledged. A frame
+predicted from one the receiver does not hold exactly is shown from the picture it has
+(wrong where its reference was), so a loss never spreads past the frames in flight.
+With ``resends``, lost tier-0 packets are
 sent again a round trip later (``sim.channel.arq_outcome``), as WebRTC's NACK does for
 VP8 and H.264: the frame is then shown and acknowledged that much later. Resends may
 overrun the frame's budget by a credit that the frames after it repay
@@ -73,6 +78,7 @@ def hfstream_temporal_deliver(
     temporal: bool = True,
     key_share: float = KEY_SHARE,
     fast: bool = False,
+    in_flight: bool = True,
     progress: Callable[[], None] | None = None,
 ) -> ClipDelivery:
     """The clip through ``loss``, planned for ``expected_loss``; see the module doc.
@@ -83,13 +89,20 @@ def hfstream_temporal_deliver(
     needed is not lost to the clip. ``fast``: frames planned as a live sender plans them
     (``encode_predicted(fast=True)`` at ``LIVE_SCALES``). ``resends``: rounds in which the
     lost tier-0 packets are sent again, one round trip apart (what the frame's latency
-    budget allows; the planner leaves room for them instead of, or beside, parity)."""
+    budget allows; the planner leaves room for them instead of, or beside, parity).
+    ``in_flight``: a frame may be predicted from one not yet acknowledged while no frame
+    of its chain back to an acknowledged one is known lost (``trusted``); else only from
+    acknowledged frames."""
     delay = ack_delay_frames(rtt_ms, fps)
     channel = Channel(loss=expected_loss, rounds=1 + resends)
     ratios = PARITY_RATIOS if fec else (0.0,)
     held_by_sender: dict[int, np.ndarray] = {}
     held_by_receiver: dict[int, np.ndarray] = {}
     acked_from: dict[int, int] = {}  # frame -> the first frame that may predict from it
+    reference_of: dict[int, int | None] = {}  # frame -> its reference (None: intra)
+    # Frames after a frame's sending by which its acknowledgement, resends included, is due.
+    due = delay + math.ceil(resends * rtt_ms * fps / 1000)
+    exact: set[int] = set()  # frames the receiver shows exactly as the sender does
     last = np.full(frames[0].shape, FALLBACK_GREY, np.uint8)
     shown, fresh = [], []
     delays: list[float | None] = []
@@ -100,7 +113,10 @@ def hfstream_temporal_deliver(
     scales = LIVE_SCALES if fast else SCALES  # a live sender's predicted frames
     sent_errors: dict[int, float] = {}  # frame -> what it shows whole, against itself
     for i, image in enumerate(frames):
-        usable = [j for j, t in acked_from.items() if t <= i and j in held_by_sender]
+        if in_flight:
+            usable = [j for j in held_by_sender if trusted(j, i, acked_from, reference_of, due)]
+        else:
+            usable = [j for j, t in acked_from.items() if t <= i and j in held_by_sender]
         reference = None
         if temporal and usable:
             reference = choose_reference({j: sent_errors[j] for j in usable})
@@ -125,6 +141,7 @@ def hfstream_temporal_deliver(
                 scales=scales,
             )
         kinds[_kind(planned)] += 1
+        reference_of[i] = reference
         out = _send(codec, planned, i, budget, held_by_sender.get(reference))
         _keep(held_by_sender, i, out.picture)
         sent_errors[i] = shown_error(image, out.picture)
@@ -137,10 +154,12 @@ def hfstream_temporal_deliver(
         lost += got.packets_sent - len(got.arrived)
         total += got.bytes_sent
         arrived = [tiered[k][1] for k in got.arrived]
-        picture, complete = _receive(codec, arrived, out, held_by_receiver)
+        picture, complete = _receive(codec, arrived, out, held_by_receiver, exact, last)
         waited = min(got.rounds_needed, resends)  # resend rounds before it was shown
-        if complete:
+        if picture is not None:
             _keep(held_by_receiver, i, picture)
+        if complete:
+            exact.add(i)
             acked_from[i] = i + delay + math.ceil(waited * rtt_ms * fps / 1000)
         if picture is not None:
             last = picture
@@ -153,6 +172,27 @@ def hfstream_temporal_deliver(
         f"{k} x{n}" for k, n in kinds.most_common()
     )
     return ClipDelivery(shown, fresh, total, sent, lost, detail, delays)
+
+
+def trusted(
+    frame: int,
+    now: int,
+    acked_from: dict[int, int],
+    reference_of: dict[int, int | None],
+    due: int,
+) -> bool:
+    """Whether frame ``now`` may be predicted from ``frame``: it is acknowledged, or its
+    acknowledgement is not yet due (``due`` frames after it) and its own reference is
+    trusted. A lost frame then spoils only the frames sent before its loss is known."""
+    while True:
+        if acked_from.get(frame, now + 1) <= now:
+            return True
+        if now >= frame + due:
+            return False  # its acknowledgement is overdue: lost
+        reference = reference_of[frame]
+        if reference is None:
+            return True  # an intra frame in flight
+        frame = reference
 
 
 def _kind(planned: PlannedFrame) -> str:
@@ -199,19 +239,27 @@ def _decode(
 
 
 def _receive(
-    codec: HybridCodec, arrived: list[bytes], sent: _Sent, held: dict[int, np.ndarray]
+    codec: HybridCodec,
+    arrived: list[bytes],
+    sent: _Sent,
+    held: dict[int, np.ndarray],
+    exact: set[int],
+    last: np.ndarray,
 ) -> tuple[np.ndarray | None, bool]:
-    """(the picture shown, None where nothing arrived; whether the frame is complete)."""
-    if len(arrived) == len(sent.packets):
-        return sent.picture, True
+    """(the picture shown, None where nothing arrived; whether it is the sender's picture:
+    every packet arrived and its reference was shown exactly). A frame predicted from one
+    shown inexactly, or not at all (then from the last picture shown), is shown from what
+    the receiver has: wrong only where its reference was."""
     reference = sent.planned.encoded.reference
-    picture = None if reference is None else held.get(reference)
-    if reference is not None and picture is None:
-        return None, False  # never happens to a reference that was acknowledged
+    reference_exact = reference is None or reference in exact
+    if len(arrived) == len(sent.packets) and reference_exact:
+        return sent.picture, True
+    picture = None if reference is None else held.get(reference, last)
     got = _decode(codec, arrived, picture)
     if got is None:
         return None, False
-    return got
+    shown, complete = got
+    return shown, complete and reference_exact
 
 
 def _keep(held: dict[int, np.ndarray], frame_id: int, picture: np.ndarray) -> None:

@@ -6,8 +6,8 @@ packet once and never ask for a key frame (``sim.video_channel``); ``vp8-webrtc`
 ``h264-webrtc`` recover as WebRTC does, with NACK and resends within ``--latency-ms`` of
 capture and a key frame on request (PLI) after a frame missed it, over a ``--rtt-ms``
 round trip (``sim.webrtc_video``). ``hfstream`` codes every frame on its own;
-``hfstream-temporal`` predicts frames from the newest frame acknowledged a round trip
-later (``sim.temporal_video``). Per case it records the mean and worst-10 % frame PSNR /
+``hfstream-temporal`` predicts frames from the frame before while no loss is known in
+its chain, else from the newest frame acknowledged (``sim.temporal_video``). Per case it records the mean and worst-10 % frame PSNR /
 MS-SSIM / HaarPSI / VMAF, the frames with nothing new to show (frozen, or grey before the
 first picture) and the mean and 95th-percentile capture-to-display delay of the fresh
 frames. Results: ``OUT/results.jsonl`` (resumable), ``OUT/summary.csv``, ``OUT/summary.md``
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from sim.webrtc_video import ForcedKeyEncoder, WebRtcDelivery
 
 # hfstream: every frame intra; hfstream-temporal: predicted frames against acknowledged
-# references (``sim.temporal_video``); hfstream-live: the same, planned as a live sender
+# or in-flight references (``sim.temporal_video``); hfstream-live: the same, planned as a live sender
 # plans them when its frames at ``FINE`` would not keep up with the clock, as on a 2-core
 # CPU (``encode_predicted(fast=True)`` at ``LIVE_SCALES``), only when asked for.
 METHODS = (

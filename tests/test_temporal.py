@@ -24,7 +24,7 @@ from hfstream.protocol.reassembly import PacketDropped, Reassembler, Reassembler
 from hfstream.protocol.wire import MotionEntry, WireError, pack_payload, parse_header, parse_tier0
 from hfstream.stream.progressive import FrameDecodeState, build_encoded
 from sim.loss import LossModel
-from sim.temporal_video import ack_delay_frames, hfstream_temporal_deliver
+from sim.temporal_video import ack_delay_frames, hfstream_temporal_deliver, trusted
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +213,9 @@ def intra_frames(detail: str) -> int:
 def test_references_are_acknowledged_frames_and_a_loss_does_not_spread(codec, scene):
     assert ack_delay_frames(100, 10) == 2 and ack_delay_frames(0, 30) == 1
     clip = [window(scene, 0, 3 * i) for i in range(5)]
-    clean = hfstream_temporal_deliver(codec, clip, 900, Scripted(set()), fps=10, rtt_ms=100)
+    clean = hfstream_temporal_deliver(
+        codec, clip, 900, Scripted(set()), fps=10, rtt_ms=100, in_flight=False
+    )
     # Frames 0 and 1 go before any acknowledgement: intra; 2.. are predicted.
     assert clean.detail.startswith("temporal; ") and intra_frames(clean.detail) == 2
     # Within the rate but for what the intra frames borrowed (at most KEY_SHARE - 1
@@ -223,9 +225,35 @@ def test_references_are_acknowledged_frames_and_a_loss_does_not_spread(codec, sc
     assert "P " not in intra.detail
     # Frame 0's first packet lost: it is not complete, so never acknowledged, and frame 2
     # (whose only candidate would have been frame 0) is intra too; frame 3 predicts from 1.
-    lossy = hfstream_temporal_deliver(codec, clip, 900, Scripted({0}), fps=10)
+    lossy = hfstream_temporal_deliver(codec, clip, 900, Scripted({0}), fps=10, in_flight=False)
     assert all(lossy.fresh[1:]) and lossy.packets_lost == 1
     assert intra_frames(lossy.detail) == 3
+
+
+def test_in_flight_references_end_a_lost_chain_when_its_acknowledgement_is_due(codec, scene):
+    clip = [window(scene, 0, 3 * i) for i in range(5)]
+    clean = hfstream_temporal_deliver(codec, clip, 900, Scripted(set()), fps=10, rtt_ms=100)
+    # Every frame after the first is predicted from the one just sent.
+    assert intra_frames(clean.detail) == 1 and all(clean.fresh)
+    acked_only = hfstream_temporal_deliver(
+        codec, clip, 900, Scripted(set()), fps=10, rtt_ms=100, in_flight=False
+    )
+
+    def mean_psnr(shown: list[np.ndarray]) -> float:
+        return float(np.mean([psnr(a, b) for a, b in zip(clip, shown, strict=True)]))
+
+    assert mean_psnr(clean.shown) > mean_psnr(acked_only.shown)
+    # Frame 0's first packet lost: frame 1 is still predicted from it (its loss is not
+    # known yet) and shown from what the receiver has; at frame 2 frame 0's
+    # acknowledgement is due and missing, so frames 0 and 1 are out, and frame 2 is intra.
+    lossy = hfstream_temporal_deliver(codec, clip, 900, Scripted({0}), fps=10, rtt_ms=100)
+    assert lossy.packets_lost == 1 and all(lossy.fresh[1:])
+    assert intra_frames(lossy.detail) == 2
+    # The chain rule itself: acknowledged, in flight, overdue.
+    refs = {0: None, 1: 0, 2: 1}
+    assert trusted(2, 3, {0: 2}, refs, 3)  # 2 in flight, 1 in flight, 0 acknowledged
+    assert not trusted(2, 3, {}, refs, 3)  # 0's acknowledgement was due at 3
+    assert trusted(2, 3, {}, refs, 4)  # not yet due: intra frame 0 in flight
 
 
 def test_a_stream_predicts_from_what_the_receiver_acknowledged(codec, scene):
@@ -303,15 +331,69 @@ def test_the_sender_predicts_from_the_newest_acknowledged_picture_it_holds():
     assert held.matching(2, (2, 2)) is pictures[2] and held.matching(2, (4, 2)) is None
 
 
+def test_the_sender_predicts_from_a_frame_in_flight_until_its_acknowledgement_is_due():
+    from hfstream.stream.references import SentPictures
+
+    pictures = {i: np.full((2, 2, 3), i, np.uint8) for i in range(6)}
+    sent = SentPictures(window=8, in_flight_s=0.5)
+    sent.sent(0, pictures[0], now=0.0)  # intra
+    assert sent.reference(0.1)[0] == 0  # in flight, not yet acknowledged
+    sent.sent(1, pictures[1], reference=0, now=0.1)
+    sent.sent(2, pictures[2], reference=1, now=0.2)
+    assert sent.reference(0.3)[0] == 2  # its chain back to intra frame 0 is in flight
+    # Frame 0's acknowledgement is overdue at 0.5 s: frames 1 and 2 lean on it.
+    assert sent.reference(0.55) is None
+    sent.acknowledge([0])
+    assert sent.reference(0.55)[0] == 2 and sent.trusted(1, 0.55)
+    # Frame 2 is overdue at 0.7 s; frame 1 (0.6 s) too: only frame 0 is left.
+    assert sent.reference(0.7)[0] == 0
+    # Without in-flight references only acknowledged frames count.
+    acked_only = SentPictures(window=8)
+    acked_only.sent(0, pictures[0], now=0.0)
+    assert acked_only.reference(0.0) is None
+    with pytest.raises(ValueError, match="in_flight_s"):
+        SentPictures(in_flight_s=-1)
+
+
+def test_the_receiver_shows_a_frame_from_an_inexact_reference_and_never_reports_it():
+    from hfstream.stream.references import DecodedPictures
+
+    pictures = {i: np.full((2, 2, 3), i, np.uint8) for i in range(6)}
+    held = DecodedPictures(keep=4)
+    held.add(0, pictures[0])
+    held.add(1, pictures[1], exact=False)  # shown, but not the sender's picture
+    assert held.ids() == [0]  # only exact pictures are acknowledged
+    assert held.for_reference(0, (2, 2)) == (pictures[0], True)
+    picture, exact = held.for_reference(1, (2, 2))
+    assert picture is pictures[1] and not exact
+    # A reference never shown here: the newest picture before it stands in.
+    picture, exact = held.for_reference(3, (2, 2))
+    assert picture is pictures[1] and not exact
+    assert held.for_reference(1, (4, 2)) == (None, False)  # nothing of that size
+    held.add(1, pictures[2])  # frame 1 decoded whole later
+    assert held.ids() == [0, 1] and held.for_reference(1, (2, 2))[1]
+    held.add(1, pictures[3], exact=False)  # a later partial picture does not replace it
+    assert held.for_reference(1, (2, 2))[0] is pictures[2]
+
+
 def test_a_lost_packet_resent_in_time_completes_its_frame(codec, scene):
     clip = [window(scene, 0, 3 * i) for i in range(4)]
     d = hfstream_temporal_deliver(
-        codec, clip, 2000, Scripted({0}), expected_loss=0.2, fps=10, resends=1, key_share=1
+        codec,
+        clip,
+        2000,
+        Scripted({0}),
+        expected_loss=0.2,
+        fps=10,
+        resends=1,
+        key_share=1,
+        in_flight=False,
     )
-    # Frame 0's first packet is lost and resent a round trip later (from the frame's
-    # resend credit): whole, shown at 50 + 100 ms, the others at 50 ms, and
-    # acknowledged a frame later than it would have been: frame 2 is intra, frame 3
-    # predicted.
+    # Frame 0's tier-0 packet is lost and resent a round trip later (from the frame's
+    # resend credit): its tier 0 whole, shown at 50 + 100 ms, the others at 50 ms. Its
+    # tier-2 packet no longer fits the budget after the resend, so it is not the
+    # sender's picture and is never acknowledged: frames 1 and 2 are intra, frame 3 is
+    # predicted from frame 1.
     assert all(d.fresh) and d.delay_ms == [150.0, 50.0, 50.0, 50.0]
     assert intra_frames(d.detail) == 3 and "P " in d.detail
 
@@ -452,6 +534,8 @@ def test_a_live_sender_codes_its_predicted_frames_below_the_fine_scale(codec, sc
         tx, _ = memory_pair()
         coding = PlannedCoding(9_000, fps=10, key_share=1)
         sender = Sender(tx, codec, SenderConfig(coding=coding, live=live))
+        # A live receiver decodes only the newest frame: no in-flight references.
+        assert sender.sent_pictures.in_flight_s == (0.0 if live else coding.in_flight_s)
         sender._prepare(reference_frame, 0, 900, 0.0, 0)
         sender.sent_pictures.acknowledge([0])
         if fast_enough:

@@ -228,7 +228,16 @@ def add_stream_arguments(send: argparse.ArgumentParser, recv: argparse.ArgumentP
         "--intra",
         action="store_true",
         help="with --target: code every frame on its own (by default a frame is predicted "
-        "from a frame the receiver acknowledged, its unchanged patches reused)",
+        "from a frame the receiver acknowledged or one still in flight, its unchanged "
+        "patches reused)",
+    )
+    send.add_argument(
+        "--in-flight",
+        type=a.non_negative_float,
+        default=0.5,
+        help="with --target: predict from a frame sent less than this many seconds ago "
+        "and not yet acknowledged (it should cover the round trip and the receiver's "
+        "decode; 0: acknowledged frames only; --live always 0; default %(default)g s)",
     )
     send.add_argument(
         "--report-wait",

@@ -139,7 +139,11 @@ async def run_send(args: argparse.Namespace, stop: Stop) -> int:
         FixedCoding(args.schedule)
         if args.target is None
         else PlannedCoding(
-            args.target, fps=fps, tier0_sends=args.tier0_sends, temporal=not args.intra
+            args.target,
+            fps=fps,
+            tier0_sends=args.tier0_sends,
+            temporal=not args.intra,
+            in_flight_s=args.in_flight,
         )
     )
     config = SenderConfig(

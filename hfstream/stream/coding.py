@@ -67,11 +67,20 @@ class PlannedCoding:
     encoder's rate."""
     temporal: bool = True
     """Predicted frames (``hfstream.codec.temporal``): each frame coded against the newest
-    frame the receiver acknowledged (or the one before it where that shows its own frame
-    much better, ``stream.references.choose_reference``), its unchanged patches reused
-    (moved where the camera moved); intra frames until the first acknowledgement, and
-    whenever none is recent.
+    frame the receiver acknowledged, or one still in flight (``in_flight_s``), or the one
+    before it where that shows its own frame much better
+    (``stream.references.choose_reference``), its unchanged patches reused (moved where
+    the camera moved); intra frames when none is recent.
     False: every frame intra (for experiments; ``sim.temporal_video`` compares)."""
+    in_flight_s: float = 0.5
+    """With ``temporal``: a frame may be predicted from one sent less than this many
+    seconds ago and not yet acknowledged, while its chain back to an acknowledged frame
+    holds (``stream.references.SentPictures``): each frame then codes one frame's motion.
+    A frame not acknowledged within it is taken as lost, and the frames after it go back
+    to acknowledged references, so a loss spoils at most this long of the stream. It
+    should cover the round trip and the receiver's decode. 0: acknowledged frames only
+    (a loss spoils nothing but its own frame). A live sender (``SenderConfig.live``)
+    uses 0: its receiver decodes only the newest frame, and would break the chain."""
     key_share: float = KEY_SHARE
     """With ``temporal``: an intra frame may spend this many frames' budgets, which the
     predicted frames after it pay back (``hfstream.planning.frame_budgets``): every
@@ -86,6 +95,8 @@ class PlannedCoding:
     def __post_init__(self) -> None:
         if not self.key_share >= 1:
             raise ValueError(f"key_share must be at least 1, got {self.key_share}")
+        if not self.in_flight_s >= 0:
+            raise ValueError(f"in_flight_s must be at least 0, got {self.in_flight_s}")
         for name in ("target_bytes_per_s", "fps", "tier0_sends"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

@@ -129,7 +129,7 @@ class Receiver:
         self.reports = ReportBuilder()
         # Pictures of the newest frames decoded complete: predicted frames' references.
         self.references = DecodedPictures()
-        self.missing_references = 0  # predicted frames whose reference was not held
+        self.missing_references = 0  # predicted frames whose reference was not held exactly
         self.reports_sent = 0
         self._late_seen = 0
 
@@ -391,11 +391,11 @@ class Receiver:
             if self._is_last(frame, held, stage):
                 self._finish(frame_id)
             return
-        reference = None
+        reference, exact = None, True
         if held.reference is not None:
-            reference = self.references.matching(held.reference, held.shown_size)
-            if reference is None:  # never decoded complete here, or of another size
-                self.missing_references += 1
+            reference, exact = self.references.for_reference(held.reference, held.shown_size)
+            self.missing_references += not exact  # shown from the picture held, if any
+            if reference is None:  # nothing of its size shown here
                 self._finish(frame_id)
                 return
         # When the best picture is the continuous one, the preview is it: one update, not
@@ -420,10 +420,9 @@ class Receiver:
         last = self._is_last(frame, held, stage)
         cache.best_from = source
         self._show(frame, cache, stage, image, received, last=last, mode=mode)
-        if held.complete:
-            # Whole: the sender holds this very picture and may predict from it.
-            self.references.add(frame_id, image)
-            self.reports.decoded = self.references.ids()  # what the sender may use
+        # Whole from an exact reference: the sender holds this very picture.
+        self.references.add(frame_id, image, exact=held.complete and exact)
+        self.reports.decoded = self.references.ids()  # what the sender may use
         if last:
             self._finish(frame_id)
 

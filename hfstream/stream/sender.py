@@ -218,6 +218,8 @@ class Sender:
             self.controller = RateController(coding.target_bytes_per_s, coding.fps)
             key_share = coding.key_share if coding.temporal else 1.0
             self.budgets = FrameBudgets(key_share)
+            in_flight_s = 0.0 if self.config.live else coding.in_flight_s
+            self.sent_pictures = SentPictures(in_flight_s=in_flight_s)
             self.pacer.set_rate(self.controller.rate, 0.0)
 
     def _prepare(
@@ -233,6 +235,7 @@ class Sender:
         cfg = self.config
         coding = cfg.coding
         t0 = time.perf_counter()
+        now = time.monotonic()  # the in-flight references' clock
         packetizer = self.packetizer
         tiers: tuple[int, ...] = (0, 1, 2)
         per_frame = budget
@@ -249,7 +252,7 @@ class Sender:
             priors = index_priors(self.codec, enc) if coded else None
         else:
             assert budget is not None, "a planned frame has a budget"
-            reference = self.sent_pictures.reference() if coding.temporal else None
+            reference = self.sent_pictures.reference(now) if coding.temporal else None
             if reference is not None and reference[1].shape[:2] != np.shape(image)[:2]:
                 reference = None  # the frame size changed: nothing to predict from
             # The transport's resends of lost tier 0 go on top of the frame's budget (as
@@ -305,7 +308,9 @@ class Sender:
             held = reference[1] if reference is not None else None
             picture = whole_picture(self.codec, sent, reference=held)
             error = shown_error(to_uint8_image(image), picture)
-            self.sent_pictures.sent(frame_id, picture, error=error)
+            self.sent_pictures.sent(
+                frame_id, picture, error=error, reference=enc.reference, now=now
+            )
         share = 1.0 if per_frame is None or budget is None else max(1.0, budget / per_frame)
         seconds = time.perf_counter() - t0
         if enc.predicted:
