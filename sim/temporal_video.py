@@ -40,7 +40,7 @@ from hfstream.planning.frame_budgets import KEY_SHARE, FrameBudgets
 from hfstream.planning.temporal import LIVE_SCALES, REUSE, encode_predicted
 from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
 from hfstream.stream.progressive import FrameDecodeState, build_encoded, reassemble
-from hfstream.stream.references import choose_reference, shown_error
+from hfstream.stream.references import IN_FLIGHT_MAX_LOSS, choose_reference, shown_error
 from sim.channel import FALLBACK_GREY, arq_outcome, tier0_blocks
 from sim.loss import LossModel
 from sim.video_channel import ClipDelivery
@@ -91,8 +91,9 @@ def hfstream_temporal_deliver(
     lost tier-0 packets are sent again, one round trip apart (what the frame's latency
     budget allows; the planner leaves room for them instead of, or beside, parity).
     ``in_flight``: a frame may be predicted from one not yet acknowledged while no frame
-    of its chain back to an acknowledged one is known lost (``trusted``); else only from
-    acknowledged frames."""
+    of its chain back to an acknowledged one is known lost (``trusted``), where
+    ``expected_loss`` is below ``IN_FLIGHT_MAX_LOSS``; else only from acknowledged
+    frames."""
     delay = ack_delay_frames(rtt_ms, fps)
     channel = Channel(loss=expected_loss, rounds=1 + resends)
     ratios = PARITY_RATIOS if fec else (0.0,)
@@ -113,7 +114,7 @@ def hfstream_temporal_deliver(
     scales = LIVE_SCALES if fast else SCALES  # a live sender's predicted frames
     sent_errors: dict[int, float] = {}  # frame -> what it shows whole, against itself
     for i, image in enumerate(frames):
-        if in_flight:
+        if in_flight and expected_loss < IN_FLIGHT_MAX_LOSS:
             usable = [j for j in held_by_sender if trusted(j, i, acked_from, reference_of, due)]
         else:
             usable = [j for j, t in acked_from.items() if t <= i and j in held_by_sender]

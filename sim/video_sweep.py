@@ -7,11 +7,12 @@ packet once and never ask for a key frame (``sim.video_channel``); ``vp8-webrtc`
 capture and a key frame on request (PLI) after a frame missed it, over a ``--rtt-ms``
 round trip (``sim.webrtc_video``). ``hfstream`` codes every frame on its own;
 ``hfstream-temporal`` predicts frames from the frame before while no loss is known in
-its chain, else from the newest frame acknowledged (``sim.temporal_video``). Per case it records the mean and worst-10 % frame PSNR /
-MS-SSIM / HaarPSI / VMAF, the frames with nothing new to show (frozen, or grey before the
-first picture) and the mean and 95th-percentile capture-to-display delay of the fresh
-frames. Results: ``OUT/results.jsonl`` (resumable), ``OUT/summary.csv``, ``OUT/summary.md``
-and ``OUT/video_quality_vs_loss.png``. A case gives the same numbers on every run at the
+its chain, else from the newest frame acknowledged (``sim.temporal_video``). Per case it
+records the mean and worst-10 % frame PSNR / MS-SSIM / HaarPSI / VMAF, the frames with
+nothing new to show (frozen, or grey before the first picture) and the mean and
+95th-percentile capture-to-display delay of the fresh frames. Results:
+``OUT/results.jsonl`` (resumable), ``OUT/summary.csv``, ``OUT/summary.md`` and
+``OUT/video_quality_vs_loss.png``. A case gives the same numbers on every run at the
 same ``--threads`` (torch's; 1 by default): the loss pattern is seeded, and a different
 thread count rounds hfstream's floats differently, which can flip a choice of its planner
 and change every frame after it.
@@ -45,9 +46,9 @@ if TYPE_CHECKING:
     from sim.webrtc_video import ForcedKeyEncoder, WebRtcDelivery
 
 # hfstream: every frame intra; hfstream-temporal: predicted frames against acknowledged
-# or in-flight references (``sim.temporal_video``); hfstream-live: the same, planned as a live sender
-# plans them when its frames at ``FINE`` would not keep up with the clock, as on a 2-core
-# CPU (``encode_predicted(fast=True)`` at ``LIVE_SCALES``), only when asked for.
+# or in-flight references (``sim.temporal_video``); hfstream-live: the same, planned as a
+# live sender plans them when its frames at ``FINE`` would not keep up with the clock, as
+# on a 2-core CPU (``encode_predicted(fast=True)`` at ``LIVE_SCALES``), only when asked.
 METHODS = (
     "hfstream",
     "hfstream-temporal",

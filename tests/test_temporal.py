@@ -332,7 +332,7 @@ def test_the_sender_predicts_from_the_newest_acknowledged_picture_it_holds():
 
 
 def test_the_sender_predicts_from_a_frame_in_flight_until_its_acknowledgement_is_due():
-    from hfstream.stream.references import SentPictures
+    from hfstream.stream.references import IN_FLIGHT_MAX_LOSS, SentPictures
 
     pictures = {i: np.full((2, 2, 3), i, np.uint8) for i in range(6)}
     sent = SentPictures(window=8, in_flight_s=0.5)
@@ -341,6 +341,8 @@ def test_the_sender_predicts_from_a_frame_in_flight_until_its_acknowledgement_is
     sent.sent(1, pictures[1], reference=0, now=0.1)
     sent.sent(2, pictures[2], reference=1, now=0.2)
     assert sent.reference(0.3)[0] == 2  # its chain back to intra frame 0 is in flight
+    # Over a channel that loses this much, acknowledged frames only.
+    assert sent.reference(0.3, loss=IN_FLIGHT_MAX_LOSS) is None
     # Frame 0's acknowledgement is overdue at 0.5 s: frames 1 and 2 lean on it.
     assert sent.reference(0.55) is None
     sent.acknowledge([0])

@@ -38,6 +38,11 @@ REFERENCE_CANDIDATES = 2
 #: An older candidate is chosen over the newest only when its own error (against the
 #: frame it showed) is this many times lower: the newer picture is closer in content.
 BETTER_BY = 2.0
+#: In-flight references only while the loss the planner expects is below this: above
+#: it, a frame in flight is lost so often that the frames predicted from it are spoiled
+#: more than predicting from one frame back gains (bikes.mp4 at 40 %: -0.9 dB Bernoulli,
+#: -2.8 dB Gilbert; at 10-30 % -0.2 to +1.5 dB, docs/notebook/video.md).
+IN_FLIGHT_MAX_LOSS = 0.35
 #: Pictures a receiver keeps (the newest frames decoded complete; at most 50 MB at the
 #: largest frame a receiver takes, 2048 x 2048). Its reports list them: the sender
 #: predicts from the newest, a frame or two behind what it sends.
@@ -181,14 +186,16 @@ class SentPictures:
                 return True  # an intra frame in flight
         return False  # its chain leaves the pictures held
 
-    def reference(self, now: float = 0.0) -> tuple[int, np.ndarray] | None:
+    def reference(self, now: float = 0.0, *, loss: float = 0.0) -> tuple[int, np.ndarray] | None:
         """(frame id, picture) of the frame within the window to predict the next frame
-        from at ``now`` (``choose_reference`` of the ``trusted`` ones); None when there is
-        none: the next frame is intra."""
+        from at ``now`` (``choose_reference`` of the ``trusted`` ones) for a channel that
+        loses ``loss`` of the packets (in flight only below ``IN_FLIGHT_MAX_LOSS``); None
+        when there is none: the next frame is intra."""
         if self._newest is None:
             return None
         newest = self._newest
-        candidates = self._pictures if self.in_flight_s > 0 else self._acknowledged
+        in_flight = self.in_flight_s > 0 and loss < IN_FLIGHT_MAX_LOSS
+        candidates = self._pictures if in_flight else self._acknowledged
         held = [
             f for f in candidates if frames_back(newest, f) < self.window and self.trusted(f, now)
         ]

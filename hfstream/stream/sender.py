@@ -252,7 +252,7 @@ class Sender:
             priors = index_priors(self.codec, enc) if coded else None
         else:
             assert budget is not None, "a planned frame has a budget"
-            reference = self.sent_pictures.reference(now) if coding.temporal else None
+            reference = self.sent_pictures.reference(now, loss=loss) if coding.temporal else None
             if reference is not None and reference[1].shape[:2] != np.shape(image)[:2]:
                 reference = None  # the frame size changed: nothing to predict from
             # The transport's resends of lost tier 0 go on top of the frame's budget (as
