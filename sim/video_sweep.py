@@ -212,6 +212,8 @@ class ClipRunner:
                 rtt_ms=case.rtt_ms,
                 resends=resend_rounds(case.rtt_ms, case.latency_ms),
                 fast=case.method == "hfstream-live",
+                # A live receiver decodes only the newest frame: acknowledged references.
+                in_flight=case.method != "hfstream-live",
             )
         elif case.method == "hfstream":
             if case.loss_rate not in self._hf_packets:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-KEY_SHARE = 4.0  #: an intra frame's budget, in frames' budgets (less any debt left)
+KEY_SHARE = 6.0  #: an intra frame's budget, in frames' budgets (less any debt left)
 REPAY_FRAMES = 8  #: a debt is paid back by 1/REPAY_FRAMES of it a frame
 SAVE_FRAMES = 1.0  #: unspent bytes kept for later frames, at most this many frames' budgets
 MIN_SHARE = 0.25  #: a predicted frame gets at least this share of its budget
