@@ -103,7 +103,9 @@ def test_tight_budget_cuts_tier1_and_parity_not_tier0(codec):
 
     async def main():
         tx, rx = memory_pair()
-        cfg = SenderConfig(coding=PlannedCoding(target, fps=fps), rate_bytes_per_s=50_000)
+        # key_share=1: no intra frame borrows, whenever acknowledgements come.
+        coding = PlannedCoding(target, fps=fps, key_share=1)
+        cfg = SenderConfig(coding=coding, rate_bytes_per_s=50_000)
         sender = Sender(tx, codec, cfg)
         receiver = Receiver(rx, codec, ReceiverConfig(max_frames=16))
         async with receiver:

@@ -549,6 +549,22 @@ def test_a_live_sender_codes_its_predicted_frames_below_the_fine_scale(codec, sc
     assert sender.live_scales.last is not None and sender.live_scales.last[1] == FINE
 
 
+def test_a_sender_predicts_from_the_frame_it_just_sent_before_any_acknowledgement(codec, scene):
+    from hfstream.stream.coding import PlannedCoding
+    from hfstream.stream.sender import Sender, SenderConfig
+    from hfstream.transports.memory import memory_pair
+
+    used = {}
+    for live in (False, True):
+        tx, _ = memory_pair()
+        coding = PlannedCoding(9_000, fps=10, key_share=1)
+        sender = Sender(tx, codec, SenderConfig(coding=coding, live=live))
+        sender._prepare(window(scene), 0, 900, 0.0, 0)
+        # However long frame 0 took to code, it was sent just now: frame 1 leans on it.
+        _, _, used[live], _ = sender._prepare(window(scene, 2, 3), 1, 900, 0.0, 0)
+    assert used == {False: 0, True: None}
+
+
 def test_a_live_sender_codes_fine_only_while_it_would_keep_up():
     from hfstream.geometry import SCALES
     from hfstream.planning.temporal import LIVE_SCALES

@@ -235,7 +235,6 @@ class Sender:
         cfg = self.config
         coding = cfg.coding
         t0 = time.perf_counter()
-        now = time.monotonic()  # the in-flight references' clock
         packetizer = self.packetizer
         tiers: tuple[int, ...] = (0, 1, 2)
         per_frame = budget
@@ -252,6 +251,7 @@ class Sender:
             priors = index_priors(self.codec, enc) if coded else None
         else:
             assert budget is not None, "a planned frame has a budget"
+            now = time.monotonic()  # the in-flight references' clock
             reference = self.sent_pictures.reference(now, loss=loss) if coding.temporal else None
             if reference is not None and reference[1].shape[:2] != np.shape(image)[:2]:
                 reference = None  # the frame size changed: nothing to predict from
@@ -308,8 +308,9 @@ class Sender:
             held = reference[1] if reference is not None else None
             picture = whole_picture(self.codec, sent, reference=held)
             error = shown_error(to_uint8_image(image), picture)
+            # Sent now, once coded: its acknowledgement is due ``in_flight_s`` from here.
             self.sent_pictures.sent(
-                frame_id, picture, error=error, reference=enc.reference, now=now
+                frame_id, picture, error=error, reference=enc.reference, now=time.monotonic()
             )
         share = 1.0 if per_frame is None or budget is None else max(1.0, budget / per_frame)
         seconds = time.perf_counter() - t0
