@@ -199,6 +199,7 @@ class ClipRunner:
 
         loss = make_loss(case.loss_model, case.loss_rate, case.seed, case.burst, case.source)
         if case.method in ("hfstream-temporal", "hfstream-live"):
+            from hfstream.planning.frame_budgets import KEY_SHARE, LIVE_KEY_SHARE
             from sim.temporal_video import hfstream_temporal_deliver
             from sim.webrtc_video import resend_rounds
 
@@ -212,8 +213,10 @@ class ClipRunner:
                 rtt_ms=case.rtt_ms,
                 resends=resend_rounds(case.rtt_ms, case.latency_ms),
                 fast=case.method == "hfstream-live",
-                # A live receiver decodes only the newest frame: acknowledged references.
+                # A live receiver decodes only the newest frame: acknowledged references;
+                # a live sender's key frames borrow less.
                 in_flight=case.method != "hfstream-live",
+                key_share=LIVE_KEY_SHARE if case.method == "hfstream-live" else KEY_SHARE,
             )
         elif case.method == "hfstream":
             if case.loss_rate not in self._hf_packets:

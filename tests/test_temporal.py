@@ -17,7 +17,7 @@ from hfstream.codec.temporal import predicted
 from hfstream.eval.metrics import psnr
 from hfstream.geometry import FINE, STILL, SUBPEL
 from hfstream.media.samples import bundled_image
-from hfstream.planning.frame_budgets import KEY_SHARE
+from hfstream.planning.frame_budgets import KEY_SHARE, LIVE_KEY_SHARE
 from hfstream.planning.temporal import LOST_WEIGHT, REUSE, encode_predicted, reuse_table
 from hfstream.protocol.packetizer import FrameEntries, Packetizer
 from hfstream.protocol.reassembly import PacketDropped, Reassembler, ReassemblerConfig
@@ -563,6 +563,11 @@ def test_a_sender_predicts_from_the_frame_it_just_sent_before_any_acknowledgemen
         # However long frame 0 took to code, it was sent just now: frame 1 leans on it.
         _, _, used[live], _ = sender._prepare(window(scene, 2, 3), 1, 900, 0.0, 0)
     assert used == {False: 0, True: None}
+    # A live sender's key frames borrow less: a larger one delays every frame behind it.
+    for live, share in ((False, KEY_SHARE), (True, LIVE_KEY_SHARE)):
+        config = SenderConfig(coding=PlannedCoding(9_000), live=live)
+        assert Sender(memory_pair()[0], codec, config).budgets.key_share == share
+    assert LIVE_KEY_SHARE < KEY_SHARE
 
 
 def test_a_live_sender_codes_fine_only_while_it_would_keep_up():

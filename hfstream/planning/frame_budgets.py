@@ -17,6 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 KEY_SHARE = 6.0  #: an intra frame's budget, in frames' budgets (less any debt left)
+#: A live sender's intra frames borrow at most this: a larger one takes longer to code and
+#: to send, and every frame behind it waits (at 768x512 on 2 cores, 6 frames' budgets
+#: showed 9-10 of 132 frames at p95 3.6-4.5 s, 4 showed 13 at 2.4 s).
+LIVE_KEY_SHARE = 4.0
 REPAY_FRAMES = 8  #: a debt is paid back by 1/REPAY_FRAMES of it a frame
 SAVE_FRAMES = 1.0  #: unspent bytes kept for later frames, at most this many frames' budgets
 MIN_SHARE = 0.25  #: a predicted frame gets at least this share of its budget

@@ -85,7 +85,8 @@ class PlannedCoding:
     """With ``temporal``: an intra frame may spend this many frames' budgets, which the
     predicted frames after it pay back (``hfstream.planning.frame_budgets``): every
     predicted frame refines its picture, so its bytes are worth more. Its packets get as
-    many frames' time to leave. 1: every frame its own share."""
+    many frames' time to leave. 1: every frame its own share. A live sender takes at
+    most ``LIVE_KEY_SHARE`` (4): a larger intra frame delays every frame behind it."""
     residual: bool = True
     """With ``temporal``: the planner also codes each predicted frame as differences from
     the moved reference and sends whichever plan is better (a change of light costs

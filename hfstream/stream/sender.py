@@ -33,7 +33,7 @@ from hfstream.codec.refinement import check_refine_steps
 from hfstream.codec.schedules import kept_positions
 from hfstream.geometry import SCALES
 from hfstream.planning import Channel, FramePlan, encode_within
-from hfstream.planning.frame_budgets import FrameBudgets
+from hfstream.planning.frame_budgets import LIVE_KEY_SHARE, FrameBudgets
 from hfstream.planning.temporal import encode_predicted
 from hfstream.protocol.auth import (
     DATA,
@@ -217,6 +217,8 @@ class Sender:
         if isinstance(coding, PlannedCoding):
             self.controller = RateController(coding.target_bytes_per_s, coding.fps)
             key_share = coding.key_share if coding.temporal else 1.0
+            if self.config.live:
+                key_share = min(key_share, LIVE_KEY_SHARE)
             self.budgets = FrameBudgets(key_share)
             in_flight_s = 0.0 if self.config.live else coding.in_flight_s
             self.sent_pictures = SentPictures(in_flight_s=in_flight_s)
