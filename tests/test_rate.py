@@ -125,8 +125,9 @@ def test_tight_budget_cuts_tier1_and_parity_not_tier0(codec):
 
 def test_sender_plans_tier0_parity_for_the_reported_loss(codec, small_image):
     tx, _ = memory_pair()
-    # key_share=1: each intra frame within its own budget, not borrowing.
-    coding = PlannedCoding(50_000, fps=10, key_share=1)
+    # key_share=1: each intra frame within its own budget, not borrowing; in_flight_s=0:
+    # frame 1 is intra too (nothing acknowledged).
+    coding = PlannedCoding(50_000, fps=10, key_share=1, in_flight_s=0)
     sender = Sender(tx, codec, SenderConfig(coding=coding))
     clean, *_ = sender._prepare(small_image, 0, 5000, 0.0, 0)
     lossy, *_ = sender._prepare(small_image, 1, 5000, 0.3, 0)

@@ -343,6 +343,7 @@ def test_the_sender_predicts_from_a_frame_in_flight_until_its_acknowledgement_is
     assert sent.reference(0.3)[0] == 2  # its chain back to intra frame 0 is in flight
     # Over a channel that loses this much, acknowledged frames only.
     assert sent.reference(0.3, loss=IN_FLIGHT_MAX_LOSS) is None
+    assert sent.reference(0.3, size=(4, 4)) is None  # none of that size
     # Frame 0's acknowledgement is overdue at 0.5 s: frames 1 and 2 lean on it.
     assert sent.reference(0.55) is None
     sent.acknowledge([0])
@@ -459,6 +460,7 @@ def test_a_frame_of_another_size_is_intra(codec, scene):
     _, _, reference, _ = sender._prepare(window(scene)[:, :256], 1, 1000, 0.0, 0)
     assert reference is None  # nothing of that size to predict from
     sender.sent_pictures.acknowledge([0])
+    # Frame 1, newer and in flight, is of the other size: frame 0 is the reference.
     _, _, reference, _ = sender._prepare(window(scene, 0, 4), 2, 1000, 0.0, 0)
     assert reference == 0
 

@@ -186,18 +186,29 @@ class SentPictures:
                 return True  # an intra frame in flight
         return False  # its chain leaves the pictures held
 
-    def reference(self, now: float = 0.0, *, loss: float = 0.0) -> tuple[int, np.ndarray] | None:
+    def reference(
+        self,
+        now: float = 0.0,
+        *,
+        loss: float = 0.0,
+        size: tuple[int, int] | None = None,
+    ) -> tuple[int, np.ndarray] | None:
         """(frame id, picture) of the frame within the window to predict the next frame
-        from at ``now`` (``choose_reference`` of the ``trusted`` ones) for a channel that
-        loses ``loss`` of the packets (in flight only below ``IN_FLIGHT_MAX_LOSS``); None
-        when there is none: the next frame is intra."""
+        from at ``now`` (``choose_reference`` of the ``trusted`` ones, of ``size``
+        (height, width) if given) for a channel that loses ``loss`` of the packets (in
+        flight only below ``IN_FLIGHT_MAX_LOSS``); None when there is none: the next
+        frame is intra."""
         if self._newest is None:
             return None
         newest = self._newest
         in_flight = self.in_flight_s > 0 and loss < IN_FLIGHT_MAX_LOSS
         candidates = self._pictures if in_flight else self._acknowledged
         held = [
-            f for f in candidates if frames_back(newest, f) < self.window and self.trusted(f, now)
+            f
+            for f in candidates
+            if frames_back(newest, f) < self.window
+            and (size is None or self._pictures[f].shape[:2] == size)
+            and self.trusted(f, now)
         ]
         if not held:
             return None

@@ -254,9 +254,10 @@ class Sender:
         else:
             assert budget is not None, "a planned frame has a budget"
             now = time.monotonic()  # the in-flight references' clock
-            reference = self.sent_pictures.reference(now, loss=loss) if coding.temporal else None
-            if reference is not None and reference[1].shape[:2] != np.shape(image)[:2]:
-                reference = None  # the frame size changed: nothing to predict from
+            size = (int(np.shape(image)[0]), int(np.shape(image)[1]))  # only its size's
+            reference = (
+                self.sent_pictures.reference(now, loss=loss, size=size) if coding.temporal else None
+            )
             # The transport's resends of lost tier 0 go on top of the frame's budget (as
             # WebRTC's NACK resends go on top of its encoder's rate): where a frame fits
             # one packet, its plan counts on them instead of keeping room or parity.
