@@ -46,3 +46,45 @@ def test_bad_arguments_are_refused():
         allocate_rungs(BITS, ERROR, SIGNAL, budget_bits=0)
     with pytest.raises(ValueError, match="tables must be"):
         allocate_rungs(BITS, ERROR[:2], SIGNAL)
+
+
+def _greedy_on_arrays(bits, error, chosen, budget_bits):
+    """The allocation's two phases as first written, on whole arrays each step: the
+    heap version must choose the very same rungs."""
+    rungs, p = bits.shape[1], np.arange(bits.shape[0])
+    chosen = chosen.copy()
+    total = bits[p, chosen].sum()
+    while total > budget_bits and (chosen > 0).any():
+        down = np.maximum(chosen - 1, 0)
+        saved = bits[p, chosen] - bits[p, down]
+        harm = (error[p, down] - error[p, chosen]) / np.maximum(saved, 1e-9)
+        harm[chosen == 0] = np.inf
+        k = int(np.argmin(harm))
+        total -= saved[k]
+        chosen[k] -= 1
+    while True:
+        up = np.minimum(chosen + 1, rungs - 1)
+        extra = bits[p, up] - bits[p, chosen]
+        gain = (error[p, chosen] - error[p, up]) / np.maximum(extra, 1e-9)
+        gain[(chosen == rungs - 1) | (total + extra > budget_bits) | (gain <= 0)] = -np.inf
+        k = int(np.argmax(gain))
+        if not np.isfinite(gain[k]):
+            return chosen
+        total += extra[k]
+        chosen[k] += 1
+
+
+def test_the_heap_allocation_chooses_what_the_whole_array_greedy_does():
+    rng = np.random.default_rng(5)
+    for trial in range(300):
+        patches, rungs = int(rng.integers(1, 40)), int(rng.integers(2, 8))
+        bits = np.cumsum(rng.uniform(0, 400, (patches, rungs)), axis=1)
+        error = np.cumsum(rng.uniform(0, 1, (patches, rungs))[:, ::-1], axis=1)[:, ::-1]
+        if trial % 3 == 0:  # ties, flat steps and a rung that costs no more bits
+            bits, error = np.round(bits, -2), np.round(error, 1)
+        signal = np.ones(patches)
+        start = rng.integers(0, rungs, patches)
+        budget = float(rng.uniform(0.2, 1.2) * bits[np.arange(patches), start].sum() + 1)
+        want = _greedy_on_arrays(bits, error, start, budget)
+        got = allocate_rungs(bits, error, signal, budget_bits=budget, start=start)
+        assert got.tolist() == want.tolist(), trial

@@ -506,6 +506,18 @@ def test_a_search_without_split_gives_each_patch_one_vector(scene):
     assert best[0] > split_best[0]  # the blocks that moved apart cost it
 
 
+def test_a_search_without_split_finds_a_pan_on_half_size_gray_levels(scene):
+    frame, reference = window(scene, 7, -5), window(scene)
+    # Half size: an even shift, which the whole-pixel search around it corrects.
+    dy, dx = global_shift(frame, reference, step=2)
+    assert abs(dy - 7) <= 1 and abs(dx + 5) <= 1 and dy % 2 == 0 and dx % 2 == 0
+    motion, best, still = search(frame, reference, (1, 2), 1, split=False)
+    assert motion.tolist() == [[[7 * SUBPEL, -5 * SUBPEL]] * BLOCKS] * 2
+    # The errors the plan weighs are the colour pictures', as with ``split``.
+    _, split_best, split_still = search(frame, reference, (1, 2), 1)
+    assert np.allclose(still, split_still) and np.allclose(best, split_best)
+
+
 def test_a_fast_plan_codes_differences_at_the_fine_scale_within_its_budget(codec, scene):
     reference_frame = window(scene)
     reference = codec.decode(codec.encode_tier0(reference_frame, rate=Fixed(5)))

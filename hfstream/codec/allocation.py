@@ -18,6 +18,8 @@ Pure numpy, so the sans-I/O rate controller and tests use it without torch.
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
 
@@ -50,7 +52,6 @@ def allocate_rungs(
     rungs = bits.shape[1]
     if not 0 <= base_rung < rungs:
         raise ValueError(f"Invalid base rung {base_rung}, should be in 0..{rungs - 1}")
-    p = np.arange(bits.shape[0])
     chosen = np.full(bits.shape[0], base_rung)
     if start is not None:
         if start.shape != chosen.shape or start.min(initial=0) < 0 or start.max(initial=0) >= rungs:
@@ -62,22 +63,54 @@ def allocate_rungs(
         return chosen
     if budget_bits <= 0:
         raise ValueError(f"Invalid budget {budget_bits} bits, should be positive")
-    total = bits[p, chosen].sum()
-    while total > budget_bits and (chosen > 0).any():  # lower, least harm per saved bit
-        down = np.maximum(chosen - 1, 0)
-        saved = bits[p, chosen] - bits[p, down]
-        harm = (error[p, down] - error[p, chosen]) / np.maximum(saved, 1e-9)
-        harm[chosen == 0] = np.inf
-        k = int(np.argmin(harm))
-        total -= saved[k]
-        chosen[k] -= 1
-    while True:  # raise, most error removed per extra bit, while it fits
-        up = np.minimum(chosen + 1, rungs - 1)
-        extra = bits[p, up] - bits[p, chosen]
-        gain = (error[p, chosen] - error[p, up]) / np.maximum(extra, 1e-9)
-        gain[(chosen == rungs - 1) | (total + extra > budget_bits) | (gain <= 0)] = -np.inf
-        k = int(np.argmax(gain))
-        if not np.isfinite(gain[k]):
-            return chosen
-        total += extra[k]
-        chosen[k] += 1
+    return _fit(bits, error, chosen, budget_bits)
+
+
+def _fit(bits: np.ndarray, error: np.ndarray, chosen: np.ndarray, budget_bits: float) -> np.ndarray:
+    """``chosen`` lowered, least harm per saved bit first, until the frame fits
+    ``budget_bits``, then raised, most error removed per extra bit first, while it fits.
+
+    Each step changes one patch's rung, so only that patch's next step is weighed again:
+    a heap of (merit, patch) per phase (ties to the lower patch, as ``argmax`` would).
+    A patch whose next step does not fit never fits later (the total only grows while
+    raising), so it leaves the heap. Planning runs this hundreds of times a frame; on
+    numpy arrays of a few patches each step cost more than the arithmetic."""
+    top = bits.shape[1] - 1
+    b, e = bits.tolist(), error.tolist()
+    rung = chosen.tolist()
+    total = float(bits[np.arange(len(rung)), chosen].sum())
+
+    def harm(k: int) -> float:
+        r = rung[k]
+        return (e[k][r - 1] - e[k][r]) / max(b[k][r] - b[k][r - 1], 1e-9)
+
+    if total > budget_bits:  # lower
+        lower = [(harm(k), k) for k in range(len(rung)) if rung[k] > 0]
+        heapq.heapify(lower)
+        while total > budget_bits and lower:
+            _, k = heapq.heappop(lower)
+            total -= b[k][rung[k]] - b[k][rung[k] - 1]
+            rung[k] -= 1
+            if rung[k] > 0:
+                heapq.heappush(lower, (harm(k), k))
+
+    def raised(k: int) -> tuple[float, int] | None:
+        r = rung[k]
+        if r == top:
+            return None
+        gain = (e[k][r] - e[k][r + 1]) / max(b[k][r + 1] - b[k][r], 1e-9)
+        return (-gain, k) if gain > 0 else None
+
+    upward = [step for k in range(len(rung)) if (step := raised(k)) is not None]
+    heapq.heapify(upward)
+    while upward:
+        _, k = heapq.heappop(upward)
+        extra = b[k][rung[k] + 1] - b[k][rung[k]]
+        if total + extra > budget_bits:
+            continue  # never fits again: the total only grows
+        total += extra
+        rung[k] += 1
+        step = raised(k)
+        if step is not None:
+            heapq.heappush(upward, step)
+    return np.array(rung, dtype=chosen.dtype)
