@@ -21,10 +21,10 @@ _EXPORTS = {
     "to_uint8_image": "hfstream.codec.frames",
     "EncodedImage": "hfstream.codec.encoded",
     "Sender": "hfstream.stream.sender",
-    "SenderConfig": "hfstream.stream.sender",
+    "SenderConfig": "hfstream.stream.sender_config",
     "FixedCoding": "hfstream.stream.coding",
     "PlannedCoding": "hfstream.stream.coding",
-    "FrameSent": "hfstream.stream.sender",
+    "FrameSent": "hfstream.stream.sender_config",
     "Receiver": "hfstream.stream.receiver",
     "ReceiverConfig": "hfstream.stream.receiver_config",
     "FrameUpdate": "hfstream.stream.receiver",
@@ -68,7 +68,8 @@ if TYPE_CHECKING:
     from hfstream.stream.progressive import Stage
     from hfstream.stream.receiver import FrameUpdate, Receiver
     from hfstream.stream.receiver_config import ReceiverConfig
-    from hfstream.stream.sender import FrameSent, Sender, SenderConfig
+    from hfstream.stream.sender import Sender
+    from hfstream.stream.sender_config import FrameSent, SenderConfig
     from hfstream.transports.memory import MemoryTransport, memory_pair
     from hfstream.transports.udp import UdpTransport
 

@@ -3,6 +3,7 @@ the simulator's acknowledged references."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import numpy as np
@@ -259,7 +260,6 @@ def test_in_flight_references_end_a_lost_chain_when_its_acknowledgement_is_due(c
 def test_a_stream_predicts_from_what_the_receiver_acknowledged(codec, scene):
     """A planned stream over memory: the receiver acknowledges frames decoded whole, the
     sender predicts later frames from them, and the receiver shows every frame."""
-    import asyncio
 
     from hfstream.stream.coding import PlannedCoding
     from hfstream.stream.collect import collect_frames
@@ -329,6 +329,55 @@ def test_the_sender_predicts_from_the_newest_acknowledged_picture_it_holds():
         held.add(i, pictures[i])
     assert held.ids() == [1, 2] and held.get(0) is None and len(held) == 2
     assert held.matching(2, (2, 2)) is pictures[2] and held.matching(2, (4, 2)) is None
+
+
+def test_an_acknowledgement_that_comes_before_the_sender_keeps_its_picture_counts():
+    from hfstream.stream.references import SentPictures
+
+    sent = SentPictures(window=4)
+    sent.acknowledge([0])  # the receiver was quicker than the sender's own decode
+    assert sent.reference() is None
+    sent.sent(0, np.zeros((2, 2, 3), np.uint8))
+    assert sent.reference()[0] == 0
+
+
+def test_a_sender_queues_a_frame_before_its_own_decode_of_it_ends(codec, scene):
+    import threading
+
+    from hfstream.stream.coding import PlannedCoding
+    from hfstream.stream.sender import Sender, SenderConfig
+    from hfstream.transports.memory import memory_pair
+
+    async def main(live: bool) -> tuple[list, int, bool]:
+        tx, _ = memory_pair()
+        coding = PlannedCoding(9_000, fps=10, key_share=1)
+        sender = Sender(tx, codec, SenderConfig(coding=coding, live=live))
+        release, kept = threading.Event(), []
+        keep = sender._keep
+
+        def slow_keep(frame_id, *args):
+            assert release.wait(30), "never released"
+            keep(frame_id, *args)
+            kept.append(frame_id)
+
+        sender._keep = slow_keep
+        first = await sender.send_image(window(scene))
+        queued = len(sender.pacer) + sender.packets_sent
+        assert first.packets and queued > 0 and kept == []  # queued, its decode held
+        if live:  # the next frame does not wait for it: nothing is acknowledged anyway
+            second = await sender.send_image(window(scene, 2, 3))
+            release.set()
+        else:  # the next frame waits: it is predicted from this one
+            release.set()
+            second = await sender.send_image(window(scene, 2, 3))
+        await sender._keeping
+        await sender.close()
+        return kept, queued, second.reference
+
+    kept, _, reference = asyncio.run(main(live=False))
+    assert kept == [0, 1] and reference == 0
+    kept, _, reference = asyncio.run(main(live=True))
+    assert kept == [0, 1] and reference is None
 
 
 def test_the_sender_predicts_from_a_frame_in_flight_until_its_acknowledgement_is_due():
@@ -405,7 +454,6 @@ def test_a_restarted_receiver_gets_an_intra_frame_and_then_predicted_ones(codec,
     """The receiver restarts mid-stream, holding none of the references: its first report
     lists no frame, so the sender codes intra again, then predicts from the new
     receiver's frames."""
-    import asyncio
 
     from hfstream.stream.coding import PlannedCoding
     from hfstream.stream.receiver import Receiver, ReceiverConfig
@@ -582,6 +630,31 @@ def test_a_sender_predicts_from_the_frame_it_just_sent_before_any_acknowledgemen
         config = SenderConfig(coding=PlannedCoding(9_000), live=live)
         assert Sender(memory_pair()[0], codec, config).budgets.key_share == share
     assert LIVE_KEY_SHARE < KEY_SHARE
+
+
+def test_a_live_sender_codes_a_cheap_intra_frame_and_waits_for_its_acknowledgement(codec, scene):
+    import time
+
+    from hfstream.planning.temporal import LIVE_SCALES
+    from hfstream.stream.coding import PlannedCoding
+    from hfstream.stream.sender import Sender, SenderConfig
+    from hfstream.transports.memory import memory_pair
+
+    coding = PlannedCoding(9_000, fps=10, key_share=1)
+    sender = Sender(memory_pair()[0], codec, SenderConfig(coding=coding, live=True))
+    assert not sender.awaiting_reference()  # nothing sent: the first frame is due
+    packets, _, reference, _ = sender._prepare(window(scene), 0, 4 * 900, 0.0, 0)
+    assert reference is None and sender.last_plan is not None
+    # Tier 0 alone, at a scale that keeps up: no indices to code or decode.
+    assert sender.last_plan.schedule == "0" and sender.last_plan.tier1_bytes == 0
+    assert parse_header(packets.in_priority_order()[0][1])[0].scale in LIVE_SCALES
+    now = time.monotonic()
+    assert sender.awaiting_reference(now)  # its acknowledgement may still come
+    assert not sender.awaiting_reference(now + sender.config.key_wait_s)  # it did not
+    sender.sent_pictures.acknowledge([0])
+    assert not sender.awaiting_reference(now)  # the next frame is predicted from it
+    with pytest.raises(ValueError, match="key_wait_s"):
+        SenderConfig(key_wait_s=-1)
 
 
 def test_a_live_sender_codes_fine_only_while_it_would_keep_up():

@@ -221,7 +221,14 @@ def _encode_summary(sent: list[FrameSent]) -> str:
                 f"{len(frames)} {kind} (encode median {np.median(times):.2f} s, "
                 f"max {max(times):.2f} s)"
             )
-    return "frames: " + ", ".join(parts)
+    # In order, so that a run of intra frames (waiting for a first acknowledgement, say)
+    # shows where it came.
+    order = "".join("I" if f.reference is None else "P" for f in sent[:SHOWN_ORDER])
+    more = "..." if len(sent) > SHOWN_ORDER else ""
+    return "frames: " + ", ".join(parts) + (f"; in order {order}{more}" if order else "")
+
+
+SHOWN_ORDER = 120  #: frames whose kinds the summary lists in order
 
 
 @dataclass

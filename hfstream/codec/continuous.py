@@ -387,7 +387,8 @@ class ContinuousCodec(MeanScaleHyperprior):
             gains = self._gains(rung, inverse=False)
             blocks = to_blocks(y if gains is None else y * gains)
             z_hat, z_lik = self.entropy_bottleneck(self.h_a(blocks))  # eval: rounded
-            scales, means = self._latent_params(z_hat)
+            # Every patch at once: an estimate need not match the coder to the last bit.
+            scales, means = self.h_s(z_hat).chunk(2, 1)
             y_hat, y_lik = self.gaussian_conditional(blocks, scales, means=means)
             info = -(torch.log2(y_lik).flatten(1).sum(1) + torch.log2(z_lik).flatten(1).sum(1))
             bits.append(info + STRING_OVERHEAD_BITS)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from hfstream.codec.allocation import allocate_rungs
 from hfstream.codec.continuous import DOWNSAMPLE, ContinuousCodec
-from hfstream.codec.frames import FrameBands
+from hfstream.codec.frames import FrameBands, frame_bands
 from hfstream.codec.rates import Budget, PerPatch, RungChoice
 from hfstream.codec.scaling import downscale
 from hfstream.codec.tiling import to_tiles
@@ -158,7 +158,7 @@ def rung_table(
 ) -> RungTable:
     """The rung table of ``shown`` (HxWx3 uint8) coded at 1/``scale`` of its size, errors
     measured on the shown picture (at the ``synthesised`` rungs alone, if given)."""
-    bands = FrameBands(continuous, downscale(shown, scale))
+    bands = frame_bands(continuous, downscale(shown, scale))
     table = frame_rung_table(continuous, bands, synthesised=synthesised, detail=scale == 1)
     if scale == 1:
         return table

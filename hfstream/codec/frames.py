@@ -8,6 +8,8 @@ encode computes them once however often it asks."""
 
 from __future__ import annotations
 
+import hashlib
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from hfstream.codec.caches import LRU
 from hfstream.codec.continuous import ContinuousCodec
 from hfstream.geometry import MAX_SIDE, PATCH, patch_grid
 
@@ -129,3 +132,26 @@ class FrameBands:
             low = ContinuousCodec.downsample(self.full(lo, hi))
             self._seen[lo, hi] = low, self.continuous.analyse(low)
         return self._seen[lo, hi]
+
+
+# The last frames each continuous codec was asked about: a plan's rung table, its coding
+# and any recoding of one frame then analyse it once (768x512: 50 ms a time).
+_RECENT_BANDS: weakref.WeakKeyDictionary[ContinuousCodec, LRU[bytes, FrameBands]] = (
+    weakref.WeakKeyDictionary()
+)
+RECENT_BANDS = 2
+
+
+def frame_bands(continuous: ContinuousCodec, image: np.ndarray) -> FrameBands:
+    """``FrameBands(continuous, image)``, the very same object while ``image`` (its
+    pixels, not the array) is among the last ``RECENT_BANDS`` asked of ``continuous``."""
+    image = np.ascontiguousarray(image)
+    key = hashlib.blake2b(image.tobytes(), digest_size=16)
+    key.update(repr((image.shape, image.dtype.str)).encode())
+    recent = _RECENT_BANDS.setdefault(continuous, LRU(RECENT_BANDS))
+    found = recent.get_many([key.digest()])
+    if found:
+        return found[key.digest()]
+    bands = FrameBands(continuous, image)
+    recent.put_many([(key.digest(), bands)])
+    return bands

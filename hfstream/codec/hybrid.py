@@ -37,7 +37,14 @@ from hfstream.codec.encoded import MISSING, TOKENS, EncodedImage, EncodedPatch
 from hfstream.codec.estimates import RungTable, choose_rungs, rung_table
 from hfstream.codec.fallback import blend_fallback, lost_mask
 from hfstream.codec.fills import FillMethod, check_fill
-from hfstream.codec.frames import FrameBands, is_gray, row_bands, to_gray, to_uint8_image
+from hfstream.codec.frames import (
+    FrameBands,
+    frame_bands,
+    is_gray,
+    row_bands,
+    to_gray,
+    to_uint8_image,
+)
 from hfstream.codec.latents import BATCH, LATENT_CACHE, compress_frame, decode_latents
 from hfstream.codec.legacy import load_correction
 from hfstream.codec.model_io import DEFAULT_MODEL_DIR, ModelBundle, load_model, split_prefix
@@ -299,7 +306,7 @@ class HybridCodec:
         and whether the image is gray (three equal channels)."""
         arr = downscale(to_uint8_image(image), scale)
         self._reduction(codebook_size)  # refused before any coding
-        bands = FrameBands(self.continuous, arr)
+        bands = frame_bands(self.continuous, arr)
         rungs = choose_rungs(self.continuous, bands, rate or Fixed(), model_id=self.model_id)
         strings = compress_frame(
             self.continuous,
@@ -326,7 +333,7 @@ class HybridCodec:
             raise ValueError(f"{len(rungs)} rungs given for {len(enc.patches)} patches")
         checked = [self.continuous.check_rung(int(r)) for r in rungs]
         check_refine_steps(refine_steps)
-        bands = FrameBands(self.continuous, arr)
+        bands = frame_bands(self.continuous, arr)
         strings = compress_frame(
             self.continuous, self.upsampler, bands, checked, refine_steps=refine_steps
         )

@@ -38,6 +38,6 @@ class LiveScales:
         return SCALES if at_fine <= interval_s else LIVE_SCALES
 
     def coded(self, seconds: float, scale: Scale) -> None:
-        """A predicted frame at ``scale`` took ``seconds`` to code (and decode, for the
-        sender's own copy)."""
+        """A predicted frame at ``scale`` took ``seconds`` to code (the sender's own
+        decode of it runs beside the next frame's coding)."""
         self.last = (seconds, scale)

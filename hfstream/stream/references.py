@@ -166,8 +166,11 @@ class SentPictures:
     def acknowledge(self, frame_ids: Iterable[int]) -> None:
         """The frames the newest report says the receiver decoded complete. They replace
         the earlier ones: a report lists every frame its receiver still holds, and a
-        restarted receiver's lists none of the frames the one before it held."""
-        self._acknowledged = {f for f in frame_ids if f in self._pictures}
+        restarted receiver's lists none of the frames the one before it held. A frame
+        acknowledged before its picture is ``sent`` here (a sender that keeps its
+        pictures after their packets left) counts once it is (a report holds at most
+        ``feedback.MAX_DECODED`` ids)."""
+        self._acknowledged = set(frame_ids)
 
     def trusted(self, frame_id: int, now: float) -> bool:
         """Whether a frame may be predicted from ``frame_id`` at ``now``: it is
@@ -202,10 +205,10 @@ class SentPictures:
             return None
         newest = self._newest
         in_flight = self.in_flight_s > 0 and loss < IN_FLIGHT_MAX_LOSS
-        candidates = self._pictures if in_flight else self._acknowledged
         held = [
             f
-            for f in candidates
+            for f in self._pictures
+            if (in_flight or f in self._acknowledged)
             if frames_back(newest, f) < self.window
             and (size is None or self._pictures[f].shape[:2] == size)
             and self.trusted(f, now)

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,11 +31,11 @@ from hfstream.codec.frame_coding import index_priors, packetize
 from hfstream.codec.frames import to_uint8_image
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.modes import gain_at_share
-from hfstream.codec.refinement import check_refine_steps
 from hfstream.codec.schedules import kept_positions
 from hfstream.geometry import SCALES
 from hfstream.planning import Channel, FramePlan, encode_within
 from hfstream.planning.frame_budgets import LIVE_KEY_SHARE, FrameBudgets
+from hfstream.planning.gains import SCHEDULES
 from hfstream.planning.temporal import encode_predicted
 from hfstream.protocol.auth import (
     DATA,
@@ -45,7 +47,7 @@ from hfstream.protocol.auth import (
 from hfstream.protocol.capture_clock import capture_offset_ms
 from hfstream.protocol.feedback import RateController, Report, ReportWatch
 from hfstream.protocol.pacer import Pacer
-from hfstream.protocol.packetizer import FramePackets, Packetizer, PacketizerConfig
+from hfstream.protocol.packetizer import FramePackets, Packetizer
 from hfstream.protocol.wire import (
     TAG_SIZE,
     PacketType,
@@ -56,71 +58,14 @@ from hfstream.stream.coding import FixedCoding, PlannedCoding
 from hfstream.stream.live_scales import LiveScales
 from hfstream.stream.progressive import whole_picture
 from hfstream.stream.references import SentPictures, shown_error
+from hfstream.stream.sender_config import FrameSent, ReceiverGone, SenderConfig
 from hfstream.transports.base import DatagramTransport, TransportClosed
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class SenderConfig:
-    """How a ``Sender`` codes, paces and authenticates its frames (each field's docstring)."""
-
-    rate_bytes_per_s: float = 250_000.0
-    """Pacing rate (2 Mbit/s); with a ``PlannedCoding`` the rate controller's instead."""
-    burst_bytes: int = 2400
-    """The pacer's token bucket: the most bytes that may leave at once."""
-    coding: FixedCoding | PlannedCoding = field(default_factory=FixedCoding)
-    """How frames are coded: every frame alike (``FixedCoding``: a schedule, a codebook
-    size), or each planned within a rate target for the loss the receiver reports
-    (``PlannedCoding``: the pacing rate then follows the reports)."""
-    prior_coding: bool = True
-    """Code the indices under the learned prior (else fixed-length)."""
-    deadline_s: float = 1.0
-    """Default time for a frame's packets to leave (``send_image``'s ``deadline_s``); a
-    packet still queued after it is dropped."""
-    key: bytes | None = field(default=None, repr=False)
-    """Pre-shared key (``auth.parse_key``); None: unauthenticated, for experiments only."""
-    packetizer: PacketizerConfig = field(default_factory=PacketizerConfig)
-    """Packet size, tier-0 parity, interleaving (with a ``PlannedCoding`` the planner
-    chooses each frame's parity ratio, tier-0 patches per packet and fallback copies)."""
-    max_reports: int = 64
-    """The newest receiver reports kept in ``Sender.reports``."""
-    live: bool = False
-    """``send_frames`` skips frames whose slot passed during an earlier encode (real time)
-    instead of encoding every frame late. A live sender also sends no tier 2 (withheld
-    indices would refine a picture that the next frame replaces, with a decode several
-    times the cost of the continuous picture's: docs/notebook/speed.md), and with a
-    ``FixedCoding`` no tier 1 where the receiver's ``auto`` picture would not use it
-    (``indices_shown``), and plans its predicted frames the fast way
-    (``encode_predicted(fast=True)``), at ``FINE`` only while such a frame would fit
-    the frame interval (``stream.live_scales``)."""
-    refine_steps: int = 0
-    """Encode-time refinement of the continuous latent (``hfstream.codec.refinement``):
-    better pictures for the bytes, but each step costs a decoder pass, too slow for a
-    stream's frames to keep up (docs/notebook/codec-and-models.md), so off by default; a
-    still image may spend it."""
-    receiver_timeout_s: float | None = None
-    """Once reports came, a receiver silent this long has gone (it stopped, or the path to
-    it broke): ``send_image`` raises ``ReceiverGone`` instead of sending on into the void.
-    None: never judged."""
-
-    @property
-    def packetizing(self) -> PacketizerConfig:
-        """The packetizer settings frames go out with (``packetizer``, less tier 2 when
-        live)."""
-        return replace(self.packetizer, send_withheld=False) if self.live else self.packetizer
-
-    def __post_init__(self) -> None:
-        for name in ("rate_bytes_per_s", "burst_bytes", "deadline_s", "max_reports"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if not isinstance(self.coding, (FixedCoding, PlannedCoding)):
-            raise TypeError(f"coding must be a FixedCoding or a PlannedCoding, got {self.coding!r}")
-        check_refine_steps(self.refine_steps)
-        if self.receiver_timeout_s is not None and not self.receiver_timeout_s > 0:
-            raise ValueError(
-                f"receiver_timeout_s must be positive or None, got {self.receiver_timeout_s}"
-            )
+#: The index schedules a live temporal stream's intra frames are planned over: tier 0
+#: alone (``Sender._code``).
+LIVE_INTRA_SCHEDULES = ("0",)
 
 
 def indices_shown(codec: HybridCodec, enc: EncodedImage) -> bool:
@@ -134,32 +79,15 @@ def indices_shown(codec: HybridCodec, enc: EncodedImage) -> bool:
     return gain_at_share(gains, float(share)) > 0
 
 
-class ReceiverGone(Exception):
-    """Reports had come, then none for ``SenderConfig.receiver_timeout_s``."""
-
-    def __init__(self, silent_s: float, reports: int) -> None:
-        super().__init__(f"no receiver report for {silent_s:.1f} s, after {reports} reports")
-        self.silent_s = silent_s
-        self.reports = reports
-
-
 @dataclass(frozen=True)
-class FrameSent:
-    """What ``send_image`` queued of one frame."""
+class _Coded:
+    """A frame as ``Sender._code`` leaves it."""
 
-    frame_id: int
-    """The frame's number in this sender's session (from 0)."""
-    packets: dict[int, int]
-    """Tier -> packets queued."""
-    bytes: dict[int, int]
-    """Tier -> bytes queued (headers and tags included)."""
-    encode_s: float
-    """Seconds spent coding and packetizing the frame (in the worker thread)."""
-    capture_ms: int = 0
-    """The headers' capture field (``capture_clock.capture_offset_ms``)."""
-    reference: int | None = None
-    """A predicted frame's reference, the id of the frame it is coded against (None:
-    intra)."""
+    packets: FramePackets
+    seconds: float
+    reference: int | None
+    share: float
+    keep: Callable[[], None] | None
 
 
 class Sender:
@@ -186,6 +114,12 @@ class Sender:
         self.packetizer = Packetizer(codec.model_id, self.session_id, self.config.packetizing)
         self.pacer = Pacer(self.config.rate_bytes_per_s, self.config.burst_bytes)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hfstream-encode")
+        self._keeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hfstream-reference")
+        self._keeping: asyncio.Future[None] | None = None  # the newest frame's ``_keep``
+        # ``sent_pictures`` is read by the encode thread, written by the keeper and the
+        # reports.
+        self._references_lock = threading.Lock()
+        self._intra_at: float | None = None  # when the newest intra frame was coded
         self._next_frame = 0
         self.frames_skipped = 0  # live ``send_frames``: frames whose slot passed unencoded
         self._wake = asyncio.Event()
@@ -232,8 +166,25 @@ class Sender:
         loss: float,
         capture_ms: int,
     ) -> tuple[FramePackets, float, int | None, float]:
-        """The frame coded and packetized; the seconds it took, its reference, and its
-        budget in frames' budgets (an intra frame may borrow from the next ones)."""
+        """The frame coded and packetized (its picture kept as a reference at once); the
+        seconds it took, its reference, and its budget in frames' budgets."""
+        coded = self._code(image, frame_id, budget, loss, capture_ms)
+        if coded.keep is not None:
+            coded.keep()
+        return coded.packets, coded.seconds, coded.reference, coded.share
+
+    def _code(
+        self,
+        image: np.ndarray,
+        frame_id: int,
+        budget: float | None,
+        loss: float,
+        capture_ms: int,
+    ) -> _Coded:
+        """The frame coded and packetized; the seconds it took, its reference, its budget
+        in frames' budgets (an intra frame may borrow from the next ones), and what keeps
+        its picture as a reference (a decode: ``send_image`` runs it once the packets are
+        queued)."""
         cfg = self.config
         coding = cfg.coding
         t0 = time.perf_counter()
@@ -255,9 +206,10 @@ class Sender:
             assert budget is not None, "a planned frame has a budget"
             now = time.monotonic()  # the in-flight references' clock
             size = (int(np.shape(image)[0]), int(np.shape(image)[1]))  # only its size's
-            reference = (
-                self.sent_pictures.reference(now, loss=loss, size=size) if coding.temporal else None
-            )
+            reference = None
+            if coding.temporal:
+                with self._references_lock:
+                    reference = self.sent_pictures.reference(now, loss=loss, size=size)
             # The transport's resends of lost tier 0 go on top of the frame's budget (as
             # WebRTC's NACK resends go on top of its encoder's rate): where a frame fits
             # one packet, its plan counts on them instead of keeping room or parity.
@@ -278,6 +230,11 @@ class Sender:
                     scales=self.live_scales.scales(1 / coding.fps) if cfg.live else SCALES,
                 )
             else:
+                # A live intra frame as a live predicted one: at the scales that keep up,
+                # tier 0 alone (768x512 at four frames' budgets: 0.47 s to code and 0.19 s
+                # to decode, against 1.5 s and 0.7 s at ``FINE``, 1.2 s and 0.6 s with
+                # indices), so that the first acknowledgement comes within a second.
+                live = cfg.live and coding.temporal
                 planned = encode_within(
                     self.codec,
                     image,
@@ -286,6 +243,8 @@ class Sender:
                     config=cfg.packetizing,
                     prior_coding=cfg.prior_coding,
                     refine_steps=cfg.refine_steps,
+                    scales=self.live_scales.scales(1 / coding.fps) if live else SCALES,
+                    schedules=LIVE_INTRA_SCHEDULES if live else SCHEDULES,
                 )
             enc, priors = planned.encoded, planned.priors
             packetizer = Packetizer(self.codec.model_id, self.session_id, planned.packetizer)
@@ -304,22 +263,39 @@ class Sender:
             assert per_frame is not None and budget is not None
             queued = packets.in_priority_order()  # as the budget counts them: tags included
             self.budgets.spent(per_frame, packets.total_bytes + TAG_SIZE * len(queued))
+        keep = None
         if isinstance(coding, PlannedCoding) and coding.temporal:
-            # What the receiver shows once the frame is whole: what the next frames may
-            # be predicted from (a decode on the sender, the price of prediction).
-            sent = [p for _, p in packets.in_priority_order()]
+            if reference is None:
+                self._intra_at = time.monotonic()
             held = reference[1] if reference is not None else None
-            picture = whole_picture(self.codec, sent, reference=held)
-            error = shown_error(to_uint8_image(image), picture)
             # Sent now, once coded: its acknowledgement is due ``in_flight_s`` from here.
-            self.sent_pictures.sent(
-                frame_id, picture, error=error, reference=enc.reference, now=time.monotonic()
+            keep = functools.partial(
+                self._keep, frame_id, image, packets, held, enc.reference, time.monotonic()
             )
         share = 1.0 if per_frame is None or budget is None else max(1.0, budget / per_frame)
         seconds = time.perf_counter() - t0
         if enc.predicted:
             self.live_scales.coded(seconds, enc.scale)
-        return packets, seconds, enc.reference, share
+        return _Coded(packets, seconds, enc.reference, share, keep)
+
+    def _keep(
+        self,
+        frame_id: int,
+        image: np.ndarray,
+        packets: FramePackets,
+        held: np.ndarray | None,
+        reference: int | None,
+        sent_at: float,
+    ) -> None:
+        """Keep what the receiver shows once the frame is whole: what the next frames may
+        be predicted from (a decode on the sender, the price of prediction)."""
+        sent = [p for _, p in packets.in_priority_order()]
+        picture = whole_picture(self.codec, sent, reference=held)
+        error = shown_error(to_uint8_image(image), picture)
+        with self._references_lock:
+            self.sent_pictures.sent(
+                frame_id, picture, error=error, reference=reference, now=sent_at
+            )
 
     async def send_image(
         self,
@@ -343,8 +319,17 @@ class Sender:
         ctl = self.controller
         budget = ctl.frame_budget if ctl is not None else None
         loss = ctl.loss if ctl is not None else 0.0
-        packets, encode_s, reference, share = await loop.run_in_executor(
-            self._executor, self._prepare, image, frame_id, budget, loss, capture_ms
+        keeping = self._keeping
+        if keeping is not None and (keeping.done() or not self.config.live):
+            await keeping  # the frame before may be this one's reference (or it failed)
+        coded = await loop.run_in_executor(
+            self._executor, self._code, image, frame_id, budget, loss, capture_ms
+        )
+        packets, encode_s, reference, share = (
+            coded.packets,
+            coded.seconds,
+            coded.reference,
+            coded.share,
         )
         # A frame given several frames' budgets (an intra frame, ``FrameBudgets``) takes
         # as many times longer to leave at the paced rate.
@@ -359,6 +344,10 @@ class Sender:
         self._idle.clear()
         self._ensure_pump()
         self._wake.set()
+        if coded.keep is not None:
+            # Its own thread, once the packets are queued: the decode delays neither them
+            # nor (live, predicting from acknowledged frames only) the next frame's coding.
+            self._keeping = loop.run_in_executor(self._keeper, coded.keep)
         return FrameSent(frame_id, counts, sizes, encode_s, capture_ms, reference)
 
     async def send_frames(self, frames: Iterable[np.ndarray], fps: float) -> list[FrameSent]:
@@ -380,10 +369,30 @@ class Sender:
                 self.frames_skipped += 1
             else:
                 await asyncio.sleep(max(0.0, start + i / fps - now))
-                taken = wall_start + i / fps
-                out.append(await self.send_image(frame, deadline_s=1.0 / fps, capture_time=taken))
+                if self.config.live and upcoming is not None and self.awaiting_reference():
+                    self.frames_skipped += 1
+                else:
+                    taken = wall_start + i / fps
+                    sent = await self.send_image(frame, deadline_s=1.0 / fps, capture_time=taken)
+                    out.append(sent)
             i += 1
         return out
+
+    def awaiting_reference(self, now: float | None = None) -> bool:
+        """Whether the next frame would be intra while the acknowledgement of the last intra
+        frame, sent less than ``SenderConfig.key_wait_s`` ago (at ``now``,
+        ``time.monotonic()`` by default), may still come: a live ``send_frames`` skips
+        such a frame rather than code another intra frame (several times a predicted
+        frame's time, and the acknowledgement usually comes within it)."""
+        coding = self.config.coding
+        if not (isinstance(coding, PlannedCoding) and coding.temporal) or self._intra_at is None:
+            return False
+        now = time.monotonic() if now is None else now
+        if now - self._intra_at >= self.config.key_wait_s:
+            return False
+        with self._references_lock:
+            loss = self.controller.loss if self.controller is not None else 0.0
+            return self.sent_pictures.reference(now, loss=loss) is None
 
     def start(self) -> None:
         """Start reading reports now (sending a frame starts it too)."""
@@ -414,7 +423,8 @@ class Sender:
                 self.reports_rejected[e.reason] = self.reports_rejected.get(e.reason, 0) + 1
                 continue
             self.reports.append(report)
-            self.sent_pictures.acknowledge(report.decoded)
+            with self._references_lock:
+                self.sent_pictures.acknowledge(report.decoded)
             self.reports_received += 1
             if self.watch is not None:
                 self.watch.on_report(loop.time())
@@ -471,3 +481,4 @@ class Sender:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._keeper.shutdown(wait=False, cancel_futures=True)
