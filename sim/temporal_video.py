@@ -37,7 +37,8 @@ from hfstream.geometry import SCALES
 from hfstream.planning import PARITY_RATIOS, Channel, encode_within
 from hfstream.planning.encode import PlannedFrame
 from hfstream.planning.frame_budgets import KEY_SHARE, FrameBudgets
-from hfstream.planning.temporal import LIVE_SCALES, REUSE, encode_predicted
+from hfstream.planning.gains import SCHEDULES
+from hfstream.planning.temporal import LIVE_INTRA_SCHEDULES, LIVE_SCALES, REUSE, encode_predicted
 from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
 from hfstream.stream.progressive import FrameDecodeState, build_encoded, reassemble
 from hfstream.stream.references import IN_FLIGHT_MAX_LOSS, choose_reference, shown_error
@@ -87,7 +88,8 @@ def hfstream_temporal_deliver(
     the frames after it pay back, and a frame gets what the frames before it left
     unspent (at most one frame's budget more), so room kept for resends that were not
     needed is not lost to the clip. ``fast``: frames planned as a live sender plans them
-    (``encode_predicted(fast=True)`` at ``LIVE_SCALES``). ``resends``: rounds in which the
+    (``encode_predicted(fast=True)`` at ``LIVE_SCALES``; intra frames there too, tier 0
+    alone). ``resends``: rounds in which the
     lost tier-0 packets are sent again, one round trip apart (what the frame's latency
     budget allows; the planner leaves room for them instead of, or beside, parity).
     ``in_flight``: a frame may be predicted from one not yet acknowledged while no frame
@@ -111,7 +113,7 @@ def hfstream_temporal_deliver(
     kinds: Counter[str] = Counter()
     budgets = FrameBudgets(key_share if temporal else 1.0)
     mtu = PacketizerConfig().mtu
-    scales = LIVE_SCALES if fast else SCALES  # a live sender's predicted frames
+    scales = LIVE_SCALES if fast else SCALES  # a live sender's frames
     sent_errors: dict[int, float] = {}  # frame -> what it shows whole, against itself
     for i, image in enumerate(frames):
         if in_flight and expected_loss < IN_FLIGHT_MAX_LOSS:
@@ -128,7 +130,16 @@ def hfstream_temporal_deliver(
         counted = budgets.planned_credit(budget_per_frame, mtu=mtu, frames_left=left)
         planned_for = replace(channel, resend_credit=int(counted)) if resends else channel
         if reference is None:
-            planned = encode_within(codec, image, budget, channel=planned_for, parity_ratios=ratios)
+            planned = encode_within(
+                codec,
+                image,
+                budget,
+                channel=planned_for,
+                parity_ratios=ratios,
+                # A live sender's intra frames: tier 0 alone, at its predicted frames' scales.
+                scales=scales,
+                schedules=LIVE_INTRA_SCHEDULES if fast else SCHEDULES,
+            )
         else:
             planned = encode_predicted(
                 codec,

@@ -36,7 +36,7 @@ from hfstream.geometry import SCALES
 from hfstream.planning import Channel, FramePlan, encode_within
 from hfstream.planning.frame_budgets import LIVE_KEY_SHARE, FrameBudgets
 from hfstream.planning.gains import SCHEDULES
-from hfstream.planning.temporal import encode_predicted
+from hfstream.planning.temporal import LIVE_INTRA_SCHEDULES, encode_predicted
 from hfstream.protocol.auth import (
     DATA,
     UNKEYED_WARNING,
@@ -62,10 +62,6 @@ from hfstream.stream.sender_config import FrameSent, ReceiverGone, SenderConfig
 from hfstream.transports.base import DatagramTransport, TransportClosed
 
 log = logging.getLogger(__name__)
-
-#: The index schedules a live temporal stream's intra frames are planned over: tier 0
-#: alone (``Sender._code``).
-LIVE_INTRA_SCHEDULES = ("0",)
 
 
 def indices_shown(codec: HybridCodec, enc: EncodedImage) -> bool:
@@ -231,9 +227,7 @@ class Sender:
                 )
             else:
                 # A live intra frame as a live predicted one: at the scales that keep up,
-                # tier 0 alone (768x512 at four frames' budgets: 0.47 s to code and 0.19 s
-                # to decode, against 1.5 s and 0.7 s at ``FINE``, 1.2 s and 0.6 s with
-                # indices), so that the first acknowledgement comes within a second.
+                # tier 0 alone (``LIVE_INTRA_SCHEDULES``).
                 live = cfg.live and coding.temporal
                 planned = encode_within(
                     self.codec,
