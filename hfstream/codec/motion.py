@@ -164,7 +164,8 @@ def shifted(
         (frac_y * frac_x, 1, 1),
     )
     total = sum(
-        weight * big[dy : dy + hh : step, dx : dx + ww : step].astype(wide)
+        # No copy of a float picture (the motion search's): the same values.
+        weight * big[dy : dy + hh : step, dx : dx + ww : step].astype(wide, copy=False)
         for weight, dy, dx in corners
         if weight
     )

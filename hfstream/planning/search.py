@@ -114,6 +114,11 @@ def plan_frame(
     fallbacks: list[FallbackOption | None] = [None]
     if fallback is not None and channel.loss > 0:
         fallbacks += [replace(fallback, copies=c) for c in FALLBACK_COPIES]
+    if channel.loss <= 0 and 0.0 in parity_ratios:
+        # Nothing is lost: parity only takes bytes from tier 0, so no plan with it can
+        # score higher (a tie keeps the first, which is this one); a frame planned for a
+        # clean channel (a live sender's, mostly) skips the 30 fits that would show it.
+        parity_ratios = (0.0,)
     best: FramePlan | None = None
     for schedule in schedules:
         t1 = int(tier1_bytes.get(schedule, 0)) if schedule != "0" else 0
