@@ -42,7 +42,9 @@ class SenderConfig:
     ``FixedCoding`` no tier 1 where the receiver's ``auto`` picture would not use it
     (``indices_shown``), and plans its predicted frames the fast way
     (``encode_predicted(fast=True)``), at ``FINE`` only while such a frame would fit
-    the frame interval (``stream.live_scales``)."""
+    the frame interval (``stream.live_scales``). With a ``PlannedCoding``, its intra
+    frames are tier 0 alone at those scales, it predicts from acknowledged frames only,
+    and ``send_frames`` waits up to ``key_wait_s`` for an intra frame's acknowledgement."""
     refine_steps: int = 0
     """Encode-time refinement of the continuous latent (``hfstream.codec.refinement``):
     better pictures for the bytes, but each step costs a decoder pass, too slow for a
@@ -98,7 +100,8 @@ class FrameSent:
     bytes: dict[int, int]
     """Tier -> bytes queued (headers and tags included)."""
     encode_s: float
-    """Seconds spent coding and packetizing the frame (in the worker thread)."""
+    """Seconds spent coding and packetizing the frame (in the worker thread; the sender's
+    own decode of it, for its references, runs after, in another)."""
     capture_ms: int = 0
     """The headers' capture field (``capture_clock.capture_offset_ms``)."""
     reference: int | None = None
