@@ -237,3 +237,19 @@ def test_gains_too_small_to_show_are_neither_shown_nor_planned(codec, frame):
         assert codec.auto_mode(enc) == "hybrid"
     finally:
         codec.index_gain_db = original
+
+
+def test_a_frame_is_analysed_once_while_it_is_among_the_last_two(codec, monkeypatch):
+    rng = np.random.default_rng(0)
+    a, b, c = (rng.integers(0, 256, (64, 96, 3), dtype=np.uint8) for _ in range(3))
+    continuous = codec.continuous
+    first = frames.frame_bands(continuous, a)
+    assert frames.frame_bands(continuous, a.copy()) is first  # the pixels, not the array
+    frames.frame_bands(continuous, b)
+    assert frames.frame_bands(continuous, a) is first
+    frames.frame_bands(continuous, c)
+    frames.frame_bands(continuous, b)  # a is now the least recent of three
+    assert frames.frame_bands(continuous, a) is not first
+    # A frame larger than the limit is never kept.
+    monkeypatch.setattr(frames, "RECENT_BANDS_MAX_BYTES", a.nbytes - 1)
+    assert frames.frame_bands(continuous, a) is not frames.frame_bands(continuous, a)

@@ -140,12 +140,18 @@ _RECENT_BANDS: weakref.WeakKeyDictionary[ContinuousCodec, LRU[bytes, FrameBands]
     weakref.WeakKeyDictionary()
 )
 RECENT_BANDS = 2
+#: Frames larger than this (bytes of the coded picture) are not kept: each kept one holds
+#: its patches, about its own size (1280x720 at ``FINE``: 11 MB).
+RECENT_BANDS_MAX_BYTES = 16 << 20
 
 
 def frame_bands(continuous: ContinuousCodec, image: np.ndarray) -> FrameBands:
     """``FrameBands(continuous, image)``, the very same object while ``image`` (its
-    pixels, not the array) is among the last ``RECENT_BANDS`` asked of ``continuous``."""
+    pixels, not the array) is among the last ``RECENT_BANDS`` asked of ``continuous``
+    (up to ``RECENT_BANDS_MAX_BYTES``)."""
     image = np.ascontiguousarray(image)
+    if image.nbytes > RECENT_BANDS_MAX_BYTES:
+        return FrameBands(continuous, image)
     key = hashlib.blake2b(image.tobytes(), digest_size=16)
     key.update(repr((image.shape, image.dtype.str)).encode())
     recent = _RECENT_BANDS.setdefault(continuous, LRU(RECENT_BANDS))
