@@ -80,12 +80,19 @@ def test_an_unknown_fill_is_refused(codec, received):
 
 
 def test_an_encode_analyses_its_thumbnail_once(codec, small_image):
+    # Pixels no other test coded: the codec keeps the analysis of the last frames it saw.
+    image, other = small_image.copy(), small_image.copy()
+    image[0, 0] ^= 1
+    other[0, 0] ^= 2
     with counting(codec.continuous.g_a) as calls:
-        codec.encode(small_image, "1_4")
+        codec.encode(image, "1_4")
     assert calls[0] == 1
     with counting(codec.continuous.g_a) as calls:
-        codec.encode(small_image, "1_4", rate=Budget(400))  # rung table, then coding
+        codec.encode(other, "1_4", rate=Budget(400))  # rung table, then coding
     assert calls[0] == 1
+    with counting(codec.continuous.g_a) as calls:  # coded again (a replan, say): kept
+        codec.encode(image, "1_4", rate=Budget(600))
+    assert calls[0] == 0
 
 
 def test_the_ladder_table_of_a_given_analysis_is_the_same(codec, small_image):
