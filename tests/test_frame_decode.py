@@ -250,6 +250,12 @@ def test_a_frame_is_analysed_once_while_it_is_among_the_last_two(codec, monkeypa
     frames.frame_bands(continuous, c)
     frames.frame_bands(continuous, b)  # a is now the least recent of three
     assert frames.frame_bands(continuous, a) is not first
+    # Weights changed in place (trained, or loaded) since: analysed afresh.
+    before = frames.frame_bands(continuous, a)
+    with torch.no_grad():
+        next(continuous.g_a.parameters()).add_(0.0)  # the same values, a new version
+    after = frames.frame_bands(continuous, a)
+    assert after is not before and frames.frame_bands(continuous, a) is after
     # A frame larger than the limit is never kept.
     monkeypatch.setattr(frames, "RECENT_BANDS_MAX_BYTES", a.nbytes - 1)
     assert frames.frame_bands(continuous, a) is not frames.frame_bands(continuous, a)

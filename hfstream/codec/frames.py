@@ -153,7 +153,10 @@ def frame_bands(continuous: ContinuousCodec, image: np.ndarray) -> FrameBands:
     if image.nbytes > RECENT_BANDS_MAX_BYTES:
         return FrameBands(continuous, image)
     key = hashlib.blake2b(image.tobytes(), digest_size=16)
-    key.update(repr((image.shape, image.dtype.str)).encode())
+    # The weights' in-place versions too: a model trained or loaded in place since
+    # analyses afresh.
+    weights = sum(p._version for p in continuous.parameters())
+    key.update(repr((image.shape, image.dtype.str, weights)).encode())
     recent = _RECENT_BANDS.setdefault(continuous, LRU(RECENT_BANDS))
     found = recent.get_many([key.digest()])
     if found:
