@@ -651,6 +651,12 @@ def test_a_live_sender_codes_a_cheap_intra_frame_and_waits_for_its_acknowledgeme
     now = time.monotonic()
     assert sender.awaiting_reference(now)  # its acknowledgement may still come
     assert not sender.awaiting_reference(now + sender.config.key_wait_s)  # it did not
+    # A second intra frame with no report ever come: a receiver that does not report
+    # (no reference will ever come either) is not waited for again.
+    sender._prepare(window(scene, 1, 1), 1, 4 * 900, 0.0, 0)
+    assert not sender.awaiting_reference(time.monotonic())
+    sender.reports_received = 1  # ...but one that reported once is
+    assert sender.awaiting_reference(time.monotonic())
     sender.sent_pictures.acknowledge([0])
     assert not sender.awaiting_reference(now)  # the next frame is predicted from it
     with pytest.raises(ValueError, match="key_wait_s"):

@@ -116,6 +116,7 @@ class Sender:
         # reports.
         self._references_lock = threading.Lock()
         self._intra_at: float | None = None  # when the newest intra frame was coded
+        self._intra_frames = 0
         self._next_frame = 0
         self.frames_skipped = 0  # live ``send_frames``: frames whose slot passed unencoded
         self._wake = asyncio.Event()
@@ -261,6 +262,7 @@ class Sender:
         if isinstance(coding, PlannedCoding) and coding.temporal:
             if reference is None:
                 self._intra_at = time.monotonic()
+                self._intra_frames += 1
             held = reference[1] if reference is not None else None
             # Sent now, once coded: its acknowledgement is due ``in_flight_s`` from here.
             keep = functools.partial(
@@ -381,6 +383,8 @@ class Sender:
         coding = self.config.coding
         if not (isinstance(coding, PlannedCoding) and coding.temporal) or self._intra_at is None:
             return False
+        if self.reports_received == 0 and self._intra_frames > 1:
+            return False  # it waited once and no report came: a receiver that never reports
         now = time.monotonic() if now is None else now
         if now - self._intra_at >= self.config.key_wait_s:
             return False

@@ -53,7 +53,8 @@ class SenderConfig:
     key_wait_s: float = 1.0
     """A live planned temporal stream skips frames for up to this long after an intra
     frame while no reference is acknowledged, rather than code intra frame after intra
-    frame (``Sender.awaiting_reference``)."""
+    frame (``Sender.awaiting_reference``); only once while no report has come at all (a
+    receiver that never reports)."""
     receiver_timeout_s: float | None = None
     """Once reports came, a receiver silent this long has gone (it stopped, or the path to
     it broke): ``send_image`` raises ``ReceiverGone`` instead of sending on into the void.
