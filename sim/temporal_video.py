@@ -33,6 +33,7 @@ import numpy as np
 
 from hfstream.codec.frame_coding import packetize
 from hfstream.codec.hybrid import HybridCodec
+from hfstream.codec.joint_strings import Tier0Joiner
 from hfstream.geometry import SCALES
 from hfstream.planning import PARITY_RATIOS, Channel, encode_within
 from hfstream.planning.encode import PlannedFrame
@@ -226,7 +227,7 @@ def _send(
 ) -> _Sent:
     fp = packetize(
         planned.encoded,
-        Packetizer(codec.model_id, config=planned.packetizer),
+        Packetizer(codec.model_id, config=planned.packetizer, joiner=Tier0Joiner(codec)),
         frame_id=frame_id,
         priors=planned.priors,
         frame_budget=budget,

@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.eval.metrics import psnr
@@ -62,6 +63,20 @@ def test_the_residual_stream_leaves_intra_frames_alone(codec, twin, small_image)
     assert twin.residual_coder.upsampler is None and twin.upsampler is not None
     ours, theirs = twin.encode_tier0(small_image), codec.encode_tier0(small_image)
     assert [p.continuous for p in ours.patches] == [p.continuous for p in theirs.patches]
+
+
+def test_decoded_differences_are_shown_bilinear_and_pictures_bicubic(codec):
+    # Bicubic overshoots at block edges, in the same place frame after frame of a chain;
+    # the residual stream's differences are brought back bilinear instead.
+    assert codec.residual_coder.continuous.interpolation == "bilinear"
+    assert codec.continuous.interpolation == "bicubic"
+    low = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    y_hat = torch.zeros(1, codec.continuous.config.m, 4, 4)
+    shown = codec.residual_coder.continuous_picture(low, y_hat)
+    bilinear = F.interpolate(low, scale_factor=4, mode="bilinear", align_corners=False)
+    bicubic = F.interpolate(low, scale_factor=4, mode="bicubic", align_corners=False)
+    assert torch.equal(shown, bilinear.clamp(0, 1))
+    assert not torch.allclose(shown, bicubic.clamp(0, 1), atol=1e-3)
 
 
 def test_residual_frames_are_coded_and_decoded_by_the_residual_stream(codec, twin, brighter):

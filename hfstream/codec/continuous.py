@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hfstream.codec import rans
 from hfstream.codec.tiling import from_tiles, to_tiles
 
 with warnings.catch_warnings():
@@ -181,6 +182,9 @@ class ContinuousCodec(MeanScaleHyperprior):
         if config.rungs < 1:
             raise ValueError(f"Invalid rungs {config.rungs}, should be at least 1")
         self.config = config
+        # How ``shown`` brings a thumbnail back to full size where no learned up-sampler
+        # is: bicubic for pictures. ``HybridCodec`` sets its residual stream bilinear.
+        self.interpolation = "bicubic"
         if config.rungs > 1:
             init = torch.tensor(
                 [math.sqrt(lm / REFERENCE_LMBDA) for lm in ladder_lmbdas(config.rungs)]
@@ -255,9 +259,14 @@ class ContinuousCodec(MeanScaleHyperprior):
         return F.avg_pool2d(pictures, DOWNSAMPLE)
 
     @staticmethod
-    def upsample(low: torch.Tensor) -> torch.Tensor:
+    def upsample(low: torch.Tensor, mode: str = "bicubic") -> torch.Tensor:
         """The thumbnail back at full size: what a preview shows (and training scores)."""
-        return F.interpolate(low, scale_factor=DOWNSAMPLE, mode="bicubic", align_corners=False)
+        return F.interpolate(low, scale_factor=DOWNSAMPLE, mode=mode, align_corners=False)
+
+    def shown(self, low: torch.Tensor) -> torch.Tensor:
+        """``low`` (B,3,h,w) at full size by this stream's ``interpolation``: what is
+        shown of it where no learned up-sampler is."""
+        return self.upsample(low, self.interpolation)
 
     # ------------------------------------------------------------------ training
     def forward(self, x: torch.Tensor, rung: torch.Tensor | None = None) -> dict[str, Any]:
@@ -347,12 +356,31 @@ class ContinuousCodec(MeanScaleHyperprior):
         if gains is not None:
             blocks = blocks * gains
         z = self.h_a(blocks)
-        z_strings = self.entropy_bottleneck.compress(z)
-        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
-        scales, means = self._latent_params(z_hat)
-        indexes = self.gaussian_conditional.build_indexes(scales)
-        y_strings = self.gaussian_conditional.compress(blocks, indexes, means=means)
+        bottleneck, conditional = self.entropy_bottleneck, self.gaussian_conditional
+        z_symbols = bottleneck.quantize(z, "symbols", self._z_medians(z.shape[0]))
+        z_strings = rans.encode(bottleneck, z_symbols, self.z_indexes(z.shape[0]))
+        indexes, means = self.y_params(z_symbols)
+        y_strings = rans.encode(
+            conditional, conditional.quantize(blocks, "symbols", means), indexes
+        )
         return list(zip(y_strings, z_strings, strict=True))
+
+    def _z_medians(self, patches: int) -> torch.Tensor:
+        medians = self.entropy_bottleneck._get_medians().detach().reshape(-1, 1, 1)
+        return medians.expand(patches, -1, -1, -1)  # as compressai's compress and decompress
+
+    def z_indexes(self, patches: int) -> torch.Tensor:
+        """The CDF index of each z symbol of ``patches`` patches (one per channel)."""
+        bottleneck = self.entropy_bottleneck
+        return bottleneck._build_indexes((patches, bottleneck._quantized_cdf.size(0), 1, 1))
+
+    def y_params(self, z_symbols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(CDF indexes, means) of each y symbol of the patches whose z symbols are
+        ``z_symbols`` (P, N, 1, 1): what both ends derive from ẑ, bit for bit."""
+        medians = self._z_medians(z_symbols.shape[0])
+        z_hat = self.entropy_bottleneck.dequantize(z_symbols, medians)
+        scales, means = self._latent_params(z_hat)
+        return self.gaussian_conditional.build_indexes(scales), means
 
     @torch.inference_mode()
     def ladder_table(
@@ -422,10 +450,10 @@ class ContinuousCodec(MeanScaleHyperprior):
         y_strings = [_padded(s[0], MAX_Y_BYTES, "y") for s in strings]
         z_strings = [_padded(s[1], MAX_Z_BYTES, "z") for s in strings]
         rung_t = torch.tensor([self.check_rung(r) for r in rungs])
-        z_hat = self.entropy_bottleneck.decompress(z_strings, (1, 1))
-        scales, means = self._latent_params(z_hat)
-        indexes = self.gaussian_conditional.build_indexes(scales)
-        y_hat = self.gaussian_conditional.decompress(y_strings, indexes, means=means)
+        z_symbols = rans.decode(self.entropy_bottleneck, z_strings, self.z_indexes(len(strings)))
+        indexes, means = self.y_params(z_symbols)
+        y_symbols = rans.decode(self.gaussian_conditional, y_strings, indexes)
+        y_hat = self.gaussian_conditional.dequantize(y_symbols, means)
         inverse = self._gains(rung_t, inverse=True)
         return y_hat if inverse is None else y_hat * inverse
 

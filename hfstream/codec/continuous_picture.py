@@ -72,10 +72,14 @@ def region_latents(
 
 @torch.inference_mode()
 def continuous_picture(
-    upsampler: LearnedUpsampler | None, low: torch.Tensor, y_hat: torch.Tensor
+    continuous: ContinuousCodec,
+    upsampler: LearnedUpsampler | None,
+    low: torch.Tensor,
+    y_hat: torch.Tensor,
 ) -> torch.Tensor:
     """The thumbnail ``low`` (1,3,h,w) that ``y_hat`` (1,M,h/16,w/16) synthesises, at
-    full size (1,3,4h,4w) in [0, 1]: by the learned ``upsampler``, or bicubic (None)."""
+    full size (1,3,4h,4w) in [0, 1]: by the learned ``upsampler``, or (None) by the
+    ``continuous`` stream's interpolation (``ContinuousCodec.shown``)."""
     if upsampler is None:
-        return ContinuousCodec.upsample(low).clamp(0, 1)
+        return continuous.shown(low).clamp(0, 1)
     return upsampler(low, y_hat).clamp(0, 1)

@@ -71,7 +71,9 @@ def decode_region(
     if mode == "continuous":
         if region is None:
             return np.full((rows * PATCH, cols * PATCH, 3), 128, np.uint8)
-        return to_uint8(continuous_picture(parts.upsampler, region.low, region.frame))[0]
+        return to_uint8(
+            continuous_picture(parts.continuous, parts.upsampler, region.low, region.frame)
+        )[0]
     filled = fill_codes(
         parts.tokenizer,
         parts.predictor,
@@ -86,7 +88,7 @@ def decode_region(
     if mode == "hybrid" and region is not None:
         certainty = from_tiles(certainty_planes(filled.known, filled.confidence), rows, cols)
         if parts.refiner is not None:
-            base = continuous_picture(parts.upsampler, region.low, region.frame)
+            base = continuous_picture(parts.continuous, parts.upsampler, region.low, region.frame)
             out = refined_picture(
                 parts.refiner,
                 parts.tokenizer,

@@ -132,7 +132,7 @@ def frame_rung_table(
         error.append(e[keep])
         signal.append(g[keep])
         if detail:
-            up = ContinuousCodec.upsample(low).clamp(0, 1)
+            up = continuous.shown(low).clamp(0, 1)
             err = (to_tiles(up, hi - lo, cols) - to_tiles(bands.full(lo, hi), hi - lo, cols)) ** 2
             lost_detail.append(err.flatten(1).mean(1)[keep])
     thumb = torch.cat(error).double().numpy()

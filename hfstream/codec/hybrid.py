@@ -109,6 +109,8 @@ class HybridCodec:
                 f"the picture stream {continuous.rungs}"
             )
         self.residual_stream = None if residual_stream is None else residual_stream.eval()
+        if self.residual_stream is not None:
+            self.residual_stream.interpolation = temporal.RESIDUAL_INTERPOLATION
         self._residual_coder: HybridCodec | None = None
         # Inference runs the conv decoders on channels-last maps; weights in that layout
         # spare oneDNN a reorder per call. Values and state-dict keys are unchanged.
@@ -473,7 +475,7 @@ class HybridCodec:
     def continuous_picture(self, low: torch.Tensor, y_hat: torch.Tensor) -> torch.Tensor:
         """The thumbnail ``low`` (1,3,h,w) that ``y_hat`` (1,M,h/16,w/16) synthesises, at
         full size (1,3,4h,4w) in [0, 1]: by the learned up-sampler, or bicubic."""
-        return continuous_picture(self.upsampler, low, y_hat)
+        return continuous_picture(self.continuous, self.upsampler, low, y_hat)
 
     # ------------------------------------------------------------------ index coding
     def index_probabilities(self, y_hat: torch.Tensor, codebook_size: int) -> np.ndarray:

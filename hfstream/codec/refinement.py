@@ -144,10 +144,7 @@ def refine_latent(
             bits = -torch.log2(y_lik).flatten(1).sum(1) + z_bits.sum(0)  # (P,)
             frame = from_blocks(y_hat if inverse is None else y_hat * inverse, rows, cols)
             thumb = continuous.g_s(frame).clamp(0, 1)
-            if upsampler is None:
-                picture = ContinuousCodec.upsample(thumb)
-            else:
-                picture = upsampler(thumb, frame)
+            picture = continuous.shown(thumb) if upsampler is None else upsampler(thumb, frame)
             error = ((picture.clamp(0, 1) - full) ** 2 * mask).mean(1, keepdim=True)
             mse = to_blocks_sum(error, rows, cols) / area  # (P,)
             loss = (lmbda * 255**2 * mse + bits / thumb_pixels).sum()

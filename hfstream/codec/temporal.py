@@ -39,6 +39,10 @@ from hfstream.geometry import PATCH, STILL, Scale
 
 RESIDUAL_MID = 128  #: the level a zero difference is coded as
 RESIDUAL_GAIN = 2  #: a difference is halved to fit 0..255, and doubled back
+#: How a decoded difference comes back to full size (``ContinuousCodec.shown``): bicubic
+#: overshoots at each 4x4 block's edges, in the same place in every frame of a chain, so a
+#: mesh grows over flat areas; bilinear does not overshoot.
+RESIDUAL_INTERPOLATION = "bilinear"
 
 
 def residual_picture(image: np.ndarray, aligned: np.ndarray) -> np.ndarray:

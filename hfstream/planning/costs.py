@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hfstream.codec.continuous import STRING_OVERHEAD_BITS
 from hfstream.codec.frame_coding import group_positions, index_entries
 from hfstream.codec.schedules import Schedule
 from hfstream.planning.gains import SCHEDULES
@@ -27,6 +28,20 @@ if TYPE_CHECKING:
 # -9 to +9 per patch), measured on validation photos at rungs 0 and 3. With 6 (framing
 # alone) a plan could be 190 bytes short and lose a parity packet to the budget.
 TIER0_ENTRY_BYTES = 11
+# With joint strings (``PacketizerConfig.joint_tier0``) a patch costs its symbols and its
+# three ids in its packet's joint entry; the coder's flush and rounding, which the rate
+# table counts for every patch (``continuous.STRING_OVERHEAD_BITS``), and an entry's
+# framing come once a packet.
+JOINT_PATCH_BYTES = 3 - STRING_OVERHEAD_BITS / 8
+JOINT_PACKET_BYTES = STRING_OVERHEAD_BITS / 8 + 10
+
+
+def entry_bytes(config: PacketizerConfig) -> float:
+    """What a coded patch adds to tier 0 beyond the rate table's bits/8 for its strings
+    (negative with joint strings: the table counts a flush a patch)."""
+    return JOINT_PATCH_BYTES if config.joint_tier0 else TIER0_ENTRY_BYTES
+
+
 PARITY_FIELDS = 24  # a parity entry's fields beyond its block (lengths grow with k)
 # The smallest index entry on the wire (``frame_coding.index_entries``): a msgpack array
 # header, five one-byte integers (patch, schedule, group, groups, check) and a bin of at
@@ -46,17 +61,20 @@ def tier0_cost(
     of continuous strings in ``patches`` entries, as ``Packetizer`` cuts them (estimate;
     ``Packetizer.tier0_bytes`` gives the exact figure). ``largest``: the largest patch's
     strings."""
-    payload = string_bytes + patches * TIER0_ENTRY_BYTES
+    per_entry = entry_bytes(config)
+    payload = string_bytes + patches * per_entry
     room = config.mtu - OVERHEAD - PARITY_OVERHEAD
     k = max(1, math.ceil(payload / room))
     if config.tier0_patches:
         k = max(k, math.ceil(patches / config.tier0_patches))
+    if config.joint_tier0:
+        payload += k * JOINT_PACKET_BYTES
     t0 = payload + k * OVERHEAD
     if parity_ratio == 0:
         return math.ceil(t0), 0, k, 0
     # A parity packet is as wide as the block's widest data packet: even packets (the
     # packetizer balances them) are off the mean by up to about half the largest entry.
-    entry = (largest if largest is not None else payload / patches) + TIER0_ENTRY_BYTES
+    entry = (largest if largest is not None else payload / patches) + per_entry
     width = min(room, payload / k + (entry / 2 if k > 1 else 0))
     if config.tier0_patches:
         width = max(width, min(room, math.ceil(patches / k) * entry))

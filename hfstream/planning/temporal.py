@@ -25,7 +25,7 @@ from hfstream.codec.rates import PerPatch
 from hfstream.codec.scaling import scalable
 from hfstream.geometry import FINE, SCALES, Scale, patch_grid
 from hfstream.planning.channel import NO_LOSS, Channel
-from hfstream.planning.costs import TIER0_ENTRY_BYTES
+from hfstream.planning.costs import TIER0_ENTRY_BYTES, entry_bytes
 from hfstream.planning.encode import REPLANS, PlannedFrame
 from hfstream.planning.search import PARITY_RATIOS, FramePlan, plan_frame
 from hfstream.protocol.packetizer import Packetizer, PacketizerConfig, oversized_tier0
@@ -52,12 +52,14 @@ def reuse_table(
     moved: np.ndarray | None = None,
     coded_moved: np.ndarray | None = None,
     motion_bytes: np.ndarray | None = None,
+    entry: float = TIER0_ENTRY_BYTES,
 ) -> tuple[RungTable, np.ndarray]:
     """The rung table of a predicted frame and (P, C) the rung each of its columns
     stands for. Column 0 reuses the patch: error ``reuse`` (with its motion), and minus
     the entry framing in bits, since the cost model counts an entry for every patch and
     a reused one sends none, or a motion entry (``motion_bytes`` (P,) each) where
-    ``moved`` (P,) bool says it is moved; a coded patch sends one too where
+    ``moved`` (P,) bool says it is moved (``entry``: the cost model's bytes an entry,
+    ``costs.entry_bytes``); a coded patch sends one too where
     ``coded_moved`` (P,) bool says so (the temporal synthesis and a residual frame read
     it). ``still`` (P,): the error of the
     reference unshifted, what a patch shows when its entry is lost (default ``reuse``),
@@ -75,7 +77,7 @@ def reuse_table(
     rows = np.arange(patches)[:, None]
     at = np.maximum(columns, 0)
     reused = columns == REUSE
-    refund = np.full(patches, 8.0 * TIER0_ENTRY_BYTES)
+    refund = np.full(patches, 8.0 * entry)
     motion_bits = 8.0 * (np.zeros(patches) if motion_bytes is None else motion_bytes)
     if moved is not None:
         refund[moved] -= motion_bits[moved]
@@ -102,6 +104,7 @@ def encode_predicted(
     scales: Sequence[Scale] = SCALES,
     residual: bool = True,
     fast: bool = False,
+    joint_strings: bool = True,
 ) -> PlannedFrame:
     """``image`` coded against ``reference`` (the picture the receiver shows for frame
     ``reference_id``) to fit ``budget`` bytes of tier 0 and parity, planned for
@@ -114,7 +117,9 @@ def encode_predicted(
     ``fast`` (a live sender's): one scale (``FINE`` where allowed), differences alone
     with ``residual``, one motion vector a patch, and the rung table's errors measured at
     ``fast_rungs`` of the ladder only: a fraction of the planning time, for a somewhat
-    worse plan (docs/notebook/video.md)."""
+    worse plan (docs/notebook/video.md). ``joint_strings``: each tier-0 packet codes its
+    patches' strings as one pair (``PacketizerConfig.joint_tier0``; the packetizer that
+    sends the frame then needs ``Packetizer(joiner=...)``)."""
     from hfstream.codec.frames import to_uint8_image
     from hfstream.codec.motion import motion_picture, search
     from hfstream.codec.temporal import RESIDUAL_GAIN, residual_picture
@@ -122,7 +127,7 @@ def encode_predicted(
     image = to_uint8_image(image)
     if reference.shape != image.shape:
         raise ValueError(f"the reference is {reference.shape}, the frame {image.shape}")
-    cfg = replace(config or PacketizerConfig(), send_withheld=False)
+    cfg = replace(config or PacketizerConfig(), send_withheld=False, joint_tier0=joint_strings)
     best: tuple[tuple[bool, float], _Coding, RungTable, np.ndarray, np.ndarray, FramePlan] | None
     best = None
     tried = _scales_to_try(image, scales)
@@ -135,7 +140,7 @@ def encode_predicted(
         grid = patch_grid(int(height / scale), int(width / scale))  # of the coded size
         motion, reuse, still = search(image, reference, grid, scale, split=not fast)
         moved = motion.reshape(len(motion), -1).any(axis=1)
-        entry_bytes = motion_entry_bytes(motion)
+        entry_sizes = motion_entry_bytes(motion)
         ways = []
         if not (fast and residual):
             table = codec.rung_table(image, scale, synthesised=synthesised)
@@ -154,7 +159,8 @@ def encode_predicted(
                 still=still,
                 moved=moved,
                 coded_moved=sent if is_residual or codec.temporal is not None else None,
-                motion_bytes=entry_bytes,
+                motion_bytes=entry_sizes,
+                entry=entry_bytes(cfg),
             )
             plan = _plan(virtual, budget, channel, cfg, parity_ratios)
             fits = plan.bytes <= budget
@@ -267,6 +273,7 @@ def _code(
     """Code the plan, and plan again for less (up to ``REPLANS`` times) where the coded
     strings overshoot the estimate. ``planned``: the plan for the whole budget, where the
     caller has it already (the search is a third of a fast plan's time)."""
+    from hfstream.codec.joint_strings import Tier0Joiner
     from hfstream.codec.temporal import predicted
 
     codec, image, budget, scale = coding.codec, coding.image, coding.budget, coding.scale
@@ -301,8 +308,9 @@ def _code(
             coded = np.array([r - 1 if p in big and r > 0 else r for p, r in enumerate(coded)])
         rungs = np.where(rungs == REUSE, REUSE, coded)
         packing = replace(config, parity_ratio=plan.parity_ratio, tier0_patches=plan.tier0_patches)
-        t0, parity = Packetizer(codec.model_id, config=packing).tier0_bytes(
-            tier0_entries(frame), predicted=True
+        packetizer = Packetizer(codec.model_id, config=packing, joiner=Tier0Joiner(codec))
+        t0, parity = packetizer.tier0_bytes(
+            tier0_entries(frame), predicted=True, residual=coding.residual
         )
         actual = t0 + parity
         over = actual - budget

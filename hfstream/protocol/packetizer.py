@@ -12,13 +12,20 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import msgpack
 import zfec
 
 from hfstream.geometry import FINE, SCALES, Scale, scale_bits
+from hfstream.protocol.binning import (  # noqa: F401 (as before)
+    PARITY_OVERHEAD,
+    array,
+    bins,
+    fallback_bins,
+    oversized_tier0,
+    tier0_bins,
+)
 from hfstream.protocol.wire import (
     FLAG_GRAY,
     FLAG_NO_TIER1,
@@ -32,6 +39,7 @@ from hfstream.protocol.wire import (
     SCALE_SHIFT,
     FallbackPayload,
     IndexEntry,
+    JointTier0Entry,
     MotionEntry,
     Packet,
     PacketHeader,
@@ -41,7 +49,6 @@ from hfstream.protocol.wire import (
     pack_payload,
 )
 
-PARITY_OVERHEAD = 64  # room kept in tier-0 packets for the parity payload's own fields
 # The smallest datagram every IPv4 host must accept. Below it a patch's tier-0 strings
 # (100-400 bytes), the header and the room for parity fields stop fitting one packet, and
 # packetizing would fail frame by frame instead of once, here.
@@ -73,6 +80,10 @@ class PacketizerConfig:
     packet leaves its patches' neighbours to borrow from."""
     fallback_copies: int = 1
     """Copies of the frame's fallback sent, when it has one (the frame planner chooses)."""
+    joint_tier0: bool = False
+    """Code the strings of the patches of each tier-0 packet as one pair
+    (``tier0.JointTier0Entry``; 11-15 bytes less a patch). Needs the codec:
+    ``Packetizer(joiner=...)``. The planners of predicted frames set it."""
 
     def __post_init__(self) -> None:
         if not MIN_MTU <= self.mtu <= MAX_MTU:
@@ -148,122 +159,36 @@ class FramePackets:
         return sum(len(p) for _, p in self.in_priority_order())
 
 
-def _bins(entries: list[list], limit: int, max_items: int = 0) -> list[bytes]:
-    """Greedy packing of msgpack entries into payloads of at most ``limit`` bytes (and of
-    at most ``max_items`` entries, when positive)."""
-    return _pack([[msgpack.packb(e, use_bin_type=True)] for e in entries], limit, max_items)
-
-
-def oversized_tier0(entries: Sequence[Tier0Entry | MotionEntry], mtu: int) -> set[int]:
-    """Positions of the tier-0 entries too large for one tier-0 packet at ``mtu`` with
-    their patch's other entry (a patch's strings at a high rung on a busy picture): the
-    planner lowers their rungs."""
-    limit = mtu - OVERHEAD - PARITY_OVERHEAD
-    sizes = [len(msgpack.packb(e.to_list(), use_bin_type=True)) for e in entries]
-    per_patch: dict[int, int] = {}
-    for e, size in zip(entries, sizes, strict=True):
-        per_patch[e.patch] = per_patch.get(e.patch, 0) + size
-    return {i for i, e in enumerate(entries) if per_patch[e.patch] + 3 > limit}
-
-
-def _units(entries: list[list]) -> list[list[bytes]]:
-    """Tier-0 entries, packed, grouped by patch (consecutive entries of the same patch):
-    a patch's motion entry travels in the packet of its strings, which the receiver needs
-    together (a residual frame's)."""
-    units: list[list[bytes]] = []
-    for i, e in enumerate(entries):
-        b = msgpack.packb(e, use_bin_type=True)
-        if i and e[0] == entries[i - 1][0]:
-            units[-1].append(b)
-        else:
-            units.append([b])
-    return units
-
-
-def _pack(units: list[list[bytes]], limit: int, max_units: int = 0) -> list[bytes]:
-    """Greedy packing of ``units`` (each one or more packed entries kept together) into
-    payloads of at most ``limit`` bytes (and ``max_units`` units, when positive)."""
-    payloads: list[bytes] = []
-    cur: list[bytes] = []
-    size = count = 0
-    for unit in units:
-        n, b = len(unit), sum(map(len, unit))
-        if b + 3 > limit:
-            raise ValueError(
-                f"an entry of {b} bytes does not fit a {limit}-byte payload; "
-                "raise PacketizerConfig.mtu"
-            )
-        full = max_units > 0 and count >= max_units
-        if cur and (full or size + b + (1 if len(cur) + n < 16 else 3) > limit):
-            payloads.append(_array(cur))
-            cur, size, count = [], 0, 0
-        cur += unit
-        size += b
-        count += 1
-    if cur:
-        payloads.append(_array(cur))
-    return payloads
-
-
-def _tier0_bins(entries: list[list], limit: int, per_packet: int) -> list[bytes]:
-    """Tier-0 payloads, a patch's entries together (``_units``): as ``_pack``, but with
-    ``per_packet`` above 1 the P packets each take every P-th patch (patch j, j + P,
-    j + 2P... in packet j), not a run of them; with ``per_packet`` 0, the fewest packets
-    that hold every patch, of even sizes."""
-    units = _units(entries)
-    if per_packet == 0:
-        return _balanced(units, limit)
-    if per_packet == 1 or len(units) <= per_packet:
-        return _pack(units, limit, per_packet)
-    packets = -(-len(units) // per_packet)
-    return [p for j in range(packets) for p in _pack(units[j::packets], limit)]
-
-
-def _balanced(units: list[list[bytes]], limit: int) -> list[bytes]:
-    """As many payloads as greedy packing needs, the units dealt largest first to the
-    emptiest payload. Parity is as wide as a block's widest payload, so even payloads
-    make it cheaper (greedy packing fills the first ones and leaves the last small)."""
-    greedy = _pack(units, limit)
-    if len(greedy) <= 1:
-        return greedy
-    sizes_of = [sum(map(len, u)) for u in units]
-    bins: list[list[int]] = [[] for _ in greedy]
-    sizes = [0] * len(greedy)
-    for i in sorted(range(len(units)), key=lambda i: -sizes_of[i]):
-        j = sizes.index(min(sizes))
-        bins[j].append(i)
-        sizes[j] += sizes_of[i]
-    payloads = [_array([b for i in sorted(k) for b in units[i]]) for k in bins]
-    return payloads if max(map(len, payloads)) <= limit else greedy
-
-
-def fallback_bins(fallback: FallbackPayload, limit: int) -> list[bytes]:
-    """Fallback payloads of at most ``limit`` bytes, each ``[scale, entry, ...]``."""
-    groups: list[list[Tier0Entry]] = [[]]
-    for e in fallback.entries:
-        trial = FallbackPayload(fallback.scale, (*groups[-1], e))
-        if groups[-1] and len(pack_payload(trial.to_list())) > limit:
-            groups.append([])
-        groups[-1].append(e)
-    payloads = [pack_payload(FallbackPayload(fallback.scale, tuple(g)).to_list()) for g in groups]
-    if max(map(len, payloads)) > limit:
-        raise ValueError(
-            f"a fallback entry does not fit a {limit}-byte payload; raise PacketizerConfig.mtu"
-        )
-    return payloads
-
-
-def _array(items: list[bytes]) -> bytes:
-    n = len(items)
-    head = bytes([0x90 | n]) if n < 16 else b"\xdc" + n.to_bytes(2, "big")
-    return head + b"".join(items)
+#: What joins the ``Tier0Entry``s of one packet into one entry (``codec.joint_strings``):
+#: called with them and whether the frame is residual (its strings are the residual
+#: stream's).
+Joiner = Callable[[Sequence[Tier0Entry], bool], JointTier0Entry]
 
 
 class Packetizer:
-    def __init__(self, model_id: int, session_id: int = 0, config: PacketizerConfig | None = None):
+    def __init__(
+        self,
+        model_id: int,
+        session_id: int = 0,
+        config: PacketizerConfig | None = None,
+        *,
+        joiner: Joiner | None = None,
+    ):
         self.model_id = model_id
         self.session_id = session_id  # packets are numbered later, when sealed
         self.config = config or PacketizerConfig()
+        self.joiner = joiner
+
+    def _join(self, residual: bool) -> Callable[[Sequence[Tier0Entry]], JointTier0Entry] | None:
+        if not self.config.joint_tier0:
+            return None
+        joiner = self.joiner
+        if joiner is None:
+            raise ValueError(
+                "PacketizerConfig.joint_tier0 needs the codec's joiner: "
+                "Packetizer(..., joiner=codec.joint_strings.Tier0Joiner(codec))"
+            )
+        return lambda entries: joiner(entries, residual)
 
     def packetize(
         self,
@@ -297,19 +222,19 @@ class Packetizer:
         room = cfg.mtu - OVERHEAD  # the tag is appended when a packet is sealed
         if not 0 <= frame.reference_back <= 0xFFFF:
             raise ValueError(f"reference_back must be in 0..65535, got {frame.reference_back}")
-        t0_payloads = _tier0_bins(
-            [e.to_list() for e in frame.tier0], room - PARITY_OVERHEAD, cfg.tier0_patches
+        t0_payloads = tier0_bins(
+            frame.tier0, room - PARITY_OVERHEAD, cfg.tier0_patches, self._join(frame.residual)
         )
         if not t0_payloads and frame.reference_back:
-            t0_payloads = [_array([])]
+            t0_payloads = [array([])]
         parity_payloads = self._parity(t0_payloads)
         fallback_payloads = (
             fallback_bins(frame.fallback, room) * cfg.fallback_copies
             if frame.fallback is not None
             else []
         )
-        t1_payloads = _bins([e.to_list() for e in frame.tier1], room)
-        t2_payloads = _bins([e.to_list() for e in frame.tier2], room) if cfg.send_withheld else []
+        t1_payloads = bins([e.to_list() for e in frame.tier1], room)
+        t2_payloads = bins([e.to_list() for e in frame.tier2], room) if cfg.send_withheld else []
         cut = 0
         if frame_budget is not None and strict_budget:
             t1_payloads, parity_payloads, cut = _fit_strict(
@@ -368,22 +293,28 @@ class Packetizer:
         return out
 
     def tier0_bytes(
-        self, tier0: Sequence[Tier0Entry | MotionEntry], *, predicted: bool = False
+        self,
+        tier0: Sequence[Tier0Entry | MotionEntry],
+        *,
+        predicted: bool = False,
+        residual: bool = False,
     ) -> tuple[int, int]:
         """What ``packetize`` sends of these tier-0 entries: (bytes of the tier-0 packets,
         bytes of their parity packets), headers and tags included. ``predicted``: of a
-        predicted frame (one empty packet where there is no entry)."""
+        predicted frame (one empty packet where there is no entry); ``residual``: of a
+        residual one."""
         room = self.config.mtu - OVERHEAD - PARITY_OVERHEAD
-        data = _tier0_bins([e.to_list() for e in tier0], room, self.config.tier0_patches)
+        join = self._join(residual)
+        data = tier0_bins(tier0, room, self.config.tier0_patches, join)
         if not data and predicted:
-            data = [_array([])]
+            data = [array([])]
         parity = self._parity(data)
         return sum(len(p) + OVERHEAD for p in data), sum(len(p) + OVERHEAD for p in parity)
 
     def tier1_bytes(self, tier1: Sequence[IndexEntry]) -> int:
         """What ``packetize`` sends of these tier-1 entries before any budget cuts them:
         bytes of their packets, headers and tags included."""
-        payloads = _bins([e.to_list() for e in tier1], self.config.mtu - OVERHEAD)
+        payloads = bins([e.to_list() for e in tier1], self.config.mtu - OVERHEAD)
         return sum(len(p) + OVERHEAD for p in payloads)
 
     def _parity(self, payloads: list[bytes]) -> list[bytes]:

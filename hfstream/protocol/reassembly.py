@@ -7,8 +7,9 @@ late packets are dropped. Time enters only as ``now``.
 
 Work per frame is bounded by its geometry, whatever a peer holding the key sends:
 
-- entries: one tier-0 entry per patch; per patch and tier, index entries of one interleave
-  layout (schedule and group count, at most ``MAX_INDEX_GROUPS`` groups), one per group.
+- entries: one tier-0 entry per patch, and a patch in one joint entry at most (each
+  split once); per patch and tier, index entries of one interleave layout (schedule
+  and group count, at most ``MAX_INDEX_GROUPS`` groups), one per group.
   Duplicates and entries that contradict the frame are dropped and counted
   (``Reassembler.entries_dropped``): at most ``patches * (1 + 2 * MAX_INDEX_GROUPS)``;
 - erasure decoding: a packet retries only the block it belongs to, and blocks may not
@@ -23,13 +24,7 @@ from dataclasses import dataclass, field
 
 import zfec
 
-from hfstream.geometry import (
-    DEFAULT_MAX_FRAME_PIXELS,
-    Scale,
-    patch_count,
-    scale_bits,
-    shown_side,
-)
+from hfstream.geometry import DEFAULT_MAX_FRAME_PIXELS, Scale, patch_count, scale_bits, shown_side
 from hfstream.protocol.events import FrameComplete, FrameOpened, PacketDropped, PatchesUpdated
 from hfstream.protocol.frame_limits import check_frame_header
 from hfstream.protocol.wire import (
@@ -379,9 +374,20 @@ class Reassembler:
         self.entries_dropped[reason] = self.entries_dropped.get(reason, 0) + 1
 
     def _add_tier0(self, frame: FrameState, entries: list[Tier0Entry | MotionEntry]) -> list[Event]:
+        # A joint entry counts whole or not at all: one that names a patch already held
+        # is a copy (or forged), and each held patch then has one joint to split.
+        copies = {
+            e.joint
+            for e in entries
+            if isinstance(e, Tier0Entry)
+            and e.joint is not None
+            and any(p in frame.tier0 for p in e.joint.patches)
+        }
         new = []
         for e in entries:
-            if e.patch in (frame.motion if isinstance(e, MotionEntry) else frame.tier0):
+            if e.patch in (frame.motion if isinstance(e, MotionEntry) else frame.tier0) or (
+                isinstance(e, Tier0Entry) and e.joint in copies
+            ):
                 self._drop_entry("duplicate")
             elif isinstance(e, MotionEntry):
                 frame.motion[e.patch] = e.vectors

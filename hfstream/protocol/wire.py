@@ -33,9 +33,10 @@ Header (big-endian)::
 The payload follows (datagrams keep their boundaries: no length field), then the
 authentication tag (``auth.TAG_SIZE`` bytes) over everything before it, which
 ``auth.Opener`` checks and strips before anything here parses the packet. The payload is
-msgpack, unpacked with strict limits and checked field by field: the ``*Entry`` classes
-hold each type's layout (``Tier0Entry``, ``IndexEntry`` for tiers 1 and 2, ``ParityEntry``;
-a report's is ``feedback.FeedbackEntry``), the ``parse_*`` functions read them. Every
+msgpack, unpacked with strict limits and checked field by field (``protocol.fields``):
+the ``*Entry`` classes hold each type's layout (the tier-0 kinds of ``protocol.tier0``,
+``IndexEntry`` for tiers 1 and 2, ``ParityEntry``; a report's is
+``feedback.FeedbackEntry``), the ``parse_*`` functions read them. Every
 error is a ``WireError`` (a ``ValueError``) naming what is wrong, so the receiver counts
 drops by reason.
 """
@@ -46,19 +47,26 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
-import msgpack
-
-from hfstream.geometry import (
-    MAX_SIDE,
-    SCALES,
-    STILL,
-    SUBPEL,
-    Scale,
-    patch_count,
-    scale_of_bits,
-    shown_side,
+from hfstream.geometry import MAX_SIDE, SCALES, Scale, patch_count, scale_of_bits, shown_side
+from hfstream.protocol.fields import (  # noqa: F401 (the wire's names, as before)
+    DEFAULT_MTU,
+    WireError,
+    pack_payload,
+    unpack_payload,
 )
+from hfstream.protocol.fields import bin_field as _bin
+from hfstream.protocol.fields import entry_arrays as _entries
+from hfstream.protocol.fields import int_field as _int
+from hfstream.protocol.fields import schedule_field as _schedule
 from hfstream.protocol.schedules import Schedule
+from hfstream.protocol.tier0 import (  # noqa: F401 (the wire's names, as before)
+    MAX_MOTION,
+    MAX_RUNG,
+    JointTier0Entry,
+    MotionEntry,
+    Tier0Entry,
+    parse_tier0,
+)
 
 MAGIC = b"HF"
 VERSION = 8
@@ -71,13 +79,10 @@ CAPTURE_OFFSET = 24  # the capture field (the receiver's id in reports)
 SESSION_RANDOM_BITS = 22  # of the session id, below its start in unix ms
 TAG_SIZE = 16  # truncated HMAC-SHA256, appended by auth.Sealer
 OVERHEAD = HEADER_SIZE + TAG_SIZE  # bytes of a datagram that are not payload
-DEFAULT_MTU = 1200
 MAX_COUNT = 4096
-MAX_RUNG = 15  # rungs of the continuous stream's ladder (the .hfs container has 4 bits)
 MAX_FEC_BLOCK = 32  # tier-0 packets per erasure-code block
 MAX_FEC_SHARES = 256  # zfec codes at most 256 shares per block
 MAX_INDEX_GROUPS = 64  # interleave groups per patch and tier (``PacketizerConfig``)
-MAX_MOTION = 128  # a block's shift, shown pixels per axis (``codec.motion``)
 FLAG_PRIOR = 0x01
 FLAG_TIER2 = 0x02  # the frame has tier-2 packets (so "complete" waits for them)
 SCALE_SHIFT = 2  # flag bits 2-3: log2 of the frame's scale
@@ -85,14 +90,6 @@ SCALE_MASK = 0x0C
 FLAG_NO_TIER1 = 0x10  # no tier-1 packets: tier 0 completes the frame (its picture is final)
 FLAG_GRAY = 0x20  # the source is gray (``EncodedImage.gray``): shown in gray
 FLAG_RESIDUAL = 0x40  # a predicted frame's tier 0 codes differences (``EncodedImage.residual``)
-
-
-class WireError(ValueError):
-    """A malformed packet. ``reason`` is a short, stable key for counting drops."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 class PacketType(IntEnum):
@@ -223,124 +220,6 @@ def parse_header(data: bytes, model_id: int | None = None) -> tuple[PacketHeader
     return header, data[HEADER_SIZE:]
 
 
-def unpack_payload(payload: bytes, mtu: int = DEFAULT_MTU) -> list:
-    """msgpack -> a list, with every size bounded by the MTU."""
-    if len(payload) > mtu:
-        raise WireError("size", f"payload of {len(payload)} bytes exceeds the MTU of {mtu}")
-    unpacker = msgpack.Unpacker(
-        raw=False,
-        max_buffer_size=max(mtu, 1),
-        max_bin_len=mtu,
-        max_str_len=0,
-        max_array_len=mtu,
-        max_map_len=0,
-        max_ext_len=0,
-        strict_map_key=True,
-        use_list=True,
-    )
-    unpacker.feed(payload)
-    try:
-        obj = unpacker.unpack()
-    except msgpack.OutOfData:
-        # msgpack is prefix-free: every cut of a payload ends here, whatever it held.
-        raise WireError("truncated", f"payload of {len(payload)} bytes is truncated") from None
-    except (msgpack.FormatError, msgpack.StackError, ValueError) as e:
-        raise WireError("payload", f"payload is not valid msgpack: {e}") from None
-    extra = len(payload) - unpacker.tell()
-    if extra:
-        raise WireError("payload", f"payload has {extra} bytes after its array")
-    if not isinstance(obj, list):
-        raise WireError("payload", f"payload must be an array, got {type(obj).__name__}")
-    return obj
-
-
-def pack_payload(obj: list) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
-
-
-def _int(v: object, lo: int, hi: int, what: str) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise WireError("field", f"{what} must be an integer in {lo}..{hi}, got {v!r}")
-    return v
-
-
-def _bin(v: object, lo: int, hi: int, what: str) -> bytes:
-    if not isinstance(v, bytes) or not lo <= len(v) <= hi:
-        n = len(v) if isinstance(v, bytes) else type(v).__name__
-        raise WireError("field", f"{what} must be {lo}..{hi} bytes, got {n}")
-    return v
-
-
-def _schedule(v: object) -> Schedule:
-    sid = _int(v, 0, 255, "schedule")
-    if sid not in Schedule._value2member_map_:
-        raise WireError("field", f"unknown schedule id {sid}")
-    return Schedule(sid)
-
-
-def _entries(payload: list, width: int, what: str, *, may_be_empty: bool = False) -> list[list]:
-    if not payload and not may_be_empty:
-        raise WireError("field", f"{what} packet carries no entry")
-    for e in payload:
-        if not isinstance(e, list) or len(e) != width:
-            raise WireError("field", f"{what} entry must be an array of {width}")
-    return payload
-
-
-@dataclass(frozen=True)
-class Tier0Entry:
-    """``[patch, schedule, rung, y, z]``: one patch's continuous strings, the rung of the
-    continuous stream's rate ladder they were coded at, and the patch's schedule."""
-
-    patch: int
-    schedule: Schedule
-    y: bytes
-    z: bytes
-    rung: int = 0
-
-    def to_list(self) -> list:
-        return [self.patch, int(self.schedule), self.rung, self.y, self.z]
-
-    @classmethod
-    def from_list(cls, e: list, patches: int) -> Tier0Entry:
-        patch = _int(e[0], 0, patches - 1, "patch index")
-        schedule = _schedule(e[1])
-        rung = _int(e[2], 0, MAX_RUNG, "rung")
-        return cls(
-            patch,
-            schedule,
-            _bin(e[3], 1, 4096, "y string"),
-            _bin(e[4], 1, 1024, "z string"),
-            rung,
-        )
-
-
-@dataclass(frozen=True)
-class MotionEntry:
-    """``[patch, dy, dx]`` or ``[patch, dy0, dx0, ..., dy3, dx3]``: in a predicted frame, a
-    patch that reads its reference with each of its blocks moved by its (dy, dx), in
-    1/``SUBPEL`` shown pixels (``codec.motion``), one vector for all blocks or one each:
-    a patch not coded shows it, a coded one (its ``Tier0Entry`` beside this one) adds its
-    difference to it (a residual frame)."""
-
-    patch: int
-    vectors: tuple[tuple[int, int], ...]
-
-    def to_list(self) -> list:
-        first = self.vectors[0]
-        if all(v == first for v in self.vectors):
-            return [self.patch, *first]
-        return [self.patch, *(c for v in self.vectors for c in v)]
-
-    @classmethod
-    def from_list(cls, e: list, patches: int) -> MotionEntry:
-        patch = _int(e[0], 0, patches - 1, "patch index")
-        limit = MAX_MOTION * SUBPEL
-        values = [_int(v, -limit, limit, "motion") for v in e[1:]]
-        pairs = tuple(zip(values[::2], values[1::2], strict=True))
-        return cls(patch, pairs * len(STILL) if len(pairs) == 1 else pairs)
-
-
 @dataclass(frozen=True)
 class IndexEntry:
     """``[patch, schedule, group, groups, data, check]``: one interleave group of a patch's
@@ -453,27 +332,6 @@ def parse_fallback(payload: bytes, header: PacketHeader, mtu: int = DEFAULT_MTU)
     patches = patch_count(*fallback_geometry(header, scale))
     entries = [Tier0Entry.from_list(e, patches) for e in _entries(obj[1:], 5, "fallback")]
     return FallbackPayload(scale, tuple(entries))
-
-
-def parse_tier0(
-    payload: bytes, patches: int, mtu: int = DEFAULT_MTU, *, predicted: bool = False
-) -> list[Tier0Entry | MotionEntry]:
-    """The entries of a tier-0 payload for a frame of ``patches`` patches. A predicted
-    frame's may also hold ``MotionEntry``s, and its only tier-0 packet none at all when
-    it reuses every patch unmoved."""
-    obj = unpack_payload(payload, mtu)
-    if not predicted:
-        return [Tier0Entry.from_list(e, patches) for e in _entries(obj, 5, "tier-0")]
-    out: list[Tier0Entry | MotionEntry] = []
-    for e in obj:
-        if isinstance(e, list) and len(e) in (3, 1 + 2 * len(STILL)):
-            out.append(MotionEntry.from_list(e, patches))
-        elif isinstance(e, list) and len(e) == 5:
-            out.append(Tier0Entry.from_list(e, patches))
-        else:
-            motion = f"3 or {1 + 2 * len(STILL)}"
-            raise WireError("field", f"tier-0 entry must be an array of 5 (or {motion}: motion)")
-    return out
 
 
 def parse_indices(payload: bytes, patches: int, mtu: int = DEFAULT_MTU) -> list[IndexEntry]:

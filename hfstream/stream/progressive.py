@@ -20,9 +20,11 @@ from enum import IntEnum
 
 import numpy as np
 
+from hfstream.codec.continuous import ContinuousCodec
 from hfstream.codec.encoded import TOKENS, EncodedImage, EncodedPatch
 from hfstream.codec.frame_coding import decode_index_entry, empty_patch, group_positions
 from hfstream.codec.hybrid import HybridCodec
+from hfstream.codec.joint_strings import split_joint
 from hfstream.codec.schedules import Schedule
 from hfstream.geometry import STILL, patch_count
 from hfstream.protocol.reassembly import FrameState, Reassembler, ReassemblerConfig
@@ -140,23 +142,40 @@ def _tier0_patches(
     # assembled without that check still decodes, such patches as if their tier 0 were lost.
     # A residual frame's coded patch whose motion entry is missing is shown as lost too: its
     # difference is from the moved reference (``frame_coding.tier0_entries``).
+    # A joint entry's patches take their own strings from its split
+    # (``codec.joint_strings``); where it does not split, they are shown as lost.
     ladder = codec.continuous.rungs
     moved = motion or {}
+    stream = codec.residual_coder.continuous if residual else codec.continuous
     out = []
     for i in range(patches):
         e = tier0.get(i)
-        if e is not None and e.rung < ladder and (i in moved or not residual):
-            coded = empty_patch(e.schedule, (e.y, e.z), e.rung)
+        strings = None if e is None else _strings(stream, e)
+        if (
+            e is not None
+            and strings is not None
+            and e.rung < ladder
+            and (i in moved or not residual)
+        ):
+            coded = empty_patch(e.schedule, strings, e.rung)
             out.append(replace(coded, motion=moved.get(i, STILL)))
         else:
             out.append(replace(empty_patch(Schedule.NONE, None), motion=moved.get(i, STILL)))
     return tuple(out)
 
 
+def _strings(stream: ContinuousCodec, entry: Tier0Entry) -> tuple[bytes, bytes] | None:
+    """``entry``'s own (y, z) strings: its own, or its share of a joint entry's."""
+    if entry.joint is None:
+        return entry.y, entry.z
+    split = split_joint(stream, entry.joint)
+    return None if split is None else split[entry.joint.patches.index(entry.patch)]
+
+
 def index_share(codec: HybridCodec, frame: FrameState) -> float:
     """The share of index positions whose entries arrived, over the patches whose tier 0
     did (what ``HybridCodec.auto_mode`` judges a frame by), before any is decoded."""
-    tier0 = _tier0_patches(codec, frame.tier0, frame.patches)
+    tier0 = _tier0_patches(codec, frame.tier0, frame.patches, frame.motion, frame.residual)
     patches = [i for i, p in enumerate(tier0) if p.continuous is not None]
     if not patches:
         return 0.0

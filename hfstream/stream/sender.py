@@ -30,6 +30,7 @@ from hfstream.codec.encoded import TOKENS, EncodedImage
 from hfstream.codec.frame_coding import index_priors, packetize
 from hfstream.codec.frames import to_uint8_image
 from hfstream.codec.hybrid import HybridCodec
+from hfstream.codec.joint_strings import Tier0Joiner
 from hfstream.codec.modes import gain_at_share
 from hfstream.codec.schedules import kept_positions
 from hfstream.geometry import SCALES
@@ -107,6 +108,7 @@ class Sender:
             key, self.session_id, max_datagram=self.config.packetizing.mtu
         )
         self.reports_rejected: dict[str, int] = {}
+        self.joiner = Tier0Joiner(codec)  # a predicted frame's packets join their strings
         self.packetizer = Packetizer(codec.model_id, self.session_id, self.config.packetizing)
         self.pacer = Pacer(self.config.rate_bytes_per_s, self.config.burst_bytes)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hfstream-encode")
@@ -242,7 +244,9 @@ class Sender:
                     schedules=LIVE_INTRA_SCHEDULES if live else SCHEDULES,
                 )
             enc, priors = planned.encoded, planned.priors
-            packetizer = Packetizer(self.codec.model_id, self.session_id, planned.packetizer)
+            packetizer = Packetizer(
+                self.codec.model_id, self.session_id, planned.packetizer, joiner=self.joiner
+            )
             self.last_plan = planned.plan
         packets = packetize(
             enc,

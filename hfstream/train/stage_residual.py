@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from hfstream.codec.continuous import ContinuousCodec, ContinuousConfig, ladder_lmbdas
 from hfstream.codec.model_io import DEFAULT_MODEL_DIR, load_model, split_prefix
-from hfstream.codec.temporal import RESIDUAL_GAIN
+from hfstream.codec.temporal import RESIDUAL_GAIN, RESIDUAL_INTERPOLATION
 from hfstream.train.common import Checkpoint, JsonLog, entropy_step, optimizer_step, setup_runtime
 from hfstream.train.temporal_data import SHARD_DIR
 
@@ -109,7 +109,8 @@ def shown_error(
     """(bits (B,), squared error of the frame (B,)) of coding ``diff`` (B,3,S,S) at
     ``rung``, at ``FINE`` or else at the full size."""
     res = model(F.avg_pool2d(diff, 2 if fine else 4), rung)
-    seen = ContinuousCodec.upsample(res["x_hat"])
+    # Scored as the decoder shows a difference.
+    seen = ContinuousCodec.upsample(res["x_hat"], RESIDUAL_INTERPOLATION)
     if fine:
         seen = F.avg_pool2d(seen, 2)
     return res["bits"], ((seen - diff) ** 2).flatten(1).mean(1) * RESIDUAL_GAIN**2
