@@ -109,7 +109,9 @@ class Sender:
         )
         self.reports_rejected: dict[str, int] = {}
         self.joiner = Tier0Joiner(codec)  # a predicted frame's packets join their strings
-        self.packetizer = Packetizer(codec.model_id, self.session_id, self.config.packetizing)
+        self.packetizer = Packetizer(
+            codec.model_id, self.session_id, self.config.packetizing, joiner=self.joiner
+        )
         self.pacer = Pacer(self.config.rate_bytes_per_s, self.config.burst_bytes)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hfstream-encode")
         self._keeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hfstream-reference")
