@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 # gain stay within a few hundred.
 MAX_SYMBOL = 1 << 14
 SPLIT_CACHE = 64  # joint entries whose split a stream keeps (a few frames' packets)
+JOIN_CACHE = 16  # packets whose joined strings a stream keeps
 
 
 def _side_by_side(per_patch: torch.Tensor) -> torch.Tensor:
@@ -90,6 +91,24 @@ def split_strings(stream: ContinuousCodec, joint: JointStrings) -> list[tuple[by
     return list(zip(y_strings, z_strings, strict=True))
 
 
+def _joined(
+    stream: ContinuousCodec, strings: tuple[tuple[bytes, bytes], ...]
+) -> tuple[bytes, bytes]:
+    """``join_strings``, kept per stream: the planner measures a frame's packets, then
+    the sender sends the same ones."""
+    cache: LRU[tuple[tuple[bytes, bytes], ...], tuple[bytes, bytes]] | None
+    cache = getattr(stream, "_joins", None)
+    if cache is None:
+        cache = LRU(JOIN_CACHE)
+        stream._joins = cache  # type: ignore[attr-defined]
+    known = cache.get_many([strings])
+    if strings in known:
+        return known[strings]
+    pair = join_strings(stream, strings)
+    cache.put_many([(strings, pair)])
+    return pair
+
+
 def split_joint(stream: ContinuousCodec, joint: JointStrings) -> list[tuple[bytes, bytes]] | None:
     """``split_strings``, kept per stream for the next decode of the same frame; None
     where the strings do not split (the receiver shows those patches as lost)."""
@@ -118,7 +137,7 @@ class Tier0Joiner:
 
     def __call__(self, entries: Sequence[Tier0Entry], residual: bool) -> JointTier0Entry:
         stream = self.codec.residual_coder.continuous if residual else self.codec.continuous
-        y, z = join_strings(stream, [(e.y, e.z) for e in entries])
+        y, z = _joined(stream, tuple((e.y, e.z) for e in entries))
         return JointTier0Entry(
             JointStrings(tuple(e.patch for e in entries), y, z),
             tuple(e.schedule for e in entries),

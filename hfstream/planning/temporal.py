@@ -104,7 +104,7 @@ def encode_predicted(
     scales: Sequence[Scale] = SCALES,
     residual: bool = True,
     fast: bool = False,
-    joint_strings: bool = True,
+    joint_strings: bool | None = None,
 ) -> PlannedFrame:
     """``image`` coded against ``reference`` (the picture the receiver shows for frame
     ``reference_id``) to fit ``budget`` bytes of tier 0 and parity, planned for
@@ -117,9 +117,10 @@ def encode_predicted(
     ``fast`` (a live sender's): one scale (``FINE`` where allowed), differences alone
     with ``residual``, one motion vector a patch, and the rung table's errors measured at
     ``fast_rungs`` of the ladder only: a fraction of the planning time, for a somewhat
-    worse plan (docs/notebook/video.md). ``joint_strings``: each tier-0 packet codes its
-    patches' strings as one pair (``PacketizerConfig.joint_tier0``; the packetizer that
-    sends the frame then needs ``Packetizer(joiner=...)``)."""
+    worse plan (docs/notebook/video.md). ``joint_strings`` (default: unless ``fast``):
+    each tier-0 packet codes its patches' strings as one pair
+    (``PacketizerConfig.joint_tier0``; the packetizer that sends the frame then needs
+    ``Packetizer(joiner=...)``)."""
     from hfstream.codec.frames import to_uint8_image
     from hfstream.codec.motion import motion_picture, search
     from hfstream.codec.temporal import RESIDUAL_GAIN, residual_picture
@@ -127,7 +128,10 @@ def encode_predicted(
     image = to_uint8_image(image)
     if reference.shape != image.shape:
         raise ValueError(f"the reference is {reference.shape}, the frame {image.shape}")
-    cfg = replace(config or PacketizerConfig(), send_withheld=False, joint_tier0=joint_strings)
+    # Joined strings save bytes for CPU (a join on the sender, a split at each end's
+    # decode): a live sender, short of time first, sends them plain.
+    joint = not fast if joint_strings is None else joint_strings
+    cfg = replace(config or PacketizerConfig(), send_withheld=False, joint_tier0=joint)
     best: tuple[tuple[bool, float], _Coding, RungTable, np.ndarray, np.ndarray, FramePlan] | None
     best = None
     tried = _scales_to_try(image, scales)
