@@ -8,7 +8,7 @@ shows."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -18,14 +18,16 @@ from hfstream.codec.codebooks import ReducedCodebook
 from hfstream.codec.continuous import ContinuousCodec
 from hfstream.codec.continuous_picture import continuous_picture, region_latents
 from hfstream.codec.correction import CorrectionDecoder, certainty_planes
-from hfstream.codec.encoded import EncodedPatch
+from hfstream.codec.encoded import EncodedImage, EncodedPatch
+from hfstream.codec.fallback import lost_mask
 from hfstream.codec.fills import FillMethod, PriorFill, fill_codes
-from hfstream.codec.frames import to_tensor, to_uint8
+from hfstream.codec.frames import row_bands, to_tensor, to_uint8
 from hfstream.codec.legacy import corrected_picture
 from hfstream.codec.modes import DecodeMode
 from hfstream.codec.predictor import MaskedTokenPredictor
 from hfstream.codec.refined_picture import refined_picture
 from hfstream.codec.refiner import IndexRefiner
+from hfstream.codec.temporal import paste_patches
 from hfstream.codec.tiling import from_tiles, patch_grid
 from hfstream.codec.tokenizer import Tokenizer
 from hfstream.codec.upsampler import LearnedUpsampler
@@ -120,4 +122,46 @@ def decode_region(
             if not bool(filled.known[i].any()):
                 r, c = divmod(i, cols)
                 picture[r * PATCH : (r + 1) * PATCH, c * PATCH : (c + 1) * PATCH] = 128
+    return picture
+
+
+def decode_bands(
+    parts: DecoderParts,
+    enc: EncodedImage,
+    *,
+    reduction: ReducedCodebook | None,
+    mode: DecodeMode,
+    fill: FillMethod,
+    steps: int,
+    context: np.ndarray | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Every patch of ``enc`` decoded band by band (``frames.row_bands``), (rows*256,
+    cols*256, 3) uint8. With ``context`` (a predicted frame's moved reference at the coded
+    size, padded to the grid: ``temporal.coded_reference``), patches without tier 0 show
+    it, and bands without any tier 0 are not decoded. ``progress``: called with the
+    number of patches just done."""
+    rows, cols = enc.grid
+    picture = np.empty((rows * PATCH, cols * PATCH, 3), np.uint8)
+    lost = lost_mask(enc)
+    for lo, hi, start, stop in row_bands(rows, cols):
+        if context is None or not lost[start:stop].all():
+            band = decode_region(
+                parts,
+                enc.patches[lo * cols : hi * cols],
+                cols,
+                reduction=reduction,
+                mode=mode,
+                fill=fill,
+                steps=steps,
+                context=None
+                if context is None
+                else np.ascontiguousarray(context[lo * PATCH : hi * PATCH]),
+            )
+            picture[start * PATCH : stop * PATCH] = band[(start - lo) * PATCH : (stop - lo) * PATCH]
+        if progress is not None:
+            progress((stop - start) * cols)
+    if context is not None:
+        # The deblocking filter then sees the reference beside the coded patches.
+        paste_patches(picture, context, lost)
     return picture

@@ -32,7 +32,7 @@ from hfstream.codec.continuous import ContinuousCodec, ContinuousConfig
 from hfstream.codec.continuous_picture import continuous_picture
 from hfstream.codec.correction import CorrectionDecoder
 from hfstream.codec.deblocking import deblock
-from hfstream.codec.decoding import decode_region
+from hfstream.codec.decoding import decode_bands
 from hfstream.codec.encoded import MISSING, TOKENS, EncodedImage, EncodedPatch
 from hfstream.codec.estimates import RungTable, choose_rungs, rung_table
 from hfstream.codec.fallback import blend_fallback, lost_mask
@@ -41,7 +41,6 @@ from hfstream.codec.frames import (
     FrameBands,
     frame_bands,
     is_gray,
-    row_bands,
     to_gray,
     to_uint8_image,
 )
@@ -58,7 +57,7 @@ from hfstream.codec.schedules import Schedule
 from hfstream.codec.temporal_synthesis import TemporalConfig, TemporalSynthesis, synthesize
 from hfstream.codec.tokenizer import Tokenizer, TokenizerConfig
 from hfstream.codec.upsampler import LearnedUpsampler, UpsamplerConfig
-from hfstream.geometry import FINE, PATCH, Scale
+from hfstream.geometry import FINE, Scale
 
 ImageLike = np.ndarray | Image.Image | str | Path
 M = TypeVar("M", bound=torch.nn.Module)
@@ -384,24 +383,41 @@ class HybridCodec:
         neighbours' latents (its indices alone without any), and one with neither is
         mid-grey; where ``enc`` has a fallback (``hfstream.codec.fallback``), such
         patches show its picture instead. ``progress`` is called with the number of
-        patches just decoded. The picture's patch borders then go through the deblocking
-        filter (``hfstream.codec.deblocking``). A predicted frame (``enc.reference``)
-        shows ``reference``, the picture of the frame it was coded against (shown size),
-        wherever a patch has no tier 0 (``codec.temporal``); its rows without any tier 0
-        are not decoded, and its coded patches go through the model's temporal synthesis
-        (``codec.temporal_synthesis``) unless ``synthesis`` is False; a residual one
-        (``enc.residual``) shows the moved reference plus the decoded differences.
-        """
+        patches just decoded. Patch borders then go through the deblocking filter
+        (``codec.deblocking``). A predicted frame (``enc.reference``) shows ``reference``
+        (the picture of its reference frame, shown size) moved where a patch has no tier 0
+        (``codec.temporal``), and its coded patches go through the model's temporal
+        synthesis unless ``synthesis`` is False; a residual one (``enc.residual``) shows
+        the moved reference plus the decoded differences."""
         mode = check_mode(mode)
-        if enc.residual:
-            aligned = temporal.moved_reference(enc, reference)
-            grey = np.full_like(aligned, temporal.RESIDUAL_MID)
-            plain = replace(enc, residual=False, gray=False)
-            diff = self.residual_coder.decode(
-                plain, "continuous", reference=grey, synthesis=False, progress=progress
-            )
-            shown = temporal.add_residual(aligned, diff, lost_mask(enc), enc.scale)
-            return to_gray(shown) if enc.gray else shown
+        args = {"fill": fill, "steps": steps, "progress": progress}
+        if not enc.residual:
+            moved = temporal.moved_reference(enc, reference) if enc.predicted else None
+            return self._decode_moved(enc, mode, moved=moved, synthesis=synthesis, **args)
+        aligned = temporal.moved_reference(enc, reference)
+        # The differences decode against a zero difference (mid-grey) where a patch has
+        # no tier 0; mid-grey moved is mid-grey, so it is not moved again.
+        grey = np.full_like(aligned, temporal.RESIDUAL_MID)
+        plain = replace(enc, residual=False, gray=False)
+        diff = self.residual_coder._decode_moved(
+            plain, "continuous", moved=grey, synthesis=False, **args
+        )
+        shown = temporal.add_residual(aligned, diff, lost_mask(enc), enc.scale)
+        return to_gray(shown) if enc.gray else shown
+
+    def _decode_moved(
+        self,
+        enc: EncodedImage,
+        mode: DecodeMode,
+        *,
+        fill: FillMethod,
+        steps: int,
+        progress: Callable[[int], None] | None,
+        moved: np.ndarray | None,
+        synthesis: bool,
+    ) -> np.ndarray:
+        """``decode`` of a picture (not a residual) frame, a predicted one's reference
+        ``moved`` already (``temporal.moved_reference``)."""
         if enc.scale == FINE:
             mode = "continuous"  # tier 0 alone
         if mode == "auto":
@@ -414,49 +430,29 @@ class HybridCodec:
             raise ValueError(
                 f"encoded with model {enc.model_id:08x}, this codec is model {self.model_id:08x}"
             )
-        reduction = self._reduction(enc.codebook_size)
-        rows, cols = enc.grid
-        picture = np.empty((rows * PATCH, cols * PATCH, 3), np.uint8)
         lost = lost_mask(enc)
-        coded_reference = None
-        if enc.predicted:
-            reference = temporal.moved_reference(enc, reference)
-            coded_reference = temporal.coded_reference(enc, reference)
-        for lo, hi, start, stop in row_bands(rows, cols):
-            if coded_reference is not None and lost[start:stop].all():
-                if progress is not None:
-                    progress((stop - start) * cols)
-                continue  # shown from the reference below
-            band = decode_region(
-                self,
-                enc.patches[lo * cols : hi * cols],
-                cols,
-                reduction=reduction,
-                mode=mode,
-                fill=fill,
-                steps=steps,
-                context=None
-                if coded_reference is None
-                else np.ascontiguousarray(coded_reference[lo * PATCH : hi * PATCH]),
-            )
-            picture[start * PATCH : stop * PATCH] = band[(start - lo) * PATCH : (stop - lo) * PATCH]
-            if progress is not None:
-                progress((stop - start) * cols)
-        if coded_reference is not None:
-            # The deblocking filter then sees the reference beside the coded patches.
-            temporal.paste_patches(picture, coded_reference, lost)
+        coded_reference = None if moved is None else temporal.coded_reference(enc, moved)
+        picture = decode_bands(
+            self,
+            enc,
+            reduction=self._reduction(enc.codebook_size),
+            mode=mode,
+            fill=fill,
+            steps=steps,
+            context=coded_reference,
+            progress=progress,
+        )
         shown = upscale(
             np.ascontiguousarray(deblock(picture)[: enc.height, : enc.width]), enc.scale
         )
-        if enc.predicted:
-            assert reference is not None  # moved_reference raised otherwise
+        if moved is not None:
             if lost.any() and enc.scale > 1:
                 # Smaller coded sizes blur what was pasted: the reference's own pixels.
                 # (The full and FINE sizes keep them, deblocked at the seams.)
-                shown = temporal.paste_shown(shown, reference, lost, enc.scale)
+                shown = temporal.paste_shown(shown, moved, lost, enc.scale)
             if synthesis and self.temporal is not None:
                 coded = temporal.shown_mask(~lost, enc.scale, shown.shape[:2])
-                shown = synthesize(self.temporal, shown, reference, coded)
+                shown = synthesize(self.temporal, shown, moved, coded)
         elif enc.fallback is not None and lost.any():
             small = self.decode(replace(enc.fallback, fallback=None), mode="continuous")
             shown = blend_fallback(shown, small, lost, enc.scale)
