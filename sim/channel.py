@@ -23,6 +23,7 @@ from scipy.stats import binom
 from hfstream.codec.encoded import EncodedImage
 from hfstream.codec.frame_coding import packetize
 from hfstream.codec.hybrid import HybridCodec
+from hfstream.codec.joint_strings import Tier0Joiner
 from hfstream.eval.classic import CODECS, fit_budget
 from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
 from hfstream.protocol.wire import OVERHEAD, TAG_SIZE
@@ -94,11 +95,12 @@ def hfstream_tiered_packets(
         schedules=("0",) if mode == "continuous" else SCHEDULES,
         parity_ratios=PARITY_RATIOS if fec or rounds > 1 else (0.0,),
         refine_steps=refine_steps,
+        joint_strings=True,  # as a sender's intra frames
     )
     plan = planned.plan
     fp = packetize(
         planned.encoded,
-        Packetizer(codec.model_id, config=planned.packetizer),
+        Packetizer(codec.model_id, config=planned.packetizer, joiner=Tier0Joiner(codec)),
         frame_id=0,
         priors=planned.priors,
         tiers=(0, 1, 2) if mode == "hybrid" else (0, 1),

@@ -140,6 +140,7 @@ def hfstream_temporal_deliver(
                 # A live sender's intra frames: tier 0 alone, at its predicted frames' scales.
                 scales=scales,
                 schedules=LIVE_INTRA_SCHEDULES if fast else SCHEDULES,
+                joint_strings=not fast,  # as a live sender's
             )
         else:
             planned = encode_predicted(

@@ -14,6 +14,7 @@ from hfstream.codec import rans
 from hfstream.codec.frame_coding import packetize
 from hfstream.codec.joint_strings import Tier0Joiner, join_strings, split_joint, split_strings
 from hfstream.codec.rates import Fixed
+from hfstream.media.samples import bundled_image
 from hfstream.planning.temporal import encode_predicted
 from hfstream.protocol.packetizer import FramePackets, Packetizer
 from hfstream.protocol.reassembly import Reassembler, ReassemblerConfig
@@ -160,3 +161,46 @@ def test_a_joint_entry_that_names_a_held_patch_is_dropped_whole(codec, joined):
     (state,) = held
     assert list(state.tier0) == [joint[0][0]] and state.tier0[joint[0][0]].joint is None
     assert held.entries_dropped["duplicate"] == len(joint[0])
+
+
+def test_an_intra_frame_joins_its_strings_and_spends_what_they_save(codec):
+    from hfstream.eval.budget import at_budget
+    from hfstream.planning import encode_within
+    from hfstream.protocol.packetizer import PacketizerConfig
+
+    # Four patches at 0.06 bpp, at full size: mid-ladder rungs in one tier-0 packet.
+    image = bundled_image()[:512, :512].copy()
+    budget = 0.06 * 512 * 512 / 8
+    config = PacketizerConfig(parity_ratio=0.0, send_withheld=False)
+
+    def planned(joint: bool):
+        return encode_within(
+            codec,
+            image,
+            budget,
+            config=config,
+            parity_ratios=(0.0,),
+            scales=(1,),
+            joint_strings=joint,
+        )
+
+    joint, plain = planned(True), planned(False)
+    assert joint.packetizer.joint_tier0 and not plain.packetizer.joint_tier0
+    packets = packetize(
+        joint.encoded,
+        Packetizer(codec.model_id, 1, joint.packetizer, joiner=Tier0Joiner(codec)),
+        frame_id=1,
+        priors=joint.priors,
+        tiers=(0, 1),
+    )
+    sent = [p for _, p in packets.in_priority_order()]
+    assert sum(len(p) + TAG_SIZE for p in sent) <= budget
+    # The bytes the joined strings save buy higher rungs.
+    assert sum(joint.plan.rungs) > sum(plain.plan.rungs)
+    assert any(isinstance(e[0], list) for e in msgpack.unpackb(sent[0][HEADER_SIZE:]))
+    # The receiver splits them back: the same picture as the encoding decoded directly.
+    shown = whole_picture(codec, sent)
+    assert np.array_equal(shown, codec.decode(joint.encoded.kept_only()))
+    # The evaluation at a budget measures the stream a sender sends: joined.
+    plan, _, _ = at_budget(codec, image, 0.06)
+    assert plan.packetizer.joint_tier0

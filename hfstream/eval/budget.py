@@ -12,6 +12,7 @@ import numpy as np
 
 from hfstream.codec.frame_coding import packetize
 from hfstream.codec.hybrid import HybridCodec
+from hfstream.codec.joint_strings import Tier0Joiner
 from hfstream.eval.classic import CODECS, fit_budget
 from hfstream.eval.metrics import all_metrics
 from hfstream.planning import PlannedFrame, encode_within
@@ -29,11 +30,17 @@ def at_budget(
     budget = bpp * ref.shape[0] * ref.shape[1] / 8
     config = PacketizerConfig(parity_ratio=0.0, send_withheld=False)
     planned = encode_within(
-        codec, ref, budget, config=config, parity_ratios=(0.0,), refine_steps=refine_steps
+        codec,
+        ref,
+        budget,
+        config=config,
+        parity_ratios=(0.0,),
+        refine_steps=refine_steps,
+        joint_strings=True,
     )
     packets = packetize(
         planned.encoded,
-        Packetizer(codec.model_id, config=planned.packetizer),
+        Packetizer(codec.model_id, config=planned.packetizer, joiner=Tier0Joiner(codec)),
         frame_id=0,
         priors=planned.priors,
         tiers=(0, 1),

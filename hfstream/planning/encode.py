@@ -121,6 +121,7 @@ def encode_within(
     parity_ratios: Sequence[float] = PARITY_RATIOS,
     refine_steps: int = 0,
     scales: Sequence[Scale] = SCALES,
+    joint_strings: bool = False,
 ) -> PlannedFrame:
     """Encode ``image`` to fit ``budget`` bytes of tiers 0, 1 and parity, planned for
     ``channel`` (``plan_frame``). ``refine_steps``: the continuous latent's refinement
@@ -131,14 +132,18 @@ def encode_within(
     either (``choose_scale``; tier 0 alone then), when the scale divides both sides;
     where even the full size's top rungs leave the budget unspent, it is also planned at
     ``FINE`` (twice its size, tier 0 alone), and that is taken where its plan scores
-    higher. Returns the encoding, its index priors, the packetizer settings to send it with and
-    the plan."""
+    higher. ``joint_strings``: plan for tier-0 packets that code their patches' strings as
+    one pair (``PacketizerConfig.joint_tier0``, about 16 bytes a patch less; the
+    packetizer that sends the frame then needs ``Packetizer(joiner=...)``); not for a
+    ``.hfs`` file, whose patches keep their own strings. Returns the encoding, its index priors, the packetizer
+    settings to send it with and the plan."""
     # Imported here: the codec's frames load torch, planning imports without it.
     from hfstream.codec.frames import to_uint8_image
 
     shown = codec.shown_gain_db
     gains = DEFAULT_INDEX_GAIN_DB if shown is None else shown
-    indices = _Indices(schedules, prior_coding, config or PacketizerConfig())
+    packing = replace(config or PacketizerConfig(), joint_tier0=joint_strings)
+    indices = _Indices(schedules, prior_coding, packing)
     if not any(g > 0 for g in gains.values()):
         # The receiver shows the continuous picture whatever indices arrive (auto mode).
         indices = indices.tier0_alone()
@@ -319,8 +324,11 @@ def _actual_bytes(
     codec: HybridCodec, enc: EncodedImage, plan: FramePlan, config: PacketizerConfig
 ) -> int:
     """Tier 0 and its parity as the packetizer will send them, and tier 1 as planned."""
+    from hfstream.codec.joint_strings import Tier0Joiner
+
     packing = replace(config, parity_ratio=plan.parity_ratio, tier0_patches=plan.tier0_patches)
-    t0, parity = Packetizer(codec.model_id, config=packing).tier0_bytes(tier0_entries(enc))
+    packetizer = Packetizer(codec.model_id, config=packing, joiner=Tier0Joiner(codec))
+    t0, parity = packetizer.tier0_bytes(tier0_entries(enc))
     return t0 + parity + plan.tier1_bytes + plan.fallback_bytes
 
 

@@ -244,6 +244,7 @@ class Sender:
                     refine_steps=cfg.refine_steps,
                     scales=self.live_scales.scales(1 / coding.fps) if live else SCALES,
                     schedules=LIVE_INTRA_SCHEDULES if live else SCHEDULES,
+                    joint_strings=not live,  # joining costs a live sender time
                 )
             enc, priors = planned.encoded, planned.priors
             packetizer = Packetizer(
