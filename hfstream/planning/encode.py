@@ -135,8 +135,8 @@ def encode_within(
     higher. ``joint_strings``: plan for tier-0 packets that code their patches' strings as
     one pair (``PacketizerConfig.joint_tier0``, about 16 bytes a patch less; the
     packetizer that sends the frame then needs ``Packetizer(joiner=...)``); not for a
-    ``.hfs`` file, whose patches keep their own strings. Returns the encoding, its index priors, the packetizer
-    settings to send it with and the plan."""
+    ``.hfs`` file, whose patches keep their own strings. Returns the encoding, its index
+    priors, the packetizer settings to send it with and the plan."""
     # Imported here: the codec's frames load torch, planning imports without it.
     from hfstream.codec.frames import to_uint8_image
 
