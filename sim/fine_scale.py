@@ -1,16 +1,19 @@
 """What the continuous stream would give coded at 2x down instead of 4x (issue 31).
 
-python -m sim.fine_scale PHOTOS [--upsampler FILE] [--limit N] [--classic avif,webp]
+python -m sim.fine_scale PHOTOS [--model DIR] [--upsampler FILE|none] [--limit N]
+    [--classic avif,webp]
 
-For each photo (cropped to a multiple of 128 px per side) and each rung, the shipped
-hyperprior codes the 2x-down picture (a box filter, as the 2x up-sampler was trained)
-as the stream does the 4x-down one: one string pair per 64x64 block of the thumbnail,
-so per 128x128 block of the photo. The thumbnail it decodes is brought back to full
-size three ways:
+For each photo (cropped to a multiple of 128 px per side) and each rung, the model's
+stream of ``FINE`` frames (its FINE stream, or its picture stream where it has none)
+codes the 2x-down picture (a box filter) as the picture stream does the 4x-down one: one
+string pair per 64x64 block of the thumbnail, so per 128x128 block of the photo. The
+thumbnail it decodes is brought back to full size three ways:
 
-- ``x2``: the learned 2x up-sampler (``train upsampler --scale 2``);
+- ``x2``: a learned 2x up-sampler (``train upsampler --scale 2``; ``--upsampler none``
+  leaves it out);
 - ``bicubic``: bicubic 2x;
-- ``via4``: the stream's own 4x up-sampler to twice the size, then a 2x box down.
+- ``via4``: the FINE stream's 4x up-sampler to twice the size, then a 2x box down: what
+  the receiver shows of a FINE frame (less the deblocking filter).
 
 Rows of the ordinary (4x) stream at every rung, and AVIF/WebP fitted to each fine
 rung's bytes (best down-scale factor, no headers: in their favour), are printed beside
@@ -35,6 +38,7 @@ from hfstream.codec.rates import Fixed
 from hfstream.codec.upsampler import LearnedUpsampler, UpsamplerConfig
 from hfstream.eval.classic import fit_budget
 from hfstream.eval.metrics import psnr
+from hfstream.geometry import FINE as FINE_SCALE
 from hfstream.media.images import list_images, spread
 
 FINE = 2  # the thumbnail's down-sampling, against the stream's 4
@@ -61,8 +65,9 @@ def crop(image: np.ndarray) -> np.ndarray:
 
 
 @torch.inference_mode()
-def fine_rows(codec: HybridCodec, x2: LearnedUpsampler, image: np.ndarray) -> list[dict]:
-    c = codec.continuous
+def fine_rows(codec: HybridCodec, x2: LearnedUpsampler | None, image: np.ndarray) -> list[dict]:
+    coder = codec.coder_for(FINE_SCALE)
+    c = coder.continuous
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
     low = F.avg_pool2d(x, FINE)
     rows, cols = low.shape[-2] // 64, low.shape[-1] // 64
@@ -75,11 +80,12 @@ def fine_rows(codec: HybridCodec, x2: LearnedUpsampler, image: np.ndarray) -> li
         frame = from_blocks(blocks, rows, cols)
         low_hat = c.synthesize(frame)
         pictures = {
-            "x2": x2(low_hat, frame).clamp(0, 1),
             "bicubic": F.interpolate(low_hat, scale_factor=FINE, mode="bicubic").clamp(0, 1),
         }
-        if codec.upsampler is not None:
-            big = codec.upsampler(low_hat, frame).clamp(0, 1)
+        if x2 is not None:
+            pictures["x2"] = x2(low_hat, frame).clamp(0, 1)
+        if coder.upsampler is not None:
+            big = coder.upsampler(low_hat, frame).clamp(0, 1)
             pictures["via4"] = F.avg_pool2d(big, 2)
         row = {"rung": rung, "bytes": size, "bpp": size * 8 / image.shape[0] / image.shape[1]}
         for name, pic in pictures.items():
@@ -112,12 +118,13 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("photos", type=Path, help="folder of photos")
+    p.add_argument("--model", type=Path, help="model folder (default: the shipped one)")
     p.add_argument(
         "--upsampler",
-        type=Path,
-        default=DEFAULT_UPSAMPLER,
-        help="2x up-sampler (packed .safetensors or a training .ckpt)",
+        default=str(DEFAULT_UPSAMPLER),
+        help="2x up-sampler (packed .safetensors or a training .ckpt; none: leave it out)",
     )
+    p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--limit", type=int, default=0, help="N photos spread over the folder (0: all)")
     p.add_argument(
         "--classic",
@@ -130,9 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         p.error(str(e))
     photos = spread(files, args.limit or len(files))
-    torch.set_num_threads(2)
-    codec = HybridCodec.from_pretrained()
-    x2 = load_x2(args.upsampler)
+    torch.set_num_threads(args.threads)
+    codec = HybridCodec.from_pretrained(args.model)
+    x2 = None if args.upsampler == "none" else load_x2(Path(args.upsampler))
     classic = [c for c in args.classic.split(",") if c]
     fine: dict[int, list[dict]] = {}
     coarse: dict[int, list[dict]] = {}

@@ -51,3 +51,19 @@ def with_rungs(continuous, rungs: int):
         state = {k: v for k, v in state.items() if k not in ("gain", "inverse_gain")}
     out.load_state_dict(state)
     return out.eval()
+
+
+def scaled_stream_state(continuous, *, gain: float = 1.0, rungs: int = 0) -> tuple[dict, dict]:
+    """(state, config as a dict) of ``continuous`` with its gains times ``gain`` (finer
+    quantisation: strings another stream reads wrong), or its first ``rungs`` rungs: what
+    a training run of another stream (residual, FINE) would leave in its checkpoint."""
+    import dataclasses
+
+    state = {k: v.clone() for k, v in continuous.state_dict().items()}
+    state["gain"] = state["gain"] * gain
+    state["inverse_gain"] = state["inverse_gain"] / gain
+    config = continuous.config
+    if rungs:
+        config = dataclasses.replace(config, rungs=rungs, default_rung=0)
+        state["gain"], state["inverse_gain"] = state["gain"][:rungs], state["inverse_gain"][:rungs]
+    return state, dataclasses.asdict(config)

@@ -4,7 +4,6 @@ beside the picture stream, which it leaves untouched."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import replace
 
 import numpy as np
@@ -22,16 +21,10 @@ from hfstream.train.common import Checkpoint
 def _stream_checkpoint(codec: HybridCodec, folder, *, gain: float = 1.0, rungs: int = 0) -> None:
     """A ``residual`` run's checkpoint holding the picture stream with its gains times
     ``gain`` (finer quantisation: strings another stream reads wrong), or ``rungs``."""
-    state = {k: v.clone() for k, v in codec.continuous.state_dict().items()}
-    state["gain"] = state["gain"] * gain
-    state["inverse_gain"] = state["inverse_gain"] / gain
-    config = codec.continuous.config
-    if rungs:
-        config = dataclasses.replace(config, rungs=rungs, default_rung=0)
-        state["gain"], state["inverse_gain"] = state["gain"][:rungs], state["inverse_gain"][:rungs]
-    Checkpoint(folder / "residual.ckpt").save(
-        1, {"model": state}, {"config": dataclasses.asdict(config)}
-    )
+    from conftest import scaled_stream_state
+
+    state, config = scaled_stream_state(codec.continuous, gain=gain, rungs=rungs)
+    Checkpoint(folder / "residual.ckpt").save(1, {"model": state}, {"config": config})
 
 
 @pytest.fixture(scope="module")

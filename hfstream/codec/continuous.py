@@ -279,7 +279,9 @@ class ContinuousCodec(MeanScaleHyperprior):
         ``rung`` (B,) picks each sample's rung. The rate uses additive uniform noise
         (a differentiable stand-in for rounding); the synthesis gets the rounded latent
         with a straight-through gradient, which is what it meets at decode time.
-        Returns ``x_hat`` (B,3,H,W) and ``bits`` (B,), the rate of each sample.
+        Returns ``x_hat`` (B,3,H,W), ``bits`` (B,), the rate of each sample, and
+        ``y_hat`` (B,M,H/16,W/16), the rounded latent the synthesis read (what a learned
+        up-sampler reads beside the thumbnail).
         """
         y = self.g_a(low)
         rows, cols = y.shape[-2] // BLOCK, y.shape[-1] // BLOCK
@@ -299,7 +301,7 @@ class ContinuousCodec(MeanScaleHyperprior):
         if inverse is not None:
             y_hat = y_hat * inverse
         bits = -(torch.log2(y_lik).flatten(1).sum(1) + torch.log2(z_lik).flatten(1).sum(1))
-        return {"x_hat": self.g_s(y_hat), "bits": bits.reshape(-1, per).sum(1)}
+        return {"x_hat": self.g_s(y_hat), "bits": bits.reshape(-1, per).sum(1), "y_hat": y_hat}
 
     def quantized_latent(self, low: torch.Tensor, rung: torch.Tensor | int = 0) -> torch.Tensor:
         """Per-patch ŷc blocks (B*R*C, M, 4, 4) as coding then decoding gives them, without

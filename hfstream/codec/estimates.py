@@ -161,9 +161,11 @@ def rung_table(
     scale: Scale = 1,
     *,
     synthesised: Sequence[int] | None = None,
+    bias_db: float | None = None,
 ) -> RungTable:
     """The rung table of ``shown`` (HxWx3 uint8) coded at 1/``scale`` of its size, errors
-    measured on the shown picture (at the ``synthesised`` rungs alone, if given)."""
+    measured on the shown picture (at the ``synthesised`` rungs alone, if given), raised
+    by ``bias_db`` at a scale other than 1 (None: ``SCALED_ERROR_BIAS_DB``)."""
     bands = frame_bands(continuous, downscale(shown, scale))
     table = frame_rung_table(continuous, bands, synthesised=synthesised, detail=scale == 1)
     if scale == 1:
@@ -171,7 +173,7 @@ def rung_table(
     # The thumbnail's coding error, plus what up-sampling the exact thumbnail all the
     # way to the shown size loses (the down-scaling's loss included).
     detail = scaled_detail(bands, shown, scale)
-    bias = 10 ** (SCALED_ERROR_BIAS_DB[scale] / 10)
+    bias = 10 ** ((SCALED_ERROR_BIAS_DB[scale] if bias_db is None else bias_db) / 10)
     return replace(table, error=(table.thumb_error + detail[:, None]) * bias)
 
 

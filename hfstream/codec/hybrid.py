@@ -14,11 +14,9 @@ decides which picture ``auto`` shows.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import torch
@@ -26,9 +24,9 @@ from PIL import Image
 
 from hfstream.codec import fills, temporal
 from hfstream.codec.caches import LRU
-from hfstream.codec.codebooks import ReducedCodebook, load_reductions, tokenize
+from hfstream.codec.codebooks import ReducedCodebook, tokenize
 from hfstream.codec.complexity import ComplexityModel
-from hfstream.codec.continuous import ContinuousCodec, ContinuousConfig
+from hfstream.codec.continuous import ContinuousCodec
 from hfstream.codec.continuous_picture import continuous_picture
 from hfstream.codec.correction import CorrectionDecoder
 from hfstream.codec.deblocking import deblock
@@ -45,22 +43,22 @@ from hfstream.codec.frames import (
     to_uint8_image,
 )
 from hfstream.codec.latents import BATCH, LATENT_CACHE, compress_frame, decode_latents
-from hfstream.codec.legacy import load_correction
-from hfstream.codec.model_io import DEFAULT_MODEL_DIR, ModelBundle, load_model, split_prefix
+from hfstream.codec.loading import model_parts
+from hfstream.codec.model_io import DEFAULT_MODEL_DIR, ModelBundle, load_model
 from hfstream.codec.modes import DecodeMode, auto_mode, check_mode, shown_gains
-from hfstream.codec.predictor import MaskedTokenPredictor, PredictorConfig
+from hfstream.codec.predictor import MaskedTokenPredictor
 from hfstream.codec.rates import Fixed, RungChoice
 from hfstream.codec.refinement import check_refine_steps
-from hfstream.codec.refiner import IndexRefiner, RefinerConfig
+from hfstream.codec.refiner import IndexRefiner
 from hfstream.codec.scaling import downscale, upscale
 from hfstream.codec.schedules import Schedule
-from hfstream.codec.temporal_synthesis import TemporalConfig, TemporalSynthesis, synthesize
-from hfstream.codec.tokenizer import Tokenizer, TokenizerConfig
-from hfstream.codec.upsampler import LearnedUpsampler, UpsamplerConfig
+from hfstream.codec.temporal_synthesis import TemporalSynthesis, synthesize
+from hfstream.codec.tokenizer import Tokenizer
+from hfstream.codec.upsampler import LearnedUpsampler
+from hfstream.codec.views import stream_view
 from hfstream.geometry import FINE, Scale
 
 ImageLike = np.ndarray | Image.Image | str | Path
-M = TypeVar("M", bound=torch.nn.Module)
 
 
 class HybridCodec:
@@ -80,6 +78,9 @@ class HybridCodec:
         correction: CorrectionDecoder | None = None,
         temporal_synthesis: TemporalSynthesis | None = None,
         residual_stream: ContinuousCodec | None = None,
+        fine_stream: ContinuousCodec | None = None,
+        fine_upsampler: LearnedUpsampler | None = None,
+        fine_error_bias_db: float | None = None,
     ) -> None:
         self.tokenizer = tokenizer.eval()
         self.continuous = continuous.eval()
@@ -102,19 +103,29 @@ class HybridCodec:
         self.temporal = None if temporal_synthesis is None else temporal_synthesis.eval()
         # The continuous stream of residual predicted frames, trained on differences
         # (None: they are coded by the picture stream, as older models).
-        if residual_stream is not None and residual_stream.rungs != continuous.rungs:
-            raise ValueError(
-                f"the residual stream has {residual_stream.rungs} rungs, "
-                f"the picture stream {continuous.rungs}"
-            )
+        # The continuous stream (and its up-sampler) of FINE frames, trained on 2x-down
+        # thumbnails (None: they are coded by the picture stream, as older models).
+        for what, other in (("residual", residual_stream), ("FINE", fine_stream)):
+            if other is not None and other.rungs != continuous.rungs:
+                raise ValueError(
+                    f"the {what} stream has {other.rungs} rungs, the picture stream "
+                    f"{continuous.rungs}"
+                )
         self.residual_stream = None if residual_stream is None else residual_stream.eval()
         if self.residual_stream is not None:
             self.residual_stream.interpolation = temporal.RESIDUAL_INTERPOLATION
+        self.fine_stream = None if fine_stream is None else fine_stream.eval()
+        self.fine_upsampler = None if fine_upsampler is None else fine_upsampler.eval()
+        # What the planner raises a FINE rung table's errors by (None: the default of
+        # ``estimates.SCALED_ERROR_BIAS_DB``): each FINE stream's own, measured.
+        self.fine_error_bias_db = fine_error_bias_db
         self._residual_coder: HybridCodec | None = None
+        self._fine_coder: HybridCodec | None = None
         # Inference runs the conv decoders on channels-last maps; weights in that layout
         # spare oneDNN a reorder per call. Values and state-dict keys are unchanged.
         self.tokenizer.decoder.to(memory_format=torch.channels_last)
-        for module in (self.correction, self.upsampler, self.refiner, self.temporal):
+        parts = (self.correction, self.upsampler, self.refiner, self.temporal, self.fine_upsampler)
+        for module in parts:
             if module is not None:
                 module.to(memory_format=torch.channels_last)
         # A receiver asks twice per patch (index priors, then decoding): keyed by the
@@ -126,27 +137,45 @@ class HybridCodec:
         """Forget the ŷc and the prior fill of every patch decoded so far."""
         self._latents.clear()
         self._prior_fills.clear()
-        if self._residual_coder is not None:
-            self._residual_coder.clear_caches()
+        for view in (self._residual_coder, self._fine_coder):
+            if view is not None:
+                view.clear_caches()
 
     @property
     def residual_coder(self) -> HybridCodec:
         """The codec that codes and decodes a residual frame's differences
-        (``codec.temporal.residual_picture``): this model with its residual stream in
-        place of the picture stream, shown bicubic (the learned up-sampler knows pictures
-        only) and without temporal synthesis; the model itself where it has none. It
-        keeps its own ŷc caches: the same strings mean another ŷc in either stream."""
+        (``codec.temporal.residual_picture``), at every scale: this model with its residual
+        stream in place of the picture stream, shown by the stream's interpolation (the
+        learned up-sampler knows pictures only) and without temporal synthesis
+        (``codec.views``); the model itself where it has none."""
         if self.residual_stream is None:
             return self
         if self._residual_coder is None:
-            view = copy.copy(self)
-            view.continuous = self.residual_stream
-            view.upsampler = view.temporal = view.residual_stream = None
-            view._latents = LRU(LATENT_CACHE)
-            view._prior_fills = LRU(fills.PRIOR_FILL_CACHE)
-            view._residual_coder = None
-            self._residual_coder = view
+            self._residual_coder = stream_view(
+                self, self.residual_stream, upsampler=None, temporal=False
+            )
         return self._residual_coder
+
+    @property
+    def fine_coder(self) -> HybridCodec:
+        """The codec that codes and decodes the pictures of ``FINE`` frames: this model
+        with its FINE stream and up-sampler in place of the picture stream's
+        (``codec.views``); the model itself where it has none."""
+        if self.fine_stream is None:
+            return self
+        if self._fine_coder is None:
+            self._fine_coder = stream_view(
+                self, self.fine_stream, upsampler=self.fine_upsampler, temporal=True
+            )
+            self._fine_coder.fine_error_bias_db = self.fine_error_bias_db
+        return self._fine_coder
+
+    def coder_for(self, scale: Scale, *, residual: bool = False) -> HybridCodec:
+        """The codec (this model or a view of it) whose stream codes the tier 0 of a frame
+        at ``scale``, residual or not."""
+        if residual:
+            return self.residual_coder
+        return self.fine_coder if scale == FINE else self
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -158,42 +187,8 @@ class HybridCodec:
     def from_bundle(cls, bundle: ModelBundle) -> HybridCodec:
         """The codec of a loaded model; the correction decoder only for a model without an
         index refiner (the only one that decodes through it)."""
-        cfg, t = bundle.config, bundle.tensors
-
-        def load(module: M, prefix: str) -> M:
-            module.load_state_dict(split_prefix(t, prefix))
-            return module
-
-        tokenizer = load(Tokenizer(TokenizerConfig(**_tuples(cfg["tokenizer"]))), "tokenizer")
-        continuous = load(ContinuousCodec(ContinuousConfig(**cfg["continuous"])), "continuous")
-        predictor = load(MaskedTokenPredictor(PredictorConfig(**cfg["predictor"])), "predictor")
-        upsampler = refiner = correction = synthesis = residual = None
-        if "upsampler" in cfg:
-            upsampler = load(LearnedUpsampler(UpsamplerConfig(**cfg["upsampler"])), "upsampler")
-        if "refiner" in cfg:
-            refiner = load(IndexRefiner(RefinerConfig(**cfg["refiner"])), "refiner")
-        else:
-            correction = load_correction(bundle, tokenizer, continuous.config.m)
-        if "temporal" in cfg:
-            synthesis = load(TemporalSynthesis(TemporalConfig(**cfg["temporal"])), "temporal")
-            synthesis.gain_db = float(cfg.get("temporal_gain_db", 0.0))
-        if "residual" in cfg:
-            residual = load(ContinuousCodec(ContinuousConfig(**cfg["residual"])), "residual")
-        return cls(
-            tokenizer,
-            continuous,
-            predictor,
-            ComplexityModel.from_dict(cfg["complexity"]),
-            model_id=bundle.model_id,
-            reductions=load_reductions(cfg, t),
-            name=cfg.get("name", "custom"),
-            index_gain_db=cfg.get("index_gain_db"),
-            upsampler=upsampler,
-            refiner=refiner,
-            correction=correction,
-            temporal_synthesis=synthesis,
-            residual_stream=residual,
-        )
+        parts, options = model_parts(bundle)
+        return cls(*parts, model_id=bundle.model_id, **options)
 
     @property
     def codebook_sizes(self) -> list[int]:
@@ -307,11 +302,12 @@ class HybridCodec:
         and whether the image is gray (three equal channels)."""
         arr = downscale(to_uint8_image(image), scale)
         self._reduction(codebook_size)  # refused before any coding
-        bands = frame_bands(self.continuous, arr)
-        rungs = choose_rungs(self.continuous, bands, rate or Fixed(), model_id=self.model_id)
+        coder = self.coder_for(scale)
+        bands = frame_bands(coder.continuous, arr)
+        rungs = choose_rungs(coder.continuous, bands, rate or Fixed(), model_id=self.model_id)
         strings = compress_frame(
-            self.continuous,
-            self.upsampler,
+            coder.continuous,
+            coder.upsampler,
             bands,
             rungs,
             refine_steps=refine_steps,
@@ -332,11 +328,12 @@ class HybridCodec:
         arr = downscale(arr, enc.scale)
         if len(rungs) != len(enc.patches):
             raise ValueError(f"{len(rungs)} rungs given for {len(enc.patches)} patches")
-        checked = [self.continuous.check_rung(int(r)) for r in rungs]
+        coder = self.coder_for(enc.scale, residual=enc.residual)
+        checked = [coder.continuous.check_rung(int(r)) for r in rungs]
         check_refine_steps(refine_steps)
-        bands = frame_bands(self.continuous, arr)
+        bands = frame_bands(coder.continuous, arr)
         strings = compress_frame(
-            self.continuous, self.upsampler, bands, checked, refine_steps=refine_steps
+            coder.continuous, coder.upsampler, bands, checked, refine_steps=refine_steps
         )
         patches = tuple(
             replace(p, continuous=c, rung=r)
@@ -351,7 +348,10 @@ class HybridCodec:
         ``scale``, of the frame coded at 1/``scale`` of its size, errors measured on the
         shown picture (``encode(..., scale=)``); with ``synthesised``, errors measured at
         those rungs and interpolated between them (``ContinuousCodec.ladder_table``)."""
-        return rung_table(self.continuous, to_uint8_image(image), scale, synthesised=synthesised)
+        coder = self.coder_for(scale)
+        bias = coder.fine_error_bias_db if scale == FINE else None
+        shown = to_uint8_image(image)
+        return rung_table(coder.continuous, shown, scale, synthesised=synthesised, bias_db=bias)
 
     # ------------------------------------------------------------------ decoding
     def latents(self, patches: list[EncodedPatch]) -> torch.Tensor:
@@ -433,7 +433,7 @@ class HybridCodec:
         lost = lost_mask(enc)
         coded_reference = None if moved is None else temporal.coded_reference(enc, moved)
         picture = decode_bands(
-            self,
+            self.coder_for(enc.scale),
             enc,
             reduction=self._reduction(enc.codebook_size),
             mode=mode,
@@ -485,7 +485,3 @@ class HybridCodec:
         y_hat (B, M, 4, 4); free for the patches whose priors were computed last
         (``codec.fills.prior_fill``)."""
         return fills.prior_fill(self.predictor, y_hat, self._prior_fills)
-
-
-def _tuples(d: dict) -> dict:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}

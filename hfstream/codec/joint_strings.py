@@ -24,6 +24,7 @@ import torch
 from hfstream.codec import rans
 from hfstream.codec.caches import LRU
 from hfstream.codec.continuous import MAX_Y_BYTES, MAX_Z_BYTES, ContinuousCodec, _padded
+from hfstream.geometry import Scale
 from hfstream.protocol.tier0 import JointStrings, JointTier0Entry, Tier0Entry
 
 if TYPE_CHECKING:
@@ -130,13 +131,16 @@ def split_joint(stream: ContinuousCodec, joint: JointStrings) -> list[tuple[byte
 
 class Tier0Joiner:
     """Joins the ``Tier0Entry``s of one packet of ``codec``'s frames
-    (``Packetizer(joiner=...)``): by its residual stream for a residual frame's."""
+    (``Packetizer(joiner=...)``): by the stream that coded them (``HybridCodec.coder_for``:
+    the residual stream for a residual frame's, the FINE stream for a FINE frame's)."""
 
     def __init__(self, codec: HybridCodec) -> None:
         self.codec = codec
 
-    def __call__(self, entries: Sequence[Tier0Entry], residual: bool) -> JointTier0Entry:
-        stream = self.codec.residual_coder.continuous if residual else self.codec.continuous
+    def __call__(
+        self, entries: Sequence[Tier0Entry], *, residual: bool, scale: Scale
+    ) -> JointTier0Entry:
+        stream = self.codec.coder_for(scale, residual=residual).continuous
         y, z = _joined(stream, tuple((e.y, e.z) for e in entries))
         return JointTier0Entry(
             JointStrings(tuple(e.patch for e in entries), y, z),

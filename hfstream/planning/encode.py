@@ -328,7 +328,7 @@ def _actual_bytes(
 
     packing = replace(config, parity_ratio=plan.parity_ratio, tier0_patches=plan.tier0_patches)
     packetizer = Packetizer(codec.model_id, config=packing, joiner=Tier0Joiner(codec))
-    t0, parity = packetizer.tier0_bytes(tier0_entries(enc))
+    t0, parity = packetizer.tier0_bytes(tier0_entries(enc), scale=enc.scale)
     return t0 + parity + plan.tier1_bytes + plan.fallback_bytes
 
 

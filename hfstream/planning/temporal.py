@@ -314,7 +314,7 @@ def _code(
         packing = replace(config, parity_ratio=plan.parity_ratio, tier0_patches=plan.tier0_patches)
         packetizer = Packetizer(codec.model_id, config=packing, joiner=Tier0Joiner(codec))
         t0, parity = packetizer.tier0_bytes(
-            tier0_entries(frame), predicted=True, residual=coding.residual
+            tier0_entries(frame), predicted=True, residual=coding.residual, scale=coding.scale
         )
         actual = t0 + parity
         over = actual - budget

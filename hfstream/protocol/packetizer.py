@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import zfec
 
@@ -159,10 +160,14 @@ class FramePackets:
         return sum(len(p) for _, p in self.in_priority_order())
 
 
-#: What joins the ``Tier0Entry``s of one packet into one entry (``codec.joint_strings``):
-#: called with them and whether the frame is residual (its strings are the residual
-#: stream's).
-Joiner = Callable[[Sequence[Tier0Entry], bool], JointTier0Entry]
+class Joiner(Protocol):
+    """What joins the ``Tier0Entry``s of one packet into one entry
+    (``codec.joint_strings``): called with them, whether the frame is residual and its
+    scale (which say whose stream the strings are)."""
+
+    def __call__(
+        self, entries: Sequence[Tier0Entry], *, residual: bool, scale: Scale
+    ) -> JointTier0Entry: ...
 
 
 class Packetizer:
@@ -179,7 +184,9 @@ class Packetizer:
         self.config = config or PacketizerConfig()
         self.joiner = joiner
 
-    def _join(self, residual: bool) -> Callable[[Sequence[Tier0Entry]], JointTier0Entry] | None:
+    def _join(
+        self, *, residual: bool, scale: Scale
+    ) -> Callable[[Sequence[Tier0Entry]], JointTier0Entry] | None:
         if not self.config.joint_tier0:
             return None
         joiner = self.joiner
@@ -188,7 +195,7 @@ class Packetizer:
                 "PacketizerConfig.joint_tier0 needs the codec's joiner: "
                 "Packetizer(..., joiner=codec.joint_strings.Tier0Joiner(codec))"
             )
-        return lambda entries: joiner(entries, residual)
+        return lambda entries: joiner(entries, residual=residual, scale=scale)
 
     def packetize(
         self,
@@ -223,7 +230,10 @@ class Packetizer:
         if not 0 <= frame.reference_back <= 0xFFFF:
             raise ValueError(f"reference_back must be in 0..65535, got {frame.reference_back}")
         t0_payloads = tier0_bins(
-            frame.tier0, room - PARITY_OVERHEAD, cfg.tier0_patches, self._join(frame.residual)
+            frame.tier0,
+            room - PARITY_OVERHEAD,
+            cfg.tier0_patches,
+            self._join(residual=frame.residual, scale=frame.scale),
         )
         if not t0_payloads and frame.reference_back:
             t0_payloads = [array([])]
@@ -298,13 +308,14 @@ class Packetizer:
         *,
         predicted: bool = False,
         residual: bool = False,
+        scale: Scale = 1,
     ) -> tuple[int, int]:
         """What ``packetize`` sends of these tier-0 entries: (bytes of the tier-0 packets,
         bytes of their parity packets), headers and tags included. ``predicted``: of a
         predicted frame (one empty packet where there is no entry); ``residual``: of a
-        residual one."""
+        residual one; ``scale``: of a frame at that scale."""
         room = self.config.mtu - OVERHEAD - PARITY_OVERHEAD
-        join = self._join(residual)
+        join = self._join(residual=residual, scale=scale)
         data = tier0_bins(tier0, room, self.config.tier0_patches, join)
         if not data and predicted:
             data = [array([])]

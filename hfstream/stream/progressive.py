@@ -26,7 +26,7 @@ from hfstream.codec.frame_coding import decode_index_entry, empty_patch, group_p
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.joint_strings import split_joint
 from hfstream.codec.schedules import Schedule
-from hfstream.geometry import STILL, patch_count
+from hfstream.geometry import STILL, Scale, patch_count
 from hfstream.protocol.reassembly import FrameState, Reassembler, ReassemblerConfig
 from hfstream.protocol.wire import PacketType, Tier0Entry, WireError
 
@@ -112,7 +112,7 @@ def tier0_encoded(codec: HybridCodec, frame: FrameState) -> EncodedImage:
         frame.width,
         frame.codebook_size,
         codec.model_id,
-        _tier0_patches(codec, frame.tier0, frame.patches, frame.motion, frame.residual),
+        _frame_tier0(codec, frame),
         frame.scale,
         None if frame.reference is not None else _fallback(codec, frame),
         gray=frame.gray,
@@ -127,14 +127,28 @@ def _fallback(codec: HybridCodec, frame: FrameState) -> EncodedImage | None:
         return None
     scale = frame.fallback_scale
     height, width = frame.height * frame.scale // scale, frame.width * frame.scale // scale
-    patches = _tier0_patches(codec, frame.fallback, patch_count(height, width))
+    patches = _tier0_patches(codec, frame.fallback, patch_count(height, width), scale=scale)
     return EncodedImage(height, width, frame.codebook_size, codec.model_id, patches, scale)
+
+
+def _frame_tier0(codec: HybridCodec, frame: FrameState) -> tuple[EncodedPatch, ...]:
+    """``frame``'s patches with the tier 0 that arrived (``_tier0_patches``)."""
+    return _tier0_patches(
+        codec,
+        frame.tier0,
+        frame.patches,
+        scale=frame.scale,
+        motion=frame.motion,
+        residual=frame.residual,
+    )
 
 
 def _tier0_patches(
     codec: HybridCodec,
     tier0: dict[int, Tier0Entry],
     patches: int,
+    *,
+    scale: Scale,
     motion: dict[int, tuple[tuple[int, int], ...]] | None = None,
     residual: bool = False,
 ) -> tuple[EncodedPatch, ...]:
@@ -146,7 +160,7 @@ def _tier0_patches(
     # (``codec.joint_strings``); where it does not split, they are shown as lost.
     ladder = codec.continuous.rungs
     moved = motion or {}
-    stream = codec.residual_coder.continuous if residual else codec.continuous
+    stream = codec.coder_for(scale, residual=residual).continuous
     out = []
     for i in range(patches):
         e = tier0.get(i)
@@ -175,7 +189,7 @@ def _strings(stream: ContinuousCodec, entry: Tier0Entry) -> tuple[bytes, bytes] 
 def index_share(codec: HybridCodec, frame: FrameState) -> float:
     """The share of index positions whose entries arrived, over the patches whose tier 0
     did (what ``HybridCodec.auto_mode`` judges a frame by), before any is decoded."""
-    tier0 = _tier0_patches(codec, frame.tier0, frame.patches, frame.motion, frame.residual)
+    tier0 = _frame_tier0(codec, frame)
     patches = [i for i, p in enumerate(tier0) if p.continuous is not None]
     if not patches:
         return 0.0
@@ -190,7 +204,7 @@ def index_share(codec: HybridCodec, frame: FrameState) -> float:
 
 def build_encoded(codec: HybridCodec, frame: FrameState, cache: FrameDecodeState) -> EncodedImage:
     """Assemble everything usable of ``frame`` into an ``EncodedImage`` (CPU-heavy)."""
-    patches = list(_tier0_patches(codec, frame.tier0, frame.patches, frame.motion, frame.residual))
+    patches = list(_frame_tier0(codec, frame))
     tier0 = [i for i, p in enumerate(patches) if p.continuous is not None]
     need = [i for i in tier0 if i not in cache.probs]
     if need and frame.prior_coded:

@@ -11,7 +11,9 @@ file to commit and ``unpack`` restores it on another machine; ``extend`` adds ru
 under a model's lowest without retraining. ``temporal-data`` codes clips as a stream
 does, ``temporal`` trains the temporal synthesis of predicted frames on them and
 ``add-temporal`` adds it to a model folder; ``residual`` trains the continuous stream of
-residual predicted frames on the same clips and ``add-residual`` adds it to a model folder.
+residual predicted frames on the same clips and ``add-residual`` adds it to a model folder;
+``fine`` trains the continuous stream and up-sampler of ``FINE`` frames and ``add-fine``
+adds them to a model folder.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ STAGES = {
     "add-temporal": "hfstream.train.stage_add_temporal",
     "residual": "hfstream.train.stage_residual",
     "add-residual": "hfstream.train.stage_add_residual",
+    "fine": "hfstream.train.stage_fine",
+    "add-fine": "hfstream.train.stage_add_fine",
 }
 NEEDS_NO_DATA = {
     "export",
@@ -51,6 +55,7 @@ NEEDS_NO_DATA = {
     "add-temporal",
     "residual",
     "add-residual",
+    "add-fine",
 }
 
 
