@@ -54,3 +54,9 @@ def test_eval_without_its_folder_says_which_folder_in_one_line(tmp_path, capsys)
     err = capsys.readouterr().err
     assert f'no folder "{tmp_path / "val"}": a folder of images' in err
     assert err.count("\n") == 1 and err.startswith("python -m hfstream.eval: error:")
+
+
+def test_eval_refuses_a_budget_outside_the_range_in_one_line(tmp_path, capsys):
+    assert evaluate([str(tmp_path), "--budgets", "0.05", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "--budgets must lie in (0, 8] bpp" in err and err.count("\n") == 1

@@ -18,6 +18,7 @@ from hfstream.arguments import OneLineParser, fail
 from hfstream.codec.frames import to_uint8_image
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.refinement import DEFAULT_REFINE_STEPS
+from hfstream.eval.budget import BUDGETS_BPP
 from hfstream.eval.rd import evaluate_image
 from hfstream.media.images import list_images
 
@@ -75,7 +76,7 @@ def plot(summary: list[dict], path: Path) -> None:
             ],
             "codebook ladder (1_4)": [s for s in summary if "codebook" in s["method"]],
         }
-        for codec in ("hfstream", "jpeg", "webp", "avif"):  # at budgets 0.01-0.06 bpp
+        for codec in ("hfstream", "jpeg", "webp", "avif"):  # at budgets 0.01-0.3 bpp
             groups[f"{codec} at a budget"] = [
                 s for s in summary if s["method"].startswith(f"{codec} ") and "bpp" in s["method"]
             ]
@@ -118,8 +119,17 @@ def main(argv: list[str] | None = None) -> int:
         help="the encoder's refinement of the continuous latent (0: none; about 0.1 s a "
         "step for 768x512 on 2 cores)",
     )
+    p.add_argument(
+        "--budgets",
+        type=float,
+        nargs="+",
+        default=list(BUDGETS_BPP),
+        help=f"the planner's budgets in bpp (default: {' '.join(map(str, BUDGETS_BPP))})",
+    )
     try:
         args = p.parse_args(argv)
+        if any(not 0 < b <= 8 for b in args.budgets):
+            p.error(f"--budgets must lie in (0, 8] bpp, got {args.budgets}")
         files = list_images(args.folder)[: args.limit]  # before the model loads
     except SystemExit as e:  # --help, or a bad argument already said in one line
         return e.code if isinstance(e.code, int) else 0
@@ -137,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             classic=not args.no_classic,
             refine_steps=args.refine_steps,
             vmaf=args.vmaf,
+            budgets_bpp=tuple(sorted(args.budgets)),
         ):
             rows.append({"image": f.name, **r})
     summary = summarize(rows)

@@ -19,7 +19,8 @@ from hfstream.planning import PlannedFrame, encode_within
 from hfstream.protocol.packetizer import Packetizer, PacketizerConfig
 from hfstream.protocol.wire import TAG_SIZE
 
-BUDGETS_BPP = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06)
+# The low end, where a stream lives, and up to 0.3 bpp, where stills ask for more detail.
+BUDGETS_BPP = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.1, 0.2, 0.3)
 
 
 def at_budget(

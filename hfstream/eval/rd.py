@@ -11,7 +11,7 @@ from hfstream.codec.encoded import EncodedImage
 from hfstream.codec.hybrid import HybridCodec
 from hfstream.codec.index_coding import bits_per_index, encode_with_prior
 from hfstream.codec.schedules import Schedule, kept_positions
-from hfstream.eval.budget import budget_rows
+from hfstream.eval.budget import BUDGETS_BPP, budget_rows
 from hfstream.eval.classic import CODECS, fit_budget
 from hfstream.eval.metrics import all_metrics
 
@@ -54,10 +54,12 @@ def evaluate_image(
     classic: bool = True,
     refine_steps: int = 0,
     vmaf: bool = False,
+    budgets_bpp: tuple[float, ...] = BUDGETS_BPP,
 ) -> list[dict]:
     """One row per method: bytes (as in an .hfs file, or the classic file), bpp, metrics.
     ``refine_steps``: the encoder's refinement of the continuous latent. ``vmaf``: each
-    picture's VMAF too (``hfstream.eval.vmaf``: an FFmpeg run per picture)."""
+    picture's VMAF too (``hfstream.eval.vmaf``: an FFmpeg run per picture).
+    ``budgets_bpp``: the budgets of the planner's rows (``eval.budget``)."""
     rows: list[dict] = []
     pixels = ref.shape[0] * ref.shape[1]
     t0 = time.perf_counter()
@@ -182,7 +184,9 @@ def evaluate_image(
                 )
             else:
                 add(name, res.bytes, res.image, factor=res.factor, quality=res.quality)
-    rows += budget_rows(codec, ref, classic=classic, refine_steps=refine_steps, vmaf=vmaf)
+    rows += budget_rows(
+        codec, ref, budgets_bpp, classic=classic, refine_steps=refine_steps, vmaf=vmaf
+    )
     for r in rows:
         r["encode_s"] = encode_s
         r["decode_1_4_s"] = decode_s
