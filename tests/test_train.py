@@ -321,3 +321,19 @@ def test_extend_takes_trained_gains_from_a_checkpoint(tmp_path):
     ).read_bytes()
     with pytest.raises(SystemExit, match="gain is"):  # two rungs added: another ladder
         train(["extend", "--factors", "0.4", "0.5", "--model-dir", str(tmp_path / "x"), *gains])
+
+
+def test_a_share_of_crops_comes_from_graphics_made_in_code(photos):
+    from hfstream.train.data import PhotoCrops
+
+    plain = PhotoCrops(photos, 256, seed=3)
+    assert not plain.graphics
+    mixed = PhotoCrops(photos, 256, seed=3, graphics_share=1.0)
+    assert len(mixed.graphics) >= 20
+    crop = mixed.sample()
+    assert crop.shape == (256, 256, 3)
+    # Graphics are flat where photos are noisy: far fewer distinct colours per crop.
+    colours = len(np.unique(crop.reshape(-1, 3), axis=0))
+    assert colours < len(np.unique(plain.sample().reshape(-1, 3), axis=0))
+    with pytest.raises(ValueError, match="graphics_share"):
+        PhotoCrops(photos, 256, graphics_share=1.5)

@@ -10,6 +10,8 @@ from PIL import Image
 
 from hfstream.media.images import list_images
 
+GRAPHICS_SETS = 12  # sets of ``media.graphics`` pictures painted for training (5 each)
+
 
 class PhotoCrops:
     """Keeps the photos in memory and cuts random, randomly rescaled, flipped crops.
@@ -19,7 +21,17 @@ class PhotoCrops:
     meets at evaluation time.
     """
 
-    def __init__(self, folder: str | Path, crop: int, seed: int = 0, min_scale: float = 0.5):
+    def __init__(
+        self,
+        folder: str | Path,
+        crop: int,
+        seed: int = 0,
+        min_scale: float = 0.5,
+        *,
+        graphics_share: float = 0.0,
+    ):
+        if not 0 <= graphics_share <= 1:
+            raise ValueError(f"graphics_share must be in [0, 1], got {graphics_share}")
         self.crop = crop
         self.min_scale = min_scale
         self.rng = np.random.default_rng(seed)
@@ -31,9 +43,22 @@ class PhotoCrops:
                     self.images.append(im.copy())
         if not self.images:
             raise ValueError(f"No image in {folder} is at least {crop} px on its short side")
+        # Graphics made in code (``media.graphics``), painted from seeds the evaluation's
+        # set (seed 0) does not use: a share of the crops comes from them.
+        self.graphics_share = graphics_share
+        self.graphics: list[Image.Image] = []
+        if graphics_share > 0:
+            from hfstream.media.graphics import graphics_set
+
+            for set_seed in range(1, GRAPHICS_SETS + 1):
+                self.graphics += [Image.fromarray(a) for _, a in graphics_set(seed=set_seed)]
+            self.graphics = [g for g in self.graphics if min(g.size) >= crop]
 
     def sample(self) -> np.ndarray:
-        im = self.images[self.rng.integers(len(self.images))]
+        pool = self.images
+        if self.graphics and self.rng.random() < self.graphics_share:
+            pool = self.graphics
+        im = pool[self.rng.integers(len(pool))]
         w, h = im.size
         lo = max(self.min_scale, self.crop / min(w, h))
         scale = float(self.rng.uniform(lo, 1.0))

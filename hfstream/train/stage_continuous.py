@@ -46,6 +46,12 @@ from hfstream.train.data import PhotoCrops
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--graphics-share",
+        type=float,
+        default=0.0,
+        help="share of crops from graphics made in code (media.graphics), not photos",
+    )
     p.add_argument("--steps", type=int, default=12000)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=512, help="crop side in px, a multiple of 256")
@@ -109,7 +115,12 @@ def run(args: argparse.Namespace) -> None:
     same = saved == (rungs_trained if args.only_rungs else None)
     step = ckpt.resume(model=model, **({"opt": opt, "aux_opt": aux_opt} if same else {}))
     net = wrap_ddp(model, rt)
-    data = PhotoCrops(args.data, args.crop, seed=args.seed + 1000 * rt.rank + step)
+    data = PhotoCrops(
+        args.data,
+        args.crop,
+        seed=args.seed + 1000 * rt.rank + step,
+        graphics_share=args.graphics_share,
+    )
     rng = np.random.default_rng(args.seed + 7 * step + rt.rank)
     log = JsonLog(out / "continuous.jsonl", rt.is_main)
     bar = tqdm(total=args.steps, initial=step, desc="continuous", disable=not rt.is_main)

@@ -45,6 +45,12 @@ CHECKPOINT = "fine.ckpt"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--graphics-share",
+        type=float,
+        default=0.0,
+        help="share of crops from graphics made in code (media.graphics), not photos",
+    )
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=256, help="crop side in px, a multiple of 128")
@@ -102,7 +108,9 @@ def run(args: argparse.Namespace) -> None:
     aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
     ckpt = Checkpoint(out / CHECKPOINT)
     step = ckpt.resume(model=stream, upsampler=upsampler, opt=opt, aux_opt=aux_opt)
-    data = PhotoCrops(args.data, args.crop, seed=args.seed + 3000 + step)
+    data = PhotoCrops(
+        args.data, args.crop, seed=args.seed + 3000 + step, graphics_share=args.graphics_share
+    )
     rng = np.random.default_rng(args.seed + 13 * step)
     log = JsonLog(out / "fine.jsonl", rt.is_main)
     bar = tqdm(total=args.steps, initial=step, desc="fine")

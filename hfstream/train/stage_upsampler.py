@@ -36,6 +36,12 @@ from hfstream.train.frozen import load_continuous
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--graphics-share",
+        type=float,
+        default=0.0,
+        help="share of crops from graphics made in code (media.graphics), not photos",
+    )
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--crop", type=int, default=512, help="crop side in px, a multiple of 256")
@@ -116,7 +122,9 @@ def run(args: argparse.Namespace) -> None:
     step = ckpt.resume(model=model, opt=opt, synthesis=synthesis)
     if step == 0 and args.scale != 4:
         warm_start_from_x4(model, out)
-    data = PhotoCrops(args.data, args.crop, seed=args.seed + 2000 + step)
+    data = PhotoCrops(
+        args.data, args.crop, seed=args.seed + 2000 + step, graphics_share=args.graphics_share
+    )
     rng = np.random.default_rng(args.seed + 11 * step)
     name = checkpoint_name(args.scale).removesuffix(".ckpt")
     log = JsonLog(out / f"{name}.jsonl", rt.is_main)
