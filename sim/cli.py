@@ -30,8 +30,8 @@ def add_case_arguments(
     default_methods: tuple[str, ...] | None = None,
 ) -> None:
     """``--methods`` (of ``methods``; by default ``default_methods``, else all),
-    ``--loss-models``, ``--rates``, ``--seeds`` and ``--burst``: what a sweep's cases are
-    made of."""
+    ``--loss-models``, ``--rates``, ``--seeds``, ``--first-seed`` and ``--burst``: what a
+    sweep's cases are made of."""
     for flag, names, default, what in (
         ("--methods", methods, default_methods or methods, "METHOD"),
         ("--loss-models", LOSS_MODELS, LOSS_MODELS, "MODEL"),
@@ -49,6 +49,12 @@ def add_case_arguments(
         help="loss rates, shares of packets from 0 to below 1 (0.2, not 20)",
     )
     p.add_argument("--seeds", type=a.positive_int, default=2, help="loss realizations per case")
+    p.add_argument(
+        "--first-seed",
+        type=a.non_negative_int,
+        default=0,
+        help="the first realization's seed (--seeds 2 --first-seed 2: seeds 2 and 3)",
+    )
     p.add_argument(
         "--burst", type=a.positive_float, default=3.0, help="mean loss burst (gilbert), packets"
     )

@@ -81,22 +81,29 @@ def gather_validation(stream: ContinuousCodec, folder: Path, count: int) -> dict
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
-def scored(context: ChannelContext, data: dict) -> torch.Tensor:
+def scored(context: ChannelContext, data: dict, *, whole_offsets: bool = False) -> torch.Tensor:
+    """Bits (P,) of each patch's y symbols under ``context``; ``whole_offsets``: its mean
+    offsets rounded, as a coder whose CDFs are centred tables (compressai's) can use
+    them (it codes ``symbol - round(offset)``)."""
     with torch.inference_mode():
         offsets, scales = context(data["symbols"], data["means"], data["scales"])
+        if whole_offsets:
+            offsets = torch.round(offsets)
         return symbol_bits(data["symbols"], offsets, scales)
 
 
 def report(context: ChannelContext, val: dict) -> list[str]:
     plain = symbol_bits(val["symbols"], torch.zeros_like(val["means"]), val["scales"])
     ours = scored(context, val)
-    lines = ["rung  y bits (hyperprior)  y bits (context)  saved of y  saved of y+z"]
+    whole = scored(context, val, whole_offsets=True)
+    lines = ["rung  y bits: hyperprior  context  saved of y  of y+z  of y+z, whole offsets"]
     for rung in sorted(set(val["rung"].tolist())):
         at = val["rung"] == rung
-        y0, y1 = float(plain[at].mean()), float(ours[at].mean())
+        y0, y1, y2 = float(plain[at].mean()), float(ours[at].mean()), float(whole[at].mean())
         z = float(val["z_bits"][at].mean())
         lines.append(
-            f"{rung:4d}  {y0:19.1f}  {y1:16.1f}  {1 - y1 / y0:9.1%}  {(y0 - y1) / (y0 + z):11.1%}"
+            f"{rung:4d}  {y0:16.1f}  {y1:7.1f}  {1 - y1 / y0:10.1%}  {(y0 - y1) / (y0 + z):6.1%}"
+            f"  {(y0 - y2) / (y0 + z):21.1%}"
         )
     return lines
 

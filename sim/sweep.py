@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         for m in args.methods
         for lm in args.loss_models
         for rate in args.rates
-        for seed in range(args.seeds)
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
         if not (rate == 0 and lm != args.loss_models[0])  # 0 % loss is the same for every model
     ]
     rows = run_sweep(cases, Path(args.out), args.executor, args.workers, args.address)

@@ -149,6 +149,9 @@ def test_several_clips_and_the_round_trip_in_the_case_key(small_image, tmp_path,
         ("b.mp4", 100.0),
     ]
     assert "vp8-webrtc" in capsys.readouterr().out
+    assert video_sweep([*argv, "--first-seed", "3"]) == 0  # more realizations
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["seed"] for r in rows if r["rtt_ms"] == 100.0) == [0, 0, 3, 3]
     with pytest.raises(SystemExit):
         video_sweep([*argv, "--rtt-ms", "500", "--latency-ms", "200"])
     assert "under the one-way delay" in capsys.readouterr().err
